@@ -1,0 +1,274 @@
+"""The run queue: prepares run folders, starts worker processes, follows their logs.
+
+The launcher never writes the database. It writes each run's folder (spec.json and
+a ``queued`` event), starts ``python -m engine.worker`` per run, reads the workers'
+event logs to follow progress, and asks the ``ResultSink`` the front end gave it
+(the DuckDB store) to catch up now and then. Whatever happens to the database, the
+logs keep every measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+from engine.events import SPEC_FILE, EVENTS_FILE, EventLog, Queued, Status, read_events
+from engine.spec import Experiment, RunSpec
+
+LIVE_SECONDS = 30.0  # a running run whose log is quieter than this, with no live pid, is dead
+WORKER_LOG = "worker.log"
+
+
+class ResultSink(Protocol):
+    """Where run events end up (the store); the launcher only asks it to catch up."""
+
+    def try_ingest(self) -> object: ...
+
+
+@dataclass
+class RunState:
+    """What the launcher knows of one run, folded from its event log."""
+
+    spec: RunSpec
+    run_dir: Path
+    status: str = "queued"
+    step: int = 0
+    loss: float | None = None
+    tokens_per_s: float | None = None
+    message: str | None = None
+    pid: int | None = None
+    last_event: float = 0.0
+    best_ppl: dict[str, float] = field(default_factory=dict)
+    offset: int = 0
+    skipped: bool = False
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(self.spec.total_steps, 1)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self.tokens_per_s or self.status != "running":
+            return None
+        left = (self.spec.total_steps - self.step) * self.spec.train["batch_size"] * self.spec.train["context"]
+        return left / self.tokens_per_s
+
+    def refresh(self) -> None:
+        events, self.offset = read_events(self.run_dir / EVENTS_FILE, self.offset)
+        for e in events:
+            self.apply(e)
+
+    def apply(self, e: dict) -> None:
+        kind = e.get("kind")
+        self.last_event = max(self.last_event, e.get("time", 0.0))
+        if kind == "queued":
+            self.status, self.message = "queued", None
+        elif kind == "started":
+            self.status, self.pid, self.message = "running", e.get("pid"), None
+            self.step = e.get("resumed_from") or 0
+        elif kind == "train":
+            self.step, self.loss, self.tokens_per_s = e["step"], e["loss"], e["tokens_per_s"]
+        elif kind == "eval":
+            lang, ppl = e["language"], e["ppl"]
+            self.best_ppl[lang] = min(ppl, self.best_ppl.get(lang, float("inf")))
+        elif kind == "status":
+            self.status, self.message = e["status"], e.get("message")
+            if e.get("step") is not None:
+                self.step = e["step"]
+        elif kind == "heartbeat":
+            self.step = e["step"]
+
+    def is_alive(self) -> bool:
+        """A run marked running whose worker still exists on this host."""
+        if self.status != "running" or not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return time.time() - self.last_event < LIVE_SECONDS or _is_worker(self.pid, self.run_dir)
+
+
+def _is_worker(pid: int, run_dir: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "engine.worker" in cmdline and str(run_dir) in cmdline
+
+
+def write_experiment(root: Path, exp: Experiment) -> None:
+    folder = root / "experiments"
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / f"{exp.name}.json", json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_state(root: Path, spec: RunSpec) -> RunState:
+    state = RunState(spec, root / "runs" / spec.run_id)
+    state.refresh()
+    return state
+
+
+def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
+    """Folders and ``queued`` events for every run; finished and live runs are marked skipped."""
+    states = []
+    for exp in experiments:
+        write_experiment(root, exp)
+        for spec in exp.runs:
+            state = load_state(root, spec)
+            if state.status == "done" or state.is_alive():
+                state.skipped = True
+            else:
+                state.run_dir.mkdir(parents=True, exist_ok=True)
+                if not (state.run_dir / SPEC_FILE).exists():
+                    _atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
+                if state.status == "running":  # its worker died without a word
+                    _append(state.run_dir, Status(spec.run_id, "failed", "worker died (no heartbeat)"))
+                _append(state.run_dir, Queued(spec.run_id))
+                state.refresh()
+            states.append(state)
+    return states
+
+
+def _append(run_dir: Path, event) -> None:
+    with EventLog(run_dir) as log:
+        log.emit(event)
+
+
+class LocalBackend:
+    """Worker processes on this machine, each in its own session so a terminal's
+    Ctrl-C reaches only the launcher, which then stops them in order."""
+
+    def start(self, state: RunState, device: str, threads: int | None) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "engine.worker", str(state.run_dir), "--device", device]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log = open(state.run_dir / WORKER_LOG, "ab")
+        try:
+            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True, cwd=_project_root())
+        finally:
+            log.close()
+
+
+def _project_root() -> str:
+    """Workers import ``engine`` the same way the launcher did, installed or not."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class Summary:
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    interrupted: bool = False
+
+
+class Launcher:
+    def __init__(self, root: Path, sink: ResultSink | None = None, max_parallel: int = 1,
+                 device: str = "cpu", sync_every: float = 2.0, poll: float = 0.25) -> None:
+        self.root = Path(root)
+        self.sink = sink
+        self.max_parallel = max(1, max_parallel)
+        self.device = device
+        self.sync_every = sync_every
+        self.poll = poll
+        self.backend = LocalBackend()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def threads_per_worker(self) -> int | None:
+        if self.device != "cpu":
+            return None
+        return max(1, (os.cpu_count() or 1) // self.max_parallel)
+
+    def run(self, states: list[RunState], on_update: Callable[[list[RunState]], None] = lambda s: None) -> Summary:
+        """Run every non-skipped state to an end; Ctrl-C stops workers resumably."""
+        queue = [s for s in states if not s.skipped]
+        active: list[RunState] = []
+        last_sync = 0.0
+        try:
+            while queue or active:
+                while queue and len(active) < self.max_parallel:
+                    state = queue.pop(0)
+                    self.procs[state.spec.run_id] = self.backend.start(state, self.device, self.threads_per_worker())
+                    active.append(state)
+                time.sleep(self.poll)
+                for state in list(active):
+                    state.refresh()
+                    code = self.procs[state.spec.run_id].poll()
+                    if code is not None:
+                        self._finish(state, code)
+                        active.remove(state)
+                if time.monotonic() - last_sync > self.sync_every:
+                    self._sync()
+                    last_sync = time.monotonic()
+                on_update(states)
+        except KeyboardInterrupt:
+            self.stop(active)
+            for state in queue:
+                _append(state.run_dir, Status(state.spec.run_id, "cancelled", "interrupted before it started"))
+                state.refresh()
+            on_update(states)
+            summary = self._summary(states)
+            summary.interrupted = True
+            return summary
+        on_update(states)
+        return self._summary(states)
+
+    def _finish(self, state: RunState, code: int) -> None:
+        state.refresh()
+        if state.status in ("queued", "running"):  # died without reporting: killed or crashed hard
+            reason = f"worker exited with code {code}" + (f" (signal {-code})" if code < 0 else "")
+            _append(state.run_dir, Status(state.spec.run_id, "failed", reason + f"; see {state.run_dir / WORKER_LOG}"))
+            state.refresh()
+
+    def stop(self, active: list[RunState], grace: float = 30.0) -> None:
+        """SIGTERM lets each worker checkpoint; SIGKILL after ``grace`` seconds; no orphans."""
+        for state in active:
+            proc = self.procs[state.spec.run_id]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for state in active:
+            proc = self.procs[state.spec.run_id]
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self._finish(state, proc.returncode)
+
+    def _sync(self) -> None:
+        if self.sink is not None:
+            self.sink.try_ingest()
+
+    @staticmethod
+    def _summary(states: list[RunState]) -> Summary:
+        s = Summary()
+        for state in states:
+            if state.skipped:
+                s.skipped += 1
+            elif state.status == "done":
+                s.done += 1
+            elif state.status == "cancelled":
+                s.cancelled += 1
+            else:
+                s.failed += 1
+        return s

@@ -1,0 +1,375 @@
+"""experiments.toml -> validated, fully resolved run specs.
+
+An experiment declares its languages, data, model preset, token budget, seeds, the
+monolingual baselines the scaling law needs (as fractions of the budget) and a list
+of schedules (grids of languages x stages). Each (schedule or baseline) x seed
+becomes one ``RunSpec`` whose id is a hash of everything that changes its result, so
+re-running skips finished runs and an edited spec becomes a new run.
+
+Every mistake is reported as ``SpecError`` naming file, line, table and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.schedule import Schedule, ScheduleError
+
+SPEC_VERSION = 1
+BUILTIN_CORPORA = ("builtin:synthetic", "builtin:pydocs")
+
+
+class SpecError(ValueError):
+    """A user's mistake in experiments.toml; ``str()`` is the whole message."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Model):
+    corpus: str = "builtin:synthetic"
+    kind: Literal["cloned"] = "cloned"
+    vocab_size: int = Field(2048, ge=64, le=65536)
+    anchors: float = Field(0.0, ge=0.0, le=1.0, description="fraction of ids shared by all clones")
+    anchor_seed: int = 0
+    test_fraction: float = Field(0.02, gt=0.0, lt=0.5)
+    max_chars: int | None = Field(None, gt=0, description="read at most this much of the corpus")
+    text_field: str = "text"
+
+
+class TrainConfig(_Model):
+    batch_size: int = Field(32, ge=1)
+    context: int = Field(128, ge=8)
+    lr: float = Field(3e-3, gt=0)
+    min_lr: float | None = Field(None, ge=0)
+    warmup: int = Field(100, ge=0, description="steps; capped at 10% of a run's steps")
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+    compile: Literal["auto", "on", "off"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class EvalConfig(_Model):
+    context: int | None = Field(None, ge=8, description="defaults to the training context")
+    stride: int | None = Field(None, ge=1, description="defaults to a quarter of the context")
+    max_tokens: int = Field(50_000, ge=16)
+    every: float = Field(0.25, ge=0.0, le=1.0, description="fraction of training between evals; 0 = end only")
+    batch_size: int = Field(16, ge=1)
+
+
+class ScheduleConfig(_Model):
+    name: str = Field(min_length=1)
+    ends: list[float] | None = None
+    mix: dict[str, list[float]]
+
+
+class ExperimentConfig(_Model):
+    description: str = ""
+    languages: list[str] = Field(min_length=1)
+    model: str = "cpu-xs"
+    tokens: int = Field(gt=0, description="the experiment's full token budget T")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    baselines: list[float] = Field(default_factory=list, description="monolingual runs, fractions of T")
+    baseline_languages: list[str] | None = None
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+
+    @field_validator("languages")
+    @classmethod
+    def _unique_languages(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("language names must be unique")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from engine.presets import PRESET_NAMES
+
+        if v not in PRESET_NAMES:
+            raise ValueError(f"unknown model preset {v!r}; choose one of {', '.join(PRESET_NAMES)}")
+        return v
+
+    @field_validator("baselines")
+    @classmethod
+    def _positive_fractions(cls, v: list[float]) -> list[float]:
+        if any(f <= 0 for f in v):
+            raise ValueError("baseline fractions must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _languages_known(self) -> "ExperimentConfig":
+        for lang in self.baseline_languages or []:
+            if lang not in self.languages:
+                raise ValueError(f"baseline language {lang!r} is not one of {self.languages}")
+        if not self.schedules and not self.baselines:
+            raise ValueError("an experiment needs at least one schedule or baseline")
+        return self
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to train one run, JSON round-trippable."""
+
+    experiment: str
+    name: str
+    kind: str  # "baseline" | "mix"
+    seed: int
+    languages: list[str]
+    schedule: dict
+    model: str
+    data: dict
+    train: dict
+    eval: dict
+    budget_tokens: int
+    fraction: float
+    total_steps: int
+    total_tokens: int
+    run_id: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        return cls(**json.loads(text))
+
+    def schedule_obj(self) -> Schedule:
+        return Schedule.from_dict(self.schedule)
+
+    def marginal_tokens(self) -> dict[str, int]:
+        t = self.train
+        return self.schedule_obj().marginal_tokens(self.total_steps, t["batch_size"], t["context"])
+
+
+@dataclass
+class Experiment:
+    name: str
+    config: ExperimentConfig
+    source: str
+    runs: list[RunSpec] = field(default_factory=list)
+
+    def to_record(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.config.description,
+            "source": self.source,
+            "config": self.config.model_dump(mode="json"),
+        }
+
+
+# --- loading ---------------------------------------------------------------
+
+
+def load_experiments(path: Path | str, only: list[str] | None = None) -> list[Experiment]:
+    """Parse, validate and expand ``path``; ``only`` selects experiments by name."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_experiments(doc, text, str(path), only)
+
+
+def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None = None) -> list[Experiment]:
+    where = _Locator(text, source)
+    unknown = set(doc) - {"defaults", "experiments"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise SpecError(f"{where.at((key,))}: unknown top-level table or key {key!r} (expected [defaults] and [experiments.NAME])")
+    experiments = doc.get("experiments")
+    if not isinstance(experiments, dict) or not experiments:
+        raise SpecError(f"{source}: no experiments defined (add an [experiments.NAME] table)")
+    defaults = doc.get("defaults", {})
+    if only:
+        missing = [n for n in only if n not in experiments]
+        if missing:
+            raise SpecError(f"{source}: no experiment named {', '.join(map(repr, missing))}; defined: {', '.join(experiments)}")
+    out = []
+    for name, raw in experiments.items():
+        if only and name not in only:
+            continue
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
+        cfg = _validate(name, _merge(defaults, raw), where)
+        exp = Experiment(name, cfg, source)
+        exp.runs = expand_runs(name, cfg, where)
+        out.append(exp)
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(name: str, raw: dict, where: "_Locator") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ("experiments", name, *err["loc"])
+        field_name = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {str(err['loc'][-1])!r}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+            field_name = ".".join(str(p) for p in loc)
+        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        raise SpecError(f"{where.at(loc)}: {field_name}: {msg}{more}") from None
+
+
+# --- expansion ---------------------------------------------------------------
+
+
+def expand_runs(name: str, cfg: ExperimentConfig, where: "_Locator | None" = None) -> list[RunSpec]:
+    """The experiment's baselines and schedules, each once per seed, with stable ids."""
+    runs = []
+    steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
+    for i, sc in enumerate(cfg.schedules):
+        schedule = _schedule(name, i, sc, cfg.languages, where)
+        for seed in cfg.seeds:
+            runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full))
+    base_langs = cfg.baseline_languages or cfg.languages[:1]
+    for lang in base_langs:
+        for frac in cfg.baselines:
+            schedule = Schedule.monolingual(cfg.languages, lang)
+            for seed in cfg.seeds:
+                label = f"mono {lang} {_pct(frac)}"
+                runs.append(_run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full))
+    return runs
+
+
+def _pct(frac: float) -> str:
+    return f"{frac * 100:g}%"
+
+
+def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where: "_Locator | None") -> Schedule:
+    loc = ("experiments", exp, "schedules", i, "mix")
+    unknown = [lang for lang in sc.mix if lang not in languages]
+    if unknown:
+        at = where.at(loc) if where else exp
+        raise SpecError(f"{at}: experiments.{exp}.schedules[{i}] ({sc.name!r}): language {unknown[0]!r} is not one of {languages}")
+    n_stages = {len(v) for v in sc.mix.values()}
+    width = max(n_stages) if n_stages else 1
+    mix = {lang: sc.mix.get(lang, [0.0] * width) for lang in languages}
+    try:
+        return Schedule.from_mix(mix, sc.ends)
+    except ScheduleError as exc:
+        at = where.at(loc) if where else exp
+        raise SpecError(f"{at}: experiments.{exp}.schedules[{i}] ({sc.name!r}): {exc}") from None
+
+
+def _run_spec(exp: str, name: str, kind: str, seed: int, cfg: ExperimentConfig,
+              schedule: Schedule, frac: float, steps_full: float) -> RunSpec:
+    t = cfg.train
+    total_steps = max(1, round(frac * steps_full))
+    min_lr = t.min_lr if t.min_lr is not None else t.lr / 100
+    train = t.model_dump(mode="json") | {
+        "min_lr": min_lr,
+        "warmup": min(t.warmup, total_steps // 10),
+    }
+    ev = cfg.eval
+    ctx = min(ev.context or t.context, t.context)
+    evald = ev.model_dump(mode="json") | {"context": ctx, "stride": ev.stride or max(1, ctx // 4)}
+    spec = RunSpec(
+        experiment=exp, name=name, kind=kind, seed=seed, languages=list(cfg.languages),
+        schedule=schedule.to_dict(), model=cfg.model, data=cfg.data.model_dump(mode="json"),
+        train=train, eval=evald, budget_tokens=cfg.tokens, fraction=frac,
+        total_steps=total_steps, total_tokens=total_steps * t.batch_size * t.context,
+    )
+    return RunSpec(**(asdict(spec) | {"run_id": run_id(spec)}))
+
+
+# Fields that do not change what a run computes: renaming a schedule keeps its run.
+_NOT_HASHED = {"name", "run_id"}
+# Bookkeeping that never changes a result (how often to log or checkpoint).
+_TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
+
+
+def run_id(spec: RunSpec) -> str:
+    payload = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
+    payload["_v"] = SPEC_VERSION
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# --- locating fields in the source -----------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(p.strip().strip("\"'") for p in key.split("."))
+
+
+class _Locator:
+    """Maps a key path such as ('experiments', 'quick', 'train', 'lr') to its line.
+
+    tomllib keeps no positions, so this re-reads the source's table headers and keys;
+    a path it cannot place falls back to the nearest enclosing table's line.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.lines: dict[tuple, int] = {}
+        table: tuple = ()
+        counts: dict[tuple, int] = {}
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            header = _HEADER.match(line)
+            if header:
+                key = _split_key(header.group(2))
+                if header.group(1) == "[[":
+                    idx = counts.get(key, -1) + 1
+                    counts[key] = idx
+                    table = (*key, idx)
+                else:
+                    table = key
+                self.lines.setdefault(table, lineno)
+                continue
+            kv = _KEY.match(line)
+            if kv and not line.lstrip().startswith("#"):
+                self.lines.setdefault((*table, *_split_key(kv.group(1))), lineno)
+        # dotted tables written inline under a parent, e.g. experiments.x.train = {...}
+        self._tables = counts
+
+    def line_of(self, loc: tuple) -> int | None:
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return None
+
+    def at(self, loc: tuple) -> str:
+        line = self.line_of(loc)
+        return f"{self.source}:{line}" if line else self.source

@@ -1,0 +1,240 @@
+"""One training run: the paper's optimiser and LR schedule, checkpoints, resume, events.
+
+Resume is exact: the data order is a pure function of the step (``data.Batches``),
+there is no dropout, and a checkpoint holds the model, the optimiser and the loss
+accumulators of the current logging interval, so a stopped-and-resumed run logs
+the same losses as one that never stopped (on CPU, same seed and thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.data import Batches, TokenData, clone_tables, prepare_tokens
+from engine.evaluate import evaluate_stream
+from engine.events import EvalResult, EventLog, Heartbeat, Started, Status, TrainMetric
+from engine.model import GPT, preset
+from engine.spec import RunSpec
+
+CHECKPOINT = "checkpoint.pt"
+FINAL_MODEL = "model.pt"
+HEARTBEAT_SECONDS = 5.0
+
+
+def lr_at(step: int, total_steps: int, lr: float, min_lr: float, warmup: int) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at the last step."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    span = max(1, total_steps - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def eval_steps(total_steps: int, every: float) -> list[int]:
+    """Untrained (step 0), every ``every`` of training, and the end."""
+    points = {0, total_steps}
+    if every > 0:
+        k = 1
+        while k * every < 1 - 1e-9:
+            points.add(round(k * every * total_steps))
+            k += 1
+    return sorted(points)
+
+
+@dataclass
+class Runtime:
+    """How to run, as opposed to what to compute (which is the spec): never hashed."""
+
+    device: str = "cpu"
+    compile: bool = False
+    amp_dtype: torch.dtype | None = None
+    scaler: bool = False
+
+
+def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
+    """bf16 autocast and torch.compile are GPU paths; on CPU they degrade to plain fp32 eager."""
+    t = spec.train
+    cuda = device.startswith("cuda")
+    compile_ = t["compile"] == "on" or (t["compile"] == "auto" and cuda)
+    precision = t["precision"]
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if not cuda and precision != "fp32":
+        precision = "fp32"
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return Runtime(device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16")
+
+
+class Trainer:
+    """Owns one run's model, optimiser, data and log; ``run()`` trains to the end or a stop."""
+
+    def __init__(self, spec: RunSpec, run_dir: Path, device: str = "cpu",
+                 tokens: TokenData | None = None, log: Callable[[str], None] = print) -> None:
+        self.spec, self.run_dir = spec, Path(run_dir)
+        self.rt = resolve_runtime(spec, device)
+        self.say = log
+        t = spec.train
+        self.B, self.T = t["batch_size"], t["context"]
+        torch.manual_seed(spec.seed)
+        np.random.seed(spec.seed % (2**32))
+        self.tokens = tokens or prepare_tokens(spec.data, spec.budget_tokens, log=log)
+        V, N = self.tokens.vocab_size, len(spec.languages)
+        self.tables = clone_tables(V, N, spec.data["anchors"], spec.data["anchor_seed"])
+        schedule = spec.schedule_obj()
+        langs = schedule.sequence_languages(spec.total_steps, self.B, spec.seed)
+        self.batches = Batches(self.tokens.train, self.tables, langs, self.T)
+        self.eval_languages = [i for i, n in enumerate(schedule.sequence_counts(spec.total_steps, self.B)) if n > 0]
+        self.model = GPT(preset(spec.model, V * N, self.T)).to(self.rt.device)
+        cuda = self.rt.device.startswith("cuda")
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=t["lr"], betas=tuple(t["betas"]), eps=t["eps"],
+            weight_decay=t["weight_decay"], fused=cuda or None,
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.rt.scaler else None
+        self.forward = torch.compile(self.model) if self.rt.compile else self.model
+        self.step = 0
+        self._acc = self._new_accumulators()
+
+    # --- checkpointing -----------------------------------------------------
+
+    def _new_accumulators(self) -> dict:
+        n = len(self.spec.languages)
+        return {"loss": 0.0, "count": 0, "lang_sum": [0.0] * n, "lang_count": [0] * n}
+
+    def save_checkpoint(self) -> None:
+        state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                 "acc": self._acc, "torch_rng": torch.get_rng_state(), "run_id": self.spec.run_id}
+        if self.scaler:
+            state["scaler"] = self.scaler.state_dict()
+        tmp = self.run_dir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.run_dir / CHECKPOINT)  # atomic: a kill mid-save keeps the previous one
+
+    def load_checkpoint(self) -> bool:
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.rt.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        if self.scaler and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self._acc = state["step"], state["acc"]
+        return True
+
+    # --- the loop ----------------------------------------------------------
+
+    def run(self, events: EventLog, should_stop: Callable[[], bool] = lambda: False,
+            stop_after: int | None = None) -> str:
+        """Train until done or stopped; returns the final status ("done" or "cancelled")."""
+        spec, t = self.spec, self.spec.train
+        resumed = self.load_checkpoint()
+        events.emit(Started(spec.run_id, device=self.rt.device, host=socket.gethostname(), pid=os.getpid(),
+                            total_steps=spec.total_steps, total_tokens=spec.total_tokens,
+                            resumed_from=self.step if resumed else None))
+        evals = [s for s in eval_steps(spec.total_steps, spec.eval["every"]) if s >= self.step]
+        if evals and evals[0] == self.step and not resumed:
+            self.evaluate(events)
+        last_beat = tick = time.perf_counter()
+        tick_step = self.step
+        while self.step < spec.total_steps:
+            if should_stop() or (stop_after is not None and self.step >= stop_after):
+                self.save_checkpoint()
+                events.emit(Status(spec.run_id, "cancelled", "stopped; resume continues from step "
+                                   f"{self.step}", step=self.step))
+                return "cancelled"
+            lr = lr_at(self.step, spec.total_steps, t["lr"], t["min_lr"], t["warmup"])
+            self.train_step(lr)
+            self.step += 1
+            if self.step % t["log_every"] == 0 or self.step == spec.total_steps:
+                now = time.perf_counter()
+                tps = (self.step - tick_step) * self.B * self.T / max(now - tick, 1e-9)
+                self._emit_metric(events, lr, tps)
+                tick, tick_step = now, self.step
+            if self.step in evals:
+                self.evaluate(events)
+            if self.step % t["checkpoint_every"] == 0 and self.step < spec.total_steps:
+                self.save_checkpoint()
+            if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
+                events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
+                last_beat = time.perf_counter()
+        torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL)
+        (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        events.emit(Status(spec.run_id, "done", step=self.step))
+        return "done"
+
+    def _autocast(self):
+        if self.rt.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.rt.amp_dtype)
+
+    def train_step(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x, y, langs = self.batches.get(self.step)
+        dev = self.rt.device
+        x = torch.from_numpy(x).to(dev, non_blocking=True)
+        y = torch.from_numpy(y).to(dev, non_blocking=True)
+        with self._autocast():
+            logits = self.forward(x)
+        tok_loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+        seq_loss = tok_loss.view(x.shape[0], -1).mean(dim=1)
+        loss = seq_loss.mean()
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            loss.backward()
+        if self.spec.train["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train["grad_clip"])
+        if self.scaler:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self._accumulate(seq_loss.detach(), langs)
+
+    def _accumulate(self, seq_loss: torch.Tensor, langs: np.ndarray) -> None:
+        """Per-language sums on the host: one small copy per step, no per-language syncs."""
+        losses = seq_loss.double().cpu().numpy()
+        acc = self._acc
+        acc["loss"] += float(losses.mean())
+        acc["count"] += 1
+        sums = np.bincount(langs, weights=losses, minlength=len(acc["lang_sum"]))
+        counts = np.bincount(langs, minlength=len(acc["lang_sum"]))
+        acc["lang_sum"] = [a + float(b) for a, b in zip(acc["lang_sum"], sums)]
+        acc["lang_count"] = [a + int(b) for a, b in zip(acc["lang_count"], counts)]
+
+    def _emit_metric(self, events: EventLog, lr: float, tokens_per_s: float) -> None:
+        acc = self._acc
+        lang_loss = {lang: acc["lang_sum"][i] / acc["lang_count"][i]
+                     for i, lang in enumerate(self.spec.languages) if acc["lang_count"][i]}
+        events.emit(TrainMetric(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T, lr=lr,
+                                loss=acc["loss"] / max(acc["count"], 1), lang_loss=lang_loss,
+                                tokens_per_s=tokens_per_s))
+        self._acc = self._new_accumulators()
+
+    def evaluate(self, events: EventLog) -> None:
+        ev = self.spec.eval
+        stream, n_chars = self.tokens.test_prefix(ev["max_tokens"])
+        base = stream.astype(np.int64)
+        for i in self.eval_languages:
+            score = evaluate_stream(self.model, self.tables[i][base], ev["context"], ev["stride"],
+                                    batch_size=ev["batch_size"], device=self.rt.device, n_chars=n_chars,
+                                    autocast_dtype=self.rt.amp_dtype)
+            events.emit(EvalResult(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T,
+                                   language=self.spec.languages[i], loss=score.loss, ppl=score.ppl,
+                                   char_ppl=score.char_ppl, accuracy=score.accuracy, n_tokens=score.n_tokens))

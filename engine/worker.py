@@ -1,0 +1,82 @@
+"""Entry point of one worker process: ``python -m engine.worker RUN_DIR``.
+
+A worker reads the run's spec.json, trains, and reports only through the run's
+event log. SIGTERM / SIGINT ask it to checkpoint and stop (status ``cancelled``);
+any exception becomes status ``failed`` with a one-line reason, the traceback going
+to the worker's own log file, never to the user's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from engine.events import SPEC_FILE, EventLog, Status
+
+
+class StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
+def failure_reason(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return "out of GPU memory (try a smaller batch_size or model, or fewer runs per GPU)"
+    from engine.data import DataError
+
+    if isinstance(exc, DataError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int | None = None) -> int:
+    from engine.spec import RunSpec
+
+    run_dir = Path(run_dir)
+    spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text())
+    stop = StopFlag()
+    stop.install()
+    with EventLog(run_dir) as events:
+        try:
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            from engine.train import Trainer
+
+            trainer = Trainer(spec, run_dir, device=device, log=lambda m: print(m, flush=True))
+            status = trainer.run(events, should_stop=stop, stop_after=stop_after)
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
+            traceback.print_exc()
+            events.emit(Status(spec.run_id, "failed", failure_reason(exc)))
+            return 1
+    return 0 if status == "done" else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--stop-after", type=int, default=None, help="stop (resumably) after this step; for tests")
+    args = parser.parse_args(argv)
+    return run_worker(args.run_dir, args.device, args.threads, args.stop_after)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
