@@ -196,12 +196,15 @@ def _train_tokenizer(lines: list[str], vocab_size: int, prefix: Path):
 
     rng = np.random.default_rng(0)
     sample = lines if len(lines) <= 200_000 else [lines[i] for i in sorted(rng.choice(len(lines), 200_000, replace=False))]
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sample), model_prefix=str(prefix), vocab_size=vocab_size,
-        model_type="bpe", character_coverage=1.0, byte_fallback=True, num_threads=os.cpu_count() or 1,
-        unk_id=0, bos_id=1, eos_id=EOS_ID, pad_id=-1, max_sentence_length=1 << 16,
-        hard_vocab_limit=False, minloglevel=2,
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sample), model_prefix=str(prefix), vocab_size=vocab_size,
+            model_type="bpe", character_coverage=0.9995, num_threads=os.cpu_count() or 1,
+            unk_id=0, bos_id=1, eos_id=EOS_ID, pad_id=-1, max_sentence_length=1 << 16,
+            hard_vocab_limit=False, minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise DataError(f"cannot train a {vocab_size}-piece tokenizer on this corpus: {exc}") from None
     return spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
 
 
