@@ -1,0 +1,116 @@
+"""The named queries the TUI, the CLI and the analysis share, so their SQL lives here only.
+
+Each takes a ``Store`` and reads through ``Store.query`` (read-only, lock-tolerant).
+They read what the database holds; call ``store.try_ingest()`` first for fresh data.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from db.store import QueryResult, Store
+
+# A run with a spec but no status event yet is being queued by its launcher.
+_RUN_STATUS = """
+WITH best AS (
+    SELECT run_id, language, min(ppl) AS ppl
+    FROM evals
+    GROUP BY run_id, language
+), best_text AS (
+    SELECT run_id, string_agg(language || ' ' || printf('%.1f', ppl), ' · ' ORDER BY language) AS best_ppl
+    FROM best
+    GROUP BY run_id
+)
+SELECT
+    r.run_id,
+    r.experiment,
+    r.name,
+    coalesce(r.status, 'queued') AS status,
+    r.step,
+    r.total_steps,
+    CASE
+        WHEN r.status = 'done' THEN 1.0
+        WHEN r.total_steps > 0 THEN least(greatest(coalesce(r.step, 0) / r.total_steps, 0.0), 1.0)
+    END AS progress,
+    r.tokens,
+    r.device,
+    b.best_ppl,
+    r.started,
+    r.finished,
+    r.message
+FROM runs r
+LEFT JOIN best_text b USING (run_id)
+WHERE $experiment IS NULL OR r.experiment = $experiment
+ORDER BY r.experiment NULLS LAST, r.queued NULLS LAST, r.run_id
+"""
+
+_FINISHED = "SELECT run_id FROM runs WHERE status = 'done'"
+
+_LATEST_EVALS = """
+SELECT run_id, language, step, tokens, loss, ppl, char_ppl, accuracy, n_tokens, time
+FROM evals
+WHERE CAST($run_ids AS VARCHAR[]) IS NULL OR list_contains(CAST($run_ids AS VARCHAR[]), run_id)
+QUALIFY row_number() OVER (PARTITION BY run_id, language ORDER BY step DESC) = 1
+ORDER BY run_id, language
+"""
+
+_TRAIN_CURVE = """
+SELECT step, tokens, loss, lr, lang_loss, tokens_per_s, time
+FROM train_metrics
+WHERE run_id = $run_id
+ORDER BY step
+"""
+
+_EVAL_CURVE = """
+SELECT language, step, tokens, loss, ppl, char_ppl, accuracy, n_tokens, time
+FROM evals
+WHERE run_id = $run_id
+ORDER BY language, step
+"""
+
+_EXPERIMENTS = """
+SELECT
+    e.name,
+    e.description,
+    e.source,
+    e.updated,
+    count(r.run_id) AS runs,
+    count(r.run_id) FILTER (WHERE r.status = 'done') AS done,
+    count(r.run_id) FILTER (WHERE r.status = 'running') AS running,
+    count(r.run_id) FILTER (WHERE r.status = 'failed') AS failed
+FROM experiments e
+LEFT JOIN runs r ON r.experiment = e.name
+GROUP BY ALL
+ORDER BY e.name
+"""
+
+
+def run_status(store: Store, experiment: str | None = None) -> QueryResult:
+    """One row per run for the status table; best_ppl reads like 'EN1 112.3 · EN2 240.1'."""
+    return store.query(_RUN_STATUS, {"experiment": experiment})
+
+
+def finished_run_ids(store: Store) -> set[str]:
+    """Runs a launcher must not start again."""
+    return {row[0] for row in store.query(_FINISHED).rows}
+
+
+def latest_evals(store: Store, run_ids: Iterable[str] | None = None) -> QueryResult:
+    """The newest evaluation per (run, language); all runs when ``run_ids`` is None."""
+    ids = None if run_ids is None else list(run_ids)
+    return store.query(_LATEST_EVALS, {"run_ids": ids})
+
+
+def train_curve(store: Store, run_id: str) -> QueryResult:
+    """A run's training metrics by step, for plotting."""
+    return store.query(_TRAIN_CURVE, {"run_id": run_id})
+
+
+def eval_curve(store: Store, run_id: str) -> QueryResult:
+    """A run's evaluations by language and step, for plotting."""
+    return store.query(_EVAL_CURVE, {"run_id": run_id})
+
+
+def experiments(store: Store) -> QueryResult:
+    """Known experiments with counts of their runs by status."""
+    return store.query(_EXPERIMENTS)

@@ -1,0 +1,88 @@
+-- xling results database.
+-- @version 1
+--
+-- The database is a cache. The source of truth is the folder beside it
+-- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
+-- `xling` ingests what is new in bulk whenever it can get the write lock, and the
+-- whole file can be rebuilt from the folder. Hence no foreign keys: a log's events
+-- may be ingested before its spec, and deleting a run folder deletes its rows.
+--
+-- Times are TIMESTAMP (without time zone) in UTC. Bump the @version line above
+-- whenever a table or column changes; xling refuses a file from a newer xling and
+-- rebuilds one from an older xling (it is only a cache).
+
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL,    -- the @version of the schema.sql that built this file
+    created TIMESTAMP NOT NULL   -- when this file was (re)built, UTC
+);
+COMMENT ON TABLE schema_version IS 'Version of the xling schema this file was built with.';
+
+CREATE TABLE experiments (
+    name        VARCHAR PRIMARY KEY,  -- experiment name (experiments/<name>.json)
+    description VARCHAR,
+    source      VARCHAR,              -- the TOML file the experiment was defined in
+    config      JSON,                 -- the whole experiment configuration
+    updated     TIMESTAMP             -- modification time of experiments/<name>.json, UTC
+);
+COMMENT ON TABLE experiments IS 'Experiment definitions seen by xling, one row per experiments/<name>.json.';
+
+CREATE TABLE runs (
+    run_id       VARCHAR PRIMARY KEY, -- the run folder's name
+    experiment   VARCHAR,             -- experiments.name
+    name         VARCHAR,             -- the run's name within its experiment
+    kind         VARCHAR,             -- 'baseline' or 'mix'
+    status       VARCHAR,             -- last status-carrying event: queued, running, done, failed, cancelled; NULL before the first one
+    spec         JSON,                -- the whole spec.json
+    model        VARCHAR,             -- model preset name
+    seed         BIGINT,
+    languages    VARCHAR[],           -- training languages, e.g. ['EN1', 'EN2']
+    device       VARCHAR,             -- from the latest 'started' event
+    host         VARCHAR,             -- from the latest 'started' event
+    pid          INTEGER,             -- worker process id (latest 'started' or heartbeat)
+    job_id       VARCHAR,             -- launcher job id, from spec.json or the 'started' event
+    queued       TIMESTAMP,           -- first 'queued' event
+    started      TIMESTAMP,           -- first 'started' event (a resumed run keeps it)
+    finished     TIMESTAMP,           -- time of the terminal status; NULL unless status is done/failed/cancelled
+    last_seen    TIMESTAMP,           -- newest event of any kind (a stale value with status 'running' hints at a dead worker)
+    step         BIGINT,              -- latest step reported (train, heartbeat, status, or the resume point)
+    total_steps  BIGINT,
+    tokens       BIGINT,              -- training tokens seen so far (latest train metric)
+    total_tokens BIGINT,
+    message      VARCHAR,             -- message of the last status event (e.g. the error of a failed run)
+    run_dir      VARCHAR              -- absolute path of the run folder
+);
+COMMENT ON TABLE runs IS 'One row per run folder: its spec plus the latest state from its event log.';
+
+CREATE TABLE train_metrics (
+    run_id       VARCHAR NOT NULL,
+    step         BIGINT NOT NULL,
+    tokens       BIGINT,                -- training tokens seen at this step
+    lr           DOUBLE,
+    loss         DOUBLE,                -- mean training loss since the previous metric
+    lang_loss    MAP(VARCHAR, DOUBLE),  -- the same per language: lang_loss['EN1']
+    tokens_per_s DOUBLE,
+    time         TIMESTAMP,
+    PRIMARY KEY (run_id, step)          -- a resumed run's re-emitted steps replace the old ones
+);
+COMMENT ON TABLE train_metrics IS 'Training loss curve: one row per (run, step) train event; later events for a step replace earlier ones.';
+
+CREATE TABLE evals (
+    run_id    VARCHAR NOT NULL,
+    step      BIGINT NOT NULL,
+    tokens    BIGINT,
+    language  VARCHAR NOT NULL,
+    loss      DOUBLE,     -- mean token cross-entropy (nats)
+    ppl       DOUBLE,     -- token perplexity
+    char_ppl  DOUBLE,     -- per-character perplexity, comparable across tokenizers
+    accuracy  DOUBLE,     -- next-token accuracy
+    n_tokens  BIGINT,     -- evaluation tokens behind these numbers
+    time      TIMESTAMP,
+    PRIMARY KEY (run_id, step, language)
+);
+COMMENT ON TABLE evals IS 'Held-out evaluations: one row per (run, step, language); later events replace earlier ones.';
+
+CREATE TABLE ingest_state (
+    run_id      VARCHAR PRIMARY KEY,
+    byte_offset BIGINT NOT NULL  -- bytes of runs/<run_id>/events.jsonl already ingested (always just past a newline)
+);
+COMMENT ON TABLE ingest_state IS 'How far each event log has been ingested; committed together with the rows it produced.';

@@ -1,0 +1,285 @@
+"""The results database: a DuckDB file kept up to date from the run folder beside it.
+
+DuckDB lets one process open a file read-write, or many open it read-only, never
+both. Workers, the TUI, a headless ``xling run`` and a user's own ``duckdb`` shell
+must coexist, so nobody keeps a connection open: every operation opens, works and
+closes, retrying while someone else holds the lock. Runs never write here at all;
+they append to their own event logs, and whoever ingests next catches up, so a busy
+database delays results but never loses them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import duckdb
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from db.ingest import IngestStats, ingest_into, utc_timestamp
+from engine import layout
+
+SCHEMA_FILE = Path(__file__).with_name("schema.sql")
+SCHEMA_SQL = SCHEMA_FILE.read_text(encoding="utf-8")
+SCHEMA_VERSION = int(re.search(r"^-- @version (\d+)\s*$", SCHEMA_SQL, re.M).group(1))  # type: ignore[union-attr]
+TABLES = ("schema_version", "experiments", "runs", "train_metrics", "evals", "ingest_state")
+TRY_WAIT = 0.5  # how long try_ingest waits: a UI tick, not a user-visible stall
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+class StoreError(Exception):
+    """Anything the store reports to a user; the message is meant to be shown as is."""
+
+
+class StoreBusy(StoreError):
+    """Another process kept the file locked for longer than the caller would wait."""
+
+
+class QueryError(StoreError):
+    """DuckDB rejected a query; carries DuckDB's own message only."""
+
+
+class SchemaOutdated(StoreError):
+    """The file predates this xling; only a writer can rebuild it (query does so)."""
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool = False  # max_rows cut the result short
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+    def column(self, name: str) -> list[Any]:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+
+# DuckDB refuses a second, differently configured connection to a file within one
+# process, so threads of one process take turns; other processes wait on the file lock.
+_process_locks: dict[Path, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    with _process_locks_guard:
+        return _process_locks.setdefault(path, threading.Lock())
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    message = str(exc)
+    if isinstance(exc, duckdb.IOException):
+        return "Could not set lock" in message or "Conflicting lock" in message
+    return isinstance(exc, duckdb.ConnectionException) and "different configuration" in message
+
+
+def _holder(exc: BaseException | None) -> str:
+    """'PID 123 (/usr/bin/python3)' from DuckDB's lock message, to tell the user whom to wait for."""
+    m = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(exc or ""))
+    if m:
+        return f"PID {m.group(2)} ({m.group(1)})"
+    return "another connection in this process" if isinstance(exc, duckdb.ConnectionException) else "another process"
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """0 for an empty file, None for a file that is not ours."""
+    tables = {
+        t
+        for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    if "schema_version" not in tables:
+        return 0 if not tables else None
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _build_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Drops and recreates our tables: the file is a cache, the folder refills it."""
+    con.begin()
+    try:
+        for table in TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(SCHEMA_SQL)
+        con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, utc_timestamp(time.time())])
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+
+
+class Store:
+    """One results database and its artefacts folder (``engine.layout``)."""
+
+    def __init__(self, db_path: Path | str) -> None:
+        self.db_path = Path(db_path).expanduser().absolute()
+        self.root = layout.artefacts_root(self.db_path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.db_path)!r})"
+
+    def run_dir(self, run_id: str) -> Path:
+        return layout.run_dir(self.db_path, run_id)
+
+    # -- connections ---------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, read_only: bool, wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A checked connection, closed on exit so the lock is held only as long as needed."""
+        deadline = time.monotonic() + max(wait, 0.0)
+        lock = _process_lock(self.db_path)
+        if not lock.acquire(timeout=max(wait, 0.0)):
+            raise StoreBusy(self._busy_message("another thread of this process", wait))
+        try:
+            con = self._open(read_only, _remaining(deadline), wait)
+            try:
+                self._check_schema(con, writable=not read_only)
+                yield con
+            finally:
+                con.close()
+        finally:
+            lock.release()
+
+    def _open(self, read_only: bool, budget: float, wait: float) -> duckdb.DuckDBPyConnection:
+        if not self.db_path.exists():
+            if read_only:
+                raise StoreError(f"{self.db_path} does not exist yet; ingest creates it")
+            self._create()
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_conflict),
+            stop=stop_before_delay(budget),
+            wait=wait_exponential(multiplier=0.01, max=0.1) + wait_random(0, 0.02),
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return duckdb.connect(str(self.db_path), read_only=read_only)
+        except RetryError as e:
+            raise StoreBusy(self._busy_message(_holder(e.last_attempt.exception()), wait)) from None
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open {self.db_path}: {e}") from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _create(self) -> None:
+        """DuckDB writes a new file's header only after creating it, and a process that
+        opens it in between is told it is 'not a valid DuckDB database file'. So a new
+        database is built under a private name and linked into place complete."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.db_path.with_name(f".{self.db_path.name}.{os.getpid()}.{threading.get_ident()}.new")
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                _build_schema(con)
+            finally:
+                con.close()
+            try:
+                os.link(tmp, self.db_path)  # atomic, and never replaces a file another process made
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not self.db_path.exists():
+                    os.replace(tmp, self.db_path)
+        except duckdb.Error as e:
+            raise StoreError(f"cannot create {self.db_path}: {e}") from None
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+
+    def _busy_message(self, holder: str, wait: float) -> str:
+        return (
+            f"{self.db_path} is busy: {holder} holds its lock; gave up after {wait:.1f} s. "
+            "Nothing is lost: the run logs keep every event and a later ingest catches up."
+        )
+
+    def _check_schema(self, con: duckdb.DuckDBPyConnection, writable: bool) -> None:
+        version = _schema_version(con)
+        if version is None:
+            raise StoreError(f"{self.db_path} is not an xling results database (it has no schema_version table)")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.db_path} was written by a newer xling (schema version {version}; this xling "
+                f"understands up to {SCHEMA_VERSION}). Upgrade xling, or use another database file."
+            )
+        if version < SCHEMA_VERSION:
+            if not writable:
+                raise SchemaOutdated(f"{self.db_path} has schema version {version}; it needs an ingest to rebuild")
+            _build_schema(con)
+
+    # -- writing -------------------------------------------------------------------
+
+    def ingest(self, wait: float = 30.0) -> IngestStats:
+        """Everything new in the folder, in one transaction; waits up to ``wait`` s for the lock."""
+        with self.connect(read_only=False, wait=wait) as con:
+            try:
+                return ingest_into(con, self.root)
+            except duckdb.Error as e:
+                raise StoreError(f"ingest into {self.db_path} failed: {e}") from None
+
+    def try_ingest(self) -> IngestStats | None:
+        """For loops that ingest again soon anyway: None rather than a stall when busy."""
+        try:
+            return self.ingest(wait=TRY_WAIT)
+        except StoreBusy:
+            return None
+
+    def rebuild(self, wait: float = 30.0) -> IngestStats:
+        """Refills the file from the folder under one lock, so readers never see it missing."""
+        with self.connect(read_only=False, wait=wait) as con:
+            try:
+                _build_schema(con)
+                return ingest_into(con, self.root)
+            except duckdb.Error as e:
+                raise StoreError(f"rebuilding {self.db_path} failed: {e}") from None
+
+    # -- reading -------------------------------------------------------------------
+
+    def query(
+        self, sql: str, params: Params = None, wait: float = 30.0, max_rows: int | None = None
+    ) -> QueryResult:
+        """Read-only, so it runs beside other readers (and never blocks a later ingest for long)."""
+        deadline = time.monotonic() + max(wait, 0.0)
+        if not self.db_path.exists():
+            self.ingest(wait=wait)
+        try:
+            return self._query(sql, params, _remaining(deadline), max_rows)
+        except SchemaOutdated:
+            self.ingest(wait=_remaining(deadline))
+            return self._query(sql, params, _remaining(deadline), max_rows)
+
+    def _query(self, sql: str, params: Params, wait: float, max_rows: int | None) -> QueryResult:
+        with self.connect(read_only=True, wait=wait) as con:
+            try:
+                cur = con.execute(sql, params)
+                if cur.description is None:
+                    return QueryResult([], [])
+                columns = [d[0] for d in cur.description]
+                if max_rows is None:
+                    return QueryResult(columns, cur.fetchall())
+                rows = cur.fetchmany(max_rows + 1)
+            except duckdb.Error as e:
+                raise QueryError(str(e)) from None
+        return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
