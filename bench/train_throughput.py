@@ -4,7 +4,8 @@ Target (issue 2): xling >= 1.3x the tokens/s of a nanoGPT-style eager step writt
 the obvious way, for two CPU presets; and < 2% of xling's step time spent outside
 the model (batch assembly, schedule lookup, metric bookkeeping).
 
-    python bench/train_throughput.py [--steps 40] [--presets cpu-xs,cpu-s] [--compile]
+    python bench/train_throughput.py [--steps 30] [--presets cpu-xs,cpu-s] [--compile]
+    python bench/train_throughput.py --device cuda --presets tiny,small --batch 32 --context 512
 
 Absolute times on a shared machine are noise; the ratios are measured in one process,
 alternating the two implementations, and are what to read.
@@ -74,27 +75,29 @@ class RefGPT(nn.Module):
         self.scale = math.sqrt(c.d_model)
 
     def forward(self, idx, targets):
-        x = self.wte(idx) * self.scale + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) * self.scale + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for b in self.blocks:
             x = b(x)
         logits = self.head(self.ln_f(x))
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
 
 def reference_steps(trainer: Trainer, steps: int) -> float:
     """Seconds per step of the reference on the same batches, with a per-step loss.item()."""
     c, ctx = PRESETS[trainer.spec.model], trainer.T
-    model = RefGPT(c, trainer.model.cfg.vocab_size, ctx)
+    dev = trainer.rt.device
+    model = RefGPT(c, trainer.model.cfg.vocab_size, ctx).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     times = []
     for step in range(steps):
         t0 = time.perf_counter()
         x, y, _ = trainer.batches.get(step)
-        loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        loss = model(torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev))
         loss.backward()
         opt.step()
         opt.zero_grad()
         loss.item()
+        _sync(dev)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[2:])
 
@@ -107,25 +110,32 @@ def xling_steps(trainer: Trainer, steps: int) -> tuple[float, float]:
         trainer.step = step
         t0 = time.perf_counter()
         trainer.train_step(lr_at(step, 1000, t["lr"], t["min_lr"], t["warmup"]))
+        _sync(trainer.rt.device)
         total.append(time.perf_counter() - t0)
         # the non-model parts of the step, timed on their own
         t1 = time.perf_counter()
         x, y, langs = trainer.batches.get(step)
         torch.from_numpy(x), torch.from_numpy(y)
-        trainer._accumulate(torch.zeros(len(langs), dtype=torch.float64), langs)
+        trainer._accumulate(torch.zeros(len(langs), dtype=torch.float64, device=trainer.rt.device), langs)
+        _sync(trainer.rt.device)
         outside.append(time.perf_counter() - t1)
     return statistics.median(total[2:]), statistics.median(outside[2:])
 
 
-def make_trainer(preset: str, compile_: bool) -> Trainer:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def make_trainer(preset: str, compile_: bool, device: str, batch: int, context: int) -> Trainer:
     cfg = ExperimentConfig.model_validate({
         "languages": ["EN1", "EN2"], "model": preset, "tokens": 2_000_000,
         "data": {"corpus": "builtin:synthetic", "vocab_size": 2048},
-        "train": {"batch_size": 32, "context": 128, "compile": "on" if compile_ else "auto"},
+        "train": {"batch_size": batch, "context": context, "compile": "on" if compile_ else "auto"},
         "schedules": [{"name": "90/10", "mix": {"EN1": [90], "EN2": [10]}}],
     })
     spec = expand_runs("bench", cfg)[0]
-    return Trainer(spec, Path(tempfile.mkdtemp()), device="cpu", log=lambda m: None)
+    return Trainer(spec, Path(tempfile.mkdtemp()), device=device, log=lambda m: None)
 
 
 def main() -> None:
@@ -133,19 +143,24 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--presets", default="cpu-xs,cpu-s")
     ap.add_argument("--compile", action="store_true", help="also time xling with torch.compile on CPU")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--context", type=int, default=128)
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 32 x 128 tokens, vocab 2x2048")
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, batch {args.batch} x {args.context} tokens, vocab 2x2048")
     for preset in args.presets.split(","):
-        trainer = make_trainer(preset, False)
+        trainer = make_trainer(preset, False, args.device, args.batch, args.context)
         tokens = trainer.B * trainer.T
         ref = reference_steps(trainer, args.steps)
         ours, outside = xling_steps(trainer, args.steps)
         ref2 = reference_steps(trainer, args.steps)  # again, to bracket drift on a shared machine
         ref = min(ref, ref2)
-        print(f"{preset:8s} reference {tokens / ref:9,.0f} tok/s | xling eager {tokens / ours:9,.0f} tok/s "
+        mode = "xling" if args.device.startswith("cuda") else "xling eager"
+        print(f"{preset:8s} reference {tokens / ref:9,.0f} tok/s | {mode} {tokens / ours:9,.0f} tok/s "
               f"| ratio {ref / ours:4.2f}x (target >= 1.3x) | outside the model {100 * outside / ours:4.2f}% (target < 2%)")
         if args.compile:
-            compiled = make_trainer(preset, True)
+            compiled = make_trainer(preset, True, args.device, args.batch, args.context)
             t0 = time.perf_counter()
             compiled.train_step(1e-3)
             warm = time.perf_counter() - t0

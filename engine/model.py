@@ -83,15 +83,19 @@ class GPT(nn.Module):
         pos = torch.arange(idx.shape[1], device=idx.device)
         return self.tok_emb(idx) * self.emb_scale + self.pos_emb(pos)
 
-    def forward(self, idx: torch.Tensor, return_hidden: bool = False):
-        """Logits (B, T, V); with ``return_hidden`` also the residual stream after each block."""
+    def features(self, idx: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
+        """Final-LayerNorm states (B, T, d); appends each block's residual stream to ``hidden``."""
         x = self.embed(idx)
-        hidden = []
         for block in self.blocks:
             x = block(x)
-            if return_hidden:
+            if hidden is not None:
                 hidden.append(x)
-        logits = self.head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, return_hidden: bool = False):
+        """Logits (B, T, V); with ``return_hidden`` also the residual stream after each block."""
+        hidden: list | None = [] if return_hidden else None
+        logits = self.head(self.features(idx, hidden))
         return (logits, hidden) if return_hidden else logits
 
     def non_embedding_params(self) -> int:

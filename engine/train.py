@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from engine.data import Batches, TokenData, clone_tables, prepare_tokens
 from engine.evaluate import evaluate_stream
+from engine.losses import linear_cross_entropy
 from engine.events import EvalResult, EventLog, Heartbeat, Started, Status, TrainMetric
 from engine.model import GPT, preset
 from engine.spec import RunSpec
@@ -60,6 +61,7 @@ class Runtime:
     compile: bool = False
     amp_dtype: torch.dtype | None = None
     scaler: bool = False
+    fused_loss: bool = False  # engine.losses: the CPU fast path; CUDA gets torch.compile instead
 
 
 def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
@@ -73,7 +75,8 @@ def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
     if not cuda and precision != "fp32":
         precision = "fp32"
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return Runtime(device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16")
+    return Runtime(device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16",
+                   fused_loss=not cuda and not compile_)
 
 
 class Trainer:
@@ -109,12 +112,26 @@ class Trainer:
     # --- checkpointing -----------------------------------------------------
 
     def _new_accumulators(self) -> dict:
+        """Loss sums stay on the device between log lines, so a step never waits on the GPU."""
         n = len(self.spec.languages)
-        return {"loss": 0.0, "count": 0, "lang_sum": [0.0] * n, "lang_count": [0] * n}
+        zeros = torch.zeros(n, dtype=torch.float64, device=self.rt.device)
+        return {"loss": torch.zeros((), dtype=torch.float64, device=self.rt.device), "count": 0,
+                "lang_sum": zeros, "lang_count": np.zeros(n, dtype=np.int64)}
+
+    def _accumulators_state(self) -> dict:
+        acc = self._acc
+        return {"loss": float(acc["loss"]), "count": acc["count"],
+                "lang_sum": acc["lang_sum"].tolist(), "lang_count": acc["lang_count"].tolist()}
+
+    def _restore_accumulators(self, state: dict) -> None:
+        dev = self.rt.device
+        self._acc = {"loss": torch.tensor(state["loss"], dtype=torch.float64, device=dev), "count": state["count"],
+                     "lang_sum": torch.tensor(state["lang_sum"], dtype=torch.float64, device=dev),
+                     "lang_count": np.array(state["lang_count"], dtype=np.int64)}
 
     def save_checkpoint(self) -> None:
         state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-                 "acc": self._acc, "torch_rng": torch.get_rng_state(), "run_id": self.spec.run_id}
+                 "acc": self._accumulators_state(), "torch_rng": torch.get_rng_state(), "run_id": self.spec.run_id}
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
         tmp = self.run_dir / (CHECKPOINT + ".tmp")
@@ -131,7 +148,8 @@ class Trainer:
         if self.scaler and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
-        self.step, self._acc = state["step"], state["acc"]
+        self.step = state["step"]
+        self._restore_accumulators(state["acc"])
         return True
 
     # --- the loop ----------------------------------------------------------
@@ -187,9 +205,13 @@ class Trainer:
         dev = self.rt.device
         x = torch.from_numpy(x).to(dev, non_blocking=True)
         y = torch.from_numpy(y).to(dev, non_blocking=True)
-        with self._autocast():
-            logits = self.forward(x)
-        tok_loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
+        if self.rt.fused_loss:
+            h = self.model.features(x).flatten(0, 1)
+            tok_loss = linear_cross_entropy(h, self.model.head.weight, self.model.head.bias, y.flatten())
+        else:
+            with self._autocast():
+                logits = self.forward(x)
+            tok_loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
         seq_loss = tok_loss.view(x.shape[0], -1).mean(dim=1)
         loss = seq_loss.mean()
         if self.scaler:
@@ -208,18 +230,16 @@ class Trainer:
         self._accumulate(seq_loss.detach(), langs)
 
     def _accumulate(self, seq_loss: torch.Tensor, langs: np.ndarray) -> None:
-        """Per-language sums on the host: one small copy per step, no per-language syncs."""
-        losses = seq_loss.double().cpu().numpy()
         acc = self._acc
-        acc["loss"] += float(losses.mean())
+        losses = seq_loss.double()
+        acc["loss"] += losses.mean()
         acc["count"] += 1
-        sums = np.bincount(langs, weights=losses, minlength=len(acc["lang_sum"]))
-        counts = np.bincount(langs, minlength=len(acc["lang_sum"]))
-        acc["lang_sum"] = [a + float(b) for a, b in zip(acc["lang_sum"], sums)]
-        acc["lang_count"] = [a + int(b) for a, b in zip(acc["lang_count"], counts)]
+        index = torch.from_numpy(langs.astype(np.int64)).to(self.rt.device, non_blocking=True)
+        acc["lang_sum"].index_add_(0, index, losses)
+        acc["lang_count"] += np.bincount(langs, minlength=len(acc["lang_count"]))
 
     def _emit_metric(self, events: EventLog, lr: float, tokens_per_s: float) -> None:
-        acc = self._acc
+        acc = self._accumulators_state()  # the one device sync per log line
         lang_loss = {lang: acc["lang_sum"][i] / acc["lang_count"][i]
                      for i, lang in enumerate(self.spec.languages) if acc["lang_count"][i]}
         events.emit(TrainMetric(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T, lr=lr,
