@@ -57,3 +57,48 @@ def test_batches_map_each_sequence_through_its_language():
     np.testing.assert_array_equal(x2[0], np.array([8, 9, 10, 11]) + V)
     # same step, same batch: data order is a pure function of the step
     np.testing.assert_array_equal(b.get(1)[0], x2)
+
+
+def test_reads_text_gzip_jsonl_and_parquet(tmp_path):
+    import gzip
+    import json
+
+    import duckdb
+
+    from engine.data import DataError, read_corpus
+
+    lines = [f"sentence number {i} of the corpus" for i in range(20)]
+    (tmp_path / "a.txt").write_text("\n".join(lines[:10]))
+    with gzip.open(tmp_path / "b.txt.gz", "wt") as fh:
+        fh.write("\n".join(lines[10:]))
+    assert read_corpus({"corpus": str(tmp_path / "*.txt*")}, 1000).splitlines() == lines
+    with open(tmp_path / "c.jsonl", "w") as fh:
+        for ln in lines:
+            fh.write(json.dumps({"body": ln, "id": 1}) + "\n")
+    assert read_corpus({"corpus": str(tmp_path / "c.jsonl"), "text_field": "body"}, 1000).splitlines() == lines
+    duckdb.sql(f"COPY (SELECT body FROM read_json('{tmp_path / 'c.jsonl'}')) TO '{tmp_path / 'd.parquet'}'")
+    assert read_corpus({"corpus": str(tmp_path / "d.parquet"), "text_field": "body"}, 1000).splitlines() == lines
+    with pytest.raises(DataError, match="no file matches"):
+        read_corpus({"corpus": str(tmp_path / "missing*.txt")}, 1000)
+    with pytest.raises(DataError, match="column 'nope'"):
+        read_corpus({"corpus": str(tmp_path / "c.jsonl"), "text_field": "nope"}, 1000)
+
+
+def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
+    import sentencepiece as spm
+
+    from engine.data import EOS_ID, prepare_tokens
+
+    data = {"corpus": str(tiny_corpus), "vocab_size": 256, "test_fraction": 0.02}
+    logs = []
+    a = prepare_tokens(data, 10_000, cache=tmp_path, log=logs.append)
+    b = prepare_tokens(data, 10_000, cache=tmp_path, log=logs.append)
+    assert len(logs) == 1  # the second call is a cache hit
+    assert a.key == b.key and np.array_equal(a.train, b.train)
+    assert a.train.max() < a.vocab_size and a.vocab_size <= 256
+    sp = spm.SentencePieceProcessor(model_file=str(a.tokenizer_path))
+    first_line = a.test[: int(np.flatnonzero(a.test == EOS_ID)[0])]
+    text = tiny_corpus.read_text()
+    assert sp.decode(first_line.tolist()) in text
+    stream, chars = a.test_prefix(500)
+    assert len(stream) <= 500 and chars > len(stream)

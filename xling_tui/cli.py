@@ -243,7 +243,39 @@ def status(
         result = run_status(store, experiment)
     except StoreError as exc:
         raise fail(str(exc))
-    _print_result(result.columns, result.rows, format)
+    if format == OutputFormat.table:
+        _print_status_table(result.dicts())
+    else:
+        _print_result(result.columns, result.rows, format)
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _print_status_table(rows: list[dict]) -> None:
+    """A terminal-sized view; --format csv/json gives every column."""
+    from xling_tui.progress import STATUS_STYLE
+
+    table = Table("run", "experiment", "name", "status", "progress", "tokens", "best PPL", header_style="bold")
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "")
+        progress = f"{100 * (r['progress'] or 0):.0f}%"
+        status = f"[{style}]{r['status']}[/]"
+        if r["message"] and r["status"] in ("failed", "cancelled"):
+            status += f"\n[dim]{_cell(r['message'])}[/]"
+        table.add_row(r["run_id"][:8], r["experiment"], _cell(r["name"]), status, progress,
+                      _human(r["tokens"]), (r["best_ppl"] or "").replace(" · ", "\n"))
+    console.print(table)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    console.print(" · ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no runs yet")
 
 
 def main() -> None:
@@ -252,3 +284,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

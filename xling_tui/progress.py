@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from engine.launch import RunState
 
@@ -17,16 +17,19 @@ def _eta(seconds: float | None) -> str:
     return f"ETA {seconds // 60}:{seconds % 60:02d}"
 
 
+def _short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 class RunProgress:
     """Adapts launcher states to rich tasks; the launcher calls ``update`` after each poll."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
             TextColumn("{task.fields[label]}", justify="left"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
+            BarColumn(bar_width=16),
+            TaskProgressColumn(),
             TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
             console=console,
             transient=False,
         )
@@ -44,7 +47,7 @@ class RunProgress:
         todo = [s for s in states if not s.skipped]
         finished = sum(s.status in ("done", "failed", "cancelled") for s in todo)
         if self.overall is None:
-            self.overall = self.progress.add_task("", total=len(todo), label="[bold]all runs", info="")
+            self.overall = self.progress.add_task("", total=len(todo), label="[bold]all runs[/]", info="")
         self.progress.update(self.overall, completed=finished,
                              info=f"{finished} finished, {len(todo) - finished} left")
         for state in todo:
@@ -57,10 +60,10 @@ class RunProgress:
         if run_id not in self.tasks:
             self.tasks[run_id] = self.progress.add_task("", total=s.spec.total_steps, label="", info="")
         style = STATUS_STYLE.get(s.status, "")
-        label = f"[{style}]{s.spec.experiment}/{s.spec.name}[/] [dim]{run_id[:8]}[/]"
+        label = f"[{style}]{_short(s.spec.name)}[/]"
         if s.status == "running":
             parts = [f"{s.tokens_per_s or 0:,.0f} tok/s", f"loss {s.loss:.3f}" if s.loss else "", _eta(s.eta_seconds)]
         else:
-            ppl = " · ".join(f"{k} {v:.1f}" for k, v in sorted(s.best_ppl.items()))
+            ppl = " ".join(f"{k} {v:.1f}" for k, v in sorted(s.best_ppl.items()))
             parts = [f"[{style}]{s.status}[/]", f"PPL {ppl}" if ppl and s.status == "done" else "", s.message or ""]
         self.progress.update(self.tasks[run_id], completed=s.step, label=label, info="  ".join(p for p in parts if p))
