@@ -30,10 +30,15 @@ mix = {{ EN1 = [50], EN2 = [50] }}
 """
 
 
+def _interruptible() -> None:
+    """A shell's background job inherits SIGINT ignored; a user's terminal would not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(toml: Path, db: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parent.parent)
+                            cwd=Path(__file__).resolve().parent.parent, preexec_fn=_interruptible)
 
 
 def run_dirs(db: Path) -> list[Path]:
@@ -109,6 +114,17 @@ def test_ctrl_c_cancels_resumably_without_orphans(tmp_path, long_toml):
     resumed = [e.get("resumed_from") for e in events(busy) if e["kind"] == "started"]
     assert resumed[0] is None and resumed[-1] >= 25
     assert all(last_status(d) == "done" for d in run_dirs(db))
+
+
+def test_sigterm_on_the_launcher_stops_like_ctrl_c(tmp_path, long_toml):
+    db = tmp_path / "t.duckdb"
+    proc = start_run(long_toml, db)
+    wait_for(lambda: training_dir(db, 10) is not None)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert worker_pids(db) == []
+    assert {last_status(d) for d in run_dirs(db)} == {"cancelled"}
 
 
 def test_killed_worker_is_failed_then_resumes(tmp_path, long_toml):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -128,6 +128,7 @@ def run(
     launcher = Launcher(root, sink=store, max_parallel=parallel, device=dev)
     from xling_tui.progress import RunProgress
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops its workers like Ctrl-C
     with RunProgress(console) as progress:
         summary = launcher.run(states, on_update=progress.update)
     _final_ingest(store)
@@ -135,6 +136,10 @@ def run(
     if summary.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _gpu_count() -> int:
