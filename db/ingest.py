@@ -40,6 +40,8 @@ class IngestStats:
     events: int = 0  # complete new log lines read
     train_rows: int = 0  # train_metrics rows written (after dropping repeated steps)
     eval_rows: int = 0
+    align_rows: int = 0
+    finished: list[str] = field(default_factory=list)  # runs that reached status done in this ingest
     experiments: int = 0  # experiments added or changed
     removed: int = 0  # runs whose folder had disappeared
 
@@ -193,6 +195,7 @@ class Batch:
     train: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
     deltas: list[dict[str, Any]] = field(default_factory=list)
+    align: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # kind -> rows
     offsets: list[dict[str, Any]] = field(default_factory=list)
     experiments: list[dict[str, Any]] = field(default_factory=list)
     gone_runs: list[str] = field(default_factory=list)
@@ -276,6 +279,40 @@ def _eval_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | Non
     return row
 
 
+@dataclass(frozen=True)
+class AlignKind:
+    """An alignment event kind and the table its rows go to (engine.alignment's results)."""
+
+    table: str
+    columns: dict[str, str]
+    key: str
+
+
+_ALIGN_COMMON = {"seq": "BIGINT", "run_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT",
+                 "lang_a": "VARCHAR", "lang_b": "VARCHAR"}
+ALIGN_KINDS = {
+    "align_embedding": AlignKind("align_embeddings", _ALIGN_COMMON | {
+        "matrix": "VARCHAR", "similarity": "DOUBLE", "control": "DOUBLE", "n_ids": "BIGINT",
+        "n_anchors": "BIGINT", "bins": "JSON", "time": "TIMESTAMP"}, "run_id, step, matrix, lang_a, lang_b"),
+    "align_hidden": AlignKind("align_hidden", _ALIGN_COMMON | {
+        "layer": "BIGINT", "similarity": "DOUBLE", "n_sequences": "BIGINT", "time": "TIMESTAMP"},
+        "run_id, step, lang_a, lang_b, layer"),
+    "align_gradient": AlignKind("align_gradients", _ALIGN_COMMON | {
+        "tensor": "VARCHAR", "similarity": "DOUBLE", "time": "TIMESTAMP"}, "run_id, step, lang_a, lang_b, tensor"),
+}
+_COERCE = {"BIGINT": _int, "DOUBLE": _float, "VARCHAR": _str, "JSON": lambda v: v,
+           "TIMESTAMP": lambda v: _stamp(_time(v))}
+
+
+def _align_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | None:
+    kind = ALIGN_KINDS[ev["kind"]]
+    row = {name: _COERCE[typ](ev.get(name)) for name, typ in kind.columns.items()}
+    row["seq"], row["run_id"] = seq, run_id
+    if any(row[k.strip()] is None for k in kind.key.split(",")):
+        return None
+    return row
+
+
 def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[Any, str]]) -> bool:
     """Adds one run's news to the batch; True when the run changed at all."""
     run_id = run_dir.name
@@ -298,6 +335,8 @@ def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[A
             batch.train.append(row)
         elif ev.get("kind") == "eval" and (row := _eval_row(seq, run_id, ev)):
             batch.evals.append(row)
+        elif ev.get("kind") in ALIGN_KINDS and (row := _align_row(seq, run_id, ev)):
+            batch.align.setdefault(ev["kind"], []).append(row)
     batch.deltas.append(delta.row())
     return True
 
@@ -449,7 +488,7 @@ def _load_metrics(con: duckdb.DuckDBPyConnection, table: str, src: str, columns:
 def _prune(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     """Rows of run folders and experiment files that were deleted: the folder is the truth."""
     if batch.gone_runs:
-        for table in ("runs", "train_metrics", "evals", "ingest_state"):
+        for table in ("runs", "train_metrics", "evals", "ingest_state", *(k.table for k in ALIGN_KINDS.values())):
             con.execute(f"DELETE FROM {table} WHERE list_contains(?::VARCHAR[], run_id)", [batch.gone_runs])
     if batch.gone_experiments:
         con.execute("DELETE FROM experiments WHERE list_contains(?::VARCHAR[], name)", [batch.gone_experiments])
@@ -461,12 +500,17 @@ def apply(con: duckdb.DuckDBPyConnection, batch: Batch, tmp: Path, stats: Ingest
         _load_specs(con, _source(_write_ndjson(tmp / "specs.ndjson", batch.specs), _SPEC_COLUMNS))
     if batch.deltas:
         _load_deltas(con, _source(_write_ndjson(tmp / "deltas.ndjson", batch.deltas), _DELTA_COLUMNS))
+        stats.finished = [d["run_id"] for d in batch.deltas if d["status"] == "done"]
     if batch.train:
         src = _source(_write_ndjson(tmp / "train.ndjson", batch.train), _TRAIN_COLUMNS)
         stats.train_rows = _load_metrics(con, "train_metrics", src, _TRAIN_COLUMNS, "run_id, step")
     if batch.evals:
         src = _source(_write_ndjson(tmp / "evals.ndjson", batch.evals), _EVAL_COLUMNS)
         stats.eval_rows = _load_metrics(con, "evals", src, _EVAL_COLUMNS, "run_id, step, language")
+    for name, rows in batch.align.items():
+        kind = ALIGN_KINDS[name]
+        src = _source(_write_ndjson(tmp / f"{name}.ndjson", rows), kind.columns)
+        stats.align_rows += _load_metrics(con, kind.table, src, kind.columns, kind.key)
     if batch.experiments:
         src = _source(_write_ndjson(tmp / "experiments.ndjson", batch.experiments), _EXPERIMENT_COLUMNS)
         con.execute(
@@ -491,10 +535,23 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
         con.begin()
         try:
             apply(con, batch, Path(tmp), stats)
+            _refresh_analysis(con, stats.finished)
             con.commit()
         except BaseException:
             con.rollback()
             raise
     return stats
+
+
+def _refresh_analysis(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
+    """A finished run can change its experiment's scaling law and every TEff in it."""
+    if not finished:
+        return
+    from db.analysis import refresh
+
+    rows = con.execute("SELECT DISTINCT experiment FROM runs WHERE list_contains(?::VARCHAR[], run_id)", [finished])
+    experiments = [r[0] for r in rows.fetchall() if r[0] is not None]
+    if experiments:
+        refresh(con, experiments)
 
 

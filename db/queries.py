@@ -114,3 +114,68 @@ def eval_curve(store: Store, run_id: str) -> QueryResult:
 def experiments(store: Store) -> QueryResult:
     """Known experiments with counts of their runs by status."""
     return store.query(_EXPERIMENTS)
+
+
+# -- the report (paper-style tables) ------------------------------------------------
+
+_REPORT_RUNS = """
+SELECT r.run_id, r.name, r.kind, r.seed, r.total_tokens, r.spec, r.status,
+       e.language, e.ppl, e.char_ppl, e.accuracy,
+       t.tokens_seen, t.teff, t.teff_status, t.teff_mark, t.mlte, t.mlte_status
+FROM runs r
+JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
+LEFT JOIN teff t ON t.run_id = r.run_id AND t.language = e.language AND t.step = e.step
+WHERE r.experiment = $experiment AND r.status = 'done'
+ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
+"""
+
+_REPORT_HIDDEN = """
+SELECT r.name, r.seed, h.lang_a, h.lang_b, h.layer, h.similarity
+FROM align_hidden h JOIN runs r USING (run_id)
+WHERE r.experiment = $experiment AND h.step = r.total_steps
+ORDER BY r.name, r.seed, h.lang_b, h.layer
+"""
+
+_REPORT_EMBEDDINGS = """
+SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
+FROM align_embeddings a JOIN runs r USING (run_id)
+WHERE r.experiment = $experiment AND a.step = r.total_steps
+ORDER BY r.name, r.seed, a.lang_b, a.matrix
+"""
+
+# Components: a tensor name without its block index, e.g. 'attn.qkv.weight'.
+_REPORT_GRADIENTS = """
+SELECT r.name, r.seed, g.lang_a, g.lang_b,
+       regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', '') AS component,
+       avg(g.similarity) AS similarity
+FROM align_gradients g JOIN runs r USING (run_id)
+WHERE r.experiment = $experiment AND g.step = r.total_steps
+GROUP BY ALL
+ORDER BY r.name, r.seed, g.lang_b, component
+"""
+
+_REPORT_LAWS = """
+SELECT model, language, form, params, n_points, token_min, token_max, residuals, warnings, error, law
+FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
+"""
+
+
+def report_runs(store: Store, experiment: str) -> QueryResult:
+    """Final PPL and TEff per finished run and language (one row per pair)."""
+    return store.query(_REPORT_RUNS, {"experiment": experiment})
+
+
+def report_hidden(store: Store, experiment: str) -> QueryResult:
+    return store.query(_REPORT_HIDDEN, {"experiment": experiment})
+
+
+def report_embeddings(store: Store, experiment: str) -> QueryResult:
+    return store.query(_REPORT_EMBEDDINGS, {"experiment": experiment})
+
+
+def report_gradients(store: Store, experiment: str) -> QueryResult:
+    return store.query(_REPORT_GRADIENTS, {"experiment": experiment})
+
+
+def report_laws(store: Store, experiment: str) -> QueryResult:
+    return store.query(_REPORT_LAWS, {"experiment": experiment})

@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 1
+-- @version 2
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -86,3 +86,91 @@ CREATE TABLE ingest_state (
     byte_offset BIGINT NOT NULL  -- bytes of runs/<run_id>/events.jsonl already ingested (always just past a newline)
 );
 COMMENT ON TABLE ingest_state IS 'How far each event log has been ingested; committed together with the rows it produced.';
+
+-- Alignment of a run's languages (engine.alignment), at the end of training and at
+-- any checkpoint that asked for it. lang_a is the run's first language.
+
+CREATE TABLE align_embeddings (
+    run_id     VARCHAR NOT NULL,
+    step       BIGINT NOT NULL,
+    tokens     BIGINT,
+    matrix     VARCHAR NOT NULL,  -- 'input' (token embedding) or 'output' (output layer rows)
+    lang_a     VARCHAR NOT NULL,
+    lang_b     VARCHAR NOT NULL,
+    similarity DOUBLE,            -- mean cosine of equivalent rows (anchors excluded)
+    control    DOUBLE,            -- mean cosine over all row pairs: the anisotropy baseline
+    n_ids      BIGINT,
+    n_anchors  BIGINT,            -- shared ids left out
+    bins       JSON,              -- by training count of the rarer copy: [{lo, hi, n, similarity, control}]
+    time       TIMESTAMP,
+    PRIMARY KEY (run_id, step, matrix, lang_a, lang_b)
+);
+COMMENT ON TABLE align_embeddings IS 'Embedding similarity of equivalent subwords vs the all-pairs control.';
+
+CREATE TABLE align_hidden (
+    run_id      VARCHAR NOT NULL,
+    step        BIGINT NOT NULL,
+    tokens      BIGINT,
+    lang_a      VARCHAR NOT NULL,
+    lang_b      VARCHAR NOT NULL,
+    layer       BIGINT NOT NULL,  -- 0 = embedding output, k = residual stream after block k
+    similarity  DOUBLE,           -- per-token cosine of equivalent/parallel sequences, averaged
+    n_sequences BIGINT,
+    time        TIMESTAMP,
+    PRIMARY KEY (run_id, step, lang_a, lang_b, layer)
+);
+COMMENT ON TABLE align_hidden IS 'Hidden-state similarity per layer (the paper''s Table 2).';
+
+CREATE TABLE align_gradients (
+    run_id     VARCHAR NOT NULL,
+    step       BIGINT NOT NULL,
+    tokens     BIGINT,
+    lang_a     VARCHAR NOT NULL,
+    lang_b     VARCHAR NOT NULL,
+    tensor     VARCHAR NOT NULL,  -- named parameter tensor of the blocks
+    similarity DOUBLE,            -- cosine of the two languages' gradients
+    time       TIMESTAMP,
+    PRIMARY KEY (run_id, step, lang_a, lang_b, tensor)
+);
+COMMENT ON TABLE align_gradients IS 'Gradient similarity per parameter tensor; the summary is avg(similarity).';
+
+-- Derived by db.analysis whenever a run finishes (recomputed, never appended).
+
+CREATE TABLE scaling_fits (
+    experiment  VARCHAR NOT NULL,
+    model       VARCHAR NOT NULL,
+    language    VARCHAR NOT NULL,   -- the language of the monolingual runs fitted
+    form        VARCHAR,            -- 'paper' (1/PPL = c - a x^-b) or 'power' (PPL = k x^-b)
+    params      JSON,               -- {a, b, c} or {k, b}
+    budget      DOUBLE,             -- T: x = tokens / T
+    n_points    BIGINT,
+    token_min   DOUBLE,
+    token_max   DOUBLE,
+    residuals   DOUBLE[],           -- log(PPL_fit) - log(PPL) per point, in run_ids order
+    run_ids     VARCHAR[],
+    warnings    VARCHAR[],
+    error       VARCHAR,            -- why there is no fit (too few baselines, ...); params NULL then
+    law         JSON,               -- the whole fit, for engine.scaling.ScalingLaw.from_dict
+    updated     TIMESTAMP,
+    PRIMARY KEY (experiment, model, language)
+);
+COMMENT ON TABLE scaling_fits IS 'Monolingual scaling law per experiment, model and language.';
+
+CREATE TABLE teff (
+    run_id       VARCHAR NOT NULL,
+    language     VARCHAR NOT NULL,
+    step         BIGINT NOT NULL,
+    experiment   VARCHAR,
+    law_language VARCHAR,          -- whose law was used (clones share the first language's)
+    tokens_seen  BIGINT,           -- t_A: exact tokens the run saw in this language by this step
+    ppl          DOUBLE,
+    mlte         DOUBLE,           -- tokens a monolingual model needs for this PPL (NULL if impossible)
+    mlte_status  VARCHAR,          -- inside | above | below | impossible
+    mlpe         DOUBLE,           -- PPL a monolingual model reaches on tokens_seen
+    mlpe_status  VARCHAR,
+    teff         DOUBLE,           -- mlte / tokens_seen
+    teff_status  VARCHAR,
+    teff_mark    VARCHAR,          -- how the report prints it ('>2.10' for an extrapolation)
+    PRIMARY KEY (run_id, language, step)
+);
+COMMENT ON TABLE teff IS 'Token efficiency of every evaluation against its experiment''s scaling law.';

@@ -96,7 +96,51 @@ class Heartbeat:
     kind: str = "heartbeat"
 
 
-Event = Queued | Started | TrainMetric | EvalResult | Status | Heartbeat
+@dataclass
+class AlignEmbedding:
+    run_id: str
+    step: int
+    tokens: int
+    matrix: str  # "input" | "output"
+    lang_a: str
+    lang_b: str
+    similarity: float
+    control: float
+    n_ids: int
+    n_anchors: int
+    bins: list[dict]
+    time: float = field(default_factory=time.time)
+    kind: str = "align_embedding"
+
+
+@dataclass
+class AlignHidden:
+    run_id: str
+    step: int
+    tokens: int
+    lang_a: str
+    lang_b: str
+    layer: int  # 0 = embedding output, k = after block k
+    similarity: float
+    n_sequences: int
+    time: float = field(default_factory=time.time)
+    kind: str = "align_hidden"
+
+
+@dataclass
+class AlignGradient:
+    run_id: str
+    step: int
+    tokens: int
+    lang_a: str
+    lang_b: str
+    tensor: str
+    similarity: float
+    time: float = field(default_factory=time.time)
+    kind: str = "align_gradient"
+
+
+Event = Queued | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient
 
 
 class EventLog:

@@ -68,6 +68,8 @@ class EvalConfig(_Model):
     max_tokens: int = Field(50_000, ge=16)
     every: float = Field(0.25, ge=0.0, le=1.0, description="fraction of training between evals; 0 = end only")
     batch_size: int = Field(16, ge=1)
+    alignment: bool = Field(True, description="embedding, hidden-state and gradient similarity at the end")
+    alignment_sequences: int = Field(32, ge=2, description="test sequences for hidden/gradient similarity")
 
 
 class ScheduleConfig(_Model):
@@ -84,6 +86,8 @@ class ExperimentConfig(_Model):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     baselines: list[float] = Field(default_factory=list, description="monolingual runs, fractions of T")
     baseline_languages: list[str] | None = None
+    scaling_law: Literal["paper", "power"] = Field(
+        "paper", description="form of the monolingual law: 1/PPL = c - a x^-b (paper) or PPL = k x^-b (power)")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()

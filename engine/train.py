@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from engine.data import Batches, TokenData, clone_tables, prepare_tokens
 from engine.evaluate import evaluate_stream
 from engine.losses import linear_cross_entropy
-from engine.events import EvalResult, EventLog, Heartbeat, Started, Status, TrainMetric
+from engine.events import (AlignEmbedding, AlignGradient, AlignHidden, EvalResult, EventLog, Heartbeat, Started,
+                           Status, TrainMetric)
 from engine.model import GPT, preset
 from engine.spec import RunSpec
 
@@ -188,6 +189,8 @@ class Trainer:
             if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
                 events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
                 last_beat = time.perf_counter()
+        if spec.eval.get("alignment", True):
+            self.align(events)
         torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL)
         (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         events.emit(Status(spec.run_id, "done", step=self.step))
@@ -246,6 +249,38 @@ class Trainer:
                                 loss=acc["loss"] / max(acc["count"], 1), lang_loss=lang_loss,
                                 tokens_per_s=tokens_per_s))
         self._acc = self._new_accumulators()
+
+    def align(self, events: EventLog) -> None:
+        """The paper's three alignment analyses, first trained language against each other."""
+        if len(self.eval_languages) < 2:
+            return
+        from engine.alignment import (embedding_similarity, gradient_similarity_cloned,
+                                      hidden_similarity_cloned, token_counts)
+
+        spec, ev = self.spec, self.spec.eval
+        V, N = self.tokens.vocab_size, len(spec.languages)
+        counts = token_counts(self.tokens.train, V, self.batches.languages, self.T, self.batches.n_windows, N)
+        base = self._test_sequences(ev["alignment_sequences"])
+        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        a = self.eval_languages[0]
+        for b in self.eval_languages[1:]:
+            pair = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
+            for e in embedding_similarity(self.model, self.tables, spec.languages, a, b, counts=counts):
+                events.emit(AlignEmbedding(**common, **pair, matrix=e.matrix, similarity=e.mean, control=e.control,
+                                           n_ids=e.n_ids, n_anchors=e.n_anchors_excluded, bins=e.bins))
+            hidden = hidden_similarity_cloned(self.model, base[:, :-1], self.tables, spec.languages, a, b)
+            for layer, sim in enumerate(hidden.per_layer):
+                events.emit(AlignHidden(**common, **pair, layer=layer, similarity=sim, n_sequences=hidden.n_sequences))
+            grads = gradient_similarity_cloned(self.model, base[: max(2, len(base) // 2)], self.tables,
+                                               spec.languages, a, b)
+            for tensor, sim in grads.per_tensor.items():
+                events.emit(AlignGradient(**common, **pair, tensor=tensor, similarity=sim))
+
+    def _test_sequences(self, n: int) -> torch.Tensor:
+        """Up to ``n`` consecutive test windows of T+1 base ids: the same text for every language."""
+        stream = np.asarray(self.tokens.test, dtype=np.int64)
+        n = max(1, min(n, (len(stream) - 1) // self.T))
+        return torch.from_numpy(np.stack([stream[i * self.T: i * self.T + self.T + 1] for i in range(n)]))
 
     def evaluate(self, events: EventLog) -> None:
         ev = self.spec.eval

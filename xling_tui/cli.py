@@ -283,6 +283,55 @@ def _print_status_table(rows: list[dict]) -> None:
     console.print(" · ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no runs yet")
 
 
+class ReportFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def report(
+    experiment: Annotated[Optional[str], typer.Argument(help="experiment name [default: every one in the db]")] = None,
+    db: DbOption = None,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="output format")] = ReportFormat.table,
+    figures: Annotated[Optional[Path], typer.Option("--figures", help="also write PNG figures into this folder")] = None,
+) -> None:
+    """The paper's tables for an experiment: PPL and TEff per language, alignment per layer and component.
+
+    TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
+    """
+    from db.store import StoreError
+    from xling_tui.report import build_report, print_tables, to_csv, to_markdown
+
+    store = _store(db)
+    if not store.db_path.exists() and not store.root.exists():
+        raise fail(f"no results at {store.db_path} yet: start with `xling run`")
+    store.try_ingest()
+    try:
+        known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
+        if experiment is not None and experiment not in known:
+            raise fail(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
+        reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
+    except StoreError as exc:
+        raise fail(str(exc))
+    for rep in reports:
+        if format == ReportFormat.json:
+            print(rep.to_json())
+        elif format == ReportFormat.csv:
+            sys.stdout.write(to_csv(rep))
+        elif format == ReportFormat.markdown:
+            sys.stdout.write(to_markdown(rep))
+        else:
+            print_tables(rep, console)
+        if figures is not None:
+            from xling_tui.figures import write_figures
+
+            target = figures / rep.experiment if len(reports) > 1 else figures
+            for path in write_figures(store, rep, target):
+                err_console.print(f"wrote {path}")
+
+
 def main() -> None:
     try:
         app()

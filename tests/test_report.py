@@ -1,0 +1,109 @@
+"""Science end to end: after `xling run` the scaling law, TEff and alignment are in DuckDB,
+and `xling report` renders them in every format, with figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from db.store import Store
+from xling_tui.cli import app
+
+runner = CliRunner()
+SCIENCE = """\
+[experiments.sci]
+languages = ["EN1", "EN2"]
+model = "cpu-xxs"
+tokens = 24_576
+baselines = [1.0, 0.5, 0.25]
+scaling_law = "power"
+data = {{ corpus = "{corpus}", vocab_size = 256 }}
+train = {{ batch_size = 8, context = 32, warmup = 4, log_every = 4 }}
+eval = {{ context = 32, stride = 16, max_tokens = 2000, every = 0.5, alignment_sequences = 8 }}
+
+[[experiments.sci.schedules]]
+name = "50/50"
+mix = {{ EN1 = [50], EN2 = [50] }}
+
+[[experiments.sci.schedules]]
+name = "90/10"
+mix = {{ EN1 = [90], EN2 = [10] }}
+"""
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, tiny_corpus):
+    folder = tmp_path_factory.mktemp("sci")
+    toml = folder / "experiments.toml"
+    toml.write_text(SCIENCE.format(corpus=tiny_corpus))
+    db = folder / "sci.duckdb"
+    result = runner.invoke(app, ["run", str(toml), "--db", str(db), "--device", "cpu"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return Store(db)
+
+
+def test_scaling_law_is_fitted_when_baselines_finish(done):
+    rows = done.query("SELECT form, n_points, error, residuals FROM scaling_fits").dicts()
+    assert len(rows) == 1
+    assert rows[0]["form"] == "power" and rows[0]["n_points"] == 3 and rows[0]["error"] is None
+    assert len(rows[0]["residuals"]) == 3
+
+
+def test_teff_of_every_language_with_exact_tokens(done):
+    rows = done.query("""SELECT r.name, t.language, t.tokens_seen, r.total_tokens, t.teff, t.teff_status, t.ppl
+                         FROM teff t JOIN runs r USING (run_id) WHERE t.step = r.total_steps""").dicts()
+    by = {(r["name"], r["language"]): r for r in rows}
+    mix = by[("90/10", "EN2")]
+    spec = json.loads(done.query("SELECT spec FROM runs WHERE name = '90/10'").rows[0][0])
+    from engine.spec import RunSpec
+
+    assert mix["tokens_seen"] == RunSpec(**spec).marginal_tokens()["EN2"]
+    assert by[("90/10", "EN1")]["tokens_seen"] + mix["tokens_seen"] == mix["total_tokens"]
+    # a baseline against its own law: TEff is 1 up to the fit's residual
+    base = by[("mono EN1 50%", "EN1")]
+    assert base["teff"] == pytest.approx(1.0, rel=0.35)
+    assert all(r["teff_status"] in ("inside", "above", "below", "impossible") for r in rows)
+
+
+def test_alignment_tables_filled_for_multilingual_runs_only(done):
+    layers = done.query("""SELECT r.name, count(*) FROM align_hidden h JOIN runs r USING (run_id)
+                           GROUP BY ALL ORDER BY 1""").rows
+    assert layers == [("50/50", 2), ("90/10", 2)]  # embedding + one block (cpu-xxs)
+    mats = done.query("SELECT DISTINCT matrix FROM align_embeddings ORDER BY 1").rows
+    assert mats == [("input",), ("output",)]
+    sims = done.query("SELECT min(similarity), max(similarity), count(DISTINCT tensor) FROM align_gradients").rows[0]
+    assert -1 <= sims[0] <= sims[1] <= 1 and sims[2] >= 8
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "json"])
+def test_report_formats(done, fmt):
+    result = runner.invoke(app, ["report", "sci", "--db", str(done.db_path), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    if fmt == "json":
+        data = json.loads(out)
+        names = [r["name"] for r in data["runs"]]
+        assert {"90/10", "50/50", "mono EN1 100%"} <= set(names)
+        assert [t["title"].split(" (")[0] for t in data["tables"]][:2] == ["Perplexity and token efficiency",
+                                                                           "Hidden-state similarity per layer"]
+    elif fmt == "csv":
+        assert out.splitlines()[0].startswith("run,type,tokens,p(EN1),p(EN2),PPL EN1,PPL EN2,TEff EN1,TEff EN2")
+    elif fmt == "markdown":
+        assert "| 90/10 | multi |" in out and "scaling law" in out
+    else:
+        assert "Table 2 layout" in out
+
+
+def test_report_figures(done, tmp_path):
+    result = runner.invoke(app, ["report", "sci", "--db", str(done.db_path), "--figures", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["embedding_similarity.png", "hidden_similarity.png", "ppl_teff_vs_ratio.png", "scaling_laws.png"]
+    assert all((tmp_path / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_report_unknown_experiment(done):
+    result = runner.invoke(app, ["report", "nope", "--db", str(done.db_path)])
+    assert result.exit_code == 2 and "sci" in result.output
