@@ -12,18 +12,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
+from engine.backends import WORKER_LOG, Backend, LocalBackend
 from engine.events import SPEC_FILE, EVENTS_FILE, EventLog, Queued, Status, read_events
+from engine.pool import CpuPool, GpuPool
 from engine.spec import Experiment, RunSpec
 
 LIVE_SECONDS = 30.0  # a running run whose log is quieter than this, with no live pid, is dead
-WORKER_LOG = "worker.log"
 
 
 class ResultSink(Protocol):
@@ -124,6 +123,54 @@ def load_state(root: Path, spec: RunSpec) -> RunState:
     return state
 
 
+def state_of(run_dir: Path) -> RunState:
+    """A run's state from its folder alone (spec.json + events), for commands given a run id."""
+    spec = RunSpec.from_json((Path(run_dir) / SPEC_FILE).read_text(encoding="utf-8"))
+    state = RunState(spec, Path(run_dir))
+    state.refresh()
+    return state
+
+
+def find_runs(root: Path, ids: Iterable[str]) -> list[Path]:
+    """Run folders by id or unambiguous id prefix; a LookupError says which id is wrong."""
+    folder = Path(root) / "runs"
+    known = sorted(p for p in folder.iterdir() if (p / SPEC_FILE).exists()) if folder.is_dir() else []
+    found = []
+    for rid in ids:
+        matches = [p for p in known if p.name.startswith(rid)]
+        if len(matches) != 1:
+            why = "no run" if not matches else f"{len(matches)} runs"
+            raise LookupError(f"{why} with id {rid!r} under {folder} (see `xling status`)")
+        found.append(matches[0])
+    return found
+
+
+def requeue(states: Iterable[RunState]) -> list[RunState]:
+    """Failed, cancelled or orphaned runs back in the queue; finished and live ones untouched."""
+    out = []
+    for state in states:
+        if state.status == "done" or state.is_alive():
+            state.skipped = True
+        else:
+            if state.status == "running":
+                _append(state.run_dir, Status(state.spec.run_id, "failed", "worker died (no heartbeat)"))
+            _append(state.run_dir, Queued(state.spec.run_id))
+            state.refresh()
+        out.append(state)
+    return out
+
+
+def cancel(state: RunState) -> str:
+    """Asks a live worker to checkpoint and stop, or takes a queued run out of the queue."""
+    if state.status in ("done", "failed", "cancelled"):
+        return f"already {state.status}"
+    if state.status == "running" and state.is_alive():
+        os.kill(state.pid, signal.SIGTERM)
+        return f"stopping worker {state.pid} (it checkpoints first; `xling resume` continues it)"
+    _append(state.run_dir, Status(state.spec.run_id, "cancelled", "cancelled by user"))
+    return "cancelled"
+
+
 def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
     """Folders and ``queued`` events for every run; finished and live runs are marked skipped."""
     states = []
@@ -131,45 +178,16 @@ def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
         write_experiment(root, exp)
         for spec in exp.runs:
             state = load_state(root, spec)
-            if state.status == "done" or state.is_alive():
-                state.skipped = True
-            else:
-                state.run_dir.mkdir(parents=True, exist_ok=True)
-                if not (state.run_dir / SPEC_FILE).exists():
-                    _atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
-                if state.status == "running":  # its worker died without a word
-                    _append(state.run_dir, Status(spec.run_id, "failed", "worker died (no heartbeat)"))
-                _append(state.run_dir, Queued(spec.run_id))
-                state.refresh()
+            state.run_dir.mkdir(parents=True, exist_ok=True)
+            if not (state.run_dir / SPEC_FILE).exists():
+                _atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
             states.append(state)
-    return states
+    return requeue(states)
 
 
 def _append(run_dir: Path, event) -> None:
     with EventLog(run_dir) as log:
         log.emit(event)
-
-
-class LocalBackend:
-    """Worker processes on this machine, each in its own session so a terminal's
-    Ctrl-C reaches only the launcher, which then stops them in order."""
-
-    def start(self, state: RunState, device: str, threads: int | None) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "engine.worker", str(state.run_dir), "--device", device]
-        if threads:
-            cmd += ["--threads", str(threads)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        log = open(state.run_dir / WORKER_LOG, "ab")
-        try:
-            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, cwd=_project_root())
-        finally:
-            log.close()
-
-
-def _project_root() -> str:
-    """Workers import ``engine`` the same way the launcher did, installed or not."""
-    return str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass
@@ -182,21 +200,22 @@ class Summary:
 
 
 class Launcher:
+    """Runs a list of states to an end through a backend, placing each with a device pool."""
+
     def __init__(self, root: Path, sink: ResultSink | None = None, max_parallel: int = 1,
-                 device: str = "cpu", sync_every: float = 2.0, poll: float = 0.25) -> None:
+                 pool: CpuPool | GpuPool | None = None, backend: Backend | None = None,
+                 sync_every: float = 2.0, poll: float = 0.25) -> None:
         self.root = Path(root)
         self.sink = sink
+        self.pool = pool or CpuPool(max_parallel)
         self.max_parallel = max(1, max_parallel)
-        self.device = device
+        self.backend = backend or LocalBackend()
         self.sync_every = sync_every
         self.poll = poll
-        self.backend = LocalBackend()
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, object] = {}
 
-    def threads_per_worker(self) -> int | None:
-        if self.device != "cpu":
-            return None
-        return max(1, (os.cpu_count() or 1) // self.max_parallel)
+    def our_pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values() if p.poll() is None]
 
     def run(self, states: list[RunState], on_update: Callable[[list[RunState]], None] = lambda s: None) -> Summary:
         """Run every non-skipped state to an end; Ctrl-C stops workers resumably."""
@@ -205,10 +224,7 @@ class Launcher:
         last_sync = 0.0
         try:
             while queue or active:
-                while queue and len(active) < self.max_parallel:
-                    state = queue.pop(0)
-                    self.procs[state.spec.run_id] = self.backend.start(state, self.device, self.threads_per_worker())
-                    active.append(state)
+                self._start_what_fits(queue, active)
                 time.sleep(self.poll)
                 for state in list(active):
                     state.refresh()
@@ -232,7 +248,23 @@ class Launcher:
         on_update(states)
         return self._summary(states)
 
+    def _start_what_fits(self, queue: list[RunState], active: list[RunState]) -> None:
+        while queue and len(active) < self.max_parallel:
+            state = queue[0]
+            state.refresh()
+            if state.status in ("cancelled", "done"):  # cancelled (or finished elsewhere) while queued
+                queue.pop(0)
+                continue
+            placement = self.pool.acquire(state.spec.run_id)
+            if placement is None:
+                state.message = self.pool.waiting_reason()
+                return
+            queue.pop(0)
+            self.procs[state.spec.run_id] = self.backend.start(state.run_dir, placement)
+            active.append(state)
+
     def _finish(self, state: RunState, code: int) -> None:
+        self.pool.release(state.spec.run_id)
         state.refresh()
         if state.status in ("queued", "running"):  # died without reporting: killed or crashed hard
             reason = f"worker exited with code {code}" + (f" (signal {-code})" if code < 0 else "")
@@ -244,16 +276,15 @@ class Launcher:
         for state in active:
             proc = self.procs[state.spec.run_id]
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.terminate()
         deadline = time.monotonic() + grace
         for state in active:
             proc = self.procs[state.spec.run_id]
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if code is None:
                 proc.kill()
-                proc.wait()
-            self._finish(state, proc.returncode)
+                code = proc.wait()
+            self._finish(state, code)
 
     def _sync(self) -> None:
         if self.sink is not None:

@@ -160,7 +160,7 @@ class Trainer:
         """Train until done or stopped; returns the final status ("done" or "cancelled")."""
         spec, t = self.spec, self.spec.train
         resumed = self.load_checkpoint()
-        events.emit(Started(spec.run_id, device=self.rt.device, host=socket.gethostname(), pid=os.getpid(),
+        events.emit(Started(spec.run_id, device=self.device_label(), host=socket.gethostname(), pid=os.getpid(),
                             total_steps=spec.total_steps, total_tokens=spec.total_tokens,
                             resumed_from=self.step if resumed else None))
         evals = [s for s in eval_steps(spec.total_steps, spec.eval["every"]) if s >= self.step]
@@ -195,6 +195,13 @@ class Trainer:
         (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         events.emit(Status(spec.run_id, "done", step=self.step))
         return "done"
+
+    def device_label(self) -> str:
+        """'cuda:2' for a worker that the launcher pinned to GPU 2 (it sees it as cuda:0)."""
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if self.rt.device.startswith("cuda") and visible and "," not in visible:
+            return f"cuda:{visible}"
+        return self.rt.device
 
     def _autocast(self):
         if self.rt.amp_dtype is None:
@@ -245,9 +252,12 @@ class Trainer:
         acc = self._accumulators_state()  # the one device sync per log line
         lang_loss = {lang: acc["lang_sum"][i] / acc["lang_count"][i]
                      for i, lang in enumerate(self.spec.languages) if acc["lang_count"][i]}
+        loss = acc["loss"] / max(acc["count"], 1)
         events.emit(TrainMetric(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T, lr=lr,
-                                loss=acc["loss"] / max(acc["count"], 1), lang_loss=lang_loss,
-                                tokens_per_s=tokens_per_s))
+                                loss=loss, lang_loss=lang_loss, tokens_per_s=tokens_per_s))
+        per_lang = " ".join(f"{k} {v:.3f}" for k, v in lang_loss.items())
+        self.say(f"step {self.step}/{self.spec.total_steps} loss {loss:.3f} ({per_lang}) lr {lr:.2e} "
+                 f"{tokens_per_s:,.0f} tok/s")
         self._acc = self._new_accumulators()
 
     def align(self, events: EventLog) -> None:
@@ -293,3 +303,5 @@ class Trainer:
             events.emit(EvalResult(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T,
                                    language=self.spec.languages[i], loss=score.loss, ppl=score.ppl,
                                    char_ppl=score.char_ppl, accuracy=score.accuracy, n_tokens=score.n_tokens))
+            self.say(f"eval step {self.step} {self.spec.languages[i]}: PPL {score.ppl:.2f} "
+                     f"accuracy {score.accuracy:.3f} ({score.n_tokens} tokens)")

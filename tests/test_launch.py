@@ -150,3 +150,33 @@ def test_killed_worker_is_failed_then_resumes(tmp_path, long_toml):
 
     rows = Store(db).query("SELECT status, step, total_steps FROM runs WHERE run_id = ?", [victim.name]).rows
     assert rows == [("done", rows[0][2], rows[0][2])]
+
+
+def test_cancel_logs_and_resume_by_run_id(tmp_path, long_toml):
+    from typer.testing import CliRunner
+
+    from xling_tui.cli import app
+
+    cli = CliRunner()
+    db = tmp_path / "c.duckdb"
+    proc = start_run(long_toml, db)
+    wait_for(lambda: training_dir(db, 25) is not None)
+    victim = training_dir(db, 25)
+    out = cli.invoke(app, ["cancel", victim.name[:6], "--db", str(db)])
+    assert out.exit_code == 0 and "stopping worker" in out.output, out.output
+    out_run, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out_run  # a cancelled run is not a failure
+    assert last_status(victim) == "cancelled"
+    logs = cli.invoke(app, ["logs", victim.name, "--db", str(db)])
+    assert logs.exit_code == 0 and "step 5/" in logs.output
+    again = cli.invoke(app, ["cancel", victim.name, "--db", str(db)])
+    assert "already cancelled" in again.output
+    resumed = cli.invoke(app, ["resume", victim.name[:8], "--db", str(db), "--device", "cpu"])
+    assert resumed.exit_code == 0, resumed.output
+    assert last_status(victim) == "done"
+    starts = [e.get("resumed_from") for e in events(victim) if e["kind"] == "started"]
+    assert starts[0] is None and starts[-1] >= 20
+    nothing = cli.invoke(app, ["resume", "--failed", "--db", str(db)])
+    assert nothing.exit_code == 0 and "nothing to resume" in nothing.output
+    missing = cli.invoke(app, ["resume", "zzzz", "--db", str(db)])
+    assert missing.exit_code == 2 and "no run with id 'zzzz'" in missing.output

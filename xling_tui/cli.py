@@ -83,6 +83,16 @@ def _resolve_device(device: Device) -> str:
     return "cuda" if n > 0 else "cpu"
 
 
+GpusOption = Annotated[
+    Optional[str], typer.Option("--gpus", help="only these GPU indices, e.g. 0,2 (PCI order)", show_default=False)
+]
+RunsPerGpuOption = Annotated[int, typer.Option("--runs-per-gpu", min=1, help="runs sharing one GPU")]
+MaxParallelOption = Annotated[
+    Optional[int], typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU slot]", show_default=False)
+]
+DeviceOption = Annotated[Device, typer.Option(help="where to train")]
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="experiments file")] = DEFAULT_CONFIG,
@@ -90,10 +100,10 @@ def run(
         Optional[list[str]], typer.Option("--experiment", "-e", help="run only this experiment (repeatable)")
     ] = None,
     db: DbOption = None,
-    device: Annotated[Device, typer.Option(help="where to train")] = Device.auto,
-    max_parallel: Annotated[
-        Optional[int], typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU]", show_default=False)
-    ] = None,
+    device: DeviceOption = Device.auto,
+    max_parallel: MaxParallelOption = None,
+    gpus: GpusOption = None,
+    runs_per_gpu: RunsPerGpuOption = 1,
 ) -> None:
     """Train every run of the experiments in CONFIG that has not finished yet.
 
@@ -106,31 +116,56 @@ def run(
     try:
         experiments = load_experiments(config, experiment or None)
         dev = _resolve_device(device)
+        allowed = _parse_gpus(gpus)
     except (SpecError, UserError) as exc:
         raise fail(str(exc))
-    from engine.launch import Launcher, enqueue
+    from engine.launch import enqueue
 
     store = _store(db)
-    root = store.root
-    states = enqueue(root, experiments)
+    states = enqueue(store.root, experiments)
+    names = ", ".join(e.name for e in experiments)
+    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu)
+
+
+def _parse_gpus(gpus: Optional[str]) -> list[int] | None:
+    if gpus is None:
+        return None
+    try:
+        return [int(g) for g in gpus.split(",") if g.strip()]
+    except ValueError:
+        raise UserError(f"--gpus {gpus!r}: give GPU indices separated by commas, e.g. 0,2") from None
+
+
+def _launch(store, states, what: str, dev: str, max_parallel: Optional[int], allowed: list[int] | None,
+            runs_per_gpu: int) -> None:
+    """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
+    from engine.launch import Launcher
+    from engine.pool import CpuPool, GpuPool
+    from xling_tui.progress import RunProgress
+
     todo = [s for s in states if not s.skipped]
-    skipped = len(states) - len(todo)
     console.print(
-        f"[bold]{len(states)}[/] runs in {', '.join(e.name for e in experiments)}: "
-        f"{len(todo)} to run, {skipped} finished or running elsewhere · device [bold]{dev}[/] · db {store.db_path}"
+        f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
+        f"running elsewhere · device [bold]{dev}[/]\n[dim]db {store.db_path}[/]"
     )
     if todo:
         try:
             _prepare_data(todo)
         except ValueError as exc:
             raise fail(str(exc))
-    parallel = max_parallel or (_gpu_count() if dev == "cuda" else 1)
-    launcher = Launcher(root, sink=store, max_parallel=parallel, device=dev)
-    from xling_tui.progress import RunProgress
-
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops its workers like Ctrl-C
-    with RunProgress(console) as progress:
-        summary = launcher.run(states, on_update=progress.update)
+    launcher = Launcher(store.root, sink=store)
+    if dev == "cuda":
+        launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
+        launcher.max_parallel = max_parallel or launcher.pool.capacity
+    else:
+        launcher.max_parallel = max_parallel or 1
+        launcher.pool = CpuPool(launcher.max_parallel)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
+    try:
+        with RunProgress(console) as progress:
+            summary = launcher.run(states, on_update=progress.update)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _final_ingest(store)
     _print_summary(summary, states)
     if summary.interrupted:
@@ -140,12 +175,6 @@ def run(
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _gpu_count() -> int:
-    from engine.devices import cuda_device_count
-
-    return max(1, cuda_device_count())
 
 
 def _prepare_data(states) -> None:
@@ -281,6 +310,114 @@ def _print_status_table(rows: list[dict]) -> None:
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     console.print(" · ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no runs yet")
+
+
+RunIds = Annotated[list[str], typer.Argument(help="run ids (a unique prefix is enough; see `xling status`)")]
+
+
+def _run_dirs(store, ids: list[str]) -> list[Path]:
+    from engine.launch import find_runs
+
+    try:
+        return find_runs(store.root, ids)
+    except LookupError as exc:
+        raise fail(str(exc))
+
+
+@app.command()
+def cancel(runs: RunIds, db: DbOption = None) -> None:
+    """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
+    from engine.launch import cancel as cancel_run, state_of
+
+    store = _store(db)
+    for run_dir in _run_dirs(store, runs):
+        state = state_of(run_dir)
+        console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {cancel_run(state)}")
+    store.try_ingest()
+
+
+@app.command()
+def resume(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="run ids or unique prefixes")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="every failed or cancelled run in the database")] = False,
+    db: DbOption = None,
+    device: DeviceOption = Device.auto,
+    max_parallel: MaxParallelOption = None,
+    gpus: GpusOption = None,
+    runs_per_gpu: RunsPerGpuOption = 1,
+) -> None:
+    """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
+    from engine.launch import requeue, state_of
+
+    if not runs and not failed:
+        raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
+    store = _store(db)
+    if failed:
+        folder = store.root / "runs"
+        dirs = sorted(p for p in folder.iterdir() if (p / "spec.json").exists()) if folder.is_dir() else []
+        states = [s for s in map(state_of, dirs) if s.status in ("failed", "cancelled")]
+    else:
+        states = [state_of(d) for d in _run_dirs(store, runs)]
+    if not states:
+        console.print("nothing to resume: no failed or cancelled runs")
+        raise typer.Exit(0)
+    try:
+        dev, allowed = _resolve_device(device), _parse_gpus(gpus)
+    except UserError as exc:
+        raise fail(str(exc))
+    _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu)
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the run ends")] = False,
+    db: DbOption = None,
+) -> None:
+    """A run's worker log (what its process printed: progress, evaluations, errors)."""
+    import time
+
+    from engine.backends import WORKER_LOG
+    from engine.launch import state_of
+
+    (run_dir,) = _run_dirs(_store(db), [run_id])
+    path, offset = run_dir / WORKER_LOG, 0
+    try:
+        while True:
+            if path.exists():
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+                offset += len(chunk)
+                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                sys.stdout.flush()
+            if not follow:
+                break
+            state = state_of(run_dir)
+            if state.status not in ("queued", "running") or (state.status == "running" and not state.is_alive()):
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    if not path.exists() and not follow:
+        err_console.print(f"[dim]{run_id}: no worker log yet (the run has not started)[/]")
+
+
+@app.command()
+def gpus(
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh every second until Ctrl-C")] = False,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json")] = OutputFormat.table,
+) -> None:
+    """GPUs as NVML sees them: memory, utilisation, temperature, power, and whose processes run there."""
+    from engine.devices import snapshot
+    from xling_tui import gpus as view
+
+    if watch:
+        view.watch(console)
+    elif format == OutputFormat.json:
+        print(view.to_json(snapshot()))
+    else:
+        console.print(view.render_table(snapshot()))
 
 
 class ReportFormat(str, Enum):
