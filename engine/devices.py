@@ -149,6 +149,19 @@ def _parent_pid(pid: int) -> int | None:
         return None
 
 
+def xling_worker_pids() -> list[int]:
+    """Workers of any xling launcher on this host, so a separate `xling gpus` still tells
+    xling's runs from someone else's (a worker runs ``python -m engine.worker``)."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            raw = _proc_read(int(entry), "cmdline")
+            argv = raw.decode(errors="replace").split("\0") if raw else []
+            if "-m" in argv and "engine.worker" in argv:
+                pids.append(int(entry))
+    return pids
+
+
 def is_ours(pid: int, our_pids: Collection[int], depth: int = 16) -> bool:
     """A worker's children (compile or data workers) count as the worker's, so walk up the tree."""
     if not our_pids:

@@ -356,3 +356,27 @@ def test_device_count_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_render_table_says_when_nothing_is_free(fleet: DeviceSnapshot) -> None:
     assert "no GPU free for xling" in _text(render_table(fleet, free=[]))
+
+
+def test_xling_workers_are_recognised_from_another_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from engine.devices import xling_worker_pids
+
+    # a process that looks like a worker (python -m engine.worker) without training anything
+    fake = tmp_path / "engine"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "worker.py").write_text("import time\ntime.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "engine.worker"], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while proc.pid not in xling_worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.pid in xling_worker_pids()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.pid not in xling_worker_pids()

@@ -180,3 +180,17 @@ def test_cancel_logs_and_resume_by_run_id(tmp_path, long_toml):
     assert nothing.exit_code == 0 and "nothing to resume" in nothing.output
     missing = cli.invoke(app, ["resume", "zzzz", "--db", str(db)])
     assert missing.exit_code == 2 and "no run with id 'zzzz'" in missing.output
+
+
+def test_two_launchers_on_one_experiment_never_start_a_run_twice(tmp_path, tiny_corpus):
+    toml = tmp_path / "experiments.toml"
+    toml.write_text(LONG.format(corpus=tiny_corpus).replace("tokens = 400_000", "tokens = 60_000")
+                    .replace("baselines = [0.5]", "baselines = [1.0, 0.5, 0.25]"))
+    db = tmp_path / "two.duckdb"
+    first, second = start_run(toml, db), start_run(toml, db)
+    outs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    for d in run_dirs(db):
+        assert sum(e["kind"] == "started" for e in events(d)) == 1, d.name
+        assert last_status(d) == "done"
+        assert not (d / ".launcher").exists()

@@ -409,15 +409,18 @@ def gpus(
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json")] = OutputFormat.table,
 ) -> None:
     """GPUs as NVML sees them: memory, utilisation, temperature, power, and whose processes run there."""
-    from engine.devices import snapshot
+    from engine.devices import free_gpus, snapshot, xling_worker_pids
     from xling_tui import gpus as view
 
+    ours = xling_worker_pids()
     if watch:
-        view.watch(console)
-    elif format == OutputFormat.json:
-        print(view.to_json(snapshot()))
+        view.watch(console, our_pids=ours)
+        return
+    snap = snapshot(our_pids=ours)
+    if format == OutputFormat.json:
+        print(view.to_json(snap))
     else:
-        console.print(view.render_table(snapshot()))
+        console.print(view.render_table(snap, free=free_gpus(snap, ours)))
 
 
 class ReportFormat(str, Enum):
