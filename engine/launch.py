@@ -131,10 +131,15 @@ def state_of(run_dir: Path) -> RunState:
     return state
 
 
+def all_run_dirs(root: Path) -> list[Path]:
+    folder = Path(root) / "runs"
+    return sorted(p for p in folder.iterdir() if (p / SPEC_FILE).exists()) if folder.is_dir() else []
+
+
 def find_runs(root: Path, ids: Iterable[str]) -> list[Path]:
     """Run folders by id or unambiguous id prefix; a LookupError says which id is wrong."""
     folder = Path(root) / "runs"
-    known = sorted(p for p in folder.iterdir() if (p / SPEC_FILE).exists()) if folder.is_dir() else []
+    known = all_run_dirs(root)
     found = []
     for rid in ids:
         matches = [p for p in known if p.name.startswith(rid)]

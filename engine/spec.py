@@ -70,6 +70,7 @@ class EvalConfig(_Model):
     batch_size: int = Field(16, ge=1)
     alignment: bool = Field(True, description="embedding, hidden-state and gradient similarity at the end")
     alignment_sequences: int = Field(32, ge=2, description="test sequences for hidden/gradient similarity")
+    alignment_at_evals: bool = Field(False, description="also run the alignment analyses at every evaluation")
 
 
 class ScheduleConfig(_Model):

@@ -184,6 +184,8 @@ class Trainer:
                 tick, tick_step = now, self.step
             if self.step in evals:
                 self.evaluate(events)
+                if spec.eval.get("alignment_at_evals") and self.step < spec.total_steps:
+                    self.align(events)
             if self.step % t["checkpoint_every"] == 0 and self.step < spec.total_steps:
                 self.save_checkpoint()
             if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:

@@ -89,3 +89,23 @@ def test_baseline_trains_only_its_language(tmp_path, tiny_toml):
     assert all(set(e["lang_loss"]) == {"EN1"} for e in train)
     assert train[-1]["tokens"] == spec.total_tokens
     assert all(math.isfinite(e["loss"]) for e in train)
+
+
+def test_failure_reasons_name_out_of_memory_and_data_errors():
+    import torch
+
+    from engine.data import DataError
+    from engine.worker import failure_reason
+
+    assert "out of GPU memory" in failure_reason(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
+    assert failure_reason(DataError("corpus 'x' is too small")) == "corpus 'x' is too small"
+    assert failure_reason(ValueError("boom")) == "ValueError: boom"
+
+
+def test_alignment_at_evals_when_asked(tmp_path, tiny_toml):
+    tiny_toml.write_text(tiny_toml.read_text().replace("every = 0.5 }", "every = 0.5, alignment_at_evals = true }"))
+    spec = _spec(tiny_toml)
+    with EventLog(tmp_path) as log:
+        Trainer(spec, tmp_path).run(log)
+    steps = {e["step"] for e in iter_events(tmp_path / "events.jsonl") if e["kind"] == "align_hidden"}
+    assert steps == {round(spec.total_steps / 2), spec.total_steps}

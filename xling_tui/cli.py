@@ -296,7 +296,8 @@ def _print_status_table(rows: list[dict]) -> None:
     """A terminal-sized view; --format csv/json gives every column."""
     from xling_tui.progress import STATUS_STYLE
 
-    table = Table("run", "experiment", "name", "status", "progress", "tokens", "best PPL", header_style="bold")
+    table = Table("run", "experiment", "name", "status", "progress", "tokens", "device", "best PPL",
+                  header_style="bold")
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
@@ -304,7 +305,7 @@ def _print_status_table(rows: list[dict]) -> None:
         if r["message"] and r["status"] in ("failed", "cancelled"):
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(r["run_id"][:8], r["experiment"], _cell(r["name"]), status, progress,
-                      _human(r["tokens"]), (r["best_ppl"] or "").replace(" · ", "\n"))
+                      _human(r["tokens"]), r["device"] or "", (r["best_ppl"] or "").replace(" · ", "\n"))
     console.print(table)
     counts: dict[str, int] = {}
     for r in rows:
@@ -347,15 +348,13 @@ def resume(
     runs_per_gpu: RunsPerGpuOption = 1,
 ) -> None:
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
-    from engine.launch import requeue, state_of
+    from engine.launch import all_run_dirs, requeue, state_of
 
     if not runs and not failed:
         raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
-        folder = store.root / "runs"
-        dirs = sorted(p for p in folder.iterdir() if (p / "spec.json").exists()) if folder.is_dir() else []
-        states = [s for s in map(state_of, dirs) if s.status in ("failed", "cancelled")]
+        states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ("failed", "cancelled")]
     else:
         states = [state_of(d) for d in _run_dirs(store, runs)]
     if not states:
