@@ -7,6 +7,7 @@ time. Reads ../shared/corpora/en/train.txt.gz (or $XLING_SHARED/corpora/...) and
 skips cleanly when it is absent.
 
     python bench/cloned_imbalance.py [--tokens 2000000] [--model cpu-xs] [--seeds 0,1] [--db PATH]
+    python bench/cloned_imbalance.py --device cuda --model mini --tokens 10000000 --batch 64 --context 256
 
 The paper's direction: the rarer language (EN2 at 10%) gains far more from the main
 one than either gains at 50/50 (TEff EN2 2.08 at 90/10 vs 0.89 at 50/50).
@@ -36,8 +37,8 @@ seeds = [{seeds}]
 baselines = [1.0, 0.5, 0.25, 0.1]
 scaling_law = "power"
 data = {{ corpus = "{corpus}", vocab_size = 2048, max_chars = {max_chars} }}
-train = {{ batch_size = 32, context = 128, lr = 3e-3, warmup = 100 }}
-eval = {{ context = 128, stride = 32, max_tokens = 30000, every = 0.5 }}
+train = {{ batch_size = {batch}, context = {context}, lr = {lr}, warmup = 100 }}
+eval = {{ context = {context}, stride = {stride}, max_tokens = 30000, every = 0.5 }}
 
 [[experiments.cloned_en.schedules]]
 name = "50/50"
@@ -82,6 +83,11 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--max-chars", type=int, default=12_000_000)
     ap.add_argument("--db", type=Path, default=None, help="keep the results here (default: a temporary folder)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--context", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--runs-per-gpu", type=int, default=1)
     args = ap.parse_args()
     corpus = corpus_path()
     if corpus is None:
@@ -90,11 +96,14 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="xling-bench-"))
     db = args.db or folder / "bench.duckdb"
     toml = folder / "experiments.toml"
-    toml.write_text(EXPERIMENT.format(model=args.model, tokens=args.tokens, seeds=args.seeds,
-                                      corpus=corpus, max_chars=args.max_chars))
+    toml.write_text(EXPERIMENT.format(model=args.model, tokens=args.tokens, seeds=args.seeds, corpus=corpus,
+                                      max_chars=args.max_chars, batch=args.batch, context=args.context,
+                                      lr=args.lr, stride=args.context // 4))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", "cpu"],
-                          cwd=ROOT)
+    cmd = [sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", args.device]
+    if args.device != "cpu":
+        cmd += ["--runs-per-gpu", str(args.runs_per_gpu)]
+    proc = subprocess.run(cmd, cwd=ROOT)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         print(f"xling run failed with exit code {proc.returncode}")
@@ -109,7 +118,8 @@ def report(db: Path, wall: float, args) -> None:
     store = Store(db)
     store.ingest()
     rows = store.query(RESULTS).dicts()
-    print(f"\ncloned English, model {args.model}, budget {args.tokens:,} tokens, seeds {args.seeds}; "
+    print(f"\ncloned English, model {args.model} on {args.device}, budget {args.tokens:,} tokens "
+          f"(batch {args.batch} x {args.context}), seeds {args.seeds}; "
           f"wall time {wall / 60:.1f} min for {len({(r['name'], r['seed']) for r in rows})} runs")
     print(f"{'run':18s} {'lang':4s} {'PPL per seed':>22s} {'TEff per seed':>22s} {'mean TEff':>9s}")
     groups: dict[tuple[str, str], list[dict]] = {}

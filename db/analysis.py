@@ -22,6 +22,9 @@ from db.ingest import _source, _stamp, _write_ndjson
 from engine.scaling import ScalingError, ScalingLaw, fit_scaling_law
 from engine.schedule import Schedule
 
+# A run belongs to its experiment's current definition (an edited spec leaves older runs behind).
+CURRENT = "list_contains(coalesce((SELECT x.run_ids FROM experiments x WHERE x.name = r.experiment), [r.run_id]), r.run_id)"
+
 _FIT_COLUMNS = {
     "experiment": "VARCHAR", "model": "VARCHAR", "language": "VARCHAR", "form": "VARCHAR", "params": "JSON",
     "budget": "DOUBLE", "n_points": "BIGINT", "token_min": "DOUBLE", "token_max": "DOUBLE",
@@ -68,8 +71,8 @@ def _final_baseline_points(con: duckdb.DuckDBPyConnection, exp: str) -> dict[tup
     rows = con.execute(
         """SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
            FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
-           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done'
-           ORDER BY r.total_tokens, r.run_id""",
+           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done' AND {current}
+           ORDER BY r.total_tokens, r.run_id""".format(current=CURRENT),
         [exp],
     ).fetchall()
     points: dict[tuple[str, str], list[tuple]] = {}
@@ -131,8 +134,8 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
         return []
     evals = con.execute(
         """SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
-           FROM runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0
-           ORDER BY r.run_id, e.step""",
+           FROM runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0 AND {current}
+           ORDER BY r.run_id, e.step""".format(current=CURRENT),
         [exp],
     ).fetchall()
     rows, seen_cache = [], {}

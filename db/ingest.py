@@ -363,7 +363,8 @@ def _scan_experiments(batch: Batch, exp_dir: Path, known: dict[str, tuple]) -> l
             "config": data.get("config"),
             "updated": _stamp(_time(mtime)),
         }
-        if known.get(name) != (row["description"], row["source"], row["config"], row["updated"]):
+        row["run_ids"] = _str_list(data.get("run_ids"))
+        if known.get(name) != (row["description"], row["source"], row["config"], row["updated"], row["run_ids"]):
             batch.experiments.append(row)
     return present
 
@@ -376,8 +377,9 @@ def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
         for r, s, d in con.execute("SELECT run_id, spec, run_dir FROM runs").fetchall()
     }
     known_exps = {
-        n: (d, s, json.loads(c) if c is not None else None, _iso(u))
-        for n, d, s, c, u in con.execute("SELECT name, description, source, config, updated FROM experiments").fetchall()
+        n: (d, s, json.loads(c) if c is not None else None, _iso(u), ids)
+        for n, d, s, c, u, ids in con.execute(
+            "SELECT name, description, source, config, updated, run_ids FROM experiments").fetchall()
     }
     batch = Batch()
     runs_dir = root / "runs"
@@ -416,6 +418,7 @@ _DELTA_COLUMNS = {
 _OFFSET_COLUMNS = {"run_id": "VARCHAR", "byte_offset": "BIGINT"}
 _EXPERIMENT_COLUMNS = {
     "name": "VARCHAR", "description": "VARCHAR", "source": "VARCHAR", "config": "JSON", "updated": "TIMESTAMP",
+    "run_ids": "VARCHAR[]",
 }
 
 
@@ -514,8 +517,8 @@ def apply(con: duckdb.DuckDBPyConnection, batch: Batch, tmp: Path, stats: Ingest
     if batch.experiments:
         src = _source(_write_ndjson(tmp / "experiments.ndjson", batch.experiments), _EXPERIMENT_COLUMNS)
         con.execute(
-            "INSERT OR REPLACE INTO experiments (name, description, source, config, updated) "
-            f"SELECT name, description, source, config, updated FROM {src}"
+            "INSERT OR REPLACE INTO experiments (name, description, source, config, updated, run_ids) "
+            f"SELECT name, description, source, config, updated, run_ids FROM {src}"
         )
     if batch.offsets:
         src = _source(_write_ndjson(tmp / "offsets.ndjson", batch.offsets), _OFFSET_COLUMNS)
@@ -535,23 +538,33 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
         con.begin()
         try:
             apply(con, batch, Path(tmp), stats)
-            _refresh_analysis(con, stats.finished)
             con.commit()
         except BaseException:
             con.rollback()
             raise
+    _refresh_analysis(con, stats.finished)
     return stats
 
 
 def _refresh_analysis(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
-    """A finished run can change its experiment's scaling law and every TEff in it."""
+    """A finished run can change its experiment's scaling law and every TEff in it.
+
+    Its own transaction, after the events are committed: derived tables may fail or
+    lag (the report recomputes them), the measurements themselves never wait on them.
+    """
     if not finished:
         return
     from db.analysis import refresh
 
     rows = con.execute("SELECT DISTINCT experiment FROM runs WHERE list_contains(?::VARCHAR[], run_id)", [finished])
     experiments = [r[0] for r in rows.fetchall() if r[0] is not None]
-    if experiments:
+    if not experiments:
+        return
+    con.begin()
+    try:
         refresh(con, experiments)
+        con.commit()
+    except Exception:  # noqa: BLE001 - never lose an ingest to the analysis
+        con.rollback()
 
 

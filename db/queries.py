@@ -125,21 +125,21 @@ SELECT r.run_id, r.name, r.kind, r.seed, r.total_tokens, r.spec, r.status,
 FROM runs r
 JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
 LEFT JOIN teff t ON t.run_id = r.run_id AND t.language = e.language AND t.step = e.step
-WHERE r.experiment = $experiment AND r.status = 'done'
+WHERE r.experiment = $experiment AND r.status = 'done' AND {current}
 ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
 """
 
 _REPORT_HIDDEN = """
 SELECT r.name, r.seed, h.lang_a, h.lang_b, h.layer, h.similarity
 FROM align_hidden h JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND h.step = r.total_steps
+WHERE r.experiment = $experiment AND h.step = r.total_steps AND {current}
 ORDER BY r.name, r.seed, h.lang_b, h.layer
 """
 
 _REPORT_EMBEDDINGS = """
 SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
 FROM align_embeddings a JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND a.step = r.total_steps
+WHERE r.experiment = $experiment AND a.step = r.total_steps AND {current}
 ORDER BY r.name, r.seed, a.lang_b, a.matrix
 """
 
@@ -149,7 +149,7 @@ SELECT r.name, r.seed, g.lang_a, g.lang_b,
        regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', '') AS component,
        avg(g.similarity) AS similarity
 FROM align_gradients g JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND g.step = r.total_steps
+WHERE r.experiment = $experiment AND g.step = r.total_steps AND {current}
 GROUP BY ALL
 ORDER BY r.name, r.seed, g.lang_b, component
 """
@@ -158,6 +158,14 @@ _REPORT_LAWS = """
 SELECT model, language, form, params, n_points, token_min, token_max, residuals, warnings, error, law
 FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
 """
+
+
+from db.analysis import CURRENT as _CURRENT  # noqa: E402
+
+_REPORT_RUNS = _REPORT_RUNS.format(current=_CURRENT)
+_REPORT_HIDDEN = _REPORT_HIDDEN.format(current=_CURRENT)
+_REPORT_EMBEDDINGS = _REPORT_EMBEDDINGS.format(current=_CURRENT)
+_REPORT_GRADIENTS = _REPORT_GRADIENTS.format(current=_CURRENT)
 
 
 def report_runs(store: Store, experiment: str) -> QueryResult:

@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 2
+-- @version 3
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -22,7 +22,9 @@ CREATE TABLE experiments (
     description VARCHAR,
     source      VARCHAR,              -- the TOML file the experiment was defined in
     config      JSON,                 -- the whole experiment configuration
-    updated     TIMESTAMP             -- modification time of experiments/<name>.json, UTC
+    updated     TIMESTAMP,            -- modification time of experiments/<name>.json, UTC
+    run_ids     VARCHAR[]             -- the runs its current definition expands to; older runs of the
+                                      -- same name (an edited spec) stay in `runs` but leave the report
 );
 COMMENT ON TABLE experiments IS 'Experiment definitions seen by xling, one row per experiments/<name>.json.';
 

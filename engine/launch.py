@@ -268,6 +268,7 @@ class Launcher:
         self.sync_every = sync_every
         self.poll = poll
         self.procs: dict[str, object] = {}
+        self.sync_error: str | None = None
 
     def our_pids(self) -> list[int]:
         return [p.pid for p in self.procs.values() if p.poll() is None]
@@ -293,8 +294,10 @@ class Launcher:
                     self._sync()
                     last_sync = time.monotonic()
                 on_update(states)
-        except KeyboardInterrupt:
-            self.stop(active)
+        except BaseException as exc:
+            self.stop(active)  # a bug in the launcher must not orphan workers either
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
             for state in queue:
                 _append(state.run_dir, Status(state.spec.run_id, "cancelled", "interrupted before it started"))
                 state.refresh()
@@ -350,8 +353,14 @@ class Launcher:
             self._finish(state, code)
 
     def _sync(self) -> None:
-        if self.sink is not None:
+        """Catching the database up is a convenience while runs go: it must never stop them."""
+        if self.sink is None:
+            return
+        try:
             self.sink.try_ingest()
+        except Exception as exc:  # noqa: BLE001 - the logs keep everything; say it once
+            if not self.sync_error:
+                self.sync_error = f"database not updated ({exc}); results stay in the run logs"
 
     @staticmethod
     def _summary(states: list[RunState]) -> Summary:

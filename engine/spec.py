@@ -175,6 +175,7 @@ class Experiment:
             "description": self.config.description,
             "source": self.source,
             "config": self.config.model_dump(mode="json"),
+            "run_ids": [r.run_id for r in self.runs],
         }
 
 

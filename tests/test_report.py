@@ -107,3 +107,24 @@ def test_report_figures(done, tmp_path):
 def test_report_unknown_experiment(done):
     result = runner.invoke(app, ["report", "nope", "--db", str(done.db_path)])
     assert result.exit_code == 2 and "sci" in result.output
+
+
+def test_an_edited_spec_leaves_its_old_runs_out_of_the_report(done, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(done.db_path.parent, folder)
+    toml = folder / "experiments.toml"
+    toml.write_text(toml.read_text().replace("EN1 = [90], EN2 = [10]", "EN1 = [80], EN2 = [20]")
+                    .replace('name = "90/10"', 'name = "80/20"'))
+    db = folder / "sci.duckdb"
+    result = runner.invoke(app, ["run", str(toml), "--db", str(db), "--device", "cpu"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "1 to run" in result.output
+    data = json.loads(runner.invoke(app, ["report", "sci", "--db", str(db), "--format", "json"]).output)
+    names = {r["name"] for r in data["runs"]}
+    assert "80/20" in names and "90/10" not in names
+    store = Store(db)
+    assert store.query("SELECT count(*) FROM runs WHERE name = '90/10'").rows[0][0] == 1  # kept, not reported
+    teff_names = {r[0] for r in store.query("SELECT DISTINCT r.name FROM teff JOIN runs r USING (run_id)").rows}
+    assert "90/10" not in teff_names and "80/20" in teff_names

@@ -534,3 +534,36 @@ def test_threads_of_one_process_take_turns(store: Store) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_failing_analysis_never_loses_an_ingest(tmp_path, monkeypatch):
+    """Derived tables are recomputed later; the measurements must land regardless."""
+    import db.analysis
+
+    def broken(con, experiments):
+        con.execute("SELECT no_such_column FROM runs")
+
+    monkeypatch.setattr(db.analysis, "refresh", broken)
+    store = Store(tmp_path / "a.duckdb")
+    run_dir = store.run_dir("r1")
+    run_dir.mkdir(parents=True)
+    (run_dir / "spec.json").write_text(json.dumps({"run_id": "r1", "experiment": "e", "name": "n", "kind": "mix"}))
+    with EventLog(run_dir) as log:
+        log.emit(TrainMetric("r1", step=1, tokens=10, lr=0.1, loss=2.0, lang_loss={"A": 2.0}, tokens_per_s=1.0))
+        log.emit(Status("r1", "done", step=1))
+    store.ingest()
+    assert store.query("SELECT status FROM runs").rows == [("done",)]
+    assert store.query("SELECT count(*) FROM train_metrics").rows == [(1,)]
+
+
+def test_launcher_survives_a_broken_database():
+    from engine.launch import Launcher
+
+    class Broken:
+        def try_ingest(self):
+            raise StoreError("ingest into x.duckdb failed: disk full")
+
+    launcher = Launcher(Path("."), sink=Broken())
+    launcher._sync()
+    launcher._sync()
+    assert "disk full" in launcher.sync_error and "run logs" in launcher.sync_error

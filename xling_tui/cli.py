@@ -166,6 +166,8 @@ def _launch(store, states, what: str, dev: str, max_parallel: Optional[int], all
             summary = launcher.run(states, on_update=progress.update)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if launcher.sync_error:
+        err_console.print(f"[yellow]{launcher.sync_error}[/]")
     _final_ingest(store)
     _print_summary(summary, states)
     if summary.interrupted:
@@ -191,7 +193,7 @@ def _prepare_data(states) -> None:
 
 
 def _final_ingest(store) -> None:
-    from db.store import StoreBusy
+    from db.store import StoreBusy, StoreError
 
     try:
         store.ingest(wait=60)
@@ -200,6 +202,8 @@ def _final_ingest(store) -> None:
             f"[yellow]{store.db_path} is held by another process; every result is kept in "
             f"{store.root} and will be ingested by the next xling command.[/]"
         )
+    except StoreError as exc:
+        err_console.print(f"[yellow]{exc}; every result is kept in {store.root}.[/]")
 
 
 def _print_summary(summary, states) -> None:

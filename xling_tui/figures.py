@@ -70,19 +70,23 @@ def _law_figure(store, report, folder: Path) -> Path | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.2))
+    runs = queries.report_runs(store, report.experiment).dicts()
+    seen = [row["tokens_seen"] for row in runs if row["kind"] != "baseline" and row["tokens_seen"]]
     for r in laws:
         law = ScalingLaw.from_dict(json.loads(r["law"]) if isinstance(r["law"], str) else r["law"])
-        xs, ys = zip(*law.curve(n=60))
+        lo, hi = law.token_range
+        # drawn over every multilingual point too: outside the fitted range it is an extrapolation
+        xs, ys = zip(*law.curve(n=60, lo=min([lo, *seen]), hi=max([hi, *seen])))
         ax.plot(xs, ys, label=f"law {r['model']}/{r['language']} ({law.form})")
+        ax.axvspan(lo, hi, color="grey", alpha=0.08, lw=0)
         ax.scatter(law.tokens, law.ppl, color="black", zorder=3, label="monolingual runs")
-    runs = queries.report_runs(store, report.experiment).dicts()
     for row in runs:
         if row["kind"] != "baseline" and row["tokens_seen"]:
             ax.scatter([row["tokens_seen"]], [row["ppl"]], marker="x", zorder=4)
             ax.annotate(f"{row['name']} {row['language']}", (row["tokens_seen"], row["ppl"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="tokens seen in the language", ylabel="test PPL",
-           title="Monolingual scaling law; multilingual languages at their tokens")
+           title="Monolingual law (shaded: fitted range), multilingual runs")
     ax.legend(fontsize=7)
     return _save(fig, folder / "scaling_laws.png")
 

@@ -50,17 +50,19 @@ class RunProgress:
             self.overall = self.progress.add_task("", total=len(todo), label="[bold]all runs[/]", info="")
         self.progress.update(self.overall, completed=finished,
                              info=f"{finished} finished, {len(todo) - finished} left")
+        several = len({s.spec.experiment for s in todo}) > 1  # then "table1/50/50", not just "50/50"
         for state in todo:
             if state.status == "queued" and state.spec.run_id not in self.tasks:
                 continue
-            self._update_run(state)
+            self._update_run(state, several)
 
-    def _update_run(self, s: RunState) -> None:
+    def _update_run(self, s: RunState, with_experiment: bool) -> None:
         run_id = s.spec.run_id
         if run_id not in self.tasks:
             self.tasks[run_id] = self.progress.add_task("", total=s.spec.total_steps, label="", info="")
         style = STATUS_STYLE.get(s.status, "")
-        label = f"[{style}]{_short(s.spec.name)}[/]"
+        name = f"{s.spec.experiment}/{s.spec.name}" if with_experiment else s.spec.name
+        label = f"[{style}]{_short(name, 24 if with_experiment else 18)}[/]"
         if s.status == "running":
             parts = [f"{s.tokens_per_s or 0:,.0f} tok/s", f"loss {s.loss:.3f}" if s.loss else "", _eta(s.eta_seconds)]
         else:
