@@ -226,7 +226,11 @@ def sql(
     db: DbOption = None,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")] = OutputFormat.table,
 ) -> None:
-    """Run a read-only SQL query on the results: tables experiments, runs, train_metrics, evals."""
+    """Run a read-only SQL query on the results (runs, train_metrics, evals, teff, align_*, ...).
+
+    Tables: experiments, runs, train_metrics, evals, align_embeddings, align_hidden,
+    align_gradients, scaling_fits, teff; see docs/database.md.
+    """
     from db.store import StoreError
 
     store = _store(db)
