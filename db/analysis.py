@@ -138,15 +138,16 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
            ORDER BY r.run_id, e.step""".format(current=CURRENT),
         [exp],
     ).fetchall()
-    rows, seen_cache = [], {}
+    rows, per_run = [], {}
     for run_id, model, spec_json, lang, step, ppl in evals:
-        spec = json.loads(spec_json)
+        if run_id not in per_run:  # one spec parse and one schedule expansion per run
+            spec = json.loads(spec_json)
+            per_run[run_id] = (spec, tokens_seen(spec))
+        spec, seen = per_run[run_id]
         chosen = _law_for(laws, model, lang, spec)
         if chosen is None or lang not in spec["languages"] or ppl is None:
             continue
-        if run_id not in seen_cache:
-            seen_cache[run_id] = tokens_seen(spec)
-        t_a = int(seen_cache[run_id][spec["languages"].index(lang)][min(step, spec["total_steps"])])
+        t_a = int(seen[spec["languages"].index(lang)][min(step, spec["total_steps"])])
         if t_a <= 0:
             continue
         law_lang, law = chosen

@@ -86,15 +86,20 @@ class RunState:
 
     def is_alive(self) -> bool:
         """A run marked running whose worker still exists on this host."""
-        if self.status != "running" or not self.pid:
+        if self.status != "running" or not self.pid or not pid_exists(self.pid):
             return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
         return time.time() - self.last_event < LIVE_SECONDS or _is_worker(self.pid, self.run_dir)
+
+
+def pid_exists(pid: int) -> bool:
+    """On this host; a process of another user exists too (we may not signal it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _is_worker(pid: int, run_dir: Path) -> bool:
@@ -159,14 +164,8 @@ def claimed_by_other(run_dir: Path) -> int | None:
         pid = int((Path(run_dir) / CLAIM_FILE).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    if pid == os.getpid():
+    if pid == os.getpid() or not pid_exists(pid):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
     return pid
 
 

@@ -113,22 +113,20 @@ class Trainer:
     # --- checkpointing -----------------------------------------------------
 
     def _new_accumulators(self) -> dict:
-        """Loss sums stay on the device between log lines, so a step never waits on the GPU."""
         n = len(self.spec.languages)
-        zeros = torch.zeros(n, dtype=torch.float64, device=self.rt.device)
-        return {"loss": torch.zeros((), dtype=torch.float64, device=self.rt.device), "count": 0,
-                "lang_sum": zeros, "lang_count": np.zeros(n, dtype=np.int64)}
+        return self._accumulators_from({"loss": 0.0, "count": 0, "lang_sum": [0.0] * n, "lang_count": [0] * n})
+
+    def _accumulators_from(self, state: dict) -> dict:
+        """Loss sums stay on the device between log lines, so a step never waits on the GPU."""
+        dev = self.rt.device
+        return {"loss": torch.tensor(state["loss"], dtype=torch.float64, device=dev), "count": state["count"],
+                "lang_sum": torch.tensor(state["lang_sum"], dtype=torch.float64, device=dev),
+                "lang_count": np.array(state["lang_count"], dtype=np.int64)}
 
     def _accumulators_state(self) -> dict:
         acc = self._acc
         return {"loss": float(acc["loss"]), "count": acc["count"],
                 "lang_sum": acc["lang_sum"].tolist(), "lang_count": acc["lang_count"].tolist()}
-
-    def _restore_accumulators(self, state: dict) -> None:
-        dev = self.rt.device
-        self._acc = {"loss": torch.tensor(state["loss"], dtype=torch.float64, device=dev), "count": state["count"],
-                     "lang_sum": torch.tensor(state["lang_sum"], dtype=torch.float64, device=dev),
-                     "lang_count": np.array(state["lang_count"], dtype=np.int64)}
 
     def save_checkpoint(self) -> None:
         state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
@@ -150,7 +148,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
-        self._restore_accumulators(state["acc"])
+        self._acc = self._accumulators_from(state["acc"])
         return True
 
     # --- the loop ----------------------------------------------------------

@@ -72,6 +72,15 @@ def _store(db: Optional[Path]):
     return Store(_db_path(db))
 
 
+def _results(db: Optional[Path]):
+    """The store of an existing results database, caught up with its run logs."""
+    store = _store(db)
+    if not store.db_path.exists() and not store.root.exists():
+        raise fail(f"no results at {store.db_path} yet: start with `xling run`")
+    store.try_ingest()
+    return store
+
+
 def _resolve_device(device: Device) -> str:
     if device == Device.cpu:
         return "cpu"
@@ -277,10 +286,7 @@ def status(
     from db.queries import run_status
     from db.store import StoreError
 
-    store = _store(db)
-    if not store.db_path.exists() and not store.root.exists():
-        raise fail(f"no results at {store.db_path} yet: start with `xling run`")
-    store.try_ingest()
+    store = _results(db)
     try:
         result = run_status(store, experiment)
     except StoreError as exc:
@@ -451,10 +457,7 @@ def report(
     from db.store import StoreError
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
 
-    store = _store(db)
-    if not store.db_path.exists() and not store.root.exists():
-        raise fail(f"no results at {store.db_path} yet: start with `xling run`")
-    store.try_ingest()
+    store = _results(db)
     try:
         known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
         if experiment is not None and experiment not in known:

@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from statistics import mean
 
+from engine.scaling import format_tokens
 from engine.schedule import Schedule
 
 
@@ -102,13 +103,6 @@ def _run_row(name: str, g: dict) -> RunRow:
     return row
 
 
-def _tokens(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(n)
-
-
 def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
     seeds = any(r.seeds > 1 for r in runs)  # a column only when some run has several
     cols = ["run", "type", "tokens", *[f"p({l})" for l in languages], *[f"PPL {l}" for l in languages],
@@ -116,7 +110,7 @@ def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
     rows = []
     for r in runs:
         kind = "mono" if r.kind == "baseline" else "multi"
-        rows.append([r.name, kind, _tokens(r.tokens), *[r.share.get(l, "—") for l in languages],
+        rows.append([r.name, kind, format_tokens(r.tokens), *[r.share.get(l, "—") for l in languages],
                      *[_fmt(r.ppl.get(l)) for l in languages], *[r.teff.get(l, "—") for l in languages],
                      *([str(r.seeds)] if seeds else [])])
     return Table("Perplexity and token efficiency (Table 1/3 layout)", cols, rows)
@@ -177,8 +171,8 @@ def _law_notes(store, experiment: str) -> list[str]:
         params = json.loads(r["params"]) if isinstance(r["params"], str) else r["params"]
         worst = max((abs(x) for x in r["residuals"] or []), default=0.0)
         text = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
-        notes.append(f"{where}: {text}; {r['n_points']} runs, tokens {_tokens(int(r['token_min']))}–"
-                     f"{_tokens(int(r['token_max']))}; max |log residual| {worst:.3f}")
+        notes.append(f"{where}: {text}; {r['n_points']} runs, tokens {format_tokens(int(r['token_min']))}–"
+                     f"{format_tokens(int(r['token_max']))}; max |log residual| {worst:.3f}")
         notes += [f"  warning: {w}" for w in r["warnings"] or []]
     if not notes:
         notes.append("no scaling law yet: TEff needs finished monolingual baselines (baselines = [...])")
