@@ -269,7 +269,8 @@ class Trainer:
 
         spec, ev = self.spec, self.spec.eval
         V, N = self.tokens.vocab_size, len(spec.languages)
-        counts = token_counts(self.tokens.train, V, self.batches.languages, self.T, self.batches.n_windows, N)
+        seen = self.batches.languages[: self.step]  # what the model has trained on so far
+        counts = token_counts(self.tokens.train, V, seen, self.T, self.batches.n_windows, N)
         base = self._test_sequences(ev["alignment_sequences"])
         common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         a = self.eval_languages[0]

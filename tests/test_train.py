@@ -109,3 +109,18 @@ def test_alignment_at_evals_when_asked(tmp_path, tiny_toml):
         Trainer(spec, tmp_path).run(log)
     steps = {e["step"] for e in iter_events(tmp_path / "events.jsonl") if e["kind"] == "align_hidden"}
     assert steps == {round(spec.total_steps / 2), spec.total_steps}
+
+
+def test_alignment_frequency_bins_count_only_the_steps_trained_so_far(tmp_path, tiny_toml):
+    import json as _json
+
+    tiny_toml.write_text(tiny_toml.read_text().replace("every = 0.5 }", "every = 0.5, alignment_at_evals = true }"))
+    spec = _spec(tiny_toml)
+    with EventLog(tmp_path) as log:
+        Trainer(spec, tmp_path).run(log)
+    totals = {}
+    for e in iter_events(tmp_path / "events.jsonl"):
+        if e["kind"] == "align_embedding" and e["matrix"] == "input":
+            totals[e["step"]] = sum(b["n"] * b["lo"] for b in e["bins"])  # grows with the counts
+    half, end = sorted(totals)
+    assert totals[half] < totals[end]
