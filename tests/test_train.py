@@ -112,8 +112,6 @@ def test_alignment_at_evals_when_asked(tmp_path, tiny_toml):
 
 
 def test_alignment_frequency_bins_count_only_the_steps_trained_so_far(tmp_path, tiny_toml):
-    import json as _json
-
     tiny_toml.write_text(tiny_toml.read_text().replace("every = 0.5 }", "every = 0.5, alignment_at_evals = true }"))
     spec = _spec(tiny_toml)
     with EventLog(tmp_path) as log:
