@@ -24,6 +24,7 @@ from engine.layout import cache_dir
 
 DATA_VERSION = 1
 EOS_ID = 2  # SentencePiece's default </s>; ends every line (paragraph) of the stream
+FAMILY = "builtin:family"  # a language of the synthetic family (engine.family); its settings in data["family"]
 
 
 class DataError(ValueError):
@@ -44,6 +45,9 @@ def corpus_key(data: dict, budget_tokens: int) -> str:
     if source == "builtin:synthetic":
         n = data.get("max_chars") or _synthetic_chars(budget_tokens)
         return f"synthetic-v1-seed0-{n}"
+    if source == FAMILY:
+        n = data.get("max_chars") or _synthetic_chars(budget_tokens)
+        return f"family-v1-{json.dumps(data.get('family') or {}, sort_keys=True)}-{n}-clean{int(bool(data.get('clean')))}"
     if source == "builtin:pydocs":
         import sys
 
@@ -55,6 +59,8 @@ def corpus_key(data: dict, budget_tokens: int) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     h.update(str((data.get("max_chars"), data.get("text_field"))).encode())
+    if data.get("clean"):
+        h.update(b"clean")
     return "file-" + h.hexdigest()[:16]
 
 
@@ -66,7 +72,21 @@ def _corpus_files(source: str) -> list[str]:
 
 
 def read_corpus(data: dict, budget_tokens: int) -> str:
+    """The corpus's raw text; ``clean`` (set for real languages) normalises it first."""
+    text = _raw_corpus(data, budget_tokens)
+    if data.get("clean"):
+        from engine.corpora import clean_text
+
+        text = clean_text(text)
+    return text
+
+
+def _raw_corpus(data: dict, budget_tokens: int) -> str:
     source, limit = data["corpus"], data.get("max_chars")
+    if source == FAMILY:
+        from engine.family import family_text
+
+        return family_text(data.get("family") or {}, limit or _synthetic_chars(budget_tokens))
     if source == "builtin:synthetic":
         from engine.synthetic import SyntheticSpec, generate_text
 
@@ -141,16 +161,26 @@ class TokenData:
         return self.test[: min(end, max_tokens)], int(self.test_line_chars[n_lines - 1])
 
 
+def token_cache_key(data: dict, budget_tokens: int) -> str:
+    """Names the cached tokenizer and arrays of one corpus; the same for every run that reads it."""
+    ckey = corpus_key(data, budget_tokens)
+    return hashlib.sha256(json.dumps([DATA_VERSION, ckey, data["vocab_size"], data["test_fraction"]]).encode()).hexdigest()[:16]
+
+
 def prepare_tokens(data: dict, budget_tokens: int, cache: Path | None = None, log=print) -> TokenData:
     """Build or load the cached tokenizer and token arrays for ``data``."""
     cache = Path(cache or cache_dir()) / "tokens"
     cache.mkdir(parents=True, exist_ok=True)
-    ckey = corpus_key(data, budget_tokens)
-    key = hashlib.sha256(json.dumps([DATA_VERSION, ckey, data["vocab_size"], data["test_fraction"]]).encode()).hexdigest()[:16]
+    key = token_cache_key(data, budget_tokens)
     folder = cache / key
     if not (folder / "done").exists():
         log(f"tokenising corpus {data['corpus']} (vocab {data['vocab_size']}), cached as {folder}")
         _build(folder, data, budget_tokens)
+    return load_tokens(folder, key)
+
+
+def load_tokens(folder: Path, key: str) -> TokenData:
+    """A finished cache folder (see ``write_tokens``) as TokenData; the train stream memmapped."""
     meta = json.loads((folder / "meta.json").read_text())
     return TokenData(
         train=np.load(folder / "train.npy", mmap_mode="r"),
@@ -163,15 +193,38 @@ def prepare_tokens(data: dict, budget_tokens: int, cache: Path | None = None, lo
     )
 
 
-def _build(folder: Path, data: dict, budget_tokens: int) -> None:
-    """Writes into a temporary folder and renames it, so a crash leaves no half cache."""
+def corpus_lines(data: dict, budget_tokens: int) -> tuple[list[str], list[str]]:
+    """The corpus split into train and test lines; refuses a corpus too small to use."""
     text = read_corpus(data, budget_tokens)
     train_lines, test_lines = split_lines(text, data["test_fraction"])
     if len(train_lines) < 10 or not test_lines:
         raise DataError(f"corpus {data['corpus']!r} is too small: {len(train_lines)} train lines, {len(test_lines)} test lines")
+    return train_lines, test_lines
+
+
+def _build(folder: Path, data: dict, budget_tokens: int) -> None:
+    train_lines, test_lines = corpus_lines(data, budget_tokens)
+    write_tokens(folder, train_lines, test_lines, data["vocab_size"], {"corpus": data["corpus"]})
+
+
+def write_tokens(folder: Path, train_lines: list[str], test_lines: list[str], vocab_size: int, info: dict,
+                 tokenizer_lines: list[str] | None = None, tokenizer: Path | None = None) -> None:
+    """Train a tokenizer (on ``tokenizer_lines`` or the train lines) or reuse the model file
+    ``tokenizer``, encode, and cache atomically.
+
+    Writes into a temporary folder and renames it, so a crash leaves no half cache.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=folder.name + ".tmp"))
-    sp = _train_tokenizer(train_lines, data["vocab_size"], tmp / "sp")
+    if tokenizer is not None:
+        import shutil
+
+        import sentencepiece as spm
+
+        shutil.copyfile(tokenizer, tmp / "sp.model")
+        sp = spm.SentencePieceProcessor(model_file=str(tmp / "sp.model"))
+    else:
+        sp = _train_tokenizer(tokenizer_lines if tokenizer_lines is not None else train_lines, vocab_size, tmp / "sp")
     train = _encode(sp, train_lines)
     test_ids = sp.encode(test_lines, num_threads=os.cpu_count() or 1)
     test = _encode(sp, test_lines, test_ids)
@@ -179,8 +232,9 @@ def _build(folder: Path, data: dict, budget_tokens: int) -> None:
     np.save(tmp / "test.npy", test)
     np.save(tmp / "test_line_ends.npy", np.cumsum([len(ids) + 1 for ids in test_ids]))
     np.save(tmp / "test_line_chars.npy", np.cumsum([len(ln) + 1 for ln in test_lines]))
-    meta = {"vocab_size": sp.get_piece_size(), "corpus": data["corpus"], "train_tokens": int(len(train)),
-            "test_tokens": int(len(test)), "train_lines": len(train_lines), "test_lines": len(test_lines)}
+    meta = {"vocab_size": sp.get_piece_size(), **info, "train_tokens": int(len(train)),
+            "test_tokens": int(len(test)), "train_lines": len(train_lines), "test_lines": len(test_lines),
+            "train_chars": sum(len(ln) + 1 for ln in train_lines)}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     (tmp / "done").touch()
     try:

@@ -140,7 +140,38 @@ class AlignGradient:
     kind: str = "align_gradient"
 
 
-Event = Queued | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient
+@dataclass
+class TokenizerInfo:
+    """How the run's languages were tokenised: the model vocabulary and its anchors."""
+
+    run_id: str
+    mode: str  # cloned | disjoint | anchored | joint
+    vocab_size: int  # the model's vocabulary (embedding rows)
+    n_anchors: int  # ids shared by the languages (cloned: anchor ids; anchored: merged pieces)
+    languages: dict[str, dict]  # language -> {vocab_size, train_tokens, test_tokens}
+    time: float = field(default_factory=time.time)
+    kind: str = "tokenizer"
+
+
+@dataclass
+class ProbeResult:
+    """Zero-shot downstream probe: fine-tuned in train_language, scored in language."""
+
+    run_id: str
+    step: int
+    tokens: int
+    task: str
+    train_language: str
+    language: str
+    accuracy: float
+    chance: float
+    n_examples: int
+    train_accuracy: float
+    time: float = field(default_factory=time.time)
+    kind: str = "probe"
+
+
+Event = Queued | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient | TokenizerInfo | ProbeResult
 
 
 class EventLog:

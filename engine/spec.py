@@ -35,9 +35,58 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CorpusConfig(_Model):
+    """One language's corpus in a real-language experiment."""
+
+    path: str = Field(min_length=1, description="path/glob of .txt(.gz)/.jsonl/.parquet, or builtin:family")
+    column: str = Field("text", description="text column of JSONL/Parquet files")
+    max_chars: int | None = Field(None, gt=0, description="read at most this much of the corpus")
+    vocab_size: int | None = Field(None, ge=64, le=65536, description="this language's BPE size (default data.vocab_size)")
+    family: dict[str, Any] | None = Field(None, description="builtin:family settings, e.g. {like = 'far'}")
+
+    @model_validator(mode="after")
+    def _family_only_for_builtin(self) -> "CorpusConfig":
+        from engine.family import FamilyLanguage
+
+        if self.family is not None and self.path != "builtin:family":
+            raise ValueError("family settings only apply to path = \"builtin:family\"")
+        if self.path == "builtin:family":
+            try:
+                FamilyLanguage.from_dict(self.family).synthetic()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"family: {exc}") from None
+        return self
+
+
+class ParallelConfig(_Model):
+    """Parallel sentences for hidden-state and gradient similarity of real languages."""
+
+    path: str = Field(min_length=1, description="TSV, one pair per line, or builtin:family")
+    columns: list[str] | None = Field(None, description="the language of each TSV column (default: the languages)")
+    max_pairs: int = Field(64, ge=2, description="pairs used (a seeded sample of the file)")
+
+
+class ProbeConfig(_Model):
+    """Zero-shot downstream probe: fine-tune a classifier in one language, evaluate in all."""
+
+    task: str | dict[str, str] = Field(
+        "builtin:synthetic", description="builtin:synthetic, a text<TAB>label TSV, or {LANG = TSV} per language")
+    train_language: str | None = Field(None, description="default: the first language")
+    finetune: Literal["all", "head"] = "all"
+    steps: int = Field(150, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    n_train: int = Field(2000, ge=2, description="training examples (at most)")
+    n_test: int = Field(500, ge=2, description="test examples per language (at most)")
+
+
 class DataConfig(_Model):
     corpus: str = "builtin:synthetic"
-    kind: Literal["cloned"] = "cloned"
+    kind: Literal["cloned", "real"] = "cloned"
+    corpora: dict[str, CorpusConfig] | None = Field(None, description="real languages: one corpus per language")
+    tokenizer: Literal["disjoint", "anchored", "joint"] = Field(
+        "disjoint", description="real languages: ids offset, identical pieces merged, or one joint BPE")
+    parallel: ParallelConfig | None = None
     vocab_size: int = Field(2048, ge=64, le=65536)
     anchors: float = Field(0.0, ge=0.0, le=1.0, description="fraction of ids shared by all clones")
     anchor_seed: int = 0
@@ -71,6 +120,7 @@ class EvalConfig(_Model):
     alignment: bool = Field(True, description="embedding, hidden-state and gradient similarity at the end")
     alignment_sequences: int = Field(32, ge=2, description="test sequences for hidden/gradient similarity")
     alignment_at_evals: bool = Field(False, description="also run the alignment analyses at every evaluation")
+    probe: ProbeConfig | None = Field(None, description="zero-shot downstream probe at the end")
 
 
 class ScheduleConfig(_Model):
@@ -219,6 +269,7 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
         if not isinstance(raw, dict):
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
         cfg = _validate(name, _merge(defaults, raw), where)
+        _check_languages(name, cfg, where)
         exp = Experiment(name, cfg, source)
         exp.runs = expand_runs(name, cfg, where)
         out.append(exp)
@@ -250,6 +301,45 @@ def _validate(name: str, raw: dict, where: "_Locator") -> ExperimentConfig:
             field_name = ".".join(str(p) for p in loc)
         more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
         raise SpecError(f"{where.at(loc)}: {field_name}: {msg}{more}") from None
+
+
+def _check_languages(name: str, cfg: ExperimentConfig, where: "_Locator") -> None:
+    """Real-language corpora, parallel columns and the probe must name the experiment's languages."""
+    data, langs = cfg.data, cfg.languages
+    at = lambda *loc: f"{where.at(('experiments', name, *loc))}: experiments.{name}.{'.'.join(loc)}"  # noqa: E731
+    if data.kind == "real":
+        if not data.corpora:
+            raise SpecError(f"{at('data', 'corpora')}: kind = \"real\" needs one corpus per language, "
+                            f"e.g. corpora.{langs[0]} = {{ path = \"...\" }}")
+        if set(data.corpora) != set(langs):
+            missing = [lang for lang in langs if lang not in data.corpora]
+            extra = [lang for lang in data.corpora if lang not in langs]
+            what = f"no corpus for {missing[0]!r}" if missing else f"{extra[0]!r} is not one of {langs}"
+            raise SpecError(f"{at('data', 'corpora')}: {what}")
+    elif data.corpora is not None or data.parallel is not None:
+        key = "corpora" if data.corpora is not None else "parallel"
+        raise SpecError(f"{at('data', key)}: only for kind = \"real\" (cloned languages share one corpus)")
+    if data.parallel and data.parallel.columns is not None:
+        bad = [c for c in data.parallel.columns if c not in langs]
+        if bad or len(data.parallel.columns) < 2:
+            raise SpecError(f"{at('data', 'parallel', 'columns')}: name at least two of {langs}"
+                            + (f"; {bad[0]!r} is not one" if bad else ""))
+    probe = cfg.eval.probe
+    if probe is None:
+        return
+    if probe.train_language is not None and probe.train_language not in langs:
+        raise SpecError(f"{at('eval', 'probe', 'train_language')}: {probe.train_language!r} is not one of {langs}")
+    if isinstance(probe.task, dict):
+        bad = [k for k in probe.task if k not in langs]
+        if bad or data.kind == "cloned":
+            why = f"{bad[0]!r} is not one of {langs}" if bad else "cloned languages share one task file: give a path"
+            raise SpecError(f"{at('eval', 'probe', 'task')}: {why}")
+    elif probe.task == "builtin:synthetic":
+        ok = data.corpus == "builtin:synthetic" if data.kind == "cloned" else all(
+            c.path == "builtin:family" for c in (data.corpora or {}).values())
+        if not ok:
+            raise SpecError(f"{at('eval', 'probe', 'task')}: the built-in task needs the built-in corpus "
+                            "(builtin:synthetic, or builtin:family for every language); give a TSV of text<TAB>label")
 
 
 # --- expansion ---------------------------------------------------------------
@@ -304,14 +394,27 @@ def _run_spec(exp: str, name: str, kind: str, seed: int, cfg: ExperimentConfig,
     }
     ev = cfg.eval
     ctx = min(ev.context or t.context, t.context)
-    evald = ev.model_dump(mode="json") | {"context": ctx, "stride": ev.stride or max(1, ctx // 4)}
+    evald = ev.model_dump(mode="json", exclude=_unset_new_fields(ev, ("probe",))) | {
+        "context": ctx, "stride": ev.stride or max(1, ctx // 4)}
     spec = RunSpec(
         experiment=exp, name=name, kind=kind, seed=seed, languages=list(cfg.languages),
-        schedule=schedule.to_dict(), model=cfg.model, data=cfg.data.model_dump(mode="json"),
+        schedule=schedule.to_dict(), model=cfg.model, data=_data_dict(cfg.data),
         train=train, eval=evald, budget_tokens=cfg.tokens, fraction=frac,
         total_steps=total_steps, total_tokens=total_steps * t.batch_size * t.context,
     )
     return RunSpec(**(asdict(spec) | {"run_id": run_id(spec)}))
+
+
+def _unset_new_fields(model: BaseModel, names: tuple[str, ...]) -> set[str]:
+    """Fields added after SPEC_VERSION 1, left out while unset so older runs keep their ids."""
+    return {n for n in names if getattr(model, n) is None}
+
+
+def _data_dict(data: DataConfig) -> dict:
+    """Cloned data keeps exactly its original fields (and run ids); real data carries its own."""
+    if data.kind == "cloned":
+        return data.model_dump(mode="json", exclude={"corpora", "tokenizer", "parallel"})
+    return data.model_dump(mode="json", exclude=_unset_new_fields(data, ("parallel",)))
 
 
 # Fields that do not change what a run computes: renaming a schedule keeps its run.

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.data import Batches, TokenData, clone_tables, prepare_tokens
+from engine.data import EOS_ID, Batches, TokenData, anchor_ids, clone_tables
 from engine.evaluate import evaluate_stream
 from engine.losses import linear_cross_entropy
-from engine.events import (AlignEmbedding, AlignGradient, AlignHidden, EvalResult, EventLog, Heartbeat, Started,
-                           Status, TrainMetric)
+from engine.events import (AlignEmbedding, AlignGradient, AlignHidden, EvalResult, EventLog, Heartbeat, ProbeResult,
+                           Started, Status, TokenizerInfo, TrainMetric)
+from engine.languages import RealLanguages, StreamBatches, prepare_run_data
 from engine.model import GPT, preset
 from engine.spec import RunSpec
 
@@ -84,7 +85,7 @@ class Trainer:
     """Owns one run's model, optimiser, data and log; ``run()`` trains to the end or a stop."""
 
     def __init__(self, spec: RunSpec, run_dir: Path, device: str = "cpu",
-                 tokens: TokenData | None = None, log: Callable[[str], None] = print) -> None:
+                 tokens: TokenData | RealLanguages | None = None, log: Callable[[str], None] = print) -> None:
         self.spec, self.run_dir = spec, Path(run_dir)
         self.rt = resolve_runtime(spec, device)
         self.say = log
@@ -92,14 +93,24 @@ class Trainer:
         self.B, self.T = t["batch_size"], t["context"]
         torch.manual_seed(spec.seed)
         np.random.seed(spec.seed % (2**32))
-        self.tokens = tokens or prepare_tokens(spec.data, spec.budget_tokens, log=log)
-        V, N = self.tokens.vocab_size, len(spec.languages)
-        self.tables = clone_tables(V, N, spec.data["anchors"], spec.data["anchor_seed"])
+        data = tokens or prepare_run_data(spec.data, spec.languages, spec.budget_tokens, log=log)
         schedule = spec.schedule_obj()
         langs = schedule.sequence_languages(spec.total_steps, self.B, spec.seed)
-        self.batches = Batches(self.tokens.train, self.tables, langs, self.T)
+        # Real languages: one stream and tokenizer each; cloned: one stream under N id maps.
+        self.real = data if isinstance(data, RealLanguages) else None
+        if self.real is not None:
+            self.tokens = None
+            self.tables = self.real.vocab.tables
+            self.batches = StreamBatches([t.train for t in self.real.tokens], self.tables, langs, self.T)
+            model_vocab = self.real.vocab_size
+        else:
+            self.tokens = data
+            V, N = self.tokens.vocab_size, len(spec.languages)
+            self.tables = clone_tables(V, N, spec.data["anchors"], spec.data["anchor_seed"])
+            self.batches = Batches(self.tokens.train, self.tables, langs, self.T)
+            model_vocab = V * N
         self.eval_languages = [i for i, n in enumerate(schedule.sequence_counts(spec.total_steps, self.B)) if n > 0]
-        self.model = GPT(preset(spec.model, V * N, self.T)).to(self.rt.device)
+        self.model = GPT(preset(spec.model, model_vocab, self.T)).to(self.rt.device)
         cuda = self.rt.device.startswith("cuda")
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=t["lr"], betas=tuple(t["betas"]), eps=t["eps"],
@@ -161,6 +172,7 @@ class Trainer:
         events.emit(Started(spec.run_id, device=self.device_label(), host=socket.gethostname(), pid=os.getpid(),
                             total_steps=spec.total_steps, total_tokens=spec.total_tokens,
                             resumed_from=self.step if resumed else None))
+        events.emit(self.tokenizer_info())
         evals = [s for s in eval_steps(spec.total_steps, spec.eval["every"]) if s >= self.step]
         if evals and evals[0] == self.step and not resumed:
             self.evaluate(events)
@@ -191,6 +203,8 @@ class Trainer:
                 last_beat = time.perf_counter()
         if spec.eval.get("alignment", True):
             self.align(events)
+        if spec.eval.get("probe"):
+            self.probe(events)
         torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL)
         (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         events.emit(Status(spec.run_id, "done", step=self.step))
@@ -260,9 +274,49 @@ class Trainer:
                  f"{tokens_per_s:,.0f} tok/s")
         self._acc = self._new_accumulators()
 
+    def tokenizer_info(self) -> TokenizerInfo:
+        if self.real is not None:
+            info = self.real.info()
+            return TokenizerInfo(self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"],
+                                 info["languages"])
+        V, d = self.tokens.vocab_size, self.spec.data
+        per_lang = {"vocab_size": V, "train_tokens": int(len(self.tokens.train)), "test_tokens": int(len(self.tokens.test))}
+        return TokenizerInfo(self.spec.run_id, "cloned", V * len(self.spec.languages),
+                             len(anchor_ids(V, d["anchors"], d["anchor_seed"])),
+                             {lang: per_lang for lang in self.spec.languages})
+
+    def probe(self, events: EventLog) -> None:
+        """The downstream probe: fine-tuned in one language, zero-shot in the others."""
+        from engine.probe import run_probe
+
+        spec = self.spec
+        if self.real is not None:
+            encode, eos = self.real.encode, self.real.eos
+            corpora = spec.data["corpora"]
+            family = {lang: corpora[lang].get("family") or {} for lang in spec.languages}
+        else:
+            import sentencepiece as spm
+
+            sp = spm.SentencePieceProcessor(model_file=str(self.tokens.tokenizer_path))
+            encode = lambda i, texts: [self.tables[i][np.asarray(ids, dtype=np.int64)]  # noqa: E731
+                                       for ids in sp.encode(texts)]
+            eos, family = (lambda i: int(self.tables[i][EOS_ID])), None
+        trained = [spec.languages[i] for i in self.eval_languages]
+        scores = run_probe(self.model, spec.eval["probe"], trained, encode, eos, self.T, family, spec.seed)
+        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        for sc in scores:
+            events.emit(ProbeResult(**common, task=sc.task, train_language=sc.train_language, language=sc.language,
+                                    accuracy=sc.accuracy, chance=sc.chance, n_examples=sc.n_examples,
+                                    train_accuracy=sc.train_accuracy))
+            self.say(f"probe ({sc.task}) trained in {sc.train_language}, {sc.language}: accuracy "
+                     f"{sc.accuracy:.3f} (chance {sc.chance:.3f}, {sc.n_examples} examples)")
+
     def align(self, events: EventLog) -> None:
         """The paper's three alignment analyses, first trained language against each other."""
         if len(self.eval_languages) < 2:
+            return
+        if self.real is not None:
+            self._align_real(events)
             return
         from engine.alignment import (embedding_similarity, gradient_similarity_cloned,
                                       hidden_similarity_cloned, token_counts)
@@ -287,18 +341,52 @@ class Trainer:
             for tensor, sim in grads.per_tensor.items():
                 events.emit(AlignGradient(**common, **pair, tensor=tensor, similarity=sim))
 
+    def _align_real(self, events: EventLog) -> None:
+        """Hidden-state and gradient similarity on parallel sentences (no equivalent ids to compare)."""
+        from engine.alignment import gradient_similarity, hidden_similarity_parallel
+        from engine.parallel import encode_pairs, pack, parallel_texts
+
+        spec = self.spec
+        par = parallel_config(spec)
+        if par is None:
+            self.say("no parallel sentences configured (data.parallel): hidden-state and gradient similarity skipped")
+            return
+        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        a = self.eval_languages[0]
+        for b in self.eval_languages[1:]:
+            la, lb = spec.languages[a], spec.languages[b]
+            pairs = parallel_texts(par, spec.languages, spec.data["corpora"], la, lb)
+            seqs_a, seqs_b = encode_pairs(self.real, a, b, pairs, self.T)
+            if not seqs_a:
+                self.say(f"no parallel pair of {la}-{lb} fits the context: alignment skipped")
+                continue
+            hidden = hidden_similarity_parallel(self.model, seqs_a, seqs_b, la, lb)
+            for layer, sim in enumerate(hidden.per_layer):
+                events.emit(AlignHidden(**common, lang_a=la, lang_b=lb, layer=layer, similarity=sim,
+                                        n_sequences=hidden.n_sequences))
+            grads = gradient_similarity(self.model, torch.from_numpy(pack(seqs_a, self.T)),
+                                        torch.from_numpy(pack(seqs_b, self.T)), la, lb)
+            for tensor, sim in grads.per_tensor.items():
+                events.emit(AlignGradient(**common, lang_a=la, lang_b=lb, tensor=tensor, similarity=sim))
+
     def _test_sequences(self, n: int) -> torch.Tensor:
         """Up to ``n`` consecutive test windows of T+1 base ids: the same text for every language."""
         stream = np.asarray(self.tokens.test, dtype=np.int64)
         n = max(1, min(n, (len(stream) - 1) // self.T))
         return torch.from_numpy(np.stack([stream[i * self.T: i * self.T + self.T + 1] for i in range(n)]))
 
+    def _eval_ids(self, language: int, max_tokens: int) -> tuple[np.ndarray, int]:
+        """Cloned: the same test text under each id map; real: each language's own test text."""
+        if self.real is not None:
+            return self.real.test_ids(language, max_tokens)
+        stream, n_chars = self.tokens.test_prefix(max_tokens)
+        return self.tables[language][stream.astype(np.int64)], n_chars
+
     def evaluate(self, events: EventLog) -> None:
         ev = self.spec.eval
-        stream, n_chars = self.tokens.test_prefix(ev["max_tokens"])
-        base = stream.astype(np.int64)
         for i in self.eval_languages:
-            score = evaluate_stream(self.model, self.tables[i][base], ev["context"], ev["stride"],
+            ids, n_chars = self._eval_ids(i, ev["max_tokens"])
+            score = evaluate_stream(self.model, ids, ev["context"], ev["stride"],
                                     batch_size=ev["batch_size"], device=self.rt.device, n_chars=n_chars,
                                     autocast_dtype=self.rt.amp_dtype)
             events.emit(EvalResult(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T,
@@ -306,3 +394,14 @@ class Trainer:
                                    char_ppl=score.char_ppl, accuracy=score.accuracy, n_tokens=score.n_tokens))
             self.say(f"eval step {self.step} {self.spec.languages[i]}: PPL {score.ppl:.2f} "
                      f"accuracy {score.accuracy:.3f} ({score.n_tokens} tokens)")
+
+
+def parallel_config(spec: RunSpec) -> dict | None:
+    """The run's parallel sentences: as configured, or generated when every corpus is the family's."""
+    data = spec.data
+    if data.get("parallel"):
+        return data["parallel"]
+    corpora = data.get("corpora") or {}
+    if corpora and all(c["path"] == "builtin:family" for c in corpora.values()):
+        return {"path": "builtin:family", "max_pairs": spec.eval["alignment_sequences"]}
+    return None

@@ -190,15 +190,16 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _prepare_data(states) -> None:
     """Tokenise each corpus once, before workers start, instead of in every worker at once."""
-    from engine.data import prepare_tokens
+    from engine.languages import prepare_run_data
 
     seen = set()
     for s in states:
-        key = json.dumps([s.spec.data, s.spec.budget_tokens], sort_keys=True)
+        key = json.dumps([s.spec.data, s.spec.languages, s.spec.budget_tokens], sort_keys=True)
         if key not in seen:
             seen.add(key)
-            with console.status(f"preparing data: {s.spec.data['corpus']} (vocab {s.spec.data['vocab_size']})"):
-                prepare_tokens(s.spec.data, s.spec.budget_tokens, log=lambda m: None)
+            what = s.spec.data['corpus'] if s.spec.data.get("kind", "cloned") == "cloned" else ", ".join(s.spec.languages)
+            with console.status(f"preparing data: {what} (vocab {s.spec.data['vocab_size']})"):
+                prepare_run_data(s.spec.data, s.spec.languages, s.spec.budget_tokens, log=lambda m: None)
 
 
 def _final_ingest(store) -> None:
