@@ -300,6 +300,15 @@ ALIGN_KINDS = {
     "align_gradient": AlignKind("align_gradients", _ALIGN_COMMON | {
         "tensor": "VARCHAR", "similarity": "DOUBLE", "time": "TIMESTAMP"}, "run_id, step, lang_a, lang_b, tensor"),
 }
+# Not alignment, but the same shape of rows (one event, one keyed row): tokenisation facts and probes.
+ALIGN_KINDS["tokenizer"] = AlignKind("tokenizers", {
+    "seq": "BIGINT", "run_id": "VARCHAR", "mode": "VARCHAR", "vocab_size": "BIGINT", "n_anchors": "BIGINT",
+    "languages": "JSON", "time": "TIMESTAMP"}, "run_id")
+ALIGN_KINDS["probe"] = AlignKind("probes", {
+    "seq": "BIGINT", "run_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT", "task": "VARCHAR",
+    "train_language": "VARCHAR", "language": "VARCHAR", "accuracy": "DOUBLE", "chance": "DOUBLE",
+    "n_examples": "BIGINT", "train_accuracy": "DOUBLE", "time": "TIMESTAMP"},
+    "run_id, step, task, train_language, language")
 _COERCE = {"BIGINT": _int, "DOUBLE": _float, "VARCHAR": _str, "JSON": lambda v: v,
            "TIMESTAMP": lambda v: _stamp(_time(v))}
 

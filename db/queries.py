@@ -187,3 +187,30 @@ def report_gradients(store: Store, experiment: str) -> QueryResult:
 
 def report_laws(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_LAWS, {"experiment": experiment})
+
+
+# -- real languages: tokenisation and the downstream probe ---------------------------
+
+_REPORT_PROBES = """
+SELECT r.name, r.seed, p.task, p.train_language, p.language, p.accuracy, p.chance, p.n_examples
+FROM probes p JOIN runs r USING (run_id)
+WHERE r.experiment = $experiment AND p.step = r.total_steps AND {current}
+ORDER BY r.kind DESC, r.name, r.seed, p.task, p.train_language, p.language
+""".format(current=_CURRENT)
+
+_REPORT_TOKENIZERS = """
+SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
+FROM tokenizers t JOIN runs r USING (run_id)
+WHERE r.experiment = $experiment AND {current}
+GROUP BY ALL ORDER BY runs DESC
+""".format(current=_CURRENT)
+
+
+def report_probes(store: Store, experiment: str) -> QueryResult:
+    """Final probe accuracies per run, seed, task and evaluation language."""
+    return store.query(_REPORT_PROBES, {"experiment": experiment})
+
+
+def report_tokenizers(store: Store, experiment: str) -> QueryResult:
+    """The distinct tokenisations of an experiment's current runs (usually one), with anchors."""
+    return store.query(_REPORT_TOKENIZERS, {"experiment": experiment})

@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 3
+-- @version 4
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -176,3 +176,32 @@ CREATE TABLE teff (
     PRIMARY KEY (run_id, language, step)
 );
 COMMENT ON TABLE teff IS 'Token efficiency of every evaluation against its experiment''s scaling law.';
+
+-- Real languages and downstream probes (engine.languages, engine.probe).
+
+CREATE TABLE tokenizers (
+    run_id     VARCHAR PRIMARY KEY,
+    mode       VARCHAR,           -- 'cloned', 'disjoint', 'anchored' or 'joint'
+    vocab_size BIGINT,            -- the model's vocabulary (embedding rows)
+    n_anchors  BIGINT,            -- ids shared by the languages: cloned anchor ids, merged pieces (anchored),
+                                  -- or pieces seen in two or more languages' training text (joint)
+    languages  JSON,              -- {language: {vocab_size, train_tokens, test_tokens}}
+    time       TIMESTAMP
+);
+COMMENT ON TABLE tokenizers IS 'How each run''s languages were tokenised, and how many anchors they share.';
+
+CREATE TABLE probes (
+    run_id         VARCHAR NOT NULL,
+    step           BIGINT NOT NULL,
+    tokens         BIGINT,
+    task           VARCHAR NOT NULL,  -- 'builtin:synthetic', a TSV path, or 'per-language TSV'
+    train_language VARCHAR NOT NULL,  -- the language the classifier was fine-tuned in (L1)
+    language       VARCHAR NOT NULL,  -- the language it was scored in (zero-shot unless = train_language)
+    accuracy       DOUBLE,
+    chance         DOUBLE,            -- share of the most common class: what always guessing it scores
+    n_examples     BIGINT,
+    train_accuracy DOUBLE,            -- on the fine-tuning examples
+    time           TIMESTAMP,
+    PRIMARY KEY (run_id, step, task, train_language, language)
+);
+COMMENT ON TABLE probes IS 'Zero-shot downstream probe: fine-tuned in train_language, evaluated in language.';

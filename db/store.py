@@ -36,7 +36,7 @@ SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 SCHEMA_SQL = SCHEMA_FILE.read_text(encoding="utf-8")
 SCHEMA_VERSION = int(re.search(r"^-- @version (\d+)\s*$", SCHEMA_SQL, re.M).group(1))  # type: ignore[union-attr]
 TABLES = ("schema_version", "experiments", "runs", "train_metrics", "evals", "ingest_state",
-          "align_embeddings", "align_hidden", "align_gradients", "scaling_fits", "teff")
+          "align_embeddings", "align_hidden", "align_gradients", "scaling_fits", "teff", "tokenizers", "probes")
 TRY_WAIT = 0.5  # how long try_ingest waits: a UI tick, not a user-visible stall
 
 Params = Sequence[Any] | Mapping[str, Any] | None

@@ -174,11 +174,14 @@ def accuracy(model, head, examples: Examples, batch_size: int = 64) -> float:
 
 
 def run_probe(model, cfg: dict, languages: list[str], encode: Encoder, eos: Callable[[int], int],
-              max_len: int, family: dict[str, dict] | None = None, seed: int = 0) -> list[ProbeScore]:
-    """Fine-tune in ``cfg['train_language']`` (default: the first language), score every language."""
-    train_language = cfg.get("train_language") or languages[0]
+              max_len: int, family: dict[str, dict] | None = None, seed: int = 0,
+              score_languages: list[str] | None = None) -> list[ProbeScore]:
+    """Fine-tune in ``cfg['train_language']`` (default: the first scored language), score each of
+    ``score_languages`` (default: all). ``languages`` is the run's list: ``encode``'s index space."""
+    scored = score_languages or languages
+    train_language = cfg.get("train_language") or scored[0]
     task = cfg.get("task", BUILTIN)
-    raw = task_examples(task, languages, family, cfg["n_train"] + cfg["n_test"])
+    raw = task_examples(task, scored, family, cfg["n_train"] + cfg["n_test"])
     if train_language not in raw:
         raise DataError(f"probe task has no examples in the training language {train_language}")
     train, tests, classes = build_examples(raw, languages, encode, eos, max_len, cfg["n_train"], cfg["n_test"],
@@ -190,7 +193,7 @@ def run_probe(model, cfg: dict, languages: list[str], encode: Encoder, eos: Call
     train_acc = accuracy(tuned, head, train)
     name = task if isinstance(task, str) else "per-language TSV"
     scores = []
-    for lang in languages:
+    for lang in scored:
         if lang not in tests or not len(tests[lang].ids):
             continue
         ex = tests[lang]

@@ -302,7 +302,10 @@ class Trainer:
                                        for ids in sp.encode(texts)]
             eos, family = (lambda i: int(self.tables[i][EOS_ID])), None
         trained = [spec.languages[i] for i in self.eval_languages]
-        scores = run_probe(self.model, spec.eval["probe"], trained, encode, eos, self.T, family, spec.seed)
+        cfg = dict(spec.eval["probe"])
+        if cfg.get("train_language") not in trained:  # a baseline of another language probes its own
+            cfg["train_language"] = trained[0]
+        scores = run_probe(self.model, cfg, spec.languages, encode, eos, self.T, family, spec.seed, trained)
         common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         for sc in scores:
             events.emit(ProbeResult(**common, task=sc.task, train_language=sc.train_language, language=sc.language,

@@ -84,7 +84,8 @@ def build_report(store, experiment: str) -> Report:
     runs.sort(key=lambda row: (row.kind != "baseline", -row.tokens if row.kind == "baseline" else 0))
     tables = [_main_table(runs, languages)]
     tables += _alignment_tables(store, experiment)
-    notes = _law_notes(store, experiment)
+    tables += _probe_tables(store, experiment)
+    notes = _tokenizer_notes(store, experiment) + _law_notes(store, experiment)
     return Report(experiment, languages, runs, tables, notes)
 
 
@@ -157,6 +158,37 @@ def _alignment_tables(store, experiment: str) -> list[Table]:
         body += [[c, *[_fmt(p[c], 2) for p in per.values()]] for c in components]
         tables.append(Table("Gradient similarity (unweighted mean over tensors, then per component)", cols, body))
     return tables
+
+
+def _probe_tables(store, experiment: str) -> list[Table]:
+    """One row per run and task: accuracy in each language (seeds averaged) and chance."""
+    from db import queries
+
+    rows = queries.report_probes(store, experiment).dicts()
+    if not rows:
+        return []
+    langs = list(dict.fromkeys(r["language"] for r in rows))
+    grouped: dict[tuple, dict[str, list]] = {}
+    for r in rows:
+        g = grouped.setdefault((r["name"], r["task"], r["train_language"]), {"chance": []})
+        g.setdefault(r["language"], []).append(r["accuracy"])
+        g["chance"].append(r["chance"])
+    body = [[name, task, train, *[_fmt(mean(g[l]), 3) if l in g else "—" for l in langs], _fmt(mean(g["chance"]), 3)]
+            for (name, task, train), g in grouped.items()]
+    cols = ["run", "task", "fine-tuned in", *[f"acc {l}" for l in langs], "chance"]
+    return [Table("Downstream probe: fine-tuned in one language, zero-shot in the others (Fig. 1 right)", cols, body)]
+
+
+def _tokenizer_notes(store, experiment: str) -> list[str]:
+    from db import queries
+
+    notes = []
+    for r in queries.report_tokenizers(store, experiment).dicts():
+        langs = json.loads(r["languages"]) if r["languages"] else {}
+        sizes = " + ".join(f"{l} {v.get('vocab_size')}" for l, v in langs.items())
+        notes.append(f"tokenizer {r['mode']}: model vocabulary {r['vocab_size']} ({sizes}); "
+                     f"{r['n_anchors']} anchors; {r['runs']} run(s)")
+    return notes
 
 
 def _law_notes(store, experiment: str) -> list[str]:
