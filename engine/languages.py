@@ -159,3 +159,56 @@ class StreamBatches:
             tokens = np.asarray(self.streams[n])[starts[:, None] + self._offsets]
             out[rows] = self.tables[n][tokens.astype(np.int64)]
         return out[:, :-1], out[:, 1:], langs
+
+
+def prepare_steps(data: dict, languages: list[str], budget_tokens: int) -> list[tuple[str, Callable]]:
+    """The preparation of a run's data as labelled steps (one per corpus), for progress displays.
+
+    Running every step in order leaves everything cached, so ``prepare_run_data`` after
+    them only loads. Each step takes a ``log`` callable.
+    """
+    if not is_real(data):
+        return [(f"{data['corpus']} (vocab {data['vocab_size']}, cloned ×{len(languages)})",
+                 lambda log: prepare_tokens(data, budget_tokens, log=log))]
+    if data.get("tokenizer", "disjoint") == "joint":
+        return [(f"joint tokenizer for {', '.join(languages)}",
+                 lambda log: prepare_real(data, languages, budget_tokens, log=log))]
+    steps = []
+    for lang in languages:
+        d = language_data(data, lang)
+        steps.append((f"{lang}: {d['corpus']} (vocab {d['vocab_size']})",
+                      lambda log, d=d: prepare_tokens(d, budget_tokens, log=log)))
+    return steps
+
+
+def summarize(data: dict, languages: list[str], prepared) -> dict:
+    """Sizes, tokens per language and vocabulary overlap of prepared data (TokenData or RealLanguages).
+
+    ``identical_pieces`` counts piece strings two tokenizers have in common: what an
+    anchored vocabulary merges, reported for disjoint ones too, so the choice is informed.
+    """
+    if isinstance(prepared, RealLanguages):
+        tokens, info = prepared.tokens, prepared.info()
+        mode, size, anchors = info["mode"], info["vocab_size"], info["n_anchors"]
+        if mode == "joint":
+            identical = anchors
+        else:
+            identical = anchored([sentencepiece_pieces(t.tokenizer_path) for t in tokens]).n_anchors
+    else:
+        from engine.data import anchor_ids
+
+        tokens = [prepared] * len(languages)
+        mode, size = "cloned", prepared.vocab_size * len(languages)
+        anchors = len(anchor_ids(prepared.vocab_size, data.get("anchors", 0.0), data.get("anchor_seed", 0)))
+        identical = anchors
+    rows = []
+    for lang, t in zip(languages, tokens):
+        meta = json.loads((t.tokenizer_path.parent / "meta.json").read_text())
+        chars = meta.get("train_chars")
+        rows.append({"language": lang, "corpus": meta.get("corpus"), "vocab_size": t.vocab_size,
+                     "train_tokens": int(len(t.train)), "test_tokens": int(len(t.test)),
+                     "train_lines": meta.get("train_lines"), "test_lines": meta.get("test_lines"),
+                     "chars_per_token": chars / max(1, len(t.train)) if chars else None,
+                     "cache": str(t.tokenizer_path.parent)})
+    return {"mode": mode, "vocab_size": size, "n_anchors": anchors, "identical_pieces": identical,
+            "languages": rows}

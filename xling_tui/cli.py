@@ -483,6 +483,11 @@ def report(
                 err_console.print(f"wrote {path}")
 
 
+from xling_tui.cli_data import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+
+
 def main() -> None:
     try:
         app()
