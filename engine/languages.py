@@ -82,8 +82,7 @@ def prepare_real(data: dict, languages: list[str], budget_tokens: int, cache: Pa
         vocab = joint(tokens[0].vocab_size, len(tokens), counts)
     else:
         tokens = []
-        for lang, d in zip(languages, per_lang):
-            log(f"{lang}: corpus {d['corpus']} (vocab {d['vocab_size']})")
+        for d in per_lang:
             tokens.append(prepare_tokens(d, budget_tokens, cache=cache, log=log))
         vocab = disjoint([t.vocab_size for t in tokens]) if mode == "disjoint" else anchored(
             [sentencepiece_pieces(t.tokenizer_path) for t in tokens])

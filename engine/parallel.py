@@ -15,9 +15,13 @@ from engine.data import DataError, FAMILY
 from engine.languages import RealLanguages
 
 
-def parallel_texts(parallel: dict, languages: list[str], corpora: dict, a: str, b: str) -> list[tuple[str, str]]:
-    """Up to ``max_pairs`` (text in a, text in b) pairs, in a fixed seeded order."""
-    n = parallel.get("max_pairs", 64)
+def parallel_texts(parallel: dict, languages: list[str], corpora: dict, a: str, b: str,
+                   oversample: int = 1) -> list[tuple[str, str]]:
+    """Up to ``max_pairs · oversample`` (text in a, text in b) pairs, in a fixed seeded order.
+
+    Oversampling leaves ``encode_pairs`` enough pairs to keep ``max_pairs`` that fit the context.
+    """
+    n = parallel.get("max_pairs", 64) * oversample
     if parallel["path"] == FAMILY:
         from engine.family import parallel_sentences
 
@@ -55,11 +59,11 @@ def read_tsv_pairs(path: str, columns: list[str], a: str, b: str, n: int, seed: 
 
 
 def encode_pairs(real: RealLanguages, a: int, b: int, pairs: list[tuple[str, str]],
-                 max_len: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                 max_len: int, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Model ids of each side, each after its language's EOS (how lines start in training).
 
     A pair where either side would exceed ``max_len`` tokens is dropped, so both
-    lists stay aligned pair by pair.
+    lists stay aligned pair by pair; at most ``limit`` pairs are kept, in order.
     """
     if not pairs:
         return [], []
@@ -70,6 +74,8 @@ def encode_pairs(real: RealLanguages, a: int, b: int, pairs: list[tuple[str, str
         if 0 < len(x) < max_len and 0 < len(y) < max_len:
             out_a.append(np.concatenate([[real.eos(a)], x]))
             out_b.append(np.concatenate([[real.eos(b)], y]))
+            if limit is not None and len(out_a) >= limit:
+                break
     return out_a, out_b
 
 

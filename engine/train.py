@@ -358,8 +358,8 @@ class Trainer:
         a = self.eval_languages[0]
         for b in self.eval_languages[1:]:
             la, lb = spec.languages[a], spec.languages[b]
-            pairs = parallel_texts(par, spec.languages, spec.data["corpora"], la, lb)
-            seqs_a, seqs_b = encode_pairs(self.real, a, b, pairs, self.T)
+            pairs = parallel_texts(par, spec.languages, spec.data["corpora"], la, lb, oversample=4)
+            seqs_a, seqs_b = encode_pairs(self.real, a, b, pairs, self.T, limit=par.get("max_pairs", 64))
             if not seqs_a:
                 self.say(f"no parallel pair of {la}-{lb} fits the context: alignment skipped")
                 continue
