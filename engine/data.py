@@ -67,7 +67,7 @@ def corpus_key(data: dict, budget_tokens: int) -> str:
 def _corpus_files(source: str) -> list[str]:
     files = sorted(glob.glob(os.path.expanduser(source)))
     if not files:
-        raise DataError(f"corpus {source!r}: no file matches (give a path, a glob, or one of builtin:synthetic, builtin:pydocs)")
+        raise DataError(f"corpus {source!r}: no file matches (give a path, a glob, or one of builtin:synthetic, builtin:pydocs, builtin:family)")
     return files
 
 
