@@ -270,6 +270,7 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
         cfg = _validate(name, _merge(defaults, raw), where)
         _check_languages(name, cfg, where)
+        cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
         exp = Experiment(name, cfg, source)
         exp.runs = expand_runs(name, cfg, where)
         out.append(exp)
@@ -340,6 +341,34 @@ def _check_languages(name: str, cfg: ExperimentConfig, where: "_Locator") -> Non
         if not ok:
             raise SpecError(f"{at('eval', 'probe', 'task')}: the built-in task needs the built-in corpus "
                             "(builtin:synthetic, or builtin:family for every language); give a TSV of text<TAB>label")
+
+
+def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
+    """Real-language corpora, parallel and probe files: relative to the experiments file.
+
+    Workers run elsewhere than the user's shell, so these paths are made absolute here;
+    ``builtin:`` names stay as they are. (The cloned ``corpus`` keeps its old meaning.)
+    """
+    import os
+
+    def fix(path: str) -> str:
+        if path.startswith("builtin:"):
+            return path
+        return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+    data, ev = cfg.data, cfg.eval
+    update: dict[str, Any] = {}
+    if data.corpora:
+        corpora = {k: c.model_copy(update={"path": fix(c.path)}) for k, c in data.corpora.items()}
+        update["data"] = data.model_copy(update={"corpora": corpora})
+    if data.parallel:
+        parallel = data.parallel.model_copy(update={"path": fix(data.parallel.path)})
+        update["data"] = update.get("data", data).model_copy(update={"parallel": parallel})
+    if ev.probe:
+        task = ev.probe.task
+        task = {k: fix(v) for k, v in task.items()} if isinstance(task, dict) else fix(task)
+        update["eval"] = ev.model_copy(update={"probe": ev.probe.model_copy(update={"task": task})})
+    return cfg.model_copy(update=update) if update else cfg
 
 
 # --- expansion ---------------------------------------------------------------
