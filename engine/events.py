@@ -33,6 +33,19 @@ class Queued:
 
 
 @dataclass
+class Submitted:
+    """The launcher handed the run to a backend; ``job_id`` is the scheduler's id
+    (a Slurm job, a Ray task), None for a local process (its pid comes with ``started``)."""
+
+    run_id: str
+    backend: str
+    job_id: str | None = None
+    host: str | None = None  # where the launcher ran
+    time: float = field(default_factory=time.time)
+    kind: str = "submitted"
+
+
+@dataclass
 class Started:
     run_id: str
     device: str
@@ -140,7 +153,7 @@ class AlignGradient:
     kind: str = "align_gradient"
 
 
-Event = Queued | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient
+Event = Queued | Submitted | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient
 
 
 class EventLog:
@@ -154,7 +167,7 @@ class EventLog:
     def emit(self, event: Event, sync: bool = False) -> None:
         self._fh.write(json.dumps(asdict(event), separators=(",", ":")) + "\n")
         self._fh.flush()
-        if sync or isinstance(event, (Status, Started, Queued)):
+        if sync or isinstance(event, (Status, Started, Queued, Submitted)):
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:
