@@ -454,7 +454,8 @@ def _load_specs(con: duckdb.DuckDBPyConnection, src: str) -> None:
     override = "CASE WHEN runs.started IS NULL THEN EXCLUDED.{c} ELSE COALESCE(runs.{c}, EXCLUDED.{c}) END"
     plain = ("experiment", "name", "kind", "spec", "model", "seed", "languages", "run_dir")
     sets = [f"{c} = EXCLUDED.{c}" for c in plain]
-    sets += [f"{c} = " + override.format(c=c) for c in ("job_id", "total_steps", "total_tokens")]
+    sets += [f"{c} = " + override.format(c=c) for c in ("total_steps", "total_tokens")]
+    sets.append("job_id = COALESCE(EXCLUDED.job_id, runs.job_id)")  # a spec without one keeps the submission's
     cols = ", ".join(_SPEC_COLUMNS)
     con.execute(
         f"INSERT INTO runs ({cols}) SELECT {cols} FROM {src} "

@@ -24,6 +24,7 @@ file, without asking Slurm.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -158,6 +159,7 @@ class SlurmBackend:
     def __init__(self, settings: SlurmSettings, executor: str = "slurm") -> None:
         self.settings = settings
         self.executor = executor
+        _quiet_submitit()
 
     def placement(self) -> Placement:
         s = self.settings
@@ -197,6 +199,7 @@ class SlurmJobs:
     """Slurm jobs of runs started by any xling process: one sacct call per query, scancel."""
 
     def query(self, jobs: dict[str, Path]) -> dict[str, JobInfo]:
+        _quiet_submitit()
         watcher = SlurmInfoWatcher(delay_s=POLL_SECONDS)
         for job_id in jobs:
             watcher.register_job(job_id)
@@ -219,6 +222,12 @@ class SlurmJobs:
         if running:
             return f"scancel {job_id}: the worker checkpoints and stops (`xling resume` continues it)"
         return f"scancel {job_id}: removed from the Slurm queue"
+
+
+def _quiet_submitit() -> None:
+    """On the login node submitit's INFO lines would land in the user's terminal (and its
+    progress bars); on the nodes, where this is not called, they stay in the job's log."""
+    logging.getLogger("submitit").setLevel(logging.ERROR)
 
 
 def _first_lines(exc: BaseException, n: int = 3) -> str:

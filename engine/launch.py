@@ -375,6 +375,8 @@ class Launcher:
         try:
             while queue or (active and not self.detach):
                 self._start_what_fits(queue, active)
+                if self.detach and not queue:
+                    break  # every run is with the scheduler; nothing to poll
                 time.sleep(self.poll)
                 finished = False
                 for state in list(active):
