@@ -68,25 +68,41 @@ class WorkerTask:
             self._proc = subprocess.Popen(worker_command(run_dir, placement, sys.executable), stdout=log,
                                           stderr=subprocess.STDOUT, env=env, cwd=project_root())
         try:
-            return self._proc.wait()
+            while self._proc.poll() is None:  # not Popen.wait(): a signal handler must be able to reap it
+                time.sleep(0.5)
+            return self._proc.returncode
         except KeyboardInterrupt:  # submitit's local executor cancels with SIGINT
             self._proc.terminate()
             return self._proc.wait()
 
     def checkpoint(self, run_dir: str, device: str, threads: int | None) -> DelayedSubmission:
-        """Called by submitit on the time-limit/preemption signal, before it requeues the job."""
+        """Called by submitit (in its signal handler) on the time-limit/preemption signal,
+        before it requeues the job: the worker checkpoints and stops first."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the worker saves a checkpoint and stops
-            try:
-                proc.wait(timeout=float(os.environ.get("XLING_CHECKPOINT_WAIT_S", "60")))
-            except subprocess.TimeoutExpired:
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            if not _reaped(proc, float(os.environ.get("XLING_CHECKPOINT_WAIT_S", "60"))):
                 proc.kill()  # the periodic checkpoint is what the requeued job resumes from
-                proc.wait()
+                _reaped(proc, 10.0)
         with EventLog(Path(run_dir)) as log:
             log.emit(Status(Path(run_dir).name, "queued",
                             "requeued by Slurm (time limit or preemption); resumes from its last checkpoint"))
         return DelayedSubmission(WorkerTask(), run_dir, device, threads)
+
+
+def _reaped(proc: subprocess.Popen, timeout: float) -> bool:
+    """Waits for the child without Popen's lock, which the interrupted code may hold."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            return True  # already reaped
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return True
+        time.sleep(0.1)
+    return False
 
 
 class _Job(submitit.SlurmJob):
