@@ -131,6 +131,7 @@ class RunDelta:
     host: str | None = None
     pid: int | None = None
     job_id: str | None = None
+    backend: str | None = None
     step: int | None = None
     tokens: int | None = None
     total_steps: int | None = None
@@ -148,6 +149,9 @@ class RunDelta:
             self.queued = _or(self.queued, t)  # the first one: re-queueing keeps the order
         elif kind == "started":
             self._started(ev, t)
+        elif kind == "submitted":
+            self.backend = _or(_str(ev.get("backend")), self.backend)
+            self.job_id = _or(_str(ev.get("job_id")), self.job_id)
         elif kind == "train":
             self.step = _or(_int(ev.get("step")), self.step)
             self.tokens = _or(_int(ev.get("tokens")), self.tokens)
@@ -422,7 +426,7 @@ _DELTA_COLUMNS = {
     "run_id": "VARCHAR", "status": "VARCHAR", "message": "VARCHAR", "finished": "TIMESTAMP",
     "queued": "TIMESTAMP", "started": "TIMESTAMP", "last_seen": "TIMESTAMP", "device": "VARCHAR",
     "host": "VARCHAR", "pid": "INTEGER", "job_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT",
-    "total_steps": "BIGINT", "total_tokens": "BIGINT",
+    "total_steps": "BIGINT", "total_tokens": "BIGINT", "backend": "VARCHAR",
 }
 _OFFSET_COLUMNS = {"run_id": "VARCHAR", "byte_offset": "BIGINT"}
 _EXPERIMENT_COLUMNS = {
@@ -459,7 +463,8 @@ def _load_specs(con: duckdb.DuckDBPyConnection, src: str) -> None:
     override = "CASE WHEN runs.started IS NULL THEN EXCLUDED.{c} ELSE COALESCE(runs.{c}, EXCLUDED.{c}) END"
     plain = ("experiment", "name", "kind", "spec", "model", "seed", "languages", "run_dir")
     sets = [f"{c} = EXCLUDED.{c}" for c in plain]
-    sets += [f"{c} = " + override.format(c=c) for c in ("job_id", "total_steps", "total_tokens")]
+    sets += [f"{c} = " + override.format(c=c) for c in ("total_steps", "total_tokens")]
+    sets.append("job_id = COALESCE(EXCLUDED.job_id, runs.job_id)")  # a spec without one keeps the submission's
     cols = ", ".join(_SPEC_COLUMNS)
     con.execute(
         f"INSERT INTO runs ({cols}) SELECT {cols} FROM {src} "
@@ -471,7 +476,7 @@ def _load_deltas(con: duckdb.DuckDBPyConnection, src: str) -> None:
     """Merges the new events' view of each run with the stored one (see RunDelta)."""
     cols = list(_DELTA_COLUMNS)
     select = ", ".join(cols)
-    latest = ("device", "host", "pid", "job_id", "step", "tokens", "total_steps", "total_tokens")
+    latest = ("device", "host", "pid", "job_id", "backend", "step", "tokens", "total_steps", "total_tokens")
     sets = [
         "status = COALESCE(EXCLUDED.status, runs.status)",
         "message = CASE WHEN EXCLUDED.status IS NULL THEN runs.message ELSE EXCLUDED.message END",

@@ -35,6 +35,10 @@ SELECT
     r.tokens,
     r.device,
     b.best_ppl,
+    r.host,
+    r.pid,
+    r.backend,
+    r.job_id,
     r.started,
     r.finished,
     r.message

@@ -33,6 +33,19 @@ class Queued:
 
 
 @dataclass
+class Submitted:
+    """The launcher handed the run to a backend; ``job_id`` is the scheduler's id
+    (a Slurm job, a Ray task), None for a local process (its pid comes with ``started``)."""
+
+    run_id: str
+    backend: str
+    job_id: str | None = None
+    host: str | None = None  # where the launcher ran
+    time: float = field(default_factory=time.time)
+    kind: str = "submitted"
+
+
+@dataclass
 class Started:
     run_id: str
     device: str
@@ -171,7 +184,7 @@ class ProbeResult:
     kind: str = "probe"
 
 
-Event = Queued | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient | TokenizerInfo | ProbeResult
+Event = Queued | Submitted | Started | TrainMetric | EvalResult | Status | Heartbeat | AlignEmbedding | AlignHidden | AlignGradient | TokenizerInfo | ProbeResult
 
 
 class EventLog:
@@ -185,7 +198,7 @@ class EventLog:
     def emit(self, event: Event, sync: bool = False) -> None:
         self._fh.write(json.dumps(asdict(event), separators=(",", ":")) + "\n")
         self._fh.flush()
-        if sync or isinstance(event, (Status, Started, Queued)):
+        if sync or isinstance(event, (Status, Started, Queued, Submitted)):
             os.fsync(self._fh.fileno())
 
     def close(self) -> None:

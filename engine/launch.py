@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
-from engine.backends import WORKER_LOG, Backend, LocalBackend
-from engine.events import SPEC_FILE, EVENTS_FILE, EventLog, Queued, Status, read_events
+from engine.backends import (WORKER_LOG, Backend, BackendError, JobInfo, LocalBackend, clear_stop, job_control,
+                             request_stop)
+from engine.events import SPEC_FILE, EVENTS_FILE, EventLog, Queued, Status, Submitted, read_events
 from engine.pool import CpuPool, GpuPool
 from engine.spec import Experiment, RunSpec
 
@@ -43,6 +45,10 @@ class RunState:
     tokens_per_s: float | None = None
     message: str | None = None
     pid: int | None = None
+    host: str | None = None
+    backend: str | None = None  # where the latest submission went (local, slurm, ray)
+    job_id: str | None = None  # that submission's scheduler id
+    job_info: JobInfo | None = None  # the scheduler's answer, filled by probe_jobs
     last_event: float = 0.0
     best_ppl: dict[str, float] = field(default_factory=dict)
     offset: int = 0
@@ -67,10 +73,14 @@ class RunState:
     def apply(self, e: dict) -> None:
         kind = e.get("kind")
         self.last_event = max(self.last_event, e.get("time", 0.0))
-        if kind == "queued":
+        if kind == "queued":  # back in xling's queue: any earlier job is over
             self.status, self.message = "queued", None
+            self.backend = self.job_id = self.job_info = None
+        elif kind == "submitted":
+            self.backend, self.job_id, self.job_info = e.get("backend"), e.get("job_id"), None
         elif kind == "started":
             self.status, self.pid, self.message = "running", e.get("pid"), None
+            self.host = e.get("host")
             self.step = e.get("resumed_from") or 0
         elif kind == "train":
             self.step, self.loss, self.tokens_per_s = e["step"], e["loss"], e["tokens_per_s"]
@@ -84,11 +94,83 @@ class RunState:
         elif kind == "heartbeat":
             self.step = e["step"]
 
+    @property
+    def on_cluster(self) -> bool:
+        """Its latest submission is a scheduler's job (Slurm, Ray), not a process of ours."""
+        return self.backend not in (None, "local") and self.job_id is not None
+
     def is_alive(self) -> bool:
-        """A run marked running whose worker still exists on this host."""
-        if self.status != "running" or not self.pid or not pid_exists(self.pid):
+        """A run whose worker exists or may still start: a live local process, or a
+        cluster job its scheduler has not finished (queued or running)."""
+        if self.status not in ("queued", "running"):
+            return False
+        if self.on_cluster:
+            if self.job_info is None:
+                probe_jobs([self])
+            return self.job_info is not None and self.job_info.alive
+        if self.status != "running":
+            return False
+        if self.host and self.host != socket.gethostname():  # its pid means nothing here
+            return time.time() - self.last_event < LIVE_SECONDS
+        if not self.pid or not pid_exists(self.pid):
             return False
         return time.time() - self.last_event < LIVE_SECONDS or _is_worker(self.pid, self.run_dir)
+
+    @property
+    def where(self) -> str:
+        """Host and job, for people: 'node7 · slurm 1234', 'box · pid 4242'."""
+        job = f"{self.backend} {self.job_id}" if self.on_cluster else (f"pid {self.pid}" if self.pid else "")
+        return " · ".join(p for p in (self.host, job) if p)
+
+
+def probe_jobs(states: Iterable[RunState]) -> None:
+    """Asks each scheduler once about all the given runs' jobs (one sacct for every Slurm run)."""
+    by_backend: dict[str, list[RunState]] = {}
+    for s in states:
+        if s.on_cluster and s.status in ("queued", "running"):
+            by_backend.setdefault(s.backend, []).append(s)
+    for backend, group in by_backend.items():
+        control = job_control(backend)
+        try:
+            infos = control.query({s.job_id: s.run_dir for s in group}) if control else {}
+        except BackendError:
+            infos = {}
+        for s in group:  # no answer is not an answer: the job counts as alive
+            s.job_info = infos.get(s.job_id, JobInfo("UNKNOWN", True))
+
+
+def reconcile(states: Iterable[RunState]) -> list[RunState]:
+    """Runs whose cluster job ended without the worker saying so (node failure, out of
+    memory, killed at the time limit) are marked failed, with the scheduler's reason,
+    as a local launcher does for a worker that died. Returns the runs it changed."""
+    states = list(states)
+    probe_jobs(states)
+    changed = []
+    for s in states:
+        info = s.job_info
+        if s.on_cluster and s.status in ("queued", "running") and info is not None and not info.alive:
+            s.refresh()  # the worker may have reported since the scheduler was asked
+            if s.status in ("queued", "running") and s.job_info is info:  # and no new submission since
+                status = "cancelled" if info.state.startswith("CANCELLED") else "failed"
+                why = f"{s.backend} job {s.job_id} ended ({info.state}) before the worker reported; " \
+                      "`xling resume` continues from its last checkpoint"
+                _append(s.run_dir, Status(s.spec.run_id, status, why))
+                s.refresh()
+                changed.append(s)
+    return changed
+
+
+def launcher_alive(run_dir: Path) -> bool:
+    """Another xling process on this host holds the run."""
+    return claimed_by_other(run_dir) is not None
+
+
+def log_is_fresh(run_dir: Path) -> bool:
+    """The run's log moved within LIVE_SECONDS (a working worker heartbeats every few seconds)."""
+    try:
+        return time.time() - (Path(run_dir) / EVENTS_FILE).stat().st_mtime < LIVE_SECONDS
+    except OSError:
+        return False
 
 
 def pid_exists(pid: int) -> bool:
@@ -197,6 +279,8 @@ def release_claim(run_dir: Path) -> None:
 
 def requeue(states: Iterable[RunState]) -> list[RunState]:
     """Failed, cancelled or orphaned runs back in the queue; finished and live ones untouched."""
+    states = list(states)
+    reconcile(states)
     out = []
     for state in states:
         if state.status == "done" or state.is_alive() or claimed_by_other(state.run_dir):
@@ -204,6 +288,7 @@ def requeue(states: Iterable[RunState]) -> list[RunState]:
         else:
             if state.status == "running":
                 _append(state.run_dir, Status(state.spec.run_id, "failed", "worker died (no heartbeat)"))
+            clear_stop(state.run_dir)
             _append(state.run_dir, Queued(state.spec.run_id))
             state.refresh()
         out.append(state)
@@ -214,7 +299,15 @@ def cancel(state: RunState) -> str:
     """Asks a live worker to checkpoint and stop, or takes a queued run out of the queue."""
     if state.status in ("done", "failed", "cancelled"):
         return f"already {state.status}"
+    if state.on_cluster and state.is_alive():
+        said = job_control(state.backend).cancel(state.job_id, state.run_dir, running=state.status == "running")
+        if state.status == "queued":  # the job never started a worker that could say so
+            _append(state.run_dir, Status(state.spec.run_id, "cancelled", f"cancelled by user ({said})"))
+        return said
     if state.status == "running" and state.is_alive():
+        if state.host and state.host != socket.gethostname():
+            request_stop(state.run_dir)
+            return f"asked the worker on {state.host} to stop (it checkpoints first; `xling resume` continues it)"
         os.kill(state.pid, signal.SIGTERM)
         return f"stopping worker {state.pid} (it checkpoints first; `xling resume` continues it)"
     _append(state.run_dir, Status(state.spec.run_id, "cancelled", "cancelled by user"))
@@ -246,6 +339,7 @@ class Summary:
     failed: int = 0
     cancelled: int = 0
     skipped: int = 0
+    detached: int = 0  # left running on the cluster (--detach)
     interrupted: bool = False
 
 
@@ -258,19 +352,20 @@ class Launcher:
 
     def __init__(self, root: Path, sink: ResultSink | None = None, max_parallel: int = 1,
                  pool: CpuPool | GpuPool | None = None, backend: Backend | None = None,
-                 sync_every: float = 10.0, poll: float = 0.25) -> None:
+                 sync_every: float = 10.0, poll: float | None = None, detach: bool = False) -> None:
         self.root = Path(root)
         self.sink = sink
         self.pool = pool or CpuPool(max_parallel)
         self.max_parallel = max(1, max_parallel)
         self.backend = backend or LocalBackend()
         self.sync_every = sync_every
-        self.poll = poll
+        self.poll = poll if poll is not None else getattr(self.backend, "poll_interval", 0.25)
+        self.detach = detach  # return once every run is submitted; the cluster keeps them
         self.procs: dict[str, object] = {}
         self.sync_error: str | None = None
 
     def our_pids(self) -> list[int]:
-        return [p.pid for p in self.procs.values() if p.poll() is None]
+        return [p.pid for p in self.procs.values() if p.pid is not None and p.poll() is None]
 
     def run(self, states: list[RunState], on_update: Callable[[list[RunState]], None] = lambda s: None) -> Summary:
         """Run every non-skipped state to an end; Ctrl-C stops workers resumably."""
@@ -278,8 +373,10 @@ class Launcher:
         active: list[RunState] = []
         last_sync = 0.0
         try:
-            while queue or active:
+            while queue or (active and not self.detach):
                 self._start_what_fits(queue, active)
+                if self.detach and not queue:
+                    break  # every run is with the scheduler; nothing to poll
                 time.sleep(self.poll)
                 finished = False
                 for state in list(active):
@@ -304,6 +401,8 @@ class Launcher:
             summary = self._summary(states)
             summary.interrupted = True
             return summary
+        for state in active:  # detached: the jobs outlive this process, the claims must not
+            release_claim(state.run_dir)
         on_update(states)
         return self._summary(states)
 
@@ -314,7 +413,8 @@ class Launcher:
             if state.status in ("cancelled", "done"):  # cancelled (or finished elsewhere) while queued
                 queue.pop(0)
                 continue
-            if not claim(state.run_dir):  # another launcher took it since we queued it
+            if not claim(state.run_dir) or state.is_alive():  # another launcher took it since we queued it
+                release_claim(state.run_dir)
                 queue.pop(0)
                 state.skipped = True
                 continue
@@ -324,7 +424,18 @@ class Launcher:
                 state.message = self.pool.waiting_reason()
                 return
             queue.pop(0)
-            self.procs[state.spec.run_id] = self.backend.start(state.run_dir, placement)
+            clear_stop(state.run_dir)
+            try:
+                handle = self.backend.start(state.run_dir, placement)
+            except BackendError as exc:
+                self.pool.release(state.spec.run_id)
+                release_claim(state.run_dir)
+                _append(state.run_dir, Status(state.spec.run_id, "failed", str(exc)))
+                state.refresh()
+                continue
+            self.procs[state.spec.run_id] = handle
+            _append(state.run_dir, Submitted(state.spec.run_id, self.backend.name, handle.job_id, socket.gethostname()))
+            state.refresh()
             active.append(state)
 
     def _finish(self, state: RunState, code: int) -> None:
@@ -332,7 +443,8 @@ class Launcher:
         release_claim(state.run_dir)
         state.refresh()
         if state.status in ("queued", "running"):  # died without reporting: killed or crashed hard
-            reason = f"worker exited with code {code}" + (f" (signal {-code})" if code < 0 else "")
+            proc = self.procs[state.spec.run_id]
+            reason = proc.exit_reason(code)
             _append(state.run_dir, Status(state.spec.run_id, "failed", reason + f"; see {state.run_dir / WORKER_LOG}"))
             state.refresh()
 
@@ -367,6 +479,8 @@ class Launcher:
         for state in states:
             if state.skipped:
                 s.skipped += 1
+            elif state.status in ("queued", "running"):
+                s.detached += 1
             elif state.status == "done":
                 s.done += 1
             elif state.status == "cancelled":

@@ -97,3 +97,29 @@ class GpuPool:
 
     def waiting_reason(self) -> str | None:
         return self._reason
+
+
+class ClusterPool:
+    """A scheduler places the runs (Slurm, Ray): every run gets the same request, and
+    ``slots`` only caps how many are handed to it at once."""
+
+    def __init__(self, placement: Placement, slots: int) -> None:
+        self.placement = placement
+        self.slots = max(1, slots)
+        self.used: set[str] = set()
+
+    @property
+    def capacity(self) -> int:
+        return self.slots
+
+    def acquire(self, run_id: str) -> Placement | None:
+        if len(self.used) >= self.slots:
+            return None
+        self.used.add(run_id)
+        return self.placement
+
+    def release(self, run_id: str) -> None:
+        self.used.discard(run_id)
+
+    def waiting_reason(self) -> str | None:
+        return None

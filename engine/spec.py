@@ -250,10 +250,11 @@ def load_experiments(path: Path | str, only: list[str] | None = None) -> list[Ex
 
 def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None = None) -> list[Experiment]:
     where = _Locator(text, source)
-    unknown = set(doc) - {"defaults", "experiments"}
+    unknown = set(doc) - {"defaults", "experiments", "cluster"}  # [cluster]: engine.cluster reads it
     if unknown:
         key = sorted(unknown)[0]
-        raise SpecError(f"{where.at((key,))}: unknown top-level table or key {key!r} (expected [defaults] and [experiments.NAME])")
+        raise SpecError(f"{where.at((key,))}: unknown top-level table or key {key!r} "
+                        "(expected [defaults], [experiments.NAME] and [cluster.slurm|ray])")
     experiments = doc.get("experiments")
     if not isinstance(experiments, dict) or not experiments:
         raise SpecError(f"{source}: no experiments defined (add an [experiments.NAME] table)")

@@ -1,7 +1,8 @@
 """Entry point of one worker process: ``python -m engine.worker RUN_DIR``.
 
 A worker reads the run's spec.json, trains, and reports only through the run's
-event log. SIGTERM / SIGINT ask it to checkpoint and stop (status ``cancelled``);
+event log. SIGTERM / SIGINT / SIGUSR1 / SIGUSR2, or a ``stop.request`` file in the run folder,
+ask it to checkpoint and stop (status ``cancelled``);
 any exception becomes status ``failed`` with a one-line reason, the traceback going
 to the worker's own log file, never to the user's terminal.
 """
@@ -11,21 +12,33 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
+from engine.backends import STOP_FILE
 from engine.events import SPEC_FILE, EventLog, Status
 
 
 class StopFlag:
-    def __init__(self) -> None:
+    """Set by SIGTERM/SIGINT (a local stop, scancel), by Slurm's time-limit and
+    preemption signals (USR1/USR2, whichever submitit asked for), or by a stop request
+    file in the run folder (any host that shares it: Ray runs, remote cancels). The
+    file is looked at no more than once a second: on a network filesystem a stat costs."""
+
+    def __init__(self, run_dir: Path | None = None) -> None:
         self.requested = False
+        self.stop_file = None if run_dir is None else Path(run_dir) / STOP_FILE
+        self._next_look = 0.0
 
     def __call__(self) -> bool:
+        if not self.requested and self.stop_file is not None and time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + 1.0
+            self.requested = self.stop_file.exists()
         return self.requested
 
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
@@ -49,7 +62,7 @@ def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int 
 
     run_dir = Path(run_dir)
     spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text())
-    stop = StopFlag()
+    stop = StopFlag(run_dir)
     stop.install()
     with EventLog(run_dir) as events:
         try:

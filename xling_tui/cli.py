@@ -102,6 +102,52 @@ MaxParallelOption = Annotated[
 DeviceOption = Annotated[Device, typer.Option(help="where to train")]
 
 
+class BackendName(str, Enum):
+    local = "local"
+    slurm = "slurm"
+    ray = "ray"
+
+
+_CLUSTER = "Cluster (\\[cluster.slurm] / \\[cluster.ray] in the experiments file; flags override)"
+BackendOption = Annotated[Optional[BackendName], typer.Option(
+    "--backend", help="where runs train: local processes, Slurm jobs (submitit), Ray tasks "
+    "\\[default: local; resume: where the run last went]", show_default=False, rich_help_panel=_CLUSTER)]
+PartitionOption = Annotated[Optional[str], typer.Option(help="Slurm partition", show_default=False,
+                                                         rich_help_panel=_CLUSTER)]
+GpusPerRunOption = Annotated[Optional[int], typer.Option(
+    "--gpus-per-run", min=0, help="GPUs per run (Slurm job or Ray task); 0 trains on CPUs \\[default: 1]",
+    show_default=False, rich_help_panel=_CLUSTER)]
+CpusPerRunOption = Annotated[Optional[int], typer.Option(
+    "--cpus-per-run", min=1, help="CPU cores per run \\[default: Slurm 8, Ray 1]", show_default=False,
+    rich_help_panel=_CLUSTER)]
+TimeOption = Annotated[Optional[str], typer.Option(
+    "--time", help="Slurm time limit per job: minutes, HH:MM:SS or D-HH:MM:SS; a run that needs longer is "
+    "checkpointed and requeued \\[default: 4:00:00]", show_default=False, rich_help_panel=_CLUSTER)]
+AccountOption = Annotated[Optional[str], typer.Option(help="Slurm account", show_default=False, rich_help_panel=_CLUSTER)]
+SbatchOption = Annotated[Optional[list[str]], typer.Option(
+    "--sbatch", help="extra sbatch option KEY=VALUE, e.g. constraint=a100 (repeatable)", show_default=False,
+    rich_help_panel=_CLUSTER)]
+RayAddressOption = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="Ray cluster to join \\[default: auto]", show_default=False, rich_help_panel=_CLUSTER)]
+DetachOption = Annotated[bool, typer.Option(
+    "--detach", help="Slurm: submit every run and return; `xling status` follows the jobs", rich_help_panel=_CLUSTER)]
+
+
+def _cluster(config: Path, backend: Optional[BackendName], device: Device, detach: bool, **flags):
+    """The cluster backend and placement, or None for local runs (errors as UserError)."""
+    from engine.backends import BackendError
+    from engine.spec import SpecError
+    from xling_tui.cluster import ClusterUsageError, cluster_backend
+
+    name = (backend or BackendName.local).value
+    if detach and name != "slurm":
+        raise UserError("--detach needs --backend slurm (Ray runs live as long as their xling run)")
+    try:
+        return cluster_backend(config, name, device.value, flags)
+    except (SpecError, ClusterUsageError, BackendError) as exc:
+        raise UserError(str(exc)) from None
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="experiments file")] = DEFAULT_CONFIG,
@@ -113,6 +159,15 @@ def run(
     max_parallel: MaxParallelOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
+    backend: BackendOption = None,
+    partition: PartitionOption = None,
+    gpus_per_run: GpusPerRunOption = None,
+    cpus_per_run: CpusPerRunOption = None,
+    time: TimeOption = None,
+    account: AccountOption = None,
+    sbatch: SbatchOption = None,
+    ray_address: RayAddressOption = None,
+    detach: DetachOption = False,
 ) -> None:
     """Train every run of the experiments in CONFIG that has not finished yet.
 
@@ -124,7 +179,10 @@ def run(
 
     try:
         experiments = load_experiments(config, experiment or None)
-        dev = _resolve_device(device)
+        cluster = _cluster(config, backend, device, detach, partition=partition, gpus_per_run=gpus_per_run,
+                           cpus_per_run=cpus_per_run, time=time, account=account, sbatch=sbatch,
+                           ray_address=ray_address)
+        dev = cluster[1].device if cluster else _resolve_device(device)
         allowed = _parse_gpus(gpus)
     except (SpecError, UserError) as exc:
         raise fail(str(exc))
@@ -133,7 +191,7 @@ def run(
     store = _store(db)
     states = enqueue(store.root, experiments)
     names = ", ".join(e.name for e in experiments)
-    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu)
+    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
 
 
 def _parse_gpus(gpus: Optional[str]) -> list[int] | None:
@@ -146,16 +204,17 @@ def _parse_gpus(gpus: Optional[str]) -> list[int] | None:
 
 
 def _launch(store, states, what: str, dev: str, max_parallel: Optional[int], allowed: list[int] | None,
-            runs_per_gpu: int) -> None:
+            runs_per_gpu: int, cluster=None, detach: bool = False) -> None:
     """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
     from engine.launch import Launcher
-    from engine.pool import CpuPool, GpuPool
+    from engine.pool import ClusterPool, CpuPool, GpuPool
     from xling_tui.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
+    on = f" on [bold]{cluster[0].name}[/]" if cluster else ""
     console.print(
         f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
-        f"running elsewhere · device [bold]{dev}[/]\n[dim]db {store.db_path}[/]"
+        f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
     )
     if todo:
         try:
@@ -163,7 +222,12 @@ def _launch(store, states, what: str, dev: str, max_parallel: Optional[int], all
         except ValueError as exc:
             raise fail(str(exc))
     launcher = Launcher(store.root, sink=store)
-    if dev == "cuda":
+    if cluster:
+        backend, placement = cluster
+        launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
+        launcher.max_parallel = max_parallel or max(1, len(todo))
+        launcher.pool = ClusterPool(placement, launcher.max_parallel)
+    elif dev == "cuda":
         launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
         launcher.max_parallel = max_parallel or launcher.pool.capacity
     else:
@@ -182,6 +246,16 @@ def _launch(store, states, what: str, dev: str, max_parallel: Optional[int], all
     if summary.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def _print_detached(states) -> None:
+    from xling_tui.cluster import where
+
+    for s in states:
+        if not s.skipped and s.status in ("queued", "running"):
+            job = where({"backend": s.backend, "job_id": s.job_id, "host": None, "pid": None})
+            console.print(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}")
+    console.print("[dim]`xling status` follows them, `xling cancel RUN` stops one, `xling logs RUN -f` shows its log[/]")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -224,7 +298,11 @@ def _print_summary(summary, states) -> None:
         parts.append(f"[yellow]{summary.cancelled} cancelled (resume with xling run)[/]")
     if summary.skipped:
         parts.append(f"{summary.skipped} skipped")
+    if summary.detached:
+        parts.append(f"[cyan]{summary.detached} submitted, still on the cluster[/]")
     console.print(" · ".join(parts))
+    if summary.detached:
+        _print_detached(states)
     for s in states:
         if s.status == "failed" and not s.skipped:
             console.print(f"  [red]✗[/] {s.spec.experiment}/{s.spec.name} [dim]{s.spec.run_id}[/]: {s.message}")
@@ -287,8 +365,12 @@ def status(
     from db.queries import run_status
     from db.store import StoreError
 
+    from xling_tui.cluster import reconcile_cluster_runs
+
     store = _results(db)
     try:
+        if reconcile_cluster_runs(store):  # a job that ended without its worker reporting
+            store.try_ingest()
         result = run_status(store, experiment)
     except StoreError as exc:
         raise fail(str(exc))
@@ -311,7 +393,9 @@ def _print_status_table(rows: list[dict]) -> None:
     """A terminal-sized view; --format csv/json gives every column."""
     from xling_tui.progress import STATUS_STYLE
 
-    table = Table("run", "experiment", "name", "status", "progress", "tokens", "device", "best PPL",
+    from xling_tui.cluster import where
+
+    table = Table("run", "experiment", "name", "status", "progress", "tokens", "device", "where", "best PPL",
                   header_style="bold")
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
@@ -320,7 +404,7 @@ def _print_status_table(rows: list[dict]) -> None:
         if r["message"] and r["status"] in ("failed", "cancelled"):
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(r["run_id"][:8], r["experiment"], _cell(r["name"]), status, progress,
-                      _human(r["tokens"]), r["device"] or "", (r["best_ppl"] or "").replace(" · ", "\n"))
+                      _human(r["tokens"]), r["device"] or "", where(r), (r["best_ppl"] or "").replace(" · ", "\n"))
     console.print(table)
     counts: dict[str, int] = {}
     for r in rows:
@@ -343,12 +427,17 @@ def _run_dirs(store, ids: list[str]) -> list[Path]:
 @app.command()
 def cancel(runs: RunIds, db: DbOption = None) -> None:
     """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
+    from engine.backends import BackendError
     from engine.launch import cancel as cancel_run, state_of
 
     store = _store(db)
     for run_dir in _run_dirs(store, runs):
         state = state_of(run_dir)
-        console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {cancel_run(state)}")
+        try:
+            said = cancel_run(state)
+        except BackendError as exc:
+            raise fail(f"{run_dir.name}: {exc}")
+        console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}")
     store.try_ingest()
 
 
@@ -361,6 +450,17 @@ def resume(
     max_parallel: MaxParallelOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
+    config: Annotated[Path, typer.Option("--config", help="experiments file whose [cluster] settings apply",
+                                         rich_help_panel=_CLUSTER)] = DEFAULT_CONFIG,
+    backend: BackendOption = None,
+    partition: PartitionOption = None,
+    gpus_per_run: GpusPerRunOption = None,
+    cpus_per_run: CpusPerRunOption = None,
+    time: TimeOption = None,
+    account: AccountOption = None,
+    sbatch: SbatchOption = None,
+    ray_address: RayAddressOption = None,
+    detach: DetachOption = False,
 ) -> None:
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
     from engine.launch import all_run_dirs, requeue, state_of
@@ -375,11 +475,18 @@ def resume(
     if not states:
         console.print("nothing to resume: no failed or cancelled runs")
         raise typer.Exit(0)
+    if backend is None:  # where the runs last went, when they agree
+        last = {s.backend for s in states if s.backend}
+        backend = BackendName(last.pop()) if len(last) == 1 else None
     try:
-        dev, allowed = _resolve_device(device), _parse_gpus(gpus)
+        cluster = _cluster(config, backend, device, detach, partition=partition, gpus_per_run=gpus_per_run,
+                           cpus_per_run=cpus_per_run, time=time, account=account, sbatch=sbatch,
+                           ray_address=ray_address)
+        dev = cluster[1].device if cluster else _resolve_device(device)
+        allowed = _parse_gpus(gpus)
     except UserError as exc:
         raise fail(str(exc))
-    _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu)
+    _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
 
 
 @app.command()
@@ -395,7 +502,7 @@ def logs(
     from engine.launch import state_of
 
     (run_dir,) = _run_dirs(_store(db), [run_id])
-    path, offset = run_dir / WORKER_LOG, 0
+    path, offset, next_check = run_dir / WORKER_LOG, 0, 0.0
     try:
         while True:
             if path.exists():
@@ -408,8 +515,12 @@ def logs(
             if not follow:
                 break
             state = state_of(run_dir)
-            if state.status not in ("queued", "running") or (state.status == "running" and not state.is_alive()):
+            if state.status not in ("queued", "running"):
                 break
+            if time.monotonic() >= next_check:  # a cluster run's liveness costs a scheduler call
+                next_check = time.monotonic() + (30.0 if state.on_cluster else 0.0)
+                if (state.status == "running" or state.on_cluster) and not state.is_alive():
+                    break
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

@@ -52,7 +52,7 @@ class RunProgress:
                              info=f"{finished} finished, {len(todo) - finished} left")
         several = len({s.spec.experiment for s in todo}) > 1  # then "table1/50/50", not just "50/50"
         for state in todo:
-            if state.status == "queued" and state.spec.run_id not in self.tasks:
+            if state.status == "queued" and state.spec.run_id not in self.tasks and not state.on_cluster:
                 continue
             self._update_run(state, several)
 
@@ -68,4 +68,6 @@ class RunProgress:
         else:
             ppl = " ".join(f"{k} {v:.1f}" for k, v in sorted(s.best_ppl.items()))
             parts = [f"[{style}]{s.status}[/]", f"PPL {ppl}" if ppl and s.status == "done" else "", s.message or ""]
+        if s.on_cluster and s.status in ("queued", "running"):
+            parts.append(f"[dim]{s.where}[/]")
         self.progress.update(self.tasks[run_id], completed=s.step, label=label, info="  ".join(p for p in parts if p))

@@ -1,0 +1,198 @@
+"""`xling run --backend slurm` against faked sbatch/srun/sacct/scancel on PATH: the
+command lines xling makes, job ids on the runs, one sacct per status for all jobs,
+jobs that die without a word, cancel and resume; and the [cluster] settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cluster import ClusterSettings, load_cluster, parse_sbatch_options, parse_slurm_time, with_flags
+from engine.events import iter_events
+from engine.spec import SpecError, load_experiments
+from xling_tui.cli import app
+
+runner = CliRunner()
+
+# Each fake records its argv in $FAKE_SLURM/calls; sacct answers from $FAKE_SLURM/states
+# ("JOBID STATE NODE" lines), as `sacct -o JobID,State,NodeList --parsable2` prints.
+FAKES = {
+    "sbatch": """#!/bin/sh
+echo "sbatch $*" >> "$FAKE_SLURM/calls"
+n=$(cat "$FAKE_SLURM/next" 2>/dev/null || echo 1000)
+echo $((n + 1)) > "$FAKE_SLURM/next"
+echo "Submitted batch job $n"
+""",
+    "srun": "#!/bin/sh\nexit 0\n",
+    "scancel": """#!/bin/sh
+echo "scancel $*" >> "$FAKE_SLURM/calls"
+""",
+    "sacct": """#!/bin/sh
+echo "sacct $*" >> "$FAKE_SLURM/calls"
+echo "JobID|State|NodeList"
+for arg in "$@"; do
+  case "$prev" in -j) awk -v id="$arg" '$1 == id { print $1 "|" $2 "|" $3 }' "$FAKE_SLURM/states" 2>/dev/null;; esac
+  prev="$arg"
+done
+""",
+}
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    folder = tmp_path / "fake-slurm"
+    folder.mkdir()
+    for name, text in FAKES.items():
+        path = folder / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM", str(folder))
+    return folder
+
+
+def calls(fake: Path, command: str) -> list[str]:
+    path = fake / "calls"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [line for line in lines if line.startswith(command + " ")]
+
+
+def set_states(fake: Path, states: dict[str, tuple[str, str]]) -> None:
+    (fake / "states").write_text("".join(f"{j} {s} {n}\n" for j, (s, n) in states.items()))
+
+
+def run_dirs(db: Path) -> list[Path]:
+    return sorted((db.parent / (db.stem + ".runs") / "runs").iterdir())
+
+
+def submitted(run_dir: Path) -> dict:
+    return [e for e in iter_events(run_dir / "events.jsonl") if e["kind"] == "submitted"][-1]
+
+
+def status_rows(db: Path) -> dict[str, dict]:
+    out = runner.invoke(app, ["status", "--db", str(db), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    return {r["run_id"]: r for r in json.loads(out.output)}
+
+
+def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_slurm):
+    db = tmp_path / "r.duckdb"
+    with open(tiny_toml, "a") as fh:
+        fh.write('\n[cluster.slurm]\npartition = "cpu"\ntime = "2:00:00"\nsetup = ["module load cuda"]\n'
+                 'sbatch = { mail-type = "END" }\n')
+    out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--partition", "gpu",
+                              "--gpus-per-run", "2", "--time", "1:30:00", "--account", "lab",
+                              "--sbatch", "constraint=a100", "--sbatch", "exclusive", "--detach"])
+    assert out.exit_code == 0, out.output
+    assert "3 submitted" in out.output and "slurm 1000" in out.output
+    dirs = run_dirs(db)
+    jobs = {d.name: submitted(d)["job_id"] for d in dirs}
+    assert sorted(jobs.values()) == ["1000", "1001", "1002"]
+    assert all(submitted(d)["backend"] == "slurm" for d in dirs)
+    sbatch = calls(fake_slurm, "sbatch")
+    assert len(sbatch) == 3
+    for d in dirs:  # submitit renamed each script after its job id, in the run's own folder
+        script = (d / "slurm" / f"{jobs[d.name]}_submission.sh").read_text()
+        for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=2",
+                     "#SBATCH --account=lab", "#SBATCH --constraint=a100", "#SBATCH --exclusive",
+                     "#SBATCH --mail-type=END", "#SBATCH --cpus-per-task=8", "#SBATCH --signal=USR2@120",
+                     f"#SBATCH --job-name=xling-{d.name}", "module load cuda"):
+            assert line in script, (line, script)
+        assert str(d) in " ".join(sbatch)
+
+    # status: one sacct for all three jobs; the runs show their job; a node failure is noticed
+    first, second, third = dirs
+    set_states(fake_slurm, {jobs[first.name]: ("NODE_FAIL", "node7"), jobs[second.name]: ("PENDING", "None"),
+                            jobs[third.name]: ("RUNNING", "node8")})
+    rows = status_rows(db)
+    sacct = calls(fake_slurm, "sacct")
+    assert len(sacct) == 1 and all(f"-j {j}" in sacct[0] for j in jobs.values())
+    assert rows[first.name]["status"] == "failed" and "NODE_FAIL" in rows[first.name]["message"]
+    assert rows[second.name]["status"] == "queued" and rows[second.name]["job_id"] == jobs[second.name]
+    assert all(r["backend"] == "slurm" for r in rows.values())
+    table = runner.invoke(app, ["status", "--db", str(db)])
+    assert "where" in table.output and "slurm" in table.output and jobs[third.name] in table.output
+    assert len(calls(fake_slurm, "sacct")) == 2  # the dead run is no longer asked about
+    assert f"-j {jobs[first.name]}" not in calls(fake_slurm, "sacct")[-1]
+
+    # cancel maps to scancel; a pending job's run is cancelled at once
+    out = runner.invoke(app, ["cancel", second.name, "--db", str(db)])
+    assert out.exit_code == 0, out.output
+    assert calls(fake_slurm, "scancel") == [f"scancel {jobs[second.name]}"]
+    assert status_rows(db)[second.name]["status"] == "cancelled"
+
+    # resume goes back to Slurm (where the run last went) with a new job
+    out = runner.invoke(app, ["resume", first.name, "--db", str(db), "--config", str(tiny_toml), "--detach"])
+    assert out.exit_code == 0, out.output
+    assert submitted(first)["job_id"] == "1003"
+    assert "--partition=cpu" in (first / "slurm" / "1003_submission.sh").read_text()  # the file's setting
+    assert status_rows(db)[first.name]["job_id"] == "1003"
+
+
+def test_a_live_job_is_not_submitted_twice(tmp_path, tiny_toml, fake_slurm):
+    db = tmp_path / "twice.duckdb"
+    args = ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--detach", "-e", "tiny"]
+    assert runner.invoke(app, args).exit_code == 0
+    set_states(fake_slurm, {"1000": ("RUNNING", "n1"), "1001": ("PENDING", "None"), "1002": ("REQUEUED", "None")})
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert len(calls(fake_slurm, "sbatch")) == 3 and "3 finished or running elsewhere" in again.output
+    set_states(fake_slurm, {"1000": ("COMPLETED", "n1"), "1001": ("CANCELLED by 1", "None"),
+                            "1002": ("TIMEOUT", "n2")})
+    rows = status_rows(db)  # all three ended without their workers reporting
+    assert sorted(r["status"] for r in rows.values()) == ["cancelled", "failed", "failed"]
+    third = runner.invoke(app, args)
+    assert third.exit_code == 0 and len(calls(fake_slurm, "sbatch")) == 6
+
+
+def test_sbatch_refusal_fails_the_run_with_its_message(tmp_path, tiny_toml, fake_slurm):
+    (fake_slurm / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n")
+    db = tmp_path / "no.duckdb"
+    out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--partition", "nope"])
+    assert out.exit_code == 1
+    assert "invalid partition specified" in out.output and "Traceback" not in out.output
+
+
+def test_bad_cluster_settings_name_file_line_and_field(tmp_path, tiny_toml):
+    text = tiny_toml.read_text()
+    tiny_toml.write_text(text + '\n[cluster.slurm]\npartition = "gpu"\ntime = "soon"\n')
+    line = len(text.splitlines()) + 4
+    with pytest.raises(SpecError, match=rf"experiments.toml:{line}: cluster.slurm.time: 'soon' is not a Slurm time"):
+        load_cluster(tiny_toml)
+    assert load_experiments(tiny_toml)  # the experiments themselves ignore [cluster]
+    tiny_toml.write_text(text + "\n[cluster.pbs]\nqueue = 1\n")
+    with pytest.raises(SpecError, match=r"cluster.pbs: unknown field 'pbs' \(known backends: slurm, ray\)"):
+        load_cluster(tiny_toml)
+    out = runner.invoke(app, ["run", str(tiny_toml), "--backend", "slurm", "--db", str(tmp_path / "x.duckdb")])
+    assert out.exit_code == 2 and "cluster.pbs" in out.output
+    tiny_toml.write_text(text)
+    out = runner.invoke(app, ["run", str(tiny_toml), "--backend", "slurm", "--time", "1:2:3:4",
+                              "--db", str(tmp_path / "x.duckdb")])
+    assert out.exit_code == 2 and "--time: '1:2:3:4' is not a Slurm time" in out.output
+    out = runner.invoke(app, ["run", str(tiny_toml), "--partition", "gpu", "--db", str(tmp_path / "x.duckdb")])
+    assert out.exit_code == 2 and "--partition applies to --backend slurm or ray" in out.output
+    out = runner.invoke(app, ["run", str(tiny_toml), "--backend", "slurm", "--device", "cpu", "--gpus-per-run", "1",
+                              "--db", str(tmp_path / "x.duckdb")])
+    assert out.exit_code == 2 and "choose one" in out.output
+
+
+def test_slurm_times_flags_and_sbatch_options():
+    assert [parse_slurm_time(t) for t in ("90", "1:30", "2:00:00", "1-0", "1-2:30", "0-0:0:30")] == \
+        [90, 2, 120, 1440, 1590, 1]
+    with pytest.raises(ValueError):
+        parse_slurm_time("two hours")
+    settings = with_flags(ClusterSettings(), "slurm", {"time": "4:00:00", "partition": None,
+                                                       "sbatch": {"constraint": "a100"}})
+    assert settings.slurm.time == 240 and settings.slurm.partition is None
+    assert settings.slurm.sbatch == {"constraint": "a100"}
+    with pytest.raises(SpecError, match="--gpus-per-run"):
+        with_flags(ClusterSettings(), "slurm", {"gpus_per_run": -1})
+    assert parse_sbatch_options(["constraint=a100", "--exclusive", "mail-type=END,FAIL"]) == \
+        {"constraint": "a100", "exclusive": True, "mail-type": "END,FAIL"}
+    with pytest.raises(SpecError, match="KEY=VALUE"):
+        parse_sbatch_options(["=x"])
