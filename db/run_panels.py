@@ -254,8 +254,8 @@ def experiment_of(store: Store, run_ids: list[str]) -> list[str]:
     return out
 
 
-def run_names(store: Store, run_ids: list[str]) -> dict[str, str]:
-    """run_id -> 'name (seed s)' for legends."""
+def run_names(store: Store, run_ids: list[str]) -> dict[str, tuple[str, int | None]]:
+    """run_id -> (name, seed), for legends and for finding a run's row in the report."""
     rows = store.query("SELECT run_id, name, seed FROM runs WHERE list_contains(CAST($ids AS VARCHAR[]), run_id)",
                        {"ids": list(run_ids)}).rows
-    return {rid: f"{name} s{seed}" if seed is not None else str(name) for rid, name, seed in rows}
+    return {rid: (str(name), seed) for rid, name, seed in rows}
