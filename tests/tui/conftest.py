@@ -78,7 +78,8 @@ def make_app(fixture_db: Path, fixture_config: Path, fake_gpus, fixed_clock):
     def make(**kwargs):
         from xling_tui.app import XlingApp
 
-        options = {"gpu_source": fake_gpus, "clock": fixed_clock, "refresh_every": 3600.0} | kwargs
+        options = {"gpu_source": fake_gpus, "clock": fixed_clock, "refresh_every": 3600.0,
+                   "gpu_every": 3600.0} | kwargs
         return XlingApp(fixture_config, fixture_db, **options)
 
     return make

@@ -198,7 +198,7 @@ class DashboardScreen(Screen[None]):
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
         """Clicking a column header sorts by it (the mouse path to what ``s`` does)."""
         by_column = {"name": "name", "status": "status", "progress": "progress", "speed": "tokens/s",
-                     "best": "best PPL", "experiment": "name"}
+                     "best": "best PPL"}
         key = by_column.get(str(event.column_key.value))
         if key is None:
             return

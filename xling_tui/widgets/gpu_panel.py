@@ -60,17 +60,16 @@ def render_gpus(sample: GpuSample | None, run_names: dict[int, str]) -> Renderab
         for note in snap.notes:
             body.append(f"\n{note}", style="dim")
         return body
-    table = Table.grid(padding=(0, 1))
-    for _ in range(7):
-        table.add_column(no_wrap=True)
-    table.columns[-1].overflow = "ellipsis"
-    table.columns[-1].ratio = 1
+    table = Table.grid(padding=(0, 1), expand=True)
+    for width in (12, SPARK, 4, SPARK, 7, 11):  # fixed, so the sparklines never get squeezed
+        table.add_column(no_wrap=True, width=width)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     for gpu in snap.gpus:
         util = gpu.utilization
         mem_pct = 100.0 * gpu.memory_used_mb / gpu.memory_total_mb if gpu.memory_total_mb else 0.0
         power = "" if gpu.power_w is None else f"{gpu.power_w:.0f}W"
         table.add_row(
-            Text(f"{gpu.index} {short_gpu_name(gpu.name)[:10]}", style="bold"),
+            Text(f"{gpu.index} {short_gpu_name(gpu.name)}", style="bold", overflow="ellipsis"),
             Text(sparkline(sample.utilization.get(gpu.index, ()), SPARK, 0.0, 100.0).ljust(SPARK),
                  style=_percent_style(util)),
             Text("–" if util is None else f"{util:3.0f}%", style=_percent_style(util)),

@@ -19,8 +19,8 @@ from xling_tui.data_source import RunRow
 
 STATUS_STYLE = {"running": "bold cyan", "queued": "blue", "done": "green", "failed": "bold red",
                 "cancelled": "yellow"}
-BAR_WIDTH = 8
-SPARK_WIDTH = 12
+BAR_WIDTH = 6
+SPARK_WIDTH = 10
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 _SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -69,7 +69,8 @@ def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, lo: floa
 
     The scale is the data's range unless ``lo``/``hi`` fix it (utilisation: 0-100%).
     """
-    points = [v for v in values if v is not None and math.isfinite(v)]
+    values = _fill_gaps(values)
+    points = [v for v in values if v is not None]
     if not points:
         return ""
     lo = min(points) if lo is None else lo
@@ -77,8 +78,7 @@ def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, lo: floa
     n = len(values)
     out = []
     for i in range(min(width, n)):
-        chunk = [v for v in values[i * n // min(width, n):(i + 1) * n // min(width, n)]
-                 if v is not None and math.isfinite(v)]
+        chunk = [v for v in values[i * n // min(width, n):(i + 1) * n // min(width, n)] if v is not None]
         if not chunk:
             out.append(" ")
             continue
@@ -88,8 +88,21 @@ def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, lo: floa
     return "".join(out).rstrip()
 
 
+def _fill_gaps(values: Sequence[float | None]) -> list[float | None]:
+    """Interior gaps (bins no logged step fell in) take the previous value; the tail after
+    the last point stays empty, so a running run's line stops where its training is."""
+    clean = [v if v is not None and math.isfinite(v) else None for v in values]
+    last = max((i for i, v in enumerate(clean) if v is not None), default=-1)
+    out: list[float | None] = []
+    prev = None
+    for i, v in enumerate(clean):
+        prev = v if v is not None else prev
+        out.append(prev if i <= last else None)
+    return out
+
+
 def best_ppl_text(best: Iterable[tuple[str, float]]) -> str:
-    return " ".join(f"{lang} {ppl:.1f}" if ppl < 1000 else f"{lang} {ppl:.0f}" for lang, ppl in best)
+    return " ".join(f"{lang} {ppl:.1f}" if ppl < 100 else f"{lang} {ppl:.0f}" for lang, ppl in best)
 
 
 def device_text(row: RunRow) -> str:
@@ -153,26 +166,28 @@ def sort_rows(rows: list[RunRow], key: str, reverse: bool = False) -> list[RunRo
 
 # -- the widget --------------------------------------------------------------------------
 
+# Most telling first: at 80 columns the table scrolls sideways to the device and tags.
 COLUMNS = (("mark", " "), ("name", "run"), ("status", "status"), ("progress", "progress"),
-           ("speed", "tok/s"), ("eta", "ETA"), ("device", "device"), ("best", "best PPL"),
-           ("loss", "loss"), ("tags", "tags"), ("experiment", "experiment"))
+           ("speed", "tok/s"), ("eta", "ETA"), ("best", "best PPL"), ("loss", "loss"),
+           ("device", "device"), ("tags", "tags"))
 
 
-def row_cells(row: RunRow, marked: bool) -> tuple[object, ...]:
+def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple[object, ...]:
+    """``with_experiment`` prefixes the name when runs of several experiments are listed."""
     status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
     tags = " ".join("#" + t for t in row.tags) + (" ✎" if row.note else "")
     return (
         Text("●", style="bold magenta") if marked else " ",
-        row.name or row.run_id[:8],
+        Text.assemble((f"{row.experiment}/", "dim"), row.name or row.run_id[:8]) if with_experiment
+        else (row.name or row.run_id[:8]),
         status,
         progress_bar(row.progress, row.status),
         human_count(row.tokens_per_s) if row.status == "running" else "",
         human_duration(row.eta_seconds),
-        device_text(row),
         best_ppl_text(row.best_ppl),
         Text(sparkline(row.loss_curve), style="cyan"),
+        device_text(row),
         tags,
-        row.experiment or "",
     )
 
 
@@ -206,7 +221,8 @@ class RunsTable(DataTable):
         """Same runs in the same order: only changed cells are updated; otherwise rebuild,
         keeping the cursor on the run it was on."""
         ids = [r.run_id for r in rows]
-        cells = {r.run_id: row_cells(r, r.run_id in marked) for r in rows}
+        several = len({r.experiment for r in rows}) > 1
+        cells = {r.run_id: row_cells(r, r.run_id in marked, several) for r in rows}
         if ids == self._shown:
             for rid in ids:
                 old, new = self._cells.get(rid), cells[rid]
