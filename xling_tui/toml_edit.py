@@ -245,7 +245,7 @@ def _write_schedule(table: Table, sc: ScheduleDraft, before: ScheduleDraft | Non
     equal = all(math.isclose(a, b) for a, b in zip(sc.ends, equal_ends(len(sc.ends))))
     ends_changed = before is None or sc.ends != before.ends
     if ends_changed and (not equal or "ends" in table):
-        _set(table, "ends", _list_text(sc.ends))
+        _set(table, "ends", _list_text(sc.ends, lambda e: repr(float(e))))
     if before is None or sc.percents != before.percents or sc.languages != before.languages:
         _set(table, "mix", _mix_text(sc))
 

@@ -219,3 +219,33 @@ def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:
         for k, component in enumerate(GRAD_COMPONENTS):
             offset = 0.03 * ((k % 5) - 2) + 0.02 * block  # a fixed spread around the mean
             log.emit(AlignGradient(**common, tensor=f"blocks.{block}.{component}", similarity=mean + offset))
+
+
+def screen_app(config_path: Path, db_path: Path, make_screen, refresh_every: float = 3600.0):
+    """A bare App with the two attributes screens read, showing ``make_screen()``: screens tested alone."""
+    from textual.app import App
+
+    class ScreenApp(App):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config_path = Path(config_path)
+            self.db_path = Path(db_path)
+            self.refresh_every = refresh_every
+
+        def on_mount(self) -> None:
+            self.push_screen(make_screen())
+
+    return ScreenApp()
+
+
+async def settle(pilot) -> None:
+    """Workers done, messages handled, plots drawn, cursors steady: ready for a snapshot."""
+    from textual.widgets import Input
+
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()

@@ -18,6 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
@@ -69,16 +70,21 @@ def preset_grid(preset: str, languages: list[str]) -> tuple[list[str], list[floa
 
 
 @dataclass
-class Saved:
-    path: Path
-    note: str
+class SaveResult(Message):
+    """From the save worker: the draft written, or why nothing was."""
+
+    draft: toml_edit.ExperimentDraft | None
+    error: str | None = None
 
 
 @dataclass
-class Launched:
-    pid: int
-    log_path: str
-    run_ids: list[str]
+class LaunchResult(Message):
+    """From the save worker after a launch: the headless run's pid, its log and the run ids."""
+
+    pid: int | None
+    log_path: str = ""
+    run_ids: list[str] | None = None
+    error: str | None = None
 
 
 class DesignerScreen(Screen):
@@ -126,6 +132,7 @@ class DesignerScreen(Screen):
         self.sources: list[int | None] = []
         self.current = 0
         self.launched_runs: list[str] = []
+        self.launched_proc = None  # the headless `xling run` started from here (tests wait on it)
         self._loading = False
 
     # -- layout -------------------------------------------------------------------------
@@ -170,11 +177,11 @@ class DesignerScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._load(self.experiment)
+        self._load(self.experiment, focus="cell-0-0")
 
     # -- loading ------------------------------------------------------------------------
 
-    def _load(self, name: str | None) -> None:
+    def _load(self, name: str | None, focus: str | None = None) -> None:
         try:
             doc = toml_edit.load_document(self.config_path)
         except toml_edit.DraftError as exc:
@@ -205,7 +212,7 @@ class DesignerScreen(Screen):
         self.query_one("#seeds", Input).value = ", ".join(str(s) for s in draft.seeds)
         self.query_one("#anchors", Input).value = toml_edit.format_number(draft.anchors)
         self.query_one("#title", Static).update(f"Schedule designer · {self.config_path.name} · {name}")
-        self._show_schedule(0)
+        self._show_schedule(0, focus)
         self.call_after_refresh(self._done_loading)
 
     def _done_loading(self) -> None:
@@ -216,11 +223,11 @@ class DesignerScreen(Screen):
         select.set_options([(n or f"schedule {i + 1}", i) for i, n in enumerate(self.names)])
         select.value = self.current
 
-    def _show_schedule(self, index: int) -> None:
+    def _show_schedule(self, index: int, focus: str | None = None) -> None:
         self.current = index
         self._refresh_schedule_options()
         self.query_one("#schedule-name", Input).value = self.names[index]
-        self.grid.set_model(self.models[index])
+        self.grid.set_model(self.models[index], focus)
         self._update_summary()
 
     @property
@@ -413,16 +420,30 @@ class DesignerScreen(Screen):
         try:
             toml_edit.save(self.config_path, draft, self.original)
         except (SpecError, toml_edit.DraftError, OSError) as exc:
-            self.app.call_from_thread(self._message, str(exc), True)
+            self.post_message(SaveResult(None, str(exc)))
             return
-        self.app.call_from_thread(self._saved, draft)
+        self.post_message(SaveResult(draft))
         if launch:
-            self._start(draft.name)
+            self.post_message(self._start(draft.name))
 
-    def _saved(self, draft: toml_edit.ExperimentDraft) -> None:
-        """What is on disk now is what later edits are compared against."""
+    def _start(self, name: str) -> LaunchResult:
+        from xling_tui.actions import launch_experiment
+
         try:
-            saved = toml_edit.read_draft(toml_edit.load_document(self.config_path), draft.name)
+            runs = [r.run_id for e in load_experiments(self.config_path, [name]) for r in e.runs]
+            proc = launch_experiment(self.config_path, Path(self.app.db_path), experiment=name, device=self.device)
+        except (SpecError, OSError) as exc:
+            return LaunchResult(None, error=f"launch failed: {exc}")
+        self.launched_proc = proc
+        return LaunchResult(proc.pid, str(getattr(proc, "log_path", "")), runs)
+
+    def on_save_result(self, result: SaveResult) -> None:
+        """What is on disk now is what later edits are compared against."""
+        if result.draft is None:
+            self._message(result.error or "not saved", error=True)
+            return
+        try:
+            saved = toml_edit.read_draft(toml_edit.load_document(self.config_path), result.draft.name)
         except toml_edit.DraftError as exc:
             self._message(str(exc), error=True)
             return
@@ -431,21 +452,13 @@ class DesignerScreen(Screen):
         self.sources = [s.source for s in saved.schedules]
         self._message(f"saved {self.config_path}")
 
-    def _start(self, name: str) -> None:
-        from xling_tui.actions import launch_experiment
-
-        try:
-            runs = [r.run_id for e in load_experiments(self.config_path, [name]) for r in e.runs]
-            proc = launch_experiment(self.config_path, Path(self.app.db_path), experiment=name, device=self.device)
-        except (SpecError, OSError) as exc:
-            self.app.call_from_thread(self._message, f"launch failed: {exc}", True)
+    def on_launch_result(self, result: LaunchResult) -> None:
+        if result.pid is None:
+            self._message(result.error or "launch failed", error=True)
             return
-        self.app.call_from_thread(self._launched, Launched(proc.pid, str(getattr(proc, "log_path", "")), runs))
-
-    def _launched(self, launched: Launched) -> None:
-        self.launched_runs = launched.run_ids
-        self._message(f"launched {len(launched.run_ids)} runs of {self.experiment} (pid {launched.pid}); "
-                      f"log: {launched.log_path}; F8 opens the first run")
+        self.launched_runs = result.run_ids or []
+        self._message(f"launched {len(self.launched_runs)} runs of {self.experiment} (pid {result.pid}); "
+                      f"log: {result.log_path}; F8 opens the first run")
 
     def action_open_run(self) -> None:
         if not self.launched_runs:

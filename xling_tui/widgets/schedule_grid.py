@@ -212,9 +212,9 @@ class ScheduleGrid(Widget, can_focus=False):
                 pass
         self.post_message(self.Changed(self))
 
-    def set_model(self, model: GridModel) -> None:
+    def set_model(self, model: GridModel, focus: str | None = None) -> None:
         self.model = model
-        self.call_later(self.rebuild)
+        self.call_later(self.rebuild, focus)
 
     # -- edits ---------------------------------------------------------------------------
 
