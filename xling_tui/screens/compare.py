@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich import box
+from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table as RichTable
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
@@ -74,12 +77,22 @@ def report_renderables(data: CompareData, picked: set[str]) -> list:
     for report in data.reports:
         out.append(Text(f"{report.experiment}", style="bold underline"))
         for t in report.tables:
-            table = RichTable(*t.columns, title=t.title, title_justify="left", header_style="bold", expand=False)
+            table = RichTable(title=t.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                              pad_edge=False)
+            for column in t.columns:
+                table.add_column(column, no_wrap=True)
             for row in t.rows:
                 table.add_row(*row, style="bold reverse" if row and row[0] in picked else None)
             out.append(table)
         out.extend(Text(n, style="dim") for n in report.notes)
     return out
+
+
+def natural_width(renderables: list) -> int:
+    """The width the tables need unwrapped (notes may wrap; they never set the width)."""
+    console = Console(width=10_000)
+    tables = [r for r in renderables if isinstance(r, RichTable)]
+    return max((Measurement.get(console, console.options, t).maximum for t in tables), default=40)
 
 
 class CompareScreen(Screen):
@@ -111,7 +124,7 @@ class CompareScreen(Screen):
             with TabPane("Curves", id="tab-curves"):
                 yield XPlot(id="compare-plot")
             with TabPane("Table", id="tab-table"):
-                with VerticalScroll():
+                with ScrollableContainer():  # wide tables scroll sideways rather than wrap
                     yield Static("", id="compare-table")
         yield Footer()
 
@@ -134,9 +147,10 @@ class CompareScreen(Screen):
         self.query_one("#compare-header", Static).update(header)
         self.query_one("#compare-plot", XPlot).show(compare_figure(data, self.run_ids, self.language))
         picked = {data.names[r][0] for r in self.run_ids if r in data.names}
-        from rich.console import Group
-
-        self.query_one("#compare-table", Static).update(Group(*report_renderables(data, picked)))
+        parts = report_renderables(data, picked)
+        table = self.query_one("#compare-table", Static)
+        table.styles.width = natural_width(parts) + 2  # its own width: the container scrolls sideways
+        table.update(Group(*parts))
 
     def action_next_language(self) -> None:
         if self.data is None:
