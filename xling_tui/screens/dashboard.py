@@ -346,7 +346,7 @@ class DashboardScreen(Screen[None]):
         bar = self.query_one(ExperimentBar)
         experiment = bar.selected
         what = f"experiment {experiment}" if experiment else "every experiment"
-        body = (f"Train {what} from {self.app.config_path} (finished runs are skipped).\n"
+        body = (f"Train {what} from {self.app.config_path.name} (finished runs are skipped).\n"
                 "It runs as a headless `xling run` and keeps going after xling-tui quits; "
                 f"its output goes to {Path(self.app.db_path).stem}.runs/launches/.")
         choices = [("auto", "launch (GPU if NVML sees one, else CPU)"), ("cpu", "launch on the CPU"),

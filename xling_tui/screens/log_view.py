@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,7 +30,8 @@ class LogScreen(Screen[None]):
         self.follow = True
 
     def compose(self) -> ComposeResult:
-        yield Label(f"log of {self.title_text}  [dim]{self.run_dir}[/]", id="log-title")
+        where = Path(self.run_dir.parent.parent.name, "runs", self.run_dir.name[:8] + "…", "worker.log")
+        yield Label(Text.assemble(f"log of {self.title_text}  ", (str(where), "dim")), id="log-title")
         yield Log(highlight=False, auto_scroll=True)
         yield Footer()
 

@@ -9,7 +9,6 @@ errors (DuckDB's message, a busy database) are shown under the box, never raised
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 from rich.text import Text
@@ -94,7 +93,8 @@ class SqlScreen(Screen[None]):
         from db.queries import QueryCancelled
         from db.store import StoreError
 
-        start = time.perf_counter()
+        clock = self.app.clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
+        start = clock()
         try:
             result = query.run()
             outcome = SqlOutcome(query.sql, tuple(result.columns), tuple(result.rows), result.truncated)
@@ -105,7 +105,7 @@ class SqlScreen(Screen[None]):
         except Exception as exc:  # noqa: BLE001 - shown under the box like any other failure
             self.app.report_error(exc, "running the query")
             outcome = SqlOutcome(query.sql, error=f"{type(exc).__name__}: {exc}")
-        self.post_message(SqlFinished(_with_time(outcome, time.perf_counter() - start)))
+        self.post_message(SqlFinished(_with_time(outcome, clock() - start)))
 
     def on_sql_finished(self, message: SqlFinished) -> None:
         self.running = False

@@ -214,6 +214,12 @@ class RunsTable(DataTable):
         return self._shown[self.cursor_row]
 
     @property
+    def settled(self) -> bool:
+        """True once DataTable has measured the rows it was given (it does so when idle);
+        tests wait for it before taking a snapshot."""
+        return not (self._require_update_dimensions or self._new_rows or self._updated_cells)
+
+    @property
     def shown_ids(self) -> list[str]:
         return list(self._shown)
 
