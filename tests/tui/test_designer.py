@@ -270,3 +270,28 @@ async def test_launch_a_tiny_run_and_see_its_curve(tiny_toml, tmp_path):
 def _has_eval_curve(plot) -> bool:
     shown = plot._shown
     return shown is not None and any(s.label and s.label.endswith("eval") and len(s.x) >= 2 for s in shown.series)
+
+
+@pytest.mark.asyncio
+async def test_switch_experiment_and_create_a_new_one(config, tmp_path):
+    app = _app(config, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#experiment").value = "quick"
+        await settle(pilot)
+        assert screen.experiment == "quick" and screen.names == ["90/10"]
+        assert screen.query_one("#tokens").value == "120_000"
+        screen.query_one("#experiment").value = "\x00new"
+        await settle(pilot)
+        await pilot.press(*"mine", "enter")
+        await settle(pilot)
+        assert screen.experiment == "mine" and screen.names == ["50/50"]
+        await _type(pilot, "seeds", "0, 1")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert str(screen.query_one("#message").render()).startswith("saved ")
+    exp = load_experiments(config, ["mine"])[0]
+    assert exp.config.seeds == [0, 1] and [s.name for s in exp.config.schedules] == ["50/50"]
+    assert len(exp.runs) == 2
+    assert config.read_text(encoding="utf-8").startswith(FIXTURE_CONFIG.rstrip("\n"))

@@ -280,8 +280,8 @@ class DesignerScreen(Screen):
 
     @on(Select.Changed, "#experiment")
     def _experiment_picked(self, event: Select.Changed) -> None:
-        if self._loading or event.value == self.experiment:
-            return
+        if self._loading or not isinstance(event.value, str) or event.value == self.experiment:
+            return  # our own set_options/value changes, or the blank a refill passes through
         if event.value == NEW_EXPERIMENT:
             self.app.push_screen(_NameQuestion(), self._new_experiment)
             return

@@ -191,7 +191,7 @@ class ScheduleGrid(Widget, can_focus=False):
                 yield Static("", id=f"marginal-{i}", classes="marginal")
             yield Static("sum", classes="head")
             for s in range(m.n_stages):
-                yield Static("", id=f"sum-{s}")
+                yield Static("", id=f"sum-{s}", classes="sum")
             yield Static("")
 
     def _cell_text(self, i: int, s: int) -> str:
@@ -220,27 +220,34 @@ class ScheduleGrid(Widget, can_focus=False):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        if event.input.parent is None or event.input not in self.query(Input):
+            return
         wid = event.input.id or ""
+        m = self.model
+        try:
+            self._apply_edit(wid, event.value)
+        except (IndexError, ValueError):
+            return  # an input of the grid being replaced (a structure edit is in flight)
+        self.update_derived()
+        self.post_message(self.Changed(self))
+
+    def _apply_edit(self, wid: str, value: str) -> None:
         m = self.model
         if wid.startswith("cell-"):
             i, s = (int(x) for x in wid.split("-")[1:])
             current = m.percents[i][s]
-            if isinstance(current, float) and format_cell(current) == event.value.strip():
+            if isinstance(current, float) and format_cell(current) == value.strip():
                 return  # the text shows this exact value (e.g. 5.556 for 50/9): keep it exact
-            number = parse_number(event.value)
-            m.percents[i][s] = event.value if number is None else number
+            number = parse_number(value)
+            m.percents[i][s] = value if number is None else number
         elif wid.startswith("end-"):
             s = int(wid.split("-")[1])
-            number = parse_number(event.value)
-            if number is not None and format_cell(m.ends[s] * 100) != event.value.strip():
+            number = parse_number(value)
+            if number is not None and format_cell(m.ends[s] * 100) != value.strip():
                 m.ends[s] = number / 100
         elif wid.startswith("lang-"):
             i = int(wid.split("-")[1])
-            m.languages[i] = event.value.strip()
-        else:
-            return
-        self.update_derived()
-        self.post_message(self.Changed(self))
+            m.languages[i] = value.strip()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -283,6 +290,8 @@ class ScheduleGrid(Widget, can_focus=False):
 
     def update_derived(self) -> None:
         m = self.model
+        if len(self.query(".sum")) != m.n_stages or len(self.query(".marginal")) != len(m.languages):
+            return  # the cells for this model are still being built; rebuild() comes back here
         for s in range(m.n_stages):
             total = m.column_sum(s)
             label = self.query_one(f"#sum-{s}", Static)
