@@ -27,6 +27,7 @@ import duckdb
 from engine.events import EVENTS_FILE, SPEC_FILE, read_events
 
 TERMINAL = ("done", "failed", "cancelled")
+ANNOTATIONS_FILE = "annotations.json"
 _DELTA_TIMES = ("finished", "queued", "started", "last_seen")
 STATUS_OF_KIND = {"queued": "queued", "started": "running"}
 _BIGINT_MAX = 2**63 - 1
@@ -326,13 +327,20 @@ def _align_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | No
     return row
 
 
+def _annotations(run_dir: Path) -> tuple[list[str] | None, str | None]:
+    """The user's tags and note (``annotations.json``, written by xling-tui); in the folder so a rebuild keeps them."""
+    data = _read_json_object(run_dir / ANNOTATIONS_FILE) or {}
+    return _str_list(data.get("tags")) or None, _str(data.get("note")) or None
+
+
 def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[Any, str]]) -> bool:
     """Adds one run's news to the batch; True when the run changed at all."""
     run_id = run_dir.name
     changed = False
     spec = _read_json_object(run_dir / SPEC_FILE)
-    if spec is not None and known.get(run_id) != (spec, str(run_dir)):
-        batch.specs.append(_spec_row(run_id, run_dir, spec))
+    notes = _annotations(run_dir)
+    if spec is not None and known.get(run_id) != (spec, str(run_dir), *notes):
+        batch.specs.append(_spec_row(run_id, run_dir, spec) | {"tags": notes[0], "note": notes[1]})
         changed = True
     events, offset = _new_events(run_dir / EVENTS_FILE, stored)
     if offset != stored:
@@ -386,8 +394,8 @@ def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
     """Reads the folder against what the database already holds; returns (batch, runs changed)."""
     offsets = dict(con.execute("SELECT run_id, byte_offset FROM ingest_state").fetchall())
     known_specs = {
-        r: (json.loads(s) if s is not None else None, d)
-        for r, s, d in con.execute("SELECT run_id, spec, run_dir FROM runs").fetchall()
+        r: (json.loads(s) if s is not None else None, d, t, n)
+        for r, s, d, t, n in con.execute("SELECT run_id, spec, run_dir, tags, note FROM runs").fetchall()
     }
     known_exps = {
         n: (d, s, json.loads(c) if c is not None else None, _iso(u), ids)
@@ -420,7 +428,7 @@ _EVAL_COLUMNS = {
 _SPEC_COLUMNS = {
     "run_id": "VARCHAR", "experiment": "VARCHAR", "name": "VARCHAR", "kind": "VARCHAR", "spec": "JSON",
     "model": "VARCHAR", "seed": "BIGINT", "languages": "VARCHAR[]", "job_id": "VARCHAR",
-    "total_steps": "BIGINT", "total_tokens": "BIGINT", "run_dir": "VARCHAR",
+    "total_steps": "BIGINT", "total_tokens": "BIGINT", "run_dir": "VARCHAR", "tags": "VARCHAR[]", "note": "VARCHAR",
 }
 _DELTA_COLUMNS = {
     "run_id": "VARCHAR", "status": "VARCHAR", "message": "VARCHAR", "finished": "TIMESTAMP",
@@ -461,7 +469,7 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
 def _load_specs(con: duckdb.DuckDBPyConnection, src: str) -> None:
     """Spec-derived columns; the worker's 'started' event outranks the spec for totals."""
     override = "CASE WHEN runs.started IS NULL THEN EXCLUDED.{c} ELSE COALESCE(runs.{c}, EXCLUDED.{c}) END"
-    plain = ("experiment", "name", "kind", "spec", "model", "seed", "languages", "run_dir")
+    plain = ("experiment", "name", "kind", "spec", "model", "seed", "languages", "run_dir", "tags", "note")
     sets = [f"{c} = EXCLUDED.{c}" for c in plain]
     sets += [f"{c} = " + override.format(c=c) for c in ("total_steps", "total_tokens")]
     sets.append("job_id = COALESCE(EXCLUDED.job_id, runs.job_id)")  # a spec without one keeps the submission's

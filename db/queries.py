@@ -6,9 +6,12 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 
 from __future__ import annotations
 
+import threading
 from typing import Iterable
 
-from db.store import QueryResult, Store
+import duckdb
+
+from db.store import QueryError, QueryResult, Store, StoreError
 
 # A run with a spec but no status event yet is being queued by its launcher.
 _RUN_STATUS = """
@@ -218,3 +221,122 @@ def report_probes(store: Store, experiment: str) -> QueryResult:
 def report_tokenizers(store: Store, experiment: str) -> QueryResult:
     """The distinct tokenisations of an experiment's current runs (usually one), with anchors."""
     return store.query(_REPORT_TOKENIZERS, {"experiment": experiment})
+
+
+# -- the TUI dashboard --------------------------------------------------------------
+
+# Cheap enough to run every poll: tells the dashboard which runs changed since its last look.
+_RUN_FINGERPRINTS = """
+SELECT run_id, status, step, last_seen, tags, note FROM runs ORDER BY run_id
+"""
+
+_DASHBOARD_RUNS = """
+WITH last_train AS (
+    SELECT run_id, arg_max(tokens_per_s, step) AS tokens_per_s, arg_max(loss, step) AS loss
+    FROM train_metrics
+    WHERE list_contains(CAST($run_ids AS VARCHAR[]), run_id)
+    GROUP BY run_id
+), best AS (
+    SELECT run_id, language, min(ppl) AS ppl
+    FROM evals
+    WHERE list_contains(CAST($run_ids AS VARCHAR[]), run_id)
+    GROUP BY run_id, language
+), best_lists AS (
+    SELECT run_id, list(language ORDER BY language) AS languages, list(ppl ORDER BY language) AS ppls
+    FROM best GROUP BY run_id
+)
+SELECT r.run_id, r.experiment, r.name, r.kind, coalesce(r.status, 'queued') AS status,
+       r.step, r.total_steps, r.tokens, r.total_tokens, t.tokens_per_s, t.loss,
+       r.device, r.host, r.pid, b.languages AS best_languages, b.ppls AS best_ppls,
+       r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen
+FROM runs r
+LEFT JOIN last_train t USING (run_id)
+LEFT JOIN best_lists b USING (run_id)
+WHERE list_contains(CAST($run_ids AS VARCHAR[]), r.run_id)
+ORDER BY r.run_id
+"""
+
+# The loss curve of each run averaged into $bins equal step ranges (of the run's total
+# steps, so a run 60% through fills 60% of its bins): a sparkline's worth of points.
+_LOSS_BINS = """
+SELECT m.run_id,
+       least(CAST(floor(m.step * $bins / greatest(r.total_steps, 1)) AS BIGINT), $bins - 1) AS bin,
+       avg(m.loss) AS loss
+FROM train_metrics m JOIN runs r USING (run_id)
+WHERE list_contains(CAST($run_ids AS VARCHAR[]), m.run_id) AND m.loss IS NOT NULL AND isfinite(m.loss)
+GROUP BY ALL
+ORDER BY m.run_id, bin
+"""
+
+
+def run_fingerprints(store: Store) -> QueryResult:
+    """(run_id, status, step, last_seen, tags, note) per run: what changes when a run moves."""
+    return store.query(_RUN_FINGERPRINTS)
+
+
+def dashboard_runs(store: Store, run_ids: Iterable[str]) -> QueryResult:
+    """One row per run with its latest throughput and loss and its best PPL per language."""
+    return store.query(_DASHBOARD_RUNS, {"run_ids": list(run_ids)})
+
+
+def loss_bins(store: Store, run_ids: Iterable[str], bins: int) -> dict[str, list[float | None]]:
+    """Each run's training loss as ``bins`` step-range means (None where no step fell)."""
+    result = store.query(_LOSS_BINS, {"run_ids": list(run_ids), "bins": int(bins)})
+    out: dict[str, list[float | None]] = {}
+    for run_id, b, loss in result.rows:
+        out.setdefault(run_id, [None] * bins)[int(b)] = loss
+    return out
+
+
+# -- ad-hoc SQL that can be cancelled -------------------------------------------------
+
+
+class InterruptibleQuery:
+    """A user's read-only query that another thread may cancel (the TUI's SQL screen).
+
+    ``run`` executes on a worker thread; ``cancel`` may be called from any thread and
+    interrupts DuckDB mid-query. The connection is read-only and has no access to
+    other files (``enable_external_access = false``), so the query can neither change
+    the results nor write or attach anything else.
+    """
+
+    def __init__(self, store: Store, sql: str, max_rows: int, wait: float = 10.0) -> None:
+        self.store, self.sql, self.max_rows, self.wait = store, sql, max_rows, wait
+        self._con = None
+        self._lock = threading.Lock()
+        self.cancelled = False
+
+    def run(self) -> QueryResult:
+        """Raises QueryCancelled when cancelled, QueryError for DuckDB's complaints."""
+        if not self.store.db_path.exists():
+            raise StoreError(f"{self.store.db_path} does not exist yet: no results to query")
+        with self.store.connect(read_only=True, wait=self.wait) as con:
+            with self._lock:
+                if self.cancelled:
+                    raise QueryCancelled("cancelled")
+                self._con = con
+            try:
+                con.execute("SET enable_external_access = false")
+                cur = con.execute(self.sql)
+                if cur.description is None:
+                    return QueryResult([], [])
+                columns = [d[0] for d in cur.description]
+                rows = cur.fetchmany(self.max_rows + 1)
+            except duckdb.Error as e:
+                if self.cancelled:
+                    raise QueryCancelled("cancelled") from None
+                raise QueryError(str(e)) from None
+            finally:
+                with self._lock:
+                    self._con = None
+        return QueryResult(columns, rows[: self.max_rows], truncated=len(rows) > self.max_rows)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._con is not None:
+                self._con.interrupt()
+
+
+class QueryCancelled(StoreError):
+    """The user cancelled the query."""

@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 4
+-- @version 5
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -52,7 +52,9 @@ CREATE TABLE runs (
     tokens       BIGINT,              -- training tokens seen so far (latest train metric)
     total_tokens BIGINT,
     message      VARCHAR,             -- message of the last status event (e.g. the error of a failed run)
-    run_dir      VARCHAR              -- absolute path of the run folder
+    run_dir      VARCHAR,             -- absolute path of the run folder
+    tags         VARCHAR[],           -- the user's tags (run folder's annotations.json, set in xling-tui)
+    note         VARCHAR              -- the user's note on the run (annotations.json)
 );
 COMMENT ON TABLE runs IS 'One row per run folder: its spec plus the latest state from its event log.';
 

@@ -1,0 +1,243 @@
+"""The runs dashboard: formatting helpers, and Pilot tests on the fixture database."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from xling_tui.data_source import RunRow
+from xling_tui.widgets.runs_table import (filter_rows, human_duration, progress_bar, sort_rows, sparkline)
+
+asyncio = pytest.mark.asyncio
+
+
+def _row(run_id: str, name: str, status: str = "done", **kw) -> RunRow:
+    base = dict(run_id=run_id, experiment="exp", name=name, kind="mix", status=status, step=10, total_steps=10,
+                tokens=100, total_tokens=100, tokens_per_s=None, loss=None, device="cpu", host="h", pid=None,
+                best_ppl=(), loss_curve=())
+    return RunRow(**(base | kw))
+
+
+def test_filter_matches_every_term_in_name_status_tags_and_note():
+    rows = [_row("a", "50/50", tags=("good",)), _row("b", "90/10", status="failed", note="diverged at 3k"),
+            _row("c", "90/10", status="running")]
+    assert [r.run_id for r in filter_rows(rows, "90/10")] == ["b", "c"]
+    assert [r.run_id for r in filter_rows(rows, "90/10 running")] == ["c"]
+    assert [r.run_id for r in filter_rows(rows, "#good")] == ["a"]
+    assert [r.run_id for r in filter_rows(rows, "DIVERGED")] == ["b"]
+    assert filter_rows(rows, "", experiment="other") == []
+
+
+def test_sort_by_progress_and_best_ppl_of_the_weakest_language():
+    rows = [_row("a", "x", status="running", step=2), _row("b", "y", status="running", step=7),
+            _row("c", "z", best_ppl=(("EN1", 100.0), ("EN2", 300.0))),
+            _row("d", "w", best_ppl=(("EN1", 150.0), ("EN2", 160.0)))]
+    assert [r.run_id for r in sort_rows(rows, "progress")] == ["a", "b", "c", "d"]
+    assert [r.run_id for r in sort_rows(rows, "progress", reverse=True)][:2] == ["c", "d"]
+    assert [r.run_id for r in sort_rows(rows, "best PPL")][:2] == ["d", "c"]
+    with pytest.raises(KeyError):
+        sort_rows(rows, "nonsense")
+
+
+def test_eta_only_while_running_from_throughput():
+    row = _row("a", "x", status="running", tokens=1000, total_tokens=4000, tokens_per_s=100.0)
+    assert row.eta_seconds == pytest.approx(30.0)
+    assert _row("a", "x", status="failed", tokens_per_s=100.0).eta_seconds is None
+
+
+def test_sparkline_scales_and_keeps_the_untrained_tail_empty():
+    assert sparkline([4.0, 3.0, 2.0, 1.0], width=4) == "█▆▃▁"
+    assert sparkline([4.0, None, 2.0, None, None], width=5) == "██▁"  # gap filled, tail blank
+    assert sparkline([50.0], width=4, lo=0, hi=100) in ("▄", "▅")
+    assert sparkline([None, math.nan]) == ""
+
+
+def test_progress_bar_and_durations():
+    assert progress_bar(0.5, "running", width=4).plain == "██    50%"
+    assert progress_bar(None, "queued").plain == ""
+    assert human_duration(59) == "59s" and human_duration(3700) == "1h01m" and human_duration(None) == ""
+
+
+# -- Pilot ---------------------------------------------------------------------------------
+
+
+async def _loaded(pilot) -> None:
+    """Waits for the first dashboard fetch and GPU sample (both on threads)."""
+    app = pilot.app
+    for _ in range(200):
+        board = app.screen
+        if getattr(board, "data", None) is not None and board.query_one("#gpus").sample is not None:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def _names(app) -> list[str]:
+    from xling_tui.widgets.runs_table import RunsTable
+
+    table = app.screen.query_one(RunsTable)
+    by_id = {r.run_id: r for r in app.screen.data.runs}
+    return [by_id[rid].name for rid in table.shown_ids]
+
+
+@asyncio
+async def test_dashboard_lists_the_fixture_runs_with_status_progress_and_best_ppl(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        rows = {r.name: r for r in app.screen.data.runs}
+        assert len(rows) == 8
+        running = rows["90→10 / 10→90"]
+        assert running.status == "running" and 0.55 < running.progress < 0.65
+        assert running.tokens_per_s and running.eta_seconds and running.eta_seconds > 0
+        assert dict(rows["90/10"].best_ppl).keys() == {"EN1", "EN2"}
+        assert sum(v is not None for v in rows["50/50"].loss_curve) > 10
+        assert rows["4-stage"].status == "failed"
+        experiments = {e.name: e for e in app.screen.data.experiments}
+        assert experiments["table1"].done == 6 and experiments["quick"].runs == 0
+
+
+@asyncio
+async def test_filter_then_sort_then_escape_restores(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("slash", *"mono", "enter")
+        assert _names(app) == ["mono EN1 100%", "mono EN1 50%", "mono EN1 25%", "mono EN1 10%"]
+        await pilot.press("s", "s")  # default -> name -> status
+        await pilot.press("s")  # -> progress
+        assert app.screen.sort_key == "progress"
+        await pilot.press("S")
+        assert app.screen.sort_reverse
+        await pilot.press("escape")  # clears the filter
+        assert len(_names(app)) == 8
+        await pilot.press("right_square_bracket", "right_square_bracket")  # all -> table1 -> quick
+        assert _names(app) == []
+
+
+@asyncio
+async def test_tag_and_note_are_saved_in_the_run_folder_and_survive_a_rebuild(make_app, fixture_db):
+    from db.store import Store
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("slash", *"90/10", "enter")
+        [rid] = [r.run_id for r in app.screen.data.runs if r.name == "90/10"]
+        await pilot.press("t", *"good, paper", "enter")
+        for _ in range(100):
+            row = {r.run_id: r for r in app.screen.data.runs}[rid]
+            if row.tags:
+                break
+            await pilot.pause(0.05)
+        assert row.tags == ("good", "paper")
+        await pilot.press("n", *"rare language gains", "enter")
+        for _ in range(100):
+            if {r.run_id: r for r in app.screen.data.runs}[rid].note:
+                break
+            await pilot.pause(0.05)
+    store = Store(fixture_db)
+    store.rebuild()
+    assert store.query("SELECT tags, note FROM runs WHERE run_id = ?", [rid]).rows == [
+        (["good", "paper"], "rare language gains")]
+
+
+@asyncio
+async def test_delete_asks_first_and_removes_the_folder_on_yes(make_app, fixture_db):
+    from engine import layout
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("slash", *"4-stage", "enter")
+        [rid] = [r.run_id for r in app.screen.data.runs if r.name == "4-stage"]
+        folder = layout.run_dir(fixture_db, rid)
+        await pilot.press("D")
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        await pilot.press("n")  # no: nothing happens
+        await pilot.pause(0.2)
+        assert folder.exists()
+        await pilot.press("D", "y")
+        for _ in range(100):
+            if rid not in {r.run_id for r in app.screen.data.runs}:
+                break
+            await pilot.pause(0.05)
+        assert not folder.exists()
+        assert rid not in {r.run_id for r in app.screen.data.runs}
+
+
+@asyncio
+async def test_delete_refuses_a_live_run(make_app, fixture_db):
+    """The fixture's running run claims a pid that exists (ours), so it counts as alive."""
+    import os
+
+    from engine import layout
+    from engine.events import EventLog, Heartbeat
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        [row] = [r for r in app.screen.data.runs if r.status == "running"]
+        folder = layout.run_dir(fixture_db, row.run_id)
+        with EventLog(folder) as log:  # make the worker look alive: our own pid, a fresh heartbeat
+            log.emit(Heartbeat(row.run_id, step=row.step or 0, pid=os.getpid()))
+        events = (folder / "events.jsonl").read_text().splitlines()
+        started = [e for e in events if '"kind":"started"' in e]
+        assert started
+        (folder / "events.jsonl").write_text("\n".join(
+            e.replace('"pid":4194000', f'"pid":{os.getpid()}') for e in events) + "\n")
+        await pilot.press("slash", *"running", "enter", "D", "y")
+        for _ in range(100):
+            if any("cancel it before deleting" in n.message for n in app._notifications):
+                break
+            await pilot.pause(0.05)
+        assert folder.exists()
+        assert any("cancel it before deleting" in n.message for n in app._notifications)
+
+
+@asyncio
+async def test_marking_and_compare_and_open_reach_the_run_screens(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("space", "space")
+        assert len(app.screen.marked) == 2
+        await pilot.press("c")
+        assert type(app.screen).__name__ == "CompareScreen"
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "DashboardScreen"
+        await pilot.press("escape")  # clears the marks
+        assert not app.screen.marked
+        await pilot.press("o")
+        assert type(app.screen).__name__ == "RunScreen"
+
+
+@asyncio
+async def test_a_run_logged_elsewhere_appears_on_the_next_poll(make_app, fixture_db):
+    """What a headless `xling run` in another session does: write a run folder; the poller ingests it."""
+    import json
+
+    from engine import layout
+    from engine.events import EventLog, Queued, Started
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        [spec_dir] = [layout.run_dir(fixture_db, r.run_id) for r in app.screen.data.runs if r.name == "50/50"]
+        spec = json.loads((spec_dir / "spec.json").read_text())
+        spec |= {"run_id": "feedbeef00000000", "name": "from elsewhere"}
+        new = layout.run_dir(fixture_db, "feedbeef00000000")
+        new.mkdir()
+        (new / "spec.json").write_text(json.dumps(spec))
+        with EventLog(new) as log:
+            log.emit(Queued("feedbeef00000000"))
+            log.emit(Started("feedbeef00000000", device="cuda:0", host="gpu-box", pid=1, total_steps=spec["total_steps"],
+                             total_tokens=spec["total_tokens"]))
+        app.screen.request_fetch()
+        for _ in range(200):
+            if "from elsewhere" in {r.name for r in app.screen.data.runs}:
+                break
+            await pilot.pause(0.05)
+        row = {r.name: r for r in app.screen.data.runs}["from elsewhere"]
+        assert row.status == "running" and row.device == "cuda:0" and row.host == "gpu-box"

@@ -1,0 +1,283 @@
+"""What the dashboard, the GPU panel and the SQL screen show, fetched on worker threads.
+
+These classes run on thread workers only; the UI thread receives the frozen
+dataclasses below inside messages. The module itself imports no database or NVML
+code at import time (the app's first frame must not wait for DuckDB or pydantic):
+``db`` and ``engine`` are imported inside the methods that run on threads.
+
+Coalescing: ``DashboardSource.fetch`` first reads a cheap fingerprint of every run
+(status, step, last event, tags) and returns None when nothing changed, so an idle
+dashboard costs one small query per poll; when something changed it re-reads the
+changed runs' loss sparklines only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SPARK_BINS = 24  # points in a run's loss sparkline
+GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the dashboard shows it."""
+
+    run_id: str
+    experiment: str | None
+    name: str | None
+    kind: str | None
+    status: str
+    step: int | None
+    total_steps: int | None
+    tokens: int | None
+    total_tokens: int | None
+    tokens_per_s: float | None
+    loss: float | None
+    device: str | None
+    host: str | None
+    pid: int | None
+    best_ppl: tuple[tuple[str, float], ...]
+    loss_curve: tuple[float | None, ...]
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    message: str | None = None
+    started: float | None = None
+    last_seen: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment or '?'}/{self.name or self.run_id[:8]}"
+
+    @property
+    def progress(self) -> float | None:
+        if self.status == "done":
+            return 1.0
+        if not self.total_steps:
+            return None
+        return min(max((self.step or 0) / self.total_steps, 0.0), 1.0)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Tokens still to train over the latest throughput; only while running."""
+        if self.status != "running" or not self.tokens_per_s or not self.total_tokens:
+            return None
+        return max(self.total_tokens - (self.tokens or 0), 0) / self.tokens_per_s
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    """An experiment from the config file, the database, or both."""
+
+    name: str
+    description: str | None
+    in_config: bool
+    defined_runs: int | None  # runs its current definition expands to (config only)
+    runs: int = 0  # runs in the database
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    runs: tuple[RunRow, ...]
+    experiments: tuple[ExperimentRow, ...]
+    config_error: str | None = None  # experiments.toml could not be read (shown, not raised)
+    db_error: str | None = None  # the database could not be read this time
+    fetched_at: float = 0.0
+
+
+class DashboardSource:
+    """Keeps what it fetched last, so each poll reads only what changed."""
+
+    def __init__(self, config_path: Path, db_path: Path, clock: Callable[[], float] = time.time,
+                 ingest: bool = True, spark_bins: int = SPARK_BINS) -> None:
+        from db.store import Store
+
+        self.config_path = Path(config_path)
+        self.store = Store(db_path)
+        self.clock = clock
+        self.ingest = ingest
+        self.spark_bins = spark_bins
+        self._fingerprints: dict[str, tuple] = {}
+        self._rows: dict[str, RunRow] = {}
+        self._config_key: tuple | None = None
+        self._config: tuple[list[tuple[str, str | None, int]], str | None] = ([], None)
+        self._last: DashboardData | None = None
+
+    def fetch(self, force: bool = False) -> DashboardData | None:
+        """The current data, or None when nothing changed since the previous fetch."""
+        config_changed = self._read_config()
+        db_error = None
+        changed_runs = False
+        try:
+            changed_runs = self._read_runs()
+        except Exception as exc:  # noqa: BLE001 - a busy or broken database is shown, never raised
+            db_error = _describe(exc)
+        if not (force or config_changed or changed_runs or db_error or self._last is None
+                or (self._last.db_error and not db_error)):
+            return None
+        runs = tuple(sorted(self._rows.values(), key=_default_order))
+        self._last = DashboardData(runs=runs, experiments=self._experiments(runs), config_error=self._config[1],
+                                   db_error=db_error, fetched_at=self.clock())
+        return self._last
+
+    # -- config ------------------------------------------------------------------------
+
+    def _read_config(self) -> bool:
+        """Re-parses experiments.toml when its size or mtime changed; True if it did."""
+        try:
+            st = self.config_path.stat()
+            key: tuple = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = ("missing",)
+        if key == self._config_key:
+            return False
+        self._config_key = key
+        from engine.spec import SpecError, load_experiments
+
+        try:
+            experiments = load_experiments(self.config_path)
+            self._config = ([(e.name, e.config.description or None, len(e.runs)) for e in experiments], None)
+        except SpecError as exc:
+            self._config = ([], str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in the config reader must not end the dashboard
+            self._config = ([], _describe(exc))
+        return True
+
+    # -- runs --------------------------------------------------------------------------
+
+    def _read_runs(self) -> bool:
+        from db import queries
+
+        if not self.store.db_path.exists() and not self.store.root.exists():
+            return False  # nothing run yet with this database; do not create it just by looking
+        if self.ingest:
+            self.store.try_ingest()
+        fingerprints = {row[0]: tuple(_hashable(v) for v in row[1:])
+                        for row in queries.run_fingerprints(self.store).rows}
+        changed = [rid for rid, fp in fingerprints.items() if self._fingerprints.get(rid) != fp]
+        gone = set(self._fingerprints) - set(fingerprints)
+        if not changed and not gone:
+            return False
+        if changed:
+            curves = queries.loss_bins(self.store, changed, self.spark_bins)
+            for rec in queries.dashboard_runs(self.store, changed).dicts():
+                self._rows[rec["run_id"]] = _run_row(rec, curves.get(rec["run_id"], []))
+        for rid in gone:
+            self._rows.pop(rid, None)
+        self._fingerprints = fingerprints
+        return True
+
+    def _experiments(self, runs: tuple[RunRow, ...]) -> tuple[ExperimentRow, ...]:
+        """Config order first (that is how the user wrote them), then those only in the database."""
+        counts: dict[str, dict[str, int]] = {}
+        for r in runs:
+            c = counts.setdefault(r.experiment or "?", {"runs": 0, "done": 0, "running": 0, "failed": 0})
+            c["runs"] += 1
+            if r.status in ("done", "running", "failed"):
+                c[r.status] += 1
+        out = []
+        for name, description, n in self._config[0]:
+            out.append(ExperimentRow(name, description, True, n, **counts.pop(name, {})))
+        for name in sorted(counts):
+            out.append(ExperimentRow(name, None, False, None, **counts[name]))
+        return tuple(out)
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+_STATUS_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}
+
+
+def _default_order(r: RunRow) -> tuple:
+    return (r.experiment or "", r.kind != "baseline", r.started or math.inf, r.name or "", r.run_id)
+
+
+def _run_row(rec: dict[str, Any], curve: list[float | None]) -> RunRow:
+    langs, ppls = rec.get("best_languages") or [], rec.get("best_ppls") or []
+    return RunRow(
+        run_id=rec["run_id"], experiment=rec["experiment"], name=rec["name"], kind=rec["kind"],
+        status=rec["status"], step=rec["step"], total_steps=rec["total_steps"], tokens=rec["tokens"],
+        total_tokens=rec["total_tokens"], tokens_per_s=rec["tokens_per_s"], loss=rec["loss"],
+        device=rec["device"], host=rec["host"], pid=rec["pid"],
+        best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
+        loss_curve=tuple(curve), tags=tuple(rec["tags"] or ()), note=rec["note"] or "",
+        message=rec["message"], started=rec["started"], last_seen=rec["last_seen"],
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A user-facing line: our own errors carry their message; anything else names its type."""
+    from db.store import StoreError
+
+    if isinstance(exc, StoreError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- GPUs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """A device snapshot plus the recent history of each GPU (index -> values, oldest first)."""
+
+    snapshot: Any  # engine.devices.DeviceSnapshot
+    utilization: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    memory: dict[int, tuple[float, ...]] = field(default_factory=dict)  # % of total
+
+
+class GpuSampler:
+    """Talks to NVML (or a fake) on the sampler thread; keeps a short history per GPU."""
+
+    def __init__(self, source: Any = None, history: int = GPU_HISTORY) -> None:
+        from engine.devices import NvmlSource
+
+        self.source = source if source is not None else NvmlSource()
+        self._own = source is None
+        self._util: dict[int, deque[float]] = {}
+        self._mem: dict[int, deque[float]] = {}
+        self.history = history
+
+    def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
+        from engine.devices import snapshot, xling_worker_pids
+
+        snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))
+        for gpu in snap.gpus:
+            util = self._util.setdefault(gpu.index, deque(maxlen=self.history))
+            mem = self._mem.setdefault(gpu.index, deque(maxlen=self.history))
+            util.append(gpu.utilization if gpu.utilization is not None else 0.0)
+            mem.append(100.0 * gpu.memory_used_mb / gpu.memory_total_mb if gpu.memory_total_mb else 0.0)
+        present = {g.index for g in snap.gpus}
+        return GpuSample(snapshot=snap,
+                         utilization={i: tuple(v) for i, v in self._util.items() if i in present},
+                         memory={i: tuple(v) for i, v in self._mem.items() if i in present})
+
+    def close(self) -> None:
+        if self._own:
+            self.source.close()
+
+
+# -- SQL ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlOutcome:
+    """What a query of the SQL screen came to: rows, an error message, or a cancellation."""
+
+    sql: str
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    truncated: bool = False
+    error: str | None = None
+    cancelled: bool = False
+    seconds: float = 0.0

@@ -1,0 +1,73 @@
+"""A run's worker log (what ``xling logs`` prints), followed while the run is going."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Log
+
+TAIL_BYTES = 256 * 1024  # a long run's log can be large: show its end
+
+
+class LogScreen(Screen[None]):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "back"),
+                Binding("f", "toggle_follow", "follow on/off")]
+    DEFAULT_CSS = """
+    LogScreen Label { padding: 0 1; background: $boost; width: 100%; }
+    LogScreen Log { height: 1fr; }
+    """
+
+    def __init__(self, run_dir: Path, title: str) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.title_text = title
+        self.offset = 0
+        self.follow = True
+
+    def compose(self) -> ComposeResult:
+        where = Path(self.run_dir.parent.parent.name, "runs", self.run_dir.name[:8] + "…", "worker.log")
+        yield Label(Text.assemble(f"log of {self.title_text}  ", (str(where), "dim")), id="log-title")
+        yield Log(highlight=False, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.read_more()
+        self.set_interval(1.0, self.read_more)
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self.query_one(Log).auto_scroll = self.follow
+        self.notify("following the log" if self.follow else "stopped following")
+
+    @work(thread=True, exclusive=True, group="log")
+    def read_more(self) -> None:
+        from engine.backends import WORKER_LOG
+
+        path = self.run_dir / WORKER_LOG
+        try:
+            size = path.stat().st_size
+        except OSError:
+            if self.offset == 0:
+                self.offset = -1
+                self.app.call_from_thread(self._append, "(no worker log yet: the run has not started)\n")
+            return
+        start = max(self.offset, 0)
+        if size < start:  # rewritten
+            start = 0
+        if start == 0 and size > TAIL_BYTES:
+            start = size - TAIL_BYTES
+        if size == start:
+            return
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            chunk = fh.read()
+        self.offset = start + len(chunk)
+        self.app.call_from_thread(self._append, chunk.decode("utf-8", errors="replace"))
+
+    def _append(self, text: str) -> None:
+        self.query_one(Log).write(text)

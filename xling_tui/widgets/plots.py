@@ -1,0 +1,163 @@
+"""Line and scatter plots for the run panels, on textual-plot's PlotWidget.
+
+Three things are added to the library widget: log axes (the data is plotted as
+log10 and a formatter writes ticks back as 100, 1k, 1M), decimation to the plot's
+width (min and max per column, so spikes survive), and a redraw throttle: new data
+replaces whatever is waiting, and at most ``max_hz`` redraws a second happen, so a
+fast stream of updates costs one redraw per tick and stale frames are never drawn.
+Colours are the 16 ANSI names, which every terminal has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from textual_plot import AxisFormatter, HiResMode, LegendLocation, NumericAxisFormatter, PlotWidget
+
+PALETTE = ("cyan", "magenta", "yellow", "green", "red", "blue", "bright_cyan", "bright_magenta",
+           "bright_yellow", "bright_green")
+
+
+def human(value: float) -> str:
+    """1200 -> 1.2k, 2_500_000 -> 2.5M; small values as they are."""
+    a = abs(value)
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{value / div:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+class Log10Formatter(AxisFormatter):
+    """Ticks for an axis whose values are log10 of the data: at 1, 2, 5 x 10^k, labelled in data units."""
+
+    def get_ticks(self, min_: float, max_: float, max_ticks: int = 8) -> list[float]:
+        if not (math.isfinite(min_) and math.isfinite(max_)) or max_ <= min_:
+            return []
+        for mantissas in ((1,), (1, 3), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+            ticks = [math.log10(m) + e for e in range(math.floor(min_) - 1, math.ceil(max_) + 1) for m in mantissas]
+            ticks = [t for t in ticks if min_ - 1e-9 <= t <= max_ + 1e-9]
+            if len(ticks) >= 3 or mantissas[-1] == 9:
+                break
+        if len(ticks) > max_ticks:
+            step = math.ceil(len(ticks) / max_ticks)
+            ticks = ticks[::step]
+        if len(ticks) < 2:  # a range inside one mantissa step: fall back to plain ticks of the data
+            return NumericAxisFormatter().get_ticks(min_, max_, max_ticks)
+        return ticks
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [human(10**t) for t in ticks]
+
+
+class HumanFormatter(NumericAxisFormatter):
+    """Linear ticks labelled 500k, 1M, 1.5M."""
+
+    def get_labels_for_ticks(self, ticks: Sequence[float]) -> list[str]:
+        return [human(t) for t in ticks]
+
+
+def decimate(x: Sequence[float], y: Sequence[float], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ~2 points per column: each bucket's min and max, in x order (endpoints kept)."""
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    width = max(int(width), 2)
+    if len(xa) <= 2 * width:
+        return xa, ya
+    edges = np.linspace(0, len(xa), width + 1).astype(int)
+    keep = {0, len(xa) - 1}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi > lo:
+            seg = ya[lo:hi]
+            keep.add(lo + int(np.nanargmin(seg)) if np.isfinite(seg).any() else lo)
+            keep.add(lo + int(np.nanargmax(seg)) if np.isfinite(seg).any() else lo)
+    index = np.array(sorted(keep))
+    return xa[index], ya[index]
+
+
+@dataclass
+class Series:
+    """One thing to draw: a line (``marker`` None) or scatter points."""
+
+    label: str | None
+    x: list[float]
+    y: list[float]
+    style: str = "cyan"
+    marker: str | None = None
+
+
+@dataclass
+class Figure:
+    series: list[Series] = field(default_factory=list)
+    log_x: bool = False
+    log_y: bool = False
+    x_label: str = ""
+    y_label: str = ""
+
+
+class XPlot(PlotWidget):
+    """A PlotWidget fed whole figures; redraws at most ``max_hz`` times a second."""
+
+    DEFAULT_CSS = """
+    XPlot { height: 1fr; min-height: 8; }
+    """
+
+    def __init__(self, *, max_hz: float = 2.0, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, allow_pan_and_zoom=True)
+        self.max_hz = max_hz
+        self._pending: Figure | None = None
+        self._shown: Figure | None = None
+        self.draws = 0  # how many figures were actually drawn (tests and benches read it)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.margin_left = 7
+        self.margin_bottom = 2
+        self.margin_top = 1
+        self.set_interval(1.0 / self.max_hz, self._flush)
+
+    def show(self, figure: Figure) -> None:
+        """Queue ``figure``; an older one still waiting is dropped (coalesced)."""
+        first = self._shown is None and self._pending is None
+        self._pending = figure
+        if first:
+            self._flush()  # the first frame need not wait for the tick
+
+    def _flush(self) -> None:
+        figure, self._pending = self._pending, None
+        if figure is None or figure == self._shown:
+            return
+        self._shown = figure
+        self.draws += 1
+        self._draw(figure)
+
+    def _draw(self, figure: Figure) -> None:
+        self.clear()
+        width = max(self.size.width - self.margin_left - 2, 10)
+        self.set_x_formatter(Log10Formatter() if figure.log_x else HumanFormatter())
+        self.set_y_formatter(Log10Formatter() if figure.log_y else HumanFormatter())
+        self.set_xlabel(figure.x_label)
+        self.set_ylabel(figure.y_label)
+        labelled = False
+        for s in figure.series:
+            x, y = _transform(s.x, figure.log_x), _transform(s.y, figure.log_y)
+            ok = np.isfinite(x) & np.isfinite(y)
+            x, y = x[ok], y[ok]
+            if not len(x):
+                continue
+            labelled |= s.label is not None
+            if s.marker is None:
+                x, y = decimate(x, y, width)
+                self.plot(x, y, line_style=s.style, hires_mode=HiResMode.BRAILLE, label=s.label)
+            else:
+                self.scatter(x, y, marker=s.marker, marker_style=s.style, label=s.label)
+        self.show_legend(LegendLocation.TOPRIGHT, is_visible=labelled)
+
+
+def _transform(values: Sequence[float], log: bool) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    if not log:
+        return a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
