@@ -7,6 +7,8 @@ the number of anchors, and the mean gradient similarity on the Tatoeba pairs. Sk
 cleanly when the corpora are absent.
 
     python bench/real_languages.py                                   # 50/50 and 90/10, 1M tokens
+    python bench/real_languages.py --tokens 300000 --model cpu-xxs --vocab 1024 --baselines 1,0.5 \
+        --eval-every 0 --eval-tokens 10000 --max-chars 3000000      # a few minutes on a free 2-core CPU
     python bench/real_languages.py --schedules all --tokens 2000000  # every Table 3 row
     python bench/real_languages.py --tokenizers anchored --baselines 1,0.5,0.25,0.1 --db t3.duckdb
 
@@ -66,6 +68,7 @@ def build_config(args, corpora: Path) -> dict:
     for lang, sub in (("EN", "en"), ("FR", "fr")):
         d["data"]["corpora"][lang].update(path=str(corpora / sub / "train.txt.gz"), max_chars=args.max_chars)
     d["data"]["vocab_size"] = args.vocab
+    d["eval"].update(max_tokens=args.eval_tokens, every=args.eval_every)
     wanted = None if args.schedules == "all" else set(args.schedules.split(","))
     experiments = {}
     for name, exp in doc["experiments"].items():
@@ -87,6 +90,8 @@ def main() -> int:
     ap.add_argument("--schedules", default="50/50,90/10", help="names from examples/table3.toml, or 'all'")
     ap.add_argument("--tokenizers", default="disjoint,anchored")
     ap.add_argument("--max-chars", type=int, default=6_000_000, help="characters read per language")
+    ap.add_argument("--eval-tokens", type=int, default=30_000, help="test tokens per language")
+    ap.add_argument("--eval-every", type=float, default=0.5, help="fraction of training between evals; 0 = end only")
     ap.add_argument("--db", type=Path, default=None, help="keep the results here (default: a temporary folder)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import DataError
-
-BUILTIN = "builtin:synthetic"
+from engine.tasks import BUILTIN, task_examples
 
 # A language index and texts -> model ids (no EOS): how the run's languages tokenise.
 Encoder = Callable[[int, list[str]], list[np.ndarray]]
@@ -45,53 +44,6 @@ class ProbeScore:
     chance: float  # share of the most common class in this test set: what always guessing it scores
     n_examples: int
     train_accuracy: float  # on the L1 training examples after fine-tuning
-
-
-def read_labelled_tsv(path: str) -> list[tuple[str, str]]:
-    """(text, label) lines; the label is the last tab-separated field."""
-    out = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                line = line.rstrip("\n")
-                if not line.strip():
-                    continue
-                text, sep, label = line.rpartition("\t")
-                if not sep or not text.strip() or not label.strip():
-                    raise DataError(f"{path}:{lineno}: expected text<TAB>label")
-                out.append((text.strip(), label.strip()))
-    except OSError as exc:
-        raise DataError(f"probe task {path}: {exc.strerror or exc}") from None
-    if len({label for _, label in out}) < 2:
-        raise DataError(f"probe task {path}: needs at least two distinct labels")
-    return out
-
-
-def task_examples(task: str | dict, languages: list[str], family: dict[str, dict] | None,
-                  n: int) -> dict[str, list[tuple[str, str]]]:
-    """Raw (text, label) examples per language, in a fixed order (train first, then test).
-
-    ``family`` maps each language to its builtin:family settings (None for cloned
-    builtin:synthetic, which is the family's base language for every clone).
-    """
-    if task == BUILTIN:
-        from engine.family import probe_examples
-
-        return {lang: [(t, str(y)) for t, y in probe_examples((family or {}).get(lang) or {}, n)]
-                for lang in languages}
-    if isinstance(task, str):
-        rows = read_labelled_tsv(task)
-        order = np.random.default_rng(0).permutation(len(rows))
-        shuffled = [rows[i] for i in order]
-        return {lang: shuffled for lang in languages}
-    out = {}
-    for lang in languages:
-        if lang not in task:
-            continue
-        rows = read_labelled_tsv(task[lang])
-        order = np.random.default_rng(0).permutation(len(rows))
-        out[lang] = [rows[i] for i in order]
-    return out
 
 
 def build_examples(raw: dict[str, list[tuple[str, str]]], languages: list[str], encode: Encoder,

@@ -318,6 +318,9 @@ def _check_languages(name: str, cfg: ExperimentConfig, where: "_Locator") -> Non
             extra = [lang for lang in data.corpora if lang not in langs]
             what = f"no corpus for {missing[0]!r}" if missing else f"{extra[0]!r} is not one of {langs}"
             raise SpecError(f"{at('data', 'corpora')}: {what}")
+        if data.anchors:
+            raise SpecError(f"{at('data', 'anchors')}: anchors are for cloned languages; real languages share "
+                            "ids through tokenizer = \"anchored\" (or \"joint\")")
     elif data.corpora is not None or data.parallel is not None:
         key = "corpora" if data.corpora is not None else "parallel"
         raise SpecError(f"{at('data', key)}: only for kind = \"real\" (cloned languages share one corpus)")

@@ -29,6 +29,7 @@ from engine.events import (AlignEmbedding, AlignGradient, AlignHidden, EvalResul
 from engine.languages import RealLanguages, StreamBatches, prepare_run_data
 from engine.model import GPT, preset
 from engine.spec import RunSpec
+from engine.tasks import check_end_inputs, family_settings, parallel_config
 
 CHECKPOINT = "checkpoint.pt"
 FINAL_MODEL = "model.pt"
@@ -110,6 +111,7 @@ class Trainer:
             self.batches = Batches(self.tokens.train, self.tables, langs, self.T)
             model_vocab = V * N
         self.eval_languages = [i for i, n in enumerate(schedule.sequence_counts(spec.total_steps, self.B)) if n > 0]
+        check_end_inputs(spec)  # a bad parallel or probe file fails now, not after training
         self.model = GPT(preset(spec.model, model_vocab, self.T)).to(self.rt.device)
         cuda = self.rt.device.startswith("cuda")
         self.opt = torch.optim.AdamW(
@@ -292,8 +294,7 @@ class Trainer:
         spec = self.spec
         if self.real is not None:
             encode, eos = self.real.encode, self.real.eos
-            corpora = spec.data["corpora"]
-            family = {lang: corpora[lang].get("family") or {} for lang in spec.languages}
+            family = family_settings(spec)
         else:
             import sentencepiece as spm
 
@@ -398,13 +399,3 @@ class Trainer:
             self.say(f"eval step {self.step} {self.spec.languages[i]}: PPL {score.ppl:.2f} "
                      f"accuracy {score.accuracy:.3f} ({score.n_tokens} tokens)")
 
-
-def parallel_config(spec: RunSpec) -> dict | None:
-    """The run's parallel sentences: as configured, or generated when every corpus is the family's."""
-    data = spec.data
-    if data.get("parallel"):
-        return data["parallel"]
-    corpora = data.get("corpora") or {}
-    if corpora and all(c["path"] == "builtin:family" for c in corpora.values()):
-        return {"path": "builtin:family", "max_pairs": spec.eval["alignment_sequences"]}
-    return None

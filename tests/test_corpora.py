@@ -64,6 +64,7 @@ def test_real_spec_keeps_its_corpora():
     (lambda t: t.replace('tokenizer = "anchored"', 'tokenizer = "shared"'), "exp.toml:10", "tokenizer"),
     (lambda t: t.replace('path = "builtin:family", ', 'path = "fr.txt", '), "exp.toml", "family settings only"),
     (lambda t: t.replace('like = "far"', 'like = "martian"'), "exp.toml", "unknown family preset"),
+    (lambda t: t.replace('vocab_size = 128', 'vocab_size = 128\nanchors = 0.1'), "exp.toml:12", "anchors are for cloned"),
     (lambda t: t.replace('vocab_size = 128', 'vocab_size = 128\nparallel = { path = "p.tsv", columns = ["EN", "DE"] }'),
      "exp.toml:12", "'DE' is not one"),
     (lambda t: t.replace('baselines = [1.0]', 'baselines = [1.0]\neval = { probe = { train_language = "DE" } }'),

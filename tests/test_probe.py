@@ -69,3 +69,33 @@ def test_bad_task_files_name_file_and_line(tmp_path):
     one.write_text("a\tyes\nb\tyes\n")
     with pytest.raises(DataError, match="two distinct labels"):
         task_examples(str(one), ["A"], None, 10)
+
+
+def test_a_cloned_run_probes_every_trained_language(tmp_path):
+    """Cloned languages on the built-in corpus: the built-in task through each clone's id map."""
+    import tomllib
+
+    from engine.events import EventLog, iter_events
+    from engine.spec import parse_experiments
+    from engine.train import Trainer
+
+    text = """
+[experiments.c]
+languages = ["EN1", "EN2"]
+model = "cpu-xxs"
+tokens = 4_096
+data = { corpus = "builtin:synthetic", vocab_size = 128, max_chars = 60_000 }
+train = { batch_size = 4, context = 32, warmup = 2 }
+eval = { context = 32, max_tokens = 500, every = 0, alignment = false, probe = { steps = 5, n_train = 40, n_test = 30 } }
+[[experiments.c.schedules]]
+name = "90/10"
+mix = { EN1 = [90], EN2 = [10] }
+"""
+    spec = parse_experiments(tomllib.loads(text), text, "c.toml")[0].runs[0]
+    with EventLog(tmp_path) as log:
+        assert Trainer(spec, tmp_path, log=lambda m: None).run(log) == "done"
+    probes = [e for e in iter_events(tmp_path / "events.jsonl") if e["kind"] == "probe"]
+    assert [(p["train_language"], p["language"]) for p in probes] == [("EN1", "EN1"), ("EN1", "EN2")]
+    assert all(p["n_examples"] == 30 and p["task"] == "builtin:synthetic" for p in probes)
+    tok = [e for e in iter_events(tmp_path / "events.jsonl") if e["kind"] == "tokenizer"]
+    assert tok[0]["mode"] == "cloned" and tok[0]["vocab_size"] == 2 * tok[0]["languages"]["EN1"]["vocab_size"]

@@ -116,3 +116,11 @@ def test_data_commands_report_bad_input_in_one_line(tmp_path):
     missing.write_text(text.replace('path = "builtin:family", max_chars', f'path = "{tmp_path}/nope/*.txt", max_chars'))
     out = invoke("data", "prepare", str(missing))
     assert out.exit_code == 2 and "no file matches" in " ".join(out.output.split())
+
+
+def test_a_missing_probe_file_fails_before_training(tmp_path):
+    toml = tmp_path / "probe.toml"
+    toml.write_text(FAMILY.format(tokenizer="disjoint").replace("probe = {{ steps".replace("{{", "{"),
+                                                                'probe = { task = "nope.tsv", steps'))
+    out = invoke("data", "prepare", str(toml))
+    assert out.exit_code == 2 and "nope.tsv" in out.output and "Traceback" not in out.output

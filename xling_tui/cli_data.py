@@ -58,8 +58,11 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from engine.languages import prepare_run_data, prepare_steps
+    from engine.tasks import check_end_inputs
 
-    todo = _distinct_data(_experiments(config, experiment))
+    experiments = _experiments(config, experiment)
+    todo = _distinct_data(experiments)
+    runs = list({json.dumps([r.data, r.eval], sort_keys=True): r for e in experiments for r in e.runs}.values())
     steps = [(name, label, fn) for name, data, langs, budget in todo
              for label, fn in prepare_steps(data, langs, budget)]
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
@@ -75,6 +78,8 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
             for name, data, langs, budget in todo:  # combines vocabularies; everything is cached by now
                 prepare_run_data(data, langs, budget, log=lambda m: None)
                 progress.advance(overall)
+        for spec in runs:  # parallel pairs and probe tasks: their errors now, not after training
+            check_end_inputs(spec)
     except ValueError as exc:  # engine.data.DataError: a corpus that cannot be read or is too small
         raise _fail(str(exc))
     console.print(f"[green]prepared[/] {len(todo)} data configuration(s) of "
