@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,6 +177,13 @@ class SlurmBackend:
         self.settings = settings
         self.executor = executor
         _quiet_submitit()
+
+    def check(self) -> None:
+        """Before anything is queued: is this a machine that can submit Slurm jobs?"""
+        missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+        if self.executor == "slurm" and missing:
+            raise BackendError(f"--backend slurm: {' and '.join(missing)} not found on PATH "
+                               "(run xling on a Slurm login node)")
 
     def placement(self) -> Placement:
         s = self.settings

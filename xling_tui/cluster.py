@@ -50,6 +50,7 @@ def _slurm(settings: ClusterSettings, device: str, flags: dict[str, Any]) -> tup
     if device == "cuda" and settings.slurm.gpus_per_run == 0:
         raise ClusterUsageError("--device cuda needs GPUs: give --gpus-per-run 1 (or set gpus_per_run in [cluster.slurm])")
     backend = SlurmBackend(settings.slurm)
+    backend.check()
     return backend, backend.placement()
 
 
