@@ -51,7 +51,7 @@ class XlingCommands(Provider):
 class XlingApp(App[None]):
     """The app; screens read ``config_path``, ``db_path``, ``clock`` and ``gpu_source`` from it."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses (tests, benches) live elsewhere
     TITLE = "xling"
     COMMANDS = App.COMMANDS | {XlingCommands}
     BINDINGS = [
