@@ -73,8 +73,10 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield ExperimentBar(id="experiments")
-        yield Input(placeholder="filter: words that must all match (name, status, #tag, note, device)",
+        box = Input(placeholder="filter: words that must all match (name, status, #tag, note, device)",
                     id="filter")
+        box.cursor_blink = False  # over SSH a blinking cursor is a redraw every half second
+        yield box
         yield RunsTable(id="runs")
         yield Static("", id="status-line")
         yield GpuPanel(id="gpus")
