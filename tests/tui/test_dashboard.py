@@ -278,3 +278,34 @@ def test_incremental_refresh_equals_a_fresh_read(fixture_db, fixture_config):
     resumed = {r.run_id: r for r in source.fetch().runs}[run.run_id]
     fresh = {r.run_id: r for r in DashboardSource(fixture_config, fixture_db).fetch().runs}[run.run_id]
     assert resumed.loss_curve == fresh.loss_curve
+
+
+@asyncio
+async def test_log_key_shows_the_worker_log_and_follows_it(make_app, fixture_db):
+    from textual.widgets import Log
+
+    from engine import layout
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(pilot)
+        [rid] = [r.run_id for r in app.screen.data.runs if r.name == "4-stage"]
+        log_file = layout.run_dir(fixture_db, rid) / "worker.log"
+        log_file.write_text("step 10 loss 5.1\n")
+        await pilot.press("slash", *"4-stage", "enter", "l")
+        assert type(app.screen).__name__ == "LogScreen"
+        widget = app.screen.query_one(Log)
+        for _ in range(100):
+            if "loss 5.1" in "\n".join(widget.lines):
+                break
+            await pilot.pause(0.05)
+        with open(log_file, "a") as fh:
+            fh.write("out of memory\n")
+        app.screen.read_more()
+        for _ in range(100):
+            if "out of memory" in "\n".join(widget.lines):
+                break
+            await pilot.pause(0.05)
+        assert "\n".join(widget.lines).split() == "step 10 loss 5.1 out of memory".split()
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "DashboardScreen"
