@@ -309,3 +309,28 @@ async def test_log_key_shows_the_worker_log_and_follows_it(make_app, fixture_db)
         assert "\n".join(widget.lines).split() == "step 10 loss 5.1 out of memory".split()
         await pilot.press("escape")
         assert type(app.screen).__name__ == "DashboardScreen"
+
+
+@asyncio
+async def test_cancel_asks_then_takes_the_run_out(make_app):
+    """The fixture's running run has no live worker here: cancel marks it cancelled in its log."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("slash", *"running", "enter", "x")
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        await pilot.press("y")
+        for _ in range(200):
+            if not [r for r in app.screen.data.runs if r.status == "running"]:
+                break
+            await pilot.pause(0.05)
+        assert [r.status for r in app.screen.data.runs if r.name.startswith("90→10")] == ["cancelled"]
+        await pilot.press("escape", "slash", *"cancelled", "enter", "R")  # resume starts a headless `xling resume`
+        for _ in range(100):
+            if app.launched:
+                break
+            await pilot.pause(0.05)
+        [(proc, what)] = app.launched
+        assert "resume" in what
+        proc.terminate()  # before its workers start (it is still importing); after, SIGTERM stops them
+        proc.wait(timeout=60)
