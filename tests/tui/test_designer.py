@@ -209,6 +209,7 @@ async def test_preset_fills_the_grid(config, tmp_path):
         assert len(model.languages) == 10 and model.error() is None
         assert str(app.screen.query_one("#cell-3-0").value) == "5.556"
         assert model.percents[3][0] == 50 / 9
+        assert app.screen.names[0] == TEN_LANGUAGES
 
 
 # -- snapshots ------------------------------------------------------------------------------

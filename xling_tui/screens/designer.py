@@ -40,7 +40,8 @@ def _two(languages: list[str]) -> list[str]:
     return out
 
 
-# The paper's schedules: name -> (ends, {row index: shares}); unnamed rows get 0%.
+# The paper's two-language schedules: name -> (stage ends, shares of the first two languages);
+# any further language gets 0%. The 4-stage one alternates the imbalance every quarter.
 PAIR_PRESETS: dict[str, tuple[list[float], list[list[float]]]] = {
     "50/50": ([1.0], [[50.0], [50.0]]),
     "90/10": ([1.0], [[90.0], [10.0]]),
@@ -317,9 +318,8 @@ class DesignerScreen(Screen):
         while len(languages) < len(names):
             add_language(self.models, names[len(languages)])
         self.models[self.current] = GridModel(languages, ends, [list(r) for r in percents])
-        if self.sources[self.current] is None or not self.names[self.current]:
-            self.names[self.current] = event.value
-            self.query_one("#schedule-name", Input).value = event.value
+        self.names[self.current] = event.value  # the grid is the preset now; rename it freely
+        self.query_one("#schedule-name", Input).value = event.value
         self.query_one("#preset", Select).clear()
         self._show_schedule(self.current)
 

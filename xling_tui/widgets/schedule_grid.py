@@ -165,7 +165,6 @@ class ScheduleGrid(Widget, can_focus=False):
     def __init__(self, model: GridModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = model
-        self._focus_after: str | None = None
 
     # -- layout ------------------------------------------------------------------------
 
@@ -206,10 +205,8 @@ class ScheduleGrid(Widget, can_focus=False):
         await self.recompose()
         self.update_derived()
         if focus:
-            try:
-                self.query_one(f"#{focus}", Input).focus()
-            except Exception:  # noqa: BLE001 - the cell may no longer exist
-                pass
+            for cell in self.query(f"#{focus}"):  # none when that cell went away
+                cell.focus()
         if notify:
             self.post_message(self.Changed(self))
 
