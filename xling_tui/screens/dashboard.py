@@ -2,7 +2,7 @@
 
 Data arrives from two thread workers: a poller (``DashboardSource.fetch`` every
 ``app.refresh_every`` seconds, which also ingests what headless ``xling run``
-sessions logged) and the GPU sampler. A poll that finds nothing new posts nothing;
+sessions logged) and the GPU sampler. A poll that finds nothing new redraws nothing;
 a tick that comes while a fetch is still going is folded into one more fetch after
 it, so slow databases never pile up work. Run actions (launch, cancel, resume,
 delete, tag) run on threads too and report through notifications.
@@ -429,7 +429,7 @@ class DashboardScreen(Screen[None]):
             "one line; empty removes the note; esc keeps it", rows[0].note if len(rows) == 1 else ""), entered)
 
     @work(thread=True, group="run-actions", exit_on_error=False)
-    def run_action_thread(self, what: str, run_ids: list[str] = (), **kw) -> None:
+    def run_action_thread(self, what: str, run_ids: list[str] | tuple[str, ...] = (), **kw) -> None:
         """The file and process work of an action, off the UI thread; errors are reported once."""
         from xling_tui import actions
 
