@@ -264,6 +264,7 @@ class GpuSample:
     snapshot: Any  # engine.devices.DeviceSnapshot
     utilization: dict[int, tuple[float, ...]] = field(default_factory=dict)
     memory: dict[int, tuple[float, ...]] = field(default_factory=dict)  # % of total
+    run_pid: dict[int, int] = field(default_factory=dict)  # GPU process pid -> the run worker it descends from
 
 
 class GpuSampler:
@@ -279,9 +280,15 @@ class GpuSampler:
         self.history = history
 
     def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
-        from engine.devices import snapshot, xling_worker_pids
+        from engine.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))
+        owners = {}
+        for gpu in snap.gpus:  # a worker's children (compile, data loaders) show up on the GPU too
+            for proc in gpu.processes:
+                owner = next((rp for rp in run_pids if is_ours(proc.pid, {rp})), None)
+                if owner is not None:
+                    owners[proc.pid] = owner
         for gpu in snap.gpus:
             util = self._util.setdefault(gpu.index, deque(maxlen=self.history))
             mem = self._mem.setdefault(gpu.index, deque(maxlen=self.history))
@@ -290,7 +297,8 @@ class GpuSampler:
         present = {g.index for g in snap.gpus}
         return GpuSample(snapshot=snap,
                          utilization={i: tuple(v) for i, v in self._util.items() if i in present},
-                         memory={i: tuple(v) for i, v in self._mem.items() if i in present})
+                         memory={i: tuple(v) for i, v in self._mem.items() if i in present},
+                         run_pid=owners)
 
     def close(self) -> None:
         if self._own:
