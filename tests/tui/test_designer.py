@@ -265,7 +265,7 @@ async def test_launch_a_tiny_run_and_see_its_curve(tiny_toml, tmp_path):
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            proc.wait(timeout=180)
 
 
 def _has_eval_curve(plot) -> bool:
