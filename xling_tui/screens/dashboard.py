@@ -68,6 +68,7 @@ class DashboardScreen(Screen[None]):
         self._source = None
         self._source_lock = threading.Lock()
         self._stop = threading.Event()
+        self._last_error: str | None = None  # the poller reports a failure once, not every poll
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -116,8 +117,12 @@ class DashboardScreen(Screen[None]):
                     self._source = DashboardSource(self.app.config_path, self.app.db_path, clock=self.app.clock)
                 data = self._source.fetch(force=force)
         except Exception as exc:  # noqa: BLE001 - reported once, the next poll tries again
-            self.app.report_error(exc, "reading the dashboard")
+            if repr(exc) != self._last_error:
+                self.app.report_error(exc, "reading the dashboard")
+            self._last_error = repr(exc)
             data = None
+        else:
+            self._last_error = None
         finally:
             self.post_message(DashboardFetched(data, seq))
 
