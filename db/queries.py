@@ -7,11 +7,12 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Iterable
 
 import duckdb
 
-from db.store import QueryError, QueryResult, Store, StoreError
+from db.store import QueryError, QueryResult, SchemaOutdated, Store, StoreError
 
 # A run with a spec but no status event yet is being queued by its launcher.
 _RUN_STATUS = """
@@ -227,16 +228,11 @@ def report_tokenizers(store: Store, experiment: str) -> QueryResult:
 
 # Cheap enough to run every poll: tells the dashboard which runs changed since its last look.
 _RUN_FINGERPRINTS = """
-SELECT run_id, status, step, last_seen, tags, note FROM runs ORDER BY run_id
+SELECT run_id, status, step, last_seen, tags, note, total_steps FROM runs ORDER BY run_id
 """
 
 _DASHBOARD_RUNS = """
-WITH last_train AS (
-    SELECT run_id, arg_max(tokens_per_s, step) AS tokens_per_s, arg_max(loss, step) AS loss
-    FROM train_metrics
-    WHERE list_contains(CAST($run_ids AS VARCHAR[]), run_id)
-    GROUP BY run_id
-), best AS (
+WITH best AS (
     SELECT run_id, language, min(ppl) AS ppl
     FROM evals
     WHERE list_contains(CAST($run_ids AS VARCHAR[]), run_id)
@@ -246,46 +242,110 @@ WITH last_train AS (
     FROM best GROUP BY run_id
 )
 SELECT r.run_id, r.experiment, r.name, r.kind, coalesce(r.status, 'queued') AS status,
-       r.step, r.total_steps, r.tokens, r.total_tokens, t.tokens_per_s, t.loss,
+       r.step, r.total_steps, r.tokens, r.total_tokens,
        r.device, r.host, r.pid, b.languages AS best_languages, b.ppls AS best_ppls,
        r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen
 FROM runs r
-LEFT JOIN last_train t USING (run_id)
 LEFT JOIN best_lists b USING (run_id)
 WHERE list_contains(CAST($run_ids AS VARCHAR[]), r.run_id)
 ORDER BY r.run_id
 """
 
-# The loss curve of each run averaged into $bins equal step ranges (of the run's total
-# steps, so a run 60% through fills 60% of its bins): a sparkline's worth of points.
-_LOSS_BINS = """
+# Each run's training loss averaged into $bins equal step ranges of its total steps (a
+# run 60% through fills 60% of its bins), read only from the run's $from_steps on: the
+# dashboard keeps the earlier bins, so a refresh scans the recent points only. The
+# latest point's throughput and loss come from the same scan.
+_TRAIN_WINDOW = """
+WITH want AS (
+    SELECT unnest(CAST($run_ids AS VARCHAR[])) AS run_id, unnest(CAST($from_steps AS BIGINT[])) AS from_step
+)
 SELECT m.run_id,
        least(CAST(floor(m.step * $bins / greatest(r.total_steps, 1)) AS BIGINT), $bins - 1) AS bin,
-       avg(m.loss) AS loss
-FROM train_metrics m JOIN runs r USING (run_id)
-WHERE list_contains(CAST($run_ids AS VARCHAR[]), m.run_id) AND m.loss IS NOT NULL AND isfinite(m.loss)
+       avg(m.loss) FILTER (WHERE isfinite(m.loss)) AS loss,
+       max(m.step) AS last_step,
+       arg_max(m.tokens_per_s, m.step) AS tokens_per_s,
+       arg_max(m.loss, m.step) AS last_loss
+FROM train_metrics m
+JOIN want w ON m.run_id = w.run_id AND m.step >= w.from_step
+JOIN runs r ON r.run_id = m.run_id
 GROUP BY ALL
 ORDER BY m.run_id, bin
 """
 
 
-def run_fingerprints(store: Store) -> QueryResult:
-    """(run_id, status, step, last_seen, tags, note) per run: what changes when a run moves."""
-    return store.query(_RUN_FINGERPRINTS)
+@dataclass
+class TrainBin:
+    loss: float | None
+    last_step: int
+    tokens_per_s: float | None
+    last_loss: float | None
 
 
-def dashboard_runs(store: Store, run_ids: Iterable[str]) -> QueryResult:
-    """One row per run with its latest throughput and loss and its best PPL per language."""
-    return store.query(_DASHBOARD_RUNS, {"run_ids": list(run_ids)})
+@dataclass
+class DashboardDelta:
+    """What changed since the caller's last look (see ``dashboard_delta``)."""
+
+    fingerprints: dict[str, tuple]  # every run: (status, step, last_seen, tags, note, total_steps)
+    runs: list[dict]  # the changed runs' rows
+    bins: dict[str, dict[int, TrainBin]]  # changed run -> bin -> its points from from_steps on
+    from_steps: dict[str, int]  # where each changed run's window began (0: read whole)
 
 
-def loss_bins(store: Store, run_ids: Iterable[str], bins: int) -> dict[str, list[float | None]]:
-    """Each run's training loss as ``bins`` step-range means (None where no step fell)."""
-    result = store.query(_LOSS_BINS, {"run_ids": list(run_ids), "bins": int(bins)})
-    out: dict[str, list[float | None]] = {}
-    for run_id, b, loss in result.rows:
-        out.setdefault(run_id, [None] * bins)[int(b)] = loss
-    return out
+def loss_bin(step: int, total_steps: int | None, bins: int) -> int:
+    """The bin ``_TRAIN_WINDOW`` puts a step in."""
+    return min(step * bins // max(total_steps or 1, 1), bins - 1)
+
+
+def bin_start(b: int, total_steps: int | None, bins: int) -> int:
+    """The first step of bin ``b`` (inverse of ``loss_bin``)."""
+    return -(-b * max(total_steps or 1, 1) // bins)
+
+
+def dashboard_delta(store: Store, known: dict[str, tuple], from_steps: dict[str, int], bins: int,
+                    wait: float = 30.0) -> DashboardDelta:
+    """Fingerprints of every run, and rows and loss bins of those whose fingerprint is not
+    in ``known``, through one read-only connection (opening one costs more than these
+    queries on an idle dashboard). A run missing from ``from_steps`` is read from step 0."""
+    if not store.db_path.exists():
+        store.ingest(wait=wait)
+    try:
+        return _delta(store, known, from_steps, bins, wait)
+    except SchemaOutdated:
+        store.ingest(wait=wait)
+        return _delta(store, known, from_steps, bins, wait)
+
+
+def _delta(store: Store, known: dict[str, tuple], from_steps: dict[str, int], bins: int,
+           wait: float) -> DashboardDelta:
+    with store.connect(read_only=True, wait=wait) as con:
+        try:
+            fingerprints = {row[0]: tuple(tuple(v) if isinstance(v, list) else v for v in row[1:])
+                            for row in con.execute(_RUN_FINGERPRINTS).fetchall()}
+            changed = [rid for rid, fp in fingerprints.items() if known.get(rid) != fp]
+            if not changed:
+                return DashboardDelta(fingerprints, [], {}, {})
+            starts = {rid: _window_start(known.get(rid), fingerprints[rid], from_steps.get(rid, 0)) for rid in changed}
+            cur = con.execute(_DASHBOARD_RUNS, {"run_ids": changed})
+            columns = [d[0] for d in cur.description]
+            runs = [dict(zip(columns, row)) for row in cur.fetchall()]
+            window = con.execute(_TRAIN_WINDOW, {"run_ids": changed, "bins": int(bins),
+                                                 "from_steps": [starts[r] for r in changed]})
+            out: dict[str, dict[int, TrainBin]] = {}
+            for run_id, b, loss, last_step, tps, last_loss in window.fetchall():
+                out.setdefault(run_id, {})[int(b)] = TrainBin(loss, last_step, tps, last_loss)
+        except duckdb.Error as e:
+            raise QueryError(str(e)) from None
+    return DashboardDelta(fingerprints, runs, out, starts)
+
+
+def _window_start(old: tuple | None, new: tuple, asked: int) -> int:
+    """Step 0 when the run may have rewritten earlier steps: a new status (a resume
+    re-logs steps after its checkpoint), a step going backwards, a new total. A resume
+    that has already passed its old step between two polls goes unseen until the run's
+    status next changes; only its sparkline's middle bins can be stale meanwhile."""
+    if old is None or old[0] != new[0] or (new[1] or 0) < (old[1] or 0) or old[5] != new[5]:
+        return 0
+    return int(asked)
 
 
 # -- ad-hoc SQL that can be cancelled -------------------------------------------------

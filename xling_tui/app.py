@@ -30,7 +30,7 @@ class XlingCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app: XlingApp = self.app  # type: ignore[assignment]
         commands = [(title, help_text, (lambda a=action: app.run_action(a))) for title, help_text, action in
-                    app.palette_actions()]
+                    app.palette_actions(self.screen)]
         for run_id, label, status in app.known_runs():
             commands.append((f"open run {label}", f"{status} · {run_id[:8]}", lambda r=run_id: app.open_run(r)))
         return commands
@@ -51,7 +51,7 @@ class XlingCommands(Provider):
 class XlingApp(App[None]):
     """The app; screens read ``config_path``, ``db_path``, ``clock`` and ``gpu_source`` from it."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses (tests, benches) live elsewhere
     TITLE = "xling"
     COMMANDS = App.COMMANDS | {XlingCommands}
     BINDINGS = [
@@ -107,13 +107,15 @@ class XlingApp(App[None]):
             return []
         return [(r.run_id, r.label, r.status) for r in board.data.runs]
 
-    def palette_actions(self) -> list[tuple[str, str, str]]:
-        """App actions plus the current screen's (those with a description in its bindings)."""
+    def palette_actions(self, screen: Screen | None = None) -> list[tuple[str, str, str]]:
+        """App actions plus those of ``screen`` (the one the palette was opened from; its
+        bindings with a description), run on it as ``screen.<action>``."""
+        screen = screen if screen is not None else self.screen
         out = list(self.PALETTE)
-        for binding in getattr(self.screen, "BINDINGS", []):
+        for binding in getattr(screen, "BINDINGS", []):
             if isinstance(binding, Binding) and binding.description and binding.action not in ("clear",):
                 keys = binding.key.replace("left_square_bracket", "[").replace("right_square_bracket", "]")
-                out.append((binding.description, f"{type(self.screen).__name__} ({keys})",
+                out.append((binding.description, f"{type(screen).__name__} ({keys})",
                             f"screen.{binding.action}"))
         return out
 

@@ -107,6 +107,7 @@ class DashboardSource:
         self.spark_bins = spark_bins
         self._fingerprints: dict[str, tuple] = {}
         self._rows: dict[str, RunRow] = {}
+        self._curves: dict[str, tuple[int | None, int, tuple[float | None, ...]]] = {}  # total, last step, bins
         self._config_key: tuple | None = None
         self._config: tuple[list[tuple[str, str | None, int]], str | None] = ([], None)
         self._last: DashboardData | None = None
@@ -160,20 +161,40 @@ class DashboardSource:
             return False  # nothing run yet with this database; do not create it just by looking
         if self.ingest:
             self.store.try_ingest()
-        fingerprints = {row[0]: tuple(_hashable(v) for v in row[1:])
-                        for row in queries.run_fingerprints(self.store).rows}
-        changed = [rid for rid, fp in fingerprints.items() if self._fingerprints.get(rid) != fp]
-        gone = set(self._fingerprints) - set(fingerprints)
-        if not changed and not gone:
-            return False
-        if changed:
-            curves = queries.loss_bins(self.store, changed, self.spark_bins)
-            for rec in queries.dashboard_runs(self.store, changed).dicts():
-                self._rows[rec["run_id"]] = _run_row(rec, curves.get(rec["run_id"], []))
+        delta = queries.dashboard_delta(self.store, self._fingerprints, self._from_steps(), self.spark_bins)
+        gone = set(self._fingerprints) - set(delta.fingerprints)
+        for rec in delta.runs:
+            rid = rec["run_id"]
+            self._rows[rid] = self._merge(rec, delta.bins.get(rid, {}), delta.from_steps.get(rid, 0))
         for rid in gone:
             self._rows.pop(rid, None)
-        self._fingerprints = fingerprints
-        return True
+            self._curves.pop(rid, None)
+        changed = bool(delta.runs or gone)
+        self._fingerprints = delta.fingerprints
+        return changed
+
+    def _from_steps(self) -> dict[str, int]:
+        """Per known run, the first step of the bin its last training point fell in: the
+        bins before it are complete and kept (the query starts over at 0 for a run that
+        may have rewritten them, see ``db.queries._window_start``)."""
+        return {rid: queries_bin_start(queries_loss_bin(last_step, total, self.spark_bins), total, self.spark_bins)
+                for rid, (total, last_step, _curve) in self._curves.items()}
+
+    def _merge(self, rec: dict[str, Any], window: dict, from_step: int) -> RunRow:
+        """The run's row with its loss curve: kept bins before the window, the window's after."""
+        rid, total = rec["run_id"], rec["total_steps"]
+        old = self._curves.get(rid) if from_step > 0 else None
+        previous = self._rows.get(rid) if from_step > 0 else None
+        first = queries_loss_bin(from_step, total, self.spark_bins)
+        curve = (list(old[2][:first]) if old else []) + [None] * (self.spark_bins - (first if old else 0))
+        last_step = old[1] if old else 0
+        tps, loss = (previous.tokens_per_s, previous.loss) if previous else (None, None)
+        for b, point in window.items():
+            curve[b] = point.loss
+            if point.last_step >= last_step:
+                last_step, tps, loss = point.last_step, point.tokens_per_s, point.last_loss
+        self._curves[rid] = (total, last_step, tuple(curve))
+        return _run_row(rec, curve, tps, loss)
 
     def _experiments(self, runs: tuple[RunRow, ...]) -> tuple[ExperimentRow, ...]:
         """Config order first (that is how the user wrote them), then those only in the database."""
@@ -191,8 +212,16 @@ class DashboardSource:
         return tuple(out)
 
 
-def _hashable(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
+def queries_loss_bin(step: int, total: int | None, bins: int) -> int:
+    from db.queries import loss_bin
+
+    return loss_bin(step, total, bins)
+
+
+def queries_bin_start(b: int, total: int | None, bins: int) -> int:
+    from db.queries import bin_start
+
+    return bin_start(b, total, bins)
 
 
 _STATUS_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}
@@ -202,12 +231,13 @@ def _default_order(r: RunRow) -> tuple:
     return (r.experiment or "", r.kind != "baseline", r.started or math.inf, r.name or "", r.run_id)
 
 
-def _run_row(rec: dict[str, Any], curve: list[float | None]) -> RunRow:
+def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float | None,
+             loss: float | None) -> RunRow:
     langs, ppls = rec.get("best_languages") or [], rec.get("best_ppls") or []
     return RunRow(
         run_id=rec["run_id"], experiment=rec["experiment"], name=rec["name"], kind=rec["kind"],
         status=rec["status"], step=rec["step"], total_steps=rec["total_steps"], tokens=rec["tokens"],
-        total_tokens=rec["total_tokens"], tokens_per_s=rec["tokens_per_s"], loss=rec["loss"],
+        total_tokens=rec["total_tokens"], tokens_per_s=tokens_per_s, loss=loss,
         device=rec["device"], host=rec["host"], pid=rec["pid"],
         best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
         loss_curve=tuple(curve), tags=tuple(rec["tags"] or ()), note=rec["note"] or "",
@@ -234,6 +264,7 @@ class GpuSample:
     snapshot: Any  # engine.devices.DeviceSnapshot
     utilization: dict[int, tuple[float, ...]] = field(default_factory=dict)
     memory: dict[int, tuple[float, ...]] = field(default_factory=dict)  # % of total
+    run_pid: dict[int, int] = field(default_factory=dict)  # GPU process pid -> the run worker it descends from
 
 
 class GpuSampler:
@@ -249,9 +280,15 @@ class GpuSampler:
         self.history = history
 
     def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
-        from engine.devices import snapshot, xling_worker_pids
+        from engine.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))
+        owners = {}
+        for gpu in snap.gpus:  # a worker's children (compile, data loaders) show up on the GPU too
+            for proc in gpu.processes:
+                owner = next((rp for rp in run_pids if is_ours(proc.pid, {rp})), None)
+                if owner is not None:
+                    owners[proc.pid] = owner
         for gpu in snap.gpus:
             util = self._util.setdefault(gpu.index, deque(maxlen=self.history))
             mem = self._mem.setdefault(gpu.index, deque(maxlen=self.history))
@@ -260,7 +297,8 @@ class GpuSampler:
         present = {g.index for g in snap.gpus}
         return GpuSample(snapshot=snap,
                          utilization={i: tuple(v) for i, v in self._util.items() if i in present},
-                         memory={i: tuple(v) for i, v in self._mem.items() if i in present})
+                         memory={i: tuple(v) for i, v in self._mem.items() if i in present},
+                         run_pid=owners)
 
     def close(self) -> None:
         if self._own:

@@ -13,7 +13,8 @@ from typing import Callable
 
 import pytest
 
-# Before textual is imported anywhere: no animations in any test app.
+# For apps in subprocesses; pytest-textual-snapshot imports textual (which reads this once)
+# before any conftest, so apps made here also set ``animation_level`` themselves.
 os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
 FIXED_NOW = 1_767_225_600.0 + 30 * 3600.0  # 2026-01-02 06:00 UTC: after every fixture event
@@ -80,6 +81,8 @@ def make_app(fixture_db: Path, fixture_config: Path, fake_gpus, fixed_clock):
 
         options = {"gpu_source": fake_gpus, "clock": fixed_clock, "refresh_every": 3600.0,
                    "gpu_every": 3600.0} | kwargs
-        return XlingApp(fixture_config, fixture_db, **options)
+        app = XlingApp(fixture_config, fixture_db, **options)
+        app.animation_level = "none"
+        return app
 
     return make

@@ -231,6 +231,7 @@ def screen_app(config_path: Path, db_path: Path, make_screen, refresh_every: flo
             self.config_path = Path(config_path)
             self.db_path = Path(db_path)
             self.refresh_every = refresh_every
+            self.animation_level = "none"  # textual read TEXTUAL_ANIMATIONS before any conftest ran
 
         def on_mount(self) -> None:
             self.push_screen(make_screen())

@@ -81,6 +81,12 @@ async def test_palette_offers_app_actions_and_runs_by_name(make_app):
         assert any(label.endswith("/90/10") for _, label, _ in app.known_runs())
         await pilot.press("ctrl+p")
         assert app.screen.__class__.__name__ == "CommandPalette"
+        await pilot.press(*"launch")
+        await pilot.pause(0.5)
+        await pilot.press("enter")  # the dashboard's launch, run on the dashboard
+        await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "ChoiceScreen"
+        await pilot.press("escape", "ctrl+p")
         await pilot.press(*"SQL query")
         await pilot.pause(0.5)
         await pilot.press("enter")
@@ -161,3 +167,20 @@ def test_launch_runs_headless_detached_and_logs_beside_the_database(tmp_path, ti
 
     statuses = Store(db).query("SELECT status, count(*) FROM runs GROUP BY ALL").rows
     assert statuses == [("done", 3)]
+
+
+@asyncio
+async def test_a_fresh_folder_shows_what_to_do(tmp_path):
+    """No config and no database yet: the app says so on the dashboard and creates nothing."""
+    from engine.devices import FakeSource
+
+    app = XlingApp(tmp_path / "experiments.toml", tmp_path / "xling.duckdb", gpu_source=FakeSource([]),
+                   refresh_every=3600, gpu_every=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(200):
+            if app.screen.data is not None:
+                break
+            await pilot.pause(0.05)
+        status = str(app.screen.query_one("#status-line").render())
+        assert "no such file" in status and "no runs" in status
+    assert not (tmp_path / "xling.duckdb").exists()

@@ -19,3 +19,16 @@ def test_launch_dialog(snap_compare, make_app, size):
         await pilot.press("right_square_bracket", "L")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+def test_worker_log_screen(snap_compare, make_app):
+    async def run_before(pilot):
+        await wait_loaded(pilot)
+        await pilot.press("slash", *"4-stage", "enter", "l")
+        for _ in range(100):
+            if type(pilot.app.screen).__name__ == "LogScreen" and pilot.app.screen._log_offset != 0:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)

@@ -241,3 +241,96 @@ async def test_a_run_logged_elsewhere_appears_on_the_next_poll(make_app, fixture
             await pilot.pause(0.05)
         row = {r.name: r for r in app.screen.data.runs}["from elsewhere"]
         assert row.status == "running" and row.device == "cuda:0" and row.host == "gpu-box"
+
+
+def test_incremental_refresh_equals_a_fresh_read(fixture_db, fixture_config):
+    """The poller re-reads only the recent bins of a moving run; the result must be what a
+    fresh dashboard reads from scratch, also after a resume rewrote earlier steps."""
+    from db.store import Store
+    from engine import layout
+    from engine.events import EventLog, Started, TrainMetric
+    from xling_tui.data_source import DashboardSource
+
+    source = DashboardSource(fixture_config, fixture_db, clock=lambda: 0.0)
+    first = source.fetch()
+    [run] = [r for r in first.runs if r.status == "running"]
+    assert source.fetch() is None  # nothing new: nothing posted
+
+    def log(*events):
+        with EventLog(layout.run_dir(fixture_db, run.run_id)) as out:
+            for e in events:
+                out.emit(e)
+        Store(fixture_db).ingest()
+
+    step = run.step
+    log(*(TrainMetric(run.run_id, step=s, tokens=s * 4096, lr=1e-3, loss=1.5, lang_loss={}, tokens_per_s=99.0)
+          for s in range(step + 10, step + 90, 10)))
+    moved = {r.run_id: r for r in source.fetch().runs}[run.run_id]
+    fresh = {r.run_id: r for r in DashboardSource(fixture_config, fixture_db).fetch().runs}[run.run_id]
+    assert moved.loss_curve == fresh.loss_curve and moved.tokens_per_s == fresh.tokens_per_s == 99.0
+    assert moved.loss_curve != run.loss_curve
+
+    # a resume from an early checkpoint re-logs steps that fall in bins the poller had kept
+    log(Started(run.run_id, device="cpu", host="h", pid=1, total_steps=run.total_steps,
+                total_tokens=run.total_tokens, resumed_from=20),
+        *(TrainMetric(run.run_id, step=s, tokens=s * 4096, lr=1e-3, loss=9.0, lang_loss={}, tokens_per_s=7.0)
+          for s in range(30, 200, 10)))
+    resumed = {r.run_id: r for r in source.fetch().runs}[run.run_id]
+    fresh = {r.run_id: r for r in DashboardSource(fixture_config, fixture_db).fetch().runs}[run.run_id]
+    assert resumed.loss_curve == fresh.loss_curve
+
+
+@asyncio
+async def test_log_key_shows_the_worker_log_and_follows_it(make_app, fixture_db):
+    from textual.widgets import Log
+
+    from engine import layout
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(pilot)
+        [rid] = [r.run_id for r in app.screen.data.runs if r.name == "4-stage"]
+        log_file = layout.run_dir(fixture_db, rid) / "worker.log"
+        log_file.write_text("step 10 loss 5.1\n")
+        await pilot.press("slash", *"4-stage", "enter", "l")
+        assert type(app.screen).__name__ == "LogScreen"
+        widget = app.screen.query_one(Log)
+        for _ in range(100):
+            if "loss 5.1" in "\n".join(widget.lines):
+                break
+            await pilot.pause(0.05)
+        with open(log_file, "a") as fh:
+            fh.write("out of memory\n")
+        app.screen.read_more()
+        for _ in range(100):
+            if "out of memory" in "\n".join(widget.lines):
+                break
+            await pilot.pause(0.05)
+        assert "\n".join(widget.lines).split() == "step 10 loss 5.1 out of memory".split()
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "DashboardScreen"
+
+
+@asyncio
+async def test_cancel_asks_then_takes_the_run_out(make_app):
+    """The fixture's running run has no live worker here: cancel marks it cancelled in its log."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(pilot)
+        await pilot.press("slash", *"running", "enter", "x")
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        await pilot.press("y")
+        for _ in range(200):
+            if not [r for r in app.screen.data.runs if r.status == "running"]:
+                break
+            await pilot.pause(0.05)
+        assert [r.status for r in app.screen.data.runs if r.name.startswith("90→10")] == ["cancelled"]
+        await pilot.press("escape", "slash", *"cancelled", "enter", "R")  # resume starts a headless `xling resume`
+        for _ in range(100):
+            if app.launched:
+                break
+            await pilot.pause(0.05)
+        [(proc, what)] = app.launched
+        assert "resume" in what
+        proc.terminate()  # before its workers start (it is still importing); after, SIGTERM stops them
+        proc.wait(timeout=60)

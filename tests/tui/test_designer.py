@@ -209,6 +209,7 @@ async def test_preset_fills_the_grid(config, tmp_path):
         assert len(model.languages) == 10 and model.error() is None
         assert str(app.screen.query_one("#cell-3-0").value) == "5.556"
         assert model.percents[3][0] == 50 / 9
+        assert app.screen.names[0] == TEN_LANGUAGES
 
 
 # -- snapshots ------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ async def test_launch_a_tiny_run_and_see_its_curve(tiny_toml, tmp_path):
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
+            proc.wait(timeout=180)
 
 
 def _has_eval_curve(plot) -> bool:
@@ -295,3 +296,21 @@ async def test_switch_experiment_and_create_a_new_one(config, tmp_path):
     assert exp.config.seeds == [0, 1] and [s.name for s in exp.config.schedules] == ["50/50"]
     assert len(exp.runs) == 2
     assert config.read_text(encoding="utf-8").startswith(FIXTURE_CONFIG.rstrip("\n"))
+
+
+@pytest.mark.asyncio
+async def test_escape_warns_once_about_unsaved_changes(config, tmp_path):
+    app = _app(config, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        assert not app.screen.dirty
+        await _type(pilot, "cell-0-0", "60")
+        await _type(pilot, "cell-1-0", "40")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, DesignerScreen)
+        assert "unsaved changes" in str(app.screen.query_one("#message").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, DesignerScreen)
+    assert config.read_text(encoding="utf-8") == FIXTURE_CONFIG

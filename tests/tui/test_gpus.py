@@ -70,3 +70,21 @@ async def test_dashboard_shows_the_cpu_mode_panel_without_gpus(make_app, no_gpus
         assert "CPU mode" in str(panel.render())
         await pilot.press("g")
         assert not panel.display
+
+
+def test_a_workers_child_on_the_gpu_counts_as_its_run():
+    """A GPU process whose parent is the run's worker (here: this test's child, and us the worker)."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        source = FakeSource([fake_gpu(0, processes=[(child.pid, 1000.0, "python -c")])])
+        sample = GpuSampler(source).sample({os.getpid()})
+        assert sample.run_pid == {child.pid: os.getpid()}
+        text = _text(render_gpus(sample, {os.getpid(): "exp/90/10"}))
+        assert "▶ exp/90/10" in text and f"pid {child.pid}" not in text
+    finally:
+        child.kill()
+        child.wait()

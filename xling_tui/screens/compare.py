@@ -117,6 +117,7 @@ class CompareScreen(Screen):
         self.run_ids = list(dict.fromkeys(run_ids))
         self.language = ALL
         self.data: CompareData | None = None
+        self._fetching = False  # one read at a time
 
     def compose(self) -> ComposeResult:
         yield Static(f"comparing {len(self.run_ids)} runs: loading…", id="compare-header")
@@ -133,14 +134,27 @@ class CompareScreen(Screen):
         self.set_interval(float(getattr(self.app, "refresh_every", 2.0)), self.action_reload)
 
     def action_reload(self) -> None:
-        self._fetch()
+        if not self._fetching:
+            self._fetching = True
+            self._fetch()
 
-    @work(thread=True, exclusive=True, group="compare")
+    @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _fetch(self) -> None:
-        self.post_message(fetch_compare(Path(self.app.db_path), self.run_ids))
+        try:
+            data = fetch_compare(Path(self.app.db_path), self.run_ids)
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            report = getattr(self.app, "report_error", None)
+            if report is not None:
+                report(exc, "reading the runs to compare")
+            data = CompareData(error=f"{type(exc).__name__}: {exc}")
+        self.post_message(data)
 
     def on_compare_data(self, data: CompareData) -> None:
+        self._fetching = False
         self.data = data
+        self._render_data(data)
+
+    def _render_data(self, data: CompareData) -> None:
         header = Text(f"comparing {len(self.run_ids)} runs · PPL of {self.language} (l: next language)")
         if data.error:
             header.append(f"\n{data.error}", style="yellow")
@@ -157,7 +171,7 @@ class CompareScreen(Screen):
             return
         options = [ALL, *languages_of(self.data)]
         self.language = options[(options.index(self.language) + 1) % len(options)] if self.language in options else ALL
-        self.on_compare_data(self.data)
+        self._render_data(self.data)
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#compare-tabs", TabbedContent).active = tab

@@ -2,7 +2,7 @@
 
 Data arrives from two thread workers: a poller (``DashboardSource.fetch`` every
 ``app.refresh_every`` seconds, which also ingests what headless ``xling run``
-sessions logged) and the GPU sampler. A poll that finds nothing new posts nothing;
+sessions logged) and the GPU sampler. A poll that finds nothing new redraws nothing;
 a tick that comes while a fetch is still going is folded into one more fetch after
 it, so slow databases never pile up work. Run actions (launch, cancel, resume,
 delete, tag) run on threads too and report through notifications.
@@ -68,13 +68,16 @@ class DashboardScreen(Screen[None]):
         self._source = None
         self._source_lock = threading.Lock()
         self._stop = threading.Event()
+        self._last_error: str | None = None  # the poller reports a failure once, not every poll
 
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield ExperimentBar(id="experiments")
-        yield Input(placeholder="filter: words that must all match (name, status, #tag, note, device)",
+        box = Input(placeholder="filter: words that must all match (name, status, #tag, note, device)",
                     id="filter")
+        box.cursor_blink = False  # over SSH a blinking cursor is a redraw every half second
+        yield box
         yield RunsTable(id="runs")
         yield Static("", id="status-line")
         yield GpuPanel(id="gpus")
@@ -114,8 +117,12 @@ class DashboardScreen(Screen[None]):
                     self._source = DashboardSource(self.app.config_path, self.app.db_path, clock=self.app.clock)
                 data = self._source.fetch(force=force)
         except Exception as exc:  # noqa: BLE001 - reported once, the next poll tries again
-            self.app.report_error(exc, "reading the dashboard")
+            if repr(exc) != self._last_error:
+                self.app.report_error(exc, "reading the dashboard")
+            self._last_error = repr(exc)
             data = None
+        else:
+            self._last_error = None
         finally:
             self.post_message(DashboardFetched(data, seq))
 
@@ -427,7 +434,7 @@ class DashboardScreen(Screen[None]):
             "one line; empty removes the note; esc keeps it", rows[0].note if len(rows) == 1 else ""), entered)
 
     @work(thread=True, group="run-actions", exit_on_error=False)
-    def run_action_thread(self, what: str, run_ids: list[str] = (), **kw) -> None:
+    def run_action_thread(self, what: str, run_ids: list[str] | tuple[str, ...] = (), **kw) -> None:
         """The file and process work of an action, off the UI thread; errors are reported once."""
         from xling_tui import actions
 

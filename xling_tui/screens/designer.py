@@ -40,7 +40,8 @@ def _two(languages: list[str]) -> list[str]:
     return out
 
 
-# The paper's schedules: name -> (ends, {row index: shares}); unnamed rows get 0%.
+# The paper's two-language schedules: name -> (stage ends, shares of the first two languages);
+# any further language gets 0%. The 4-stage one alternates the imbalance every quarter.
 PAIR_PRESETS: dict[str, tuple[list[float], list[list[float]]]] = {
     "50/50": ([1.0], [[50.0], [50.0]]),
     "90/10": ([1.0], [[90.0], [10.0]]),
@@ -134,6 +135,8 @@ class DesignerScreen(Screen):
         self.launched_runs: list[str] = []
         self.launched_proc = None  # the headless `xling run` started from here (tests wait on it)
         self._loading = False
+        self._clean: tuple | None = None  # the state as loaded or saved; anything else is unsaved
+        self._warned = False
 
     # -- layout -------------------------------------------------------------------------
 
@@ -172,7 +175,8 @@ class DesignerScreen(Screen):
             with Horizontal(id="buttons"):
                 for label, action in (("+lang", "add_language"), ("−lang", "remove_language"),
                                       ("+stage", "add_stage"), ("−stage", "remove_stage"),
-                                      ("+sched", "new_schedule"), ("Save", "save"), ("Launch", "launch")):
+                                      ("+sched", "new_schedule"), ("−sched", "delete_schedule"), ("Save", "save"),
+                                      ("Launch", "launch")):
                     yield Button(label, id=f"do-{action}", compact=True)
         yield Footer()
 
@@ -213,6 +217,8 @@ class DesignerScreen(Screen):
         self.query_one("#anchors", Input).value = toml_edit.format_number(draft.anchors)
         self.query_one("#title", Static).update(f"Schedule designer · {self.config_path.name} · {name}")
         self._show_schedule(0, focus)
+        self._clean = self._state()
+        self._warned = False
         self.call_after_refresh(self._done_loading)
 
     def _done_loading(self) -> None:
@@ -242,6 +248,16 @@ class DesignerScreen(Screen):
 
     def on_schedule_grid_changed(self, event: ScheduleGrid.Changed) -> None:
         self._update_summary()
+
+    def _state(self) -> tuple:
+        """Everything a save would write, as shown now."""
+        values = tuple(str(self.query_one(f"#{w}").value) for w in ("model", "tokens", "seeds", "anchors"))
+        grids = tuple((tuple(m.languages), tuple(m.ends), tuple(tuple(r) for r in m.percents)) for m in self.models)
+        return values, tuple(self.names), tuple(self.sources), grids
+
+    @property
+    def dirty(self) -> bool:
+        return self._clean is not None and self._state() != self._clean
 
     def _update_summary(self) -> None:
         error = self.model.error()
@@ -302,9 +318,8 @@ class DesignerScreen(Screen):
         while len(languages) < len(names):
             add_language(self.models, names[len(languages)])
         self.models[self.current] = GridModel(languages, ends, [list(r) for r in percents])
-        if self.sources[self.current] is None or not self.names[self.current]:
-            self.names[self.current] = event.value
-            self.query_one("#schedule-name", Input).value = event.value
+        self.names[self.current] = event.value  # the grid is the preset now; rename it freely
+        self.query_one("#schedule-name", Input).value = event.value
         self.query_one("#preset", Select).clear()
         self._show_schedule(self.current)
 
@@ -367,6 +382,10 @@ class DesignerScreen(Screen):
         self._show_schedule(max(0, self.current - 1))
 
     def action_close(self) -> None:
+        if self.dirty and not self._warned:
+            self._warned = True
+            self._message("unsaved changes: esc again leaves without saving, ctrl+s saves", error=True)
+            return
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
@@ -435,6 +454,9 @@ class DesignerScreen(Screen):
         except (SpecError, OSError) as exc:
             return LaunchResult(None, error=f"launch failed: {exc}")
         self.launched_proc = proc
+        track = getattr(self.app, "track_process", None)  # the app reports its exit and reaps it
+        if track is not None:
+            track(proc, f"launch of {name}")
         return LaunchResult(proc.pid, str(getattr(proc, "log_path", "")), runs)
 
     def on_save_result(self, result: SaveResult) -> None:
@@ -450,6 +472,7 @@ class DesignerScreen(Screen):
         self.original = toml_edit.snapshot(saved)
         self.draft_meta = saved
         self.sources = [s.source for s in saved.schedules]
+        self._clean = self._state()
         self._message(f"saved {self.config_path}")
 
     def on_launch_result(self, result: LaunchResult) -> None:

@@ -99,7 +99,9 @@ class TextPromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"[b]{self.title_text}[/b]")
-            yield Input(value=self.value, id="prompt")
+            box = Input(value=self.value, id="prompt")
+            box.cursor_blink = False
+            yield box
             yield Static(self.hint, classes="hint", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -26,7 +26,7 @@ class LogScreen(Screen[None]):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.title_text = title
-        self.offset = 0
+        self._log_offset = 0
         self.follow = True
 
     def compose(self) -> ComposeResult:
@@ -52,11 +52,11 @@ class LogScreen(Screen[None]):
         try:
             size = path.stat().st_size
         except OSError:
-            if self.offset == 0:
-                self.offset = -1
-                self.app.call_from_thread(self._append, "(no worker log yet: the run has not started)\n")
+            if self._log_offset == 0:
+                self._log_offset = -1
+                self.app.call_from_thread(self._append, "(no worker.log in the run folder yet: its worker has not started here)\n")
             return
-        start = max(self.offset, 0)
+        start = max(self._log_offset, 0)
         if size < start:  # rewritten
             start = 0
         if start == 0 and size > TAIL_BYTES:
@@ -66,7 +66,7 @@ class LogScreen(Screen[None]):
         with open(path, "rb") as fh:
             fh.seek(start)
             chunk = fh.read()
-        self.offset = start + len(chunk)
+        self._log_offset = start + len(chunk)
         self.app.call_from_thread(self._append, chunk.decode("utf-8", errors="replace"))
 
     def _append(self, text: str) -> None:

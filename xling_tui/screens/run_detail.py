@@ -156,6 +156,7 @@ class RunScreen(Screen):
         self.run_id = run_id
         self.info: run_panels.RunInfo | None = None
         self.loads = 0
+        self._fetching = False  # one read at a time: a slow database never piles up threads
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {self.run_id}: loading…", id="run-header")
@@ -177,14 +178,25 @@ class RunScreen(Screen):
         self.set_interval(float(getattr(self.app, "refresh_every", 2.0)), self.action_reload)
 
     def action_reload(self) -> None:
+        if self._fetching:
+            return
+        self._fetching = True
         live = self.info is None or self.info.status not in TERMINAL
         self._fetch(live)
 
-    @work(thread=True, exclusive=True, group="run-detail")
+    @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
     def _fetch(self, ingest: bool) -> None:
-        self.post_message(fetch_run(Path(self.app.db_path), self.run_id, ingest))
+        try:
+            data = fetch_run(Path(self.app.db_path), self.run_id, ingest)
+        except Exception as exc:  # noqa: BLE001 - a bug in a panel must not take the app down
+            report = getattr(self.app, "report_error", None)
+            if report is not None:
+                report(exc, "reading the run")
+            data = RunData(None, error=f"{type(exc).__name__}: {exc}")
+        self.post_message(data)
 
     def on_run_data(self, data: RunData) -> None:
+        self._fetching = False
         self.loads += 1
         header = self.query_one("#run-header", Static)
         if data.info is None:

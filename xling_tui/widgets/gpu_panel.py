@@ -32,16 +32,21 @@ def _percent_style(value: float | None) -> str:
     return "bold red" if value >= 90 else "yellow" if value >= 50 else "green"
 
 
-def _process_text(gpu, run_names: dict[int, str]) -> Text:
+def _process_text(gpu, run_names: dict[int, str], run_pid: dict[int, int]) -> Text:
     """Which xling run is on the GPU, or whose process is (the reason xling may not use it)."""
     text = Text()
     if gpu.mig:
         text.append("MIG: not scheduled ", style="yellow")
+    shown: set[str] = set()
     for p in gpu.processes:
+        name = run_names.get(run_pid.get(p.pid, p.pid))
+        if name in shown:
+            continue  # a worker and its children: the run once
         if text:
             text.append(" ")
-        if p.ours or p.pid in run_names:
-            text.append("▶ " + run_names.get(p.pid, f"xling pid {p.pid}"), style="bold cyan")
+        if p.ours or name:
+            shown.add(name or "")
+            text.append("▶ " + (name or f"xling pid {p.pid}"), style="bold cyan")
         else:
             mem = f" {p.used_memory_mb / 1024:.1f}G" if p.used_memory_mb is not None else ""
             text.append(f"pid {p.pid} {p.name or '?'}{mem}", style="yellow")
@@ -77,7 +82,7 @@ def render_gpus(sample: GpuSample | None, run_names: dict[int, str]) -> Renderab
                  style=_percent_style(mem_pct)),
             Text(f"{gpu.memory_used_mb / 1024:.0f}/{gpu.memory_total_mb / 1024:.0f}G"),
             Text(("–" if gpu.temperature is None else f"{gpu.temperature:.0f}°C") + (f" {power}" if power else "")),
-            _process_text(gpu, run_names),
+            _process_text(gpu, run_names, sample.run_pid),
         )
     notes = [Text(n, style="yellow") for n in snap.notes]
     return Group(table, *notes) if notes else table

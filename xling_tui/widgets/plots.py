@@ -132,6 +132,11 @@ class XPlot(PlotWidget):
         self.draws += 1
         self._draw(figure)
 
+    def on_resize(self) -> None:
+        """Decimation depends on the width: a resized plot redraws what it shows."""
+        if self._shown is not None:
+            self._draw(self._shown)
+
     def _draw(self, figure: Figure) -> None:
         self.clear()
         width = max(self.size.width - self.margin_left - 2, 10)

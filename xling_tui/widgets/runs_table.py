@@ -202,10 +202,22 @@ class RunsTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[str] = []
         self._cells: dict[str, tuple[object, ...]] = {}
+        self._formatted: dict[str, tuple[RunRow, tuple[bool, bool], tuple[object, ...]]] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def _cells_of(self, row: RunRow, marked: bool, several: bool) -> tuple[object, ...]:
+        """Formatting is most of a refresh's cost: a run whose row object is unchanged
+        (the data source keeps it when the run did not move) reuses its cells."""
+        key = (marked, several)
+        cached = self._formatted.get(row.run_id)
+        if cached is not None and cached[0] is row and cached[1] == key:
+            return cached[2]
+        cells = row_cells(row, marked, several)
+        self._formatted[row.run_id] = (row, key, cells)
+        return cells
 
     @property
     def current_run_id(self) -> str | None:
@@ -228,17 +240,18 @@ class RunsTable(DataTable):
         keeping the cursor on the run it was on."""
         ids = [r.run_id for r in rows]
         several = len({r.experiment for r in rows}) > 1
-        cells = {r.run_id: row_cells(r, r.run_id in marked, several) for r in rows}
+        cells = {r.run_id: self._cells_of(r, r.run_id in marked, several) for r in rows}
         if ids == self._shown:
             for rid in ids:
                 old, new = self._cells.get(rid), cells[rid]
-                if old == new:
+                if old is new or old == new:
                     continue
                 for (col, _), before, after in zip(COLUMNS, old or (None,) * len(new), new):
                     if before != after:
                         self.update_cell(rid, col, after)
             self._cells = cells
             return
+        self._formatted = {rid: v for rid, v in self._formatted.items() if rid in cells}
         current = self.current_run_id
         self.clear()
         for rid in ids:

@@ -165,7 +165,6 @@ class ScheduleGrid(Widget, can_focus=False):
     def __init__(self, model: GridModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = model
-        self._focus_after: str | None = None
 
     # -- layout ------------------------------------------------------------------------
 
@@ -201,20 +200,19 @@ class ScheduleGrid(Widget, can_focus=False):
     def on_mount(self) -> None:
         self.update_derived()
 
-    async def rebuild(self, focus: str | None = None) -> None:
-        """After a structure edit: new cells, focus kept where the user was."""
+    async def rebuild(self, focus: str | None = None, notify: bool = True) -> None:
+        """After a structure edit (``notify``: tell the screen) or a new model: new cells, focus placed."""
         await self.recompose()
         self.update_derived()
         if focus:
-            try:
-                self.query_one(f"#{focus}", Input).focus()
-            except Exception:  # noqa: BLE001 - the cell may no longer exist
-                pass
-        self.post_message(self.Changed(self))
+            for cell in self.query(f"#{focus}"):  # none when that cell went away
+                cell.focus()
+        if notify:
+            self.post_message(self.Changed(self))
 
     def set_model(self, model: GridModel, focus: str | None = None) -> None:
         self.model = model
-        self.call_later(self.rebuild, focus)
+        self.call_later(self.rebuild, focus, False)
 
     # -- edits ---------------------------------------------------------------------------
 
