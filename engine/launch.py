@@ -1,10 +1,11 @@
 """The run queue: prepares run folders, starts worker processes, follows their logs.
 
 The launcher never writes the database. It writes each run's folder (spec.json and
-a ``queued`` event), starts ``python -m engine.worker`` per run, reads the workers'
-event logs to follow progress, and asks the ``ResultSink`` the front end gave it
-(the DuckDB store) to catch up now and then. Whatever happens to the database, the
-logs keep every measurement.
+a ``queued`` event), starts ``python -m engine.worker`` per run through a backend (a
+local process, a Slurm job, a Ray task; a ``submitted`` event records which), reads
+the workers' event logs to follow progress, and asks the ``ResultSink`` the front end
+gave it (the DuckDB store) to catch up now and then. Whatever happens to the
+database, the logs keep every measurement.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def write_experiment(root: Path, exp: Experiment) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """Two launchers may write the same file at once: each through its own temporary."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
