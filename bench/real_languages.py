@@ -42,13 +42,14 @@ ORDER BY r.kind, r.name, e.language, r.seed
 """
 
 SUMMARY = """
-SELECT r.experiment, r.name, any_value(k.n_anchors) AS anchors, any_value(k.vocab_size) AS vocab,
-       (SELECT avg(g.similarity) FROM align_gradients g WHERE g.run_id = r.run_id AND g.step = r.total_steps) AS grad,
-       (SELECT avg(h.similarity) FROM align_hidden h WHERE h.run_id = r.run_id AND h.step = r.total_steps
-                                                      AND h.layer > 0) AS hidden
-FROM runs r LEFT JOIN tokenizers k USING (run_id)
+SELECT r.experiment, r.name, k.n_anchors AS anchors, k.vocab_size AS vocab, g.grad, h.hidden
+FROM runs r
+LEFT JOIN tokenizers k USING (run_id)
+LEFT JOIN (SELECT run_id, step, avg(similarity) AS grad FROM align_gradients GROUP BY ALL) g
+       ON g.run_id = r.run_id AND g.step = r.total_steps
+LEFT JOIN (SELECT run_id, step, avg(similarity) AS hidden FROM align_hidden WHERE layer > 0 GROUP BY ALL) h
+       ON h.run_id = r.run_id AND h.step = r.total_steps
 WHERE r.status = 'done' AND r.kind = 'mix'
-GROUP BY r.experiment, r.name, r.run_id
 """
 
 
