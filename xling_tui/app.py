@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -80,6 +81,7 @@ class XlingApp(App[None]):
         self.refresh_every = refresh_every
         self.gpu_every = gpu_every
         self.launched: list[tuple[Any, str]] = []  # (Popen, what) of headless runs we started
+        self._launched_lock = threading.Lock()
         self.sub_title = f"{self.config_path.name} · {self.db_path.name}"
 
     def get_default_screen(self) -> Screen:
@@ -156,15 +158,17 @@ class XlingApp(App[None]):
     # -- launched processes ---------------------------------------------------------------
 
     def track_process(self, proc: Any, what: str) -> None:
-        """Thread-safe: remembers a launch so its exit is reported (and the process reaped)."""
-        self.call_from_thread(self.launched.append, (proc, what))
+        """From any thread: remembers a launch so its exit is reported (and the process reaped)."""
+        with self._launched_lock:
+            self.launched.append((proc, what))
 
     def _reap_launched(self) -> None:
-        for proc, what in list(self.launched):
-            code = proc.poll()
-            if code is None:
-                continue
-            self.launched.remove((proc, what))
+        with self._launched_lock:
+            ended = [(p, w, p.poll()) for p, w in self.launched]
+            ended = [e for e in ended if e[2] is not None]
+            for proc, what, _ in ended:
+                self.launched.remove((proc, what))
+        for proc, what, code in ended:
             log = getattr(proc, "log_path", None)
             if code in (0, 130):
                 self.notify(f"{what} finished", timeout=5)

@@ -184,3 +184,19 @@ async def test_a_fresh_folder_shows_what_to_do(tmp_path):
         status = str(app.screen.query_one("#status-line").render())
         assert "no such file" in status and "no runs" in status
     assert not (tmp_path / "xling.duckdb").exists()
+
+
+@asyncio
+async def test_a_launch_that_fails_is_reported_with_its_log(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+        proc.log_path = tmp_path / "launch.log"
+        app.track_process(proc, "launch of table1")
+        for _ in range(100):
+            if not app.launched:
+                break
+            await pilot.pause(0.1)
+        await pilot.pause()
+        assert not app.launched
+        assert any("exit code 2" in n.message and "launch.log" in n.message for n in app._notifications)
