@@ -117,7 +117,7 @@ class XlingApp(App[None]):
         for binding in getattr(screen, "BINDINGS", []):
             if isinstance(binding, Binding) and binding.description and binding.action not in ("clear",):
                 keys = binding.key.replace("left_square_bracket", "[").replace("right_square_bracket", "]")
-                out.append((binding.description, f"{type(screen).__name__} ({keys})",
+                out.append((binding.description, f"{binding.tooltip or type(screen).__name__} ({keys})",
                             f"screen.{binding.action}"))
         return out
 

@@ -30,26 +30,28 @@ from xling_tui.widgets.runs_table_experiments import ExperimentBar
 
 class DashboardScreen(Screen[None]):
     CSS_PATH = "dashboard.tcss"
-    BINDINGS = [
-        Binding("enter,o", "open_run", "open", priority=False),
-        Binding("space", "mark", "mark"),
-        Binding("slash", "filter", "filter"),
-        Binding("s", "sort", "sort"),
-        Binding("S", "reverse_sort", "reverse sort", show=False),
-        Binding("left_square_bracket", "experiment(-1)", "prev experiment", show=False),
-        Binding("right_square_bracket", "experiment(1)", "next experiment", show=False),
-        Binding("L", "launch", "launch"),
-        Binding("x", "cancel_runs", "cancel"),
-        Binding("R", "resume_runs", "resume", show=False),
-        Binding("D", "delete_runs", "delete", show=False),
-        Binding("t", "tag", "tag", show=False),
-        Binding("n", "note", "note", show=False),
-        Binding("l", "show_log", "log"),
-        Binding("c", "compare", "compare", show=False),
-        Binding("g", "toggle_gpus", "GPUs", show=False),
-        Binding("a", "mark_all", "mark all", show=False),
-        Binding("escape", "clear", "clear", show=False),
-        Binding("ctrl+r", "refresh", "refresh", show=False),
+    BINDINGS = [  # description: the footer's word; tooltip: the help screen's line
+        Binding("enter,o", "open_run", "open", tooltip="run panels of the run: PPL curves, TEff, alignment"),
+        Binding("space", "mark", "mark", tooltip="mark / unmark the run (actions apply to the marked runs)"),
+        Binding("slash", "filter", "filter", tooltip="filter: words in name, status, #tag, note, device"),
+        Binding("s", "sort", "sort", tooltip="sort by the next column (default, name, status, progress, ...)"),
+        Binding("S", "reverse_sort", "reverse sort", show=False, tooltip="reverse the sort"),
+        Binding("left_square_bracket", "experiment(-1)", "prev experiment", show=False,
+                tooltip="show the previous experiment (or all)"),
+        Binding("right_square_bracket", "experiment(1)", "next experiment", show=False,
+                tooltip="show the next experiment (or all)"),
+        Binding("L", "launch", "launch", tooltip="launch the shown experiment (or all) as a headless xling run"),
+        Binding("x", "cancel_runs", "cancel", tooltip="cancel running or queued runs (asks; workers checkpoint)"),
+        Binding("R", "resume_runs", "resume", show=False, tooltip="resume failed or cancelled runs"),
+        Binding("D", "delete_runs", "delete", show=False, tooltip="delete runs and their artefacts (asks)"),
+        Binding("t", "tag", "tag", show=False, tooltip="set tags (kept in the run folder)"),
+        Binding("n", "note", "note", show=False, tooltip="set a note (kept in the run folder)"),
+        Binding("l", "show_log", "log", tooltip="the run's worker log, followed"),
+        Binding("c", "compare", "compare", show=False, tooltip="compare the marked runs"),
+        Binding("g", "toggle_gpus", "GPUs", show=False, tooltip="show / hide the GPU panel"),
+        Binding("a", "mark_all", "mark all", show=False, tooltip="mark all shown runs (again: none)"),
+        Binding("escape", "clear", "clear", show=False, tooltip="close the filter, clear it, then the marks"),
+        Binding("ctrl+r", "refresh", "refresh", show=False, tooltip="read the database now"),
     ]
 
     filter_text: reactive[str] = reactive("")

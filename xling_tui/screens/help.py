@@ -43,7 +43,7 @@ def bindings_of(module: str, cls: str) -> list[tuple[str, str]] | None:
     out = []
     for b in getattr(target, "BINDINGS", []):
         if isinstance(b, Binding):
-            out.append((key_names(b.key), b.description or b.action.replace("_", " ")))
+            out.append((key_names(b.key), b.tooltip or b.description or b.action.replace("_", " ")))
         elif isinstance(b, tuple) and len(b) >= 2:
             out.append((key_names(b[0]), b[2] if len(b) > 2 else b[1]))
     return out
