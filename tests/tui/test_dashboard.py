@@ -26,6 +26,8 @@ def test_filter_matches_every_term_in_name_status_tags_and_note():
     assert [r.run_id for r in filter_rows(rows, "90/10 running")] == ["c"]
     assert [r.run_id for r in filter_rows(rows, "#good")] == ["a"]
     assert [r.run_id for r in filter_rows(rows, "DIVERGED")] == ["b"]
+    rows.append(_row("d", "mix", best_ppl=(("EN1", 10.0), ("FR", 12.0))))
+    assert [r.run_id for r in filter_rows(rows, "fr")] == ["d"]
     assert filter_rows(rows, "", experiment="other") == []
 
 

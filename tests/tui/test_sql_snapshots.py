@@ -15,10 +15,8 @@ def _run(sql: str):
         screen = pilot.app.screen
         screen.query_one("#sql-editor").text = sql
         await pilot.press("ctrl+r")
-        table = screen.query_one("#sql-result")
         for _ in range(400):
-            # DataTable measures new rows when idle: wait for that too, or the snapshot races it
-            if not screen.running and not (table._require_update_dimensions or table._new_rows):
+            if not screen.running:
                 break
             await pilot.pause(0.05)
         await pilot.pause()

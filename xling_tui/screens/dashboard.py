@@ -33,7 +33,7 @@ class DashboardScreen(Screen[None]):
     BINDINGS = [  # description: the footer's word; tooltip: the help screen's line
         Binding("enter,o", "open_run", "open", tooltip="run panels of the run: PPL curves, TEff, alignment"),
         Binding("space", "mark", "mark", tooltip="mark / unmark the run (actions apply to the marked runs)"),
-        Binding("slash", "filter", "filter", tooltip="filter: words in name, status, #tag, note, device"),
+        Binding("slash", "filter", "filter", tooltip="filter: words in name, status, #tag, note, device, language"),
         Binding("s", "sort", "sort", tooltip="sort by the next column (default, name, status, progress, ...)"),
         Binding("S", "reverse_sort", "reverse sort", show=False, tooltip="reverse the sort"),
         Binding("left_square_bracket", "experiment(-1)", "prev experiment", show=False,
@@ -76,7 +76,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield ExperimentBar(id="experiments")
-        box = Input(placeholder="filter: words that must all match (name, status, #tag, note, device)",
+        box = Input(placeholder="filter: words that must all match (name, status, #tag, note, device, language)",
                     id="filter")
         box.cursor_blink = False  # over SSH a blinking cursor is a redraw every half second
         yield box

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -119,9 +120,14 @@ class SqlScreen(Screen[None]):
             return
         table = self.query_one("#sql-result", DataTable)
         table.clear(columns=True)
-        for name in out.columns:
-            table.add_column(name)
-        table.add_rows([tuple(cell(v) for v in row) for row in out.rows])
+        rows = [tuple(cell(v) for v in row) for row in out.rows]
+        # Widths from the cells now, not measured by DataTable when idle (a frame painted
+        # before that would keep header-wide columns in its cache).
+        for i, name in enumerate(out.columns):
+            width = max([cell_len(name), *(c.cell_len if isinstance(c, Text) else cell_len(c) for c in
+                                           (r[i] for r in rows))])
+            table.add_column(name, width=width)
+        table.add_rows(rows)
         capped = f" (the first {ROW_CAP}; add a LIMIT or aggregate)" if out.truncated else ""
         self._status(f"{len(out.rows)} row(s){capped} in {out.seconds:.2f} s", style="green")
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -116,13 +117,13 @@ def device_text(row: RunRow) -> str:
 
 def row_haystack(row: RunRow) -> str:
     parts = [row.experiment, row.name, row.status, row.kind, row.device, row.host, row.run_id,
-             row.note, *row.tags, *("#" + t for t in row.tags)]
+             row.note, *row.tags, *("#" + t for t in row.tags), *(lang for lang, _ in row.best_ppl)]
     return " ".join(p for p in parts if p).lower()
 
 
 def filter_rows(rows: Iterable[RunRow], text: str, experiment: str | None = None) -> list[RunRow]:
     """Every whitespace-separated term must occur somewhere in the row (name, status, tags
-    as ``#tag``, note, device, id); ``experiment`` keeps that experiment only."""
+    as ``#tag``, note, device, id, evaluated languages); ``experiment`` keeps that experiment only."""
     terms = text.lower().split()
     out = []
     for row in rows:
@@ -191,8 +192,26 @@ def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple
     )
 
 
+def cell_width(cell: object) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def column_widths(cells: Iterable[tuple[object, ...]]) -> list[int]:
+    """Each column as wide as its widest cell or its label."""
+    widths = [cell_len(label) for _, label in COLUMNS]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], cell_width(cell))
+    return widths
+
+
 class RunsTable(DataTable):
-    """Rows keyed by run id; ``show`` diffs against what is on screen."""
+    """Rows keyed by run id; ``show`` diffs against what is on screen.
+
+    Column widths are computed here, from the cells, when the table is rebuilt: left to
+    DataTable they are measured on an idle event after the rows arrive, and a frame
+    painted in between keeps header-wide columns in DataTable's line cache.
+    """
 
     DEFAULT_CSS = """
     RunsTable { height: 1fr; }
@@ -202,11 +221,17 @@ class RunsTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[str] = []
         self._cells: dict[str, tuple[object, ...]] = {}
+        self._widths: list[int] = []
         self._formatted: dict[str, tuple[RunRow, tuple[bool, bool], tuple[object, ...]]] = {}
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        self._set_columns(column_widths([]))
+
+    def _set_columns(self, widths: list[int]) -> None:
+        self.clear(columns=True)
+        for (key, label), width in zip(COLUMNS, widths):
+            self.add_column(label, key=key, width=width)
+        self._widths = widths
 
     def _cells_of(self, row: RunRow, marked: bool, several: bool) -> tuple[object, ...]:
         """Formatting is most of a refresh's cost: a run whose row object is unchanged
@@ -226,34 +251,29 @@ class RunsTable(DataTable):
         return self._shown[self.cursor_row]
 
     @property
-    def settled(self) -> bool:
-        """True once DataTable has measured the rows it was given (it does so when idle);
-        tests wait for it before taking a snapshot."""
-        return not (self._require_update_dimensions or self._new_rows or self._updated_cells)
-
-    @property
     def shown_ids(self) -> list[str]:
         return list(self._shown)
 
     def show(self, rows: Sequence[RunRow], marked: set[str]) -> None:
-        """Same runs in the same order: only changed cells are updated; otherwise rebuild,
-        keeping the cursor on the run it was on."""
+        """Same runs in the same order and every cell still fits its column: only changed
+        cells are updated; otherwise rebuild, keeping the cursor on the run it was on."""
         ids = [r.run_id for r in rows]
         several = len({r.experiment for r in rows}) > 1
         cells = {r.run_id: self._cells_of(r, r.run_id in marked, several) for r in rows}
-        if ids == self._shown:
-            for rid in ids:
-                old, new = self._cells.get(rid), cells[rid]
-                if old is new or old == new:
-                    continue
-                for (col, _), before, after in zip(COLUMNS, old or (None,) * len(new), new):
+        changed = [(rid, cells[rid]) for rid in ids if not (self._cells.get(rid) is cells[rid]
+                                                             or self._cells.get(rid) == cells[rid])]
+        fits = all(cell_width(c) <= w for _, row in changed for c, w in zip(row, self._widths))
+        if ids == self._shown and fits:
+            for rid, new in changed:
+                old = self._cells.get(rid) or (None,) * len(new)
+                for (col, _), before, after in zip(COLUMNS, old, new):
                     if before != after:
                         self.update_cell(rid, col, after)
             self._cells = cells
             return
         self._formatted = {rid: v for rid, v in self._formatted.items() if rid in cells}
         current = self.current_run_id
-        self.clear()
+        self._set_columns(column_widths(cells.values()))
         for rid in ids:
             self.add_row(*cells[rid], key=rid)
         self._shown, self._cells = ids, cells
