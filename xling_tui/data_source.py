@@ -49,6 +49,8 @@ class RunRow:
     message: str | None = None
     started: float | None = None
     last_seen: float | None = None
+    backend: str | None = None  # local, slurm, ray: where the launcher sent it
+    job_id: str | None = None  # the scheduler's job or task id
 
     @property
     def label(self) -> str:
@@ -239,6 +241,7 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
         status=rec["status"], step=rec["step"], total_steps=rec["total_steps"], tokens=rec["tokens"],
         total_tokens=rec["total_tokens"], tokens_per_s=tokens_per_s, loss=loss,
         device=rec["device"], host=rec["host"], pid=rec["pid"],
+        backend=rec["backend"], job_id=rec["job_id"],
         best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
         loss_curve=tuple(curve), tags=tuple(rec["tags"] or ()), note=rec["note"] or "",
         message=rec["message"], started=rec["started"], last_seen=rec["last_seen"],

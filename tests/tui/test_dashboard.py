@@ -7,7 +7,8 @@ import math
 import pytest
 
 from xling_tui.data_source import RunRow
-from xling_tui.widgets.runs_table import (filter_rows, human_duration, progress_bar, sort_rows, sparkline)
+from xling_tui.widgets.runs_table import (device_text, filter_rows, human_duration, progress_bar, sort_rows,
+                                         sparkline)
 
 asyncio = pytest.mark.asyncio
 
@@ -29,6 +30,16 @@ def test_filter_matches_every_term_in_name_status_tags_and_note():
     rows.append(_row("d", "mix", best_ppl=(("EN1", 10.0), ("FR", 12.0))))
     assert [r.run_id for r in filter_rows(rows, "fr")] == ["d"]
     assert filter_rows(rows, "", experiment="other") == []
+
+
+def test_where_a_run_is_names_its_cluster_job_and_filters_on_it():
+    local = _row("a", "50/50", device="cuda:0", host="box", pid=4242, backend="local", job_id="4242")
+    slurm = _row("b", "90/10", device="cuda:0", host="node7", backend="slurm", job_id="81234")
+    assert device_text(local) == "cuda:0@box"
+    assert device_text(slurm) == "cuda:0@node7 slurm 81234"
+    queued = _row("c", "x", status="queued", device=None, host=None, backend="slurm", job_id="81235")
+    assert device_text(queued) == "slurm 81235"
+    assert [r.run_id for r in filter_rows([local, slurm, queued], "8123")] == ["b", "c"]
 
 
 def test_sort_by_progress_and_best_ppl_of_the_weakest_language():

@@ -107,16 +107,19 @@ def best_ppl_text(best: Iterable[tuple[str, float]]) -> str:
 
 
 def device_text(row: RunRow) -> str:
-    if not row.device:
-        return ""
-    return row.device if not row.host else f"{row.device}@{row.host}"
+    """Where the run is: device@host, then its scheduler job when a cluster runs it
+    ('cuda:0@node7 slurm 1234'), the same facts `xling status` shows."""
+    where = (row.device or "") if not row.host else f"{row.device or '?'}@{row.host}"
+    if row.job_id and row.backend not in (None, "local"):
+        where = f"{where} {row.backend} {row.job_id}".strip()
+    return where
 
 
 # -- filtering and sorting ---------------------------------------------------------------
 
 
 def row_haystack(row: RunRow) -> str:
-    parts = [row.experiment, row.name, row.status, row.kind, row.device, row.host, row.run_id,
+    parts = [row.experiment, row.name, row.status, row.kind, row.device, row.host, row.job_id, row.run_id,
              row.note, *row.tags, *("#" + t for t in row.tags), *(lang for lang, _ in row.best_ppl)]
     return " ".join(p for p in parts if p).lower()
 
