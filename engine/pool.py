@@ -40,6 +40,9 @@ class CpuPool:
         if len(self.used) >= self.slots:
             return None
         self.used.add(run_id)
+        return self.placement()
+
+    def placement(self) -> Placement:
         return Placement("cpu", threads=max(1, (os.cpu_count() or 1) // self.slots))
 
     def release(self, run_id: str) -> None:
@@ -99,27 +102,13 @@ class GpuPool:
         return self._reason
 
 
-class ClusterPool:
+class ClusterPool(CpuPool):
     """A scheduler places the runs (Slurm, Ray): every run gets the same request, and
     ``slots`` only caps how many are handed to it at once."""
 
     def __init__(self, placement: Placement, slots: int) -> None:
-        self.placement = placement
-        self.slots = max(1, slots)
-        self.used: set[str] = set()
+        super().__init__(slots)
+        self.request = placement
 
-    @property
-    def capacity(self) -> int:
-        return self.slots
-
-    def acquire(self, run_id: str) -> Placement | None:
-        if len(self.used) >= self.slots:
-            return None
-        self.used.add(run_id)
-        return self.placement
-
-    def release(self, run_id: str) -> None:
-        self.used.discard(run_id)
-
-    def waiting_reason(self) -> str | None:
-        return None
+    def placement(self) -> Placement:
+        return self.request
