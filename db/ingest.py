@@ -333,7 +333,7 @@ def _annotations(run_dir: Path) -> tuple[list[str] | None, str | None]:
     return _str_list(data.get("tags")) or None, _str(data.get("note")) or None
 
 
-def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[Any, str]]) -> bool:
+def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[Any, ...]]) -> bool:
     """Adds one run's news to the batch; True when the run changed at all."""
     run_id = run_dir.name
     changed = False
