@@ -96,9 +96,19 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="xling-bench-"))
     db = args.db or folder / "bench.duckdb"
     toml = folder / "experiments.toml"
-    toml.write_text(EXPERIMENT.format(model=args.model, tokens=args.tokens, seeds=args.seeds, corpus=corpus,
-                                      max_chars=args.max_chars, batch=args.batch, context=args.context,
-                                      lr=args.lr, stride=args.context // 4))
+    toml.write_text(
+        EXPERIMENT.format(
+            model=args.model,
+            tokens=args.tokens,
+            seeds=args.seeds,
+            corpus=corpus,
+            max_chars=args.max_chars,
+            batch=args.batch,
+            context=args.context,
+            lr=args.lr,
+            stride=args.context // 4,
+        )
+    )
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", args.device]
     if args.device != "cpu":
@@ -118,9 +128,11 @@ def report(db: Path, wall: float, args) -> None:
     store = Store(db)
     store.ingest()
     rows = store.query(RESULTS).dicts()
-    print(f"\ncloned English, model {args.model} on {args.device}, budget {args.tokens:,} tokens "
-          f"(batch {args.batch} x {args.context}), seeds {args.seeds}; "
-          f"wall time {wall / 60:.1f} min for {len({(r['name'], r['seed']) for r in rows})} runs")
+    print(
+        f"\ncloned English, model {args.model} on {args.device}, budget {args.tokens:,} tokens "
+        f"(batch {args.batch} x {args.context}), seeds {args.seeds}; "
+        f"wall time {wall / 60:.1f} min for {len({(r['name'], r['seed']) for r in rows})} runs"
+    )
     print(f"{'run':18s} {'lang':4s} {'PPL per seed':>22s} {'TEff per seed':>22s} {'mean TEff':>9s}")
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -134,8 +146,12 @@ def report(db: Path, wall: float, args) -> None:
     print("\ninput-embedding similarity of equivalent subwords vs all-pairs control:")
     for r in store.query(EMBEDDINGS).dicts():
         print(f"  {r['name']:18s} seed {r['seed']}: {r['similarity']:+.3f} vs control {r['control']:+.3f}")
-    for name, laws in (("scaling law", store.query(
-            "SELECT language, params, residuals FROM scaling_fits WHERE experiment = 'cloned_en'").rows),):
+    for name, laws in (
+        (
+            "scaling law",
+            store.query("SELECT language, params, residuals FROM scaling_fits WHERE experiment = 'cloned_en'").rows,
+        ),
+    ):
         for lang, params, residuals in laws:
             print(f"{name} {lang}: {params}; log residuals {[round(x, 3) for x in residuals]}")
 

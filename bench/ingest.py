@@ -26,9 +26,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import torch
@@ -37,16 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from db.ingest import utc_timestamp  # noqa: E402
 from db.store import SCHEMA_SQL, Store  # noqa: E402
-from engine.events import (EVENTS_FILE, SPEC_FILE, EvalResult, EventLog, Heartbeat, Queued,  # noqa: E402
-                           Started, TrainMetric)
-from engine.spec import ExperimentConfig, expand_runs  # noqa: E402
+from engine.config.spec import ExperimentConfig, expand_runs  # noqa: E402
+from engine.runs.events import EvalResult, EventLog, Heartbeat, Queued, Started, TrainMetric
+from engine.runs.layout import EVENTS_FILE, SPEC_FILE
 from engine.train import HEARTBEAT_SECONDS, Trainer, lr_at  # noqa: E402
 
 LANGS = ("EN1", "EN2")
-LOG_EVERY = 10  # engine.spec's default train.log_every
+LOG_EVERY = 10  # engine.config.spec's default train.log_every
 EVAL_EVERY = 2_000  # train lines between evaluations (one row per language each)
 BEAT_EVERY = 3  # train lines between heartbeats: ~2 s per line at 0.2 s/step and log_every 10
-INGEST_PERIOD = 2.0  # engine.launch.Launcher's sync_every
+INGEST_PERIOD = 2.0  # engine.launch.launcher.Launcher's sync_every
 TRAIN_COLS = "run_id, step, tokens, lr, loss, lang_loss, tokens_per_s, time"
 EVAL_COLS = "run_id, step, tokens, language, loss, ppl, char_ppl, accuracy, n_tokens, time"
 
@@ -75,8 +76,17 @@ class Logs:
 
 def _spec(run_id: str, n: int, events: int) -> dict[str, Any]:
     steps = events * LOG_EVERY
-    return {"run_id": run_id, "experiment": "bench", "name": f"run{n}", "kind": "mix", "model": "cpu-xs",
-            "seed": n, "languages": list(LANGS), "total_steps": steps, "total_tokens": steps * 32 * 128}
+    return {
+        "run_id": run_id,
+        "experiment": "bench",
+        "name": f"run{n}",
+        "kind": "mix",
+        "model": "cpu-xs",
+        "seed": n,
+        "languages": list(LANGS),
+        "total_steps": steps,
+        "total_tokens": steps * 32 * 128,
+    }
 
 
 def _run_events(run_id: str, events: int, rng: random.Random) -> list[Any]:
@@ -86,16 +96,35 @@ def _run_events(run_id: str, events: int, rng: random.Random) -> list[Any]:
     for i in range(1, events + 1):
         step = i * LOG_EVERY
         loss = 8.0 * (1 + step) ** -0.15 + rng.gauss(0, 0.02)
-        out.append(TrainMetric(run_id, step=step, tokens=step * 4096, lr=lr_at(step, steps, 1e-3, 1e-4, 500),
-                               loss=loss, lang_loss={lang: loss + rng.gauss(0, 0.05) for lang in LANGS},
-                               tokens_per_s=rng.uniform(9e4, 1.1e5)))
+        out.append(
+            TrainMetric(
+                run_id,
+                step=step,
+                tokens=step * 4096,
+                lr=lr_at(step, steps, 1e-3, 1e-4, 500),
+                loss=loss,
+                lang_loss={lang: loss + rng.gauss(0, 0.05) for lang in LANGS},
+                tokens_per_s=rng.uniform(9e4, 1.1e5),
+            )
+        )
         if i % BEAT_EVERY == 0:
             out.append(Heartbeat(run_id, step, 4242))
         if i % EVAL_EVERY == 0:
             for lang in LANGS:
                 el = loss + rng.gauss(0.1, 0.02)
-                out.append(EvalResult(run_id, step=step, tokens=step * 4096, language=lang, loss=el,
-                                      ppl=2.718281828 ** el, char_ppl=1.5 ** el, accuracy=rng.random(), n_tokens=65536))
+                out.append(
+                    EvalResult(
+                        run_id,
+                        step=step,
+                        tokens=step * 4096,
+                        language=lang,
+                        loss=el,
+                        ppl=2.718281828**el,
+                        char_ppl=1.5**el,
+                        accuracy=rng.random(),
+                        n_tokens=65536,
+                    )
+                )
     return out
 
 
@@ -130,8 +159,10 @@ def xling_ingest(logs: Logs) -> float:
     stats = logs.store.ingest()
     dt = time.perf_counter() - t0
     if stats.train_rows != logs.train_rows or stats.eval_rows != logs.eval_rows:
-        print(f"  WARNING: ingest wrote {stats.train_rows} + {stats.eval_rows} rows, "
-              f"expected {logs.train_rows} + {logs.eval_rows}")
+        print(
+            f"  WARNING: ingest wrote {stats.train_rows} + {stats.eval_rows} rows, "
+            f"expected {logs.train_rows} + {logs.eval_rows}"
+        )
     return dt
 
 
@@ -145,11 +176,33 @@ def naive_parse(paths: list[Path]) -> tuple[list[tuple], list[tuple]]:
                 ev = json.loads(line)
                 kind = ev["kind"]
                 if kind == "train":
-                    train.append((ev["run_id"], ev["step"], ev["tokens"], ev["lr"], ev["loss"], ev["lang_loss"],
-                                  ev["tokens_per_s"], utc_timestamp(ev["time"])))
+                    train.append(
+                        (
+                            ev["run_id"],
+                            ev["step"],
+                            ev["tokens"],
+                            ev["lr"],
+                            ev["loss"],
+                            ev["lang_loss"],
+                            ev["tokens_per_s"],
+                            utc_timestamp(ev["time"]),
+                        )
+                    )
                 elif kind == "eval":
-                    evals.append((ev["run_id"], ev["step"], ev["tokens"], ev["language"], ev["loss"], ev["ppl"],
-                                  ev["char_ppl"], ev["accuracy"], ev["n_tokens"], utc_timestamp(ev["time"])))
+                    evals.append(
+                        (
+                            ev["run_id"],
+                            ev["step"],
+                            ev["tokens"],
+                            ev["language"],
+                            ev["loss"],
+                            ev["ppl"],
+                            ev["char_ppl"],
+                            ev["accuracy"],
+                            ev["n_tokens"],
+                            utc_timestamp(ev["time"]),
+                        )
+                    )
     return train, evals
 
 
@@ -179,8 +232,9 @@ def same_rows(naive_db: Path, xling_db: Path) -> bool:
         con.execute(f"ATTACH '{xling_db}' AS x (READ_ONLY)")
         missing = 0
         for table, cols in (("train_metrics", TRAIN_COLS), ("evals", EVAL_COLS)):
-            row = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM {table} "
-                              f"EXCEPT SELECT {cols} FROM x.{table})").fetchone()
+            row = con.execute(
+                f"SELECT count(*) FROM (SELECT {cols} FROM {table} EXCEPT SELECT {cols} FROM x.{table})"
+            ).fetchone()
             missing += row[0] if row else 0
         return missing == 0
     finally:
@@ -203,8 +257,10 @@ def _rate(label: str, rows_per_s: float, note: str) -> None:
 def bench_ingest(tmp: Path, runs: int, events: int, naive_rows: int) -> Logs:
     """Part (a): prints rates and ratios; returns the ingested folder for part (b)."""
     logs = write_logs(tmp, runs, events)
-    print(f"(a) ingest: {runs} runs x {events:,} train events (+ evals, heartbeats): {logs.lines:,} log lines, "
-          f"{logs.bytes / 1e6:.1f} MB, {logs.rows:,} metric rows ({logs.train_rows:,} train + {logs.eval_rows:,} eval)")
+    print(
+        f"(a) ingest: {runs} runs x {events:,} train events (+ evals, heartbeats): {logs.lines:,} log lines, "
+        f"{logs.bytes / 1e6:.1f} MB, {logs.rows:,} metric rows ({logs.train_rows:,} train + {logs.eval_rows:,} eval)"
+    )
     print(f"    workers' EventLog.emit: {1e6 * logs.emit_s / logs.lines:.1f} us/line (in the workers, not the ingest)")
 
     t_xling = xling_ingest(logs)
@@ -225,8 +281,10 @@ def bench_ingest(tmp: Path, runs: int, events: int, naive_rows: int) -> Logs:
     _rate("naive executemany INSERT alone", r_insert, f"{t_insert:.2f} s, {sample}, one transaction")
     _rate("naive end to end (parse + INSERT)", r_naive, "per row: parse + INSERT")
     print(f"    rows identical in both databases: {'yes' if same_rows(naive_db, logs.store.db_path) else 'NO'}")
-    print(f"    ratio xling / naive end to end {r_xling / r_naive:6.1f}x | xling / naive INSERT alone "
-          f"{r_xling / r_insert:6.1f}x (target >= 10x)")
+    print(
+        f"    ratio xling / naive end to end {r_xling / r_naive:6.1f}x | xling / naive INSERT alone "
+        f"{r_xling / r_insert:6.1f}x (target >= 10x)"
+    )
     return logs
 
 
@@ -235,12 +293,16 @@ def bench_ingest(tmp: Path, runs: int, events: int, naive_rows: int) -> Logs:
 
 def make_trainer(run_dir: Path) -> Trainer:
     """cpu-xs, batch 32 x 128, built-in synthetic corpus: as bench/train_throughput.py."""
-    cfg = ExperimentConfig.model_validate({
-        "languages": list(LANGS), "model": "cpu-xs", "tokens": 2_000_000,
-        "data": {"corpus": "builtin:synthetic", "vocab_size": 2048},
-        "train": {"batch_size": 32, "context": 128, "log_every": LOG_EVERY},
-        "schedules": [{"name": "90/10", "mix": {"EN1": [90], "EN2": [10]}}],
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "languages": list(LANGS),
+            "model": "cpu-xs",
+            "tokens": 2_000_000,
+            "data": {"corpus": "builtin:synthetic", "vocab_size": 2048},
+            "train": {"batch_size": 32, "context": 128, "log_every": LOG_EVERY},
+            "schedules": [{"name": "90/10", "mix": {"EN1": [90], "EN2": [10]}}],
+        }
+    )
     spec = expand_runs("bench", cfg)[0]
     return Trainer(spec, run_dir, device="cpu", log=lambda m: None)
 
@@ -275,8 +337,9 @@ def reporting_costs(trainer: Trainer, n: int) -> tuple[float, float, float]:
     seq_loss = torch.rand(len(langs))
     accumulate = per_call(lambda: trainer._accumulate(seq_loss, langs), n)
     with EventLog(trainer.run_dir) as log:
-        metric = per_call(lambda: trainer._emit_metric(log, 1e-3, 1e5), n,
-                          setup=lambda: trainer._accumulate(seq_loss, langs))
+        metric = per_call(
+            lambda: trainer._emit_metric(log, 1e-3, 1e5), n, setup=lambda: trainer._accumulate(seq_loss, langs)
+        )
         beat = per_call(lambda: log.emit(Heartbeat(trainer.spec.run_id, trainer.step, os.getpid())), n)
     return accumulate, metric, beat
 
@@ -293,8 +356,17 @@ def launcher_ingest(logs: Logs, step_s: float, n: int) -> float:
         for _ in range(n):
             for _ in range(per_period):
                 step += LOG_EVERY
-                log.emit(TrainMetric(run_dir.name, step=step, tokens=step * 4096, lr=1e-4, loss=2.0,
-                                     lang_loss={lang: 2.0 + rng.random() for lang in LANGS}, tokens_per_s=1e5))
+                log.emit(
+                    TrainMetric(
+                        run_dir.name,
+                        step=step,
+                        tokens=step * 4096,
+                        lr=1e-4,
+                        loss=2.0,
+                        lang_loss={lang: 2.0 + rng.random() for lang in LANGS},
+                        tokens_per_s=1e5,
+                    )
+                )
             log.emit(Heartbeat(run_dir.name, step, os.getpid()))
             t0 = time.perf_counter()
             stats = logs.store.try_ingest()
@@ -313,16 +385,23 @@ def bench_reporting(tmp: Path, logs: Logs, steps: int, calls: int) -> None:
     per_step = accumulate + metric / LOG_EVERY + beat * beats_per_step
     ingest = launcher_ingest(logs, step_s, max(5, calls // 100))
     ingest_per_step = ingest * step_s / INGEST_PERIOD
-    print(f"(b) reporting: cpu-xs, batch 32 x 128, {torch.get_num_threads()} threads, log_every {LOG_EVERY}, "
-          f"heartbeat every {HEARTBEAT_SECONDS:g} s, ingest every {INGEST_PERIOD:g} s")
+    print(
+        f"(b) reporting: cpu-xs, batch 32 x 128, {torch.get_num_threads()} threads, log_every {LOG_EVERY}, "
+        f"heartbeat every {HEARTBEAT_SECONDS:g} s, ingest every {INGEST_PERIOD:g} s"
+    )
     print(f"    train_step {1e3 * step_s:8.1f} ms (median of {steps})")
-    print(f"    _accumulate {1e6 * accumulate:7.1f} us/step | TrainMetric line {1e6 * metric:7.1f} us "
-          f"(/{LOG_EVERY}) | heartbeat {1e6 * beat:6.1f} us (every {1 / beats_per_step:.0f} steps)")
-    print(f"    worker reporting {1e6 * per_step:7.1f} us/step = {100 * per_step / step_s:.3f}% of the step "
-          f"(target < 1%)")
-    print(f"    launcher try_ingest {1e3 * ingest:6.1f} ms per {INGEST_PERIOD:g} s (one run's new lines, "
-          f"database of {logs.rows:,} rows) = {1e3 * ingest_per_step:.2f} ms per worker step "
-          f"= {100 * ingest_per_step / step_s:.2f}% (launcher process: that share of a core, whatever the step)")
+    print(
+        f"    _accumulate {1e6 * accumulate:7.1f} us/step | TrainMetric line {1e6 * metric:7.1f} us "
+        f"(/{LOG_EVERY}) | heartbeat {1e6 * beat:6.1f} us (every {1 / beats_per_step:.0f} steps)"
+    )
+    print(
+        f"    worker reporting {1e6 * per_step:7.1f} us/step = {100 * per_step / step_s:.3f}% of the step (target < 1%)"
+    )
+    print(
+        f"    launcher try_ingest {1e3 * ingest:6.1f} ms per {INGEST_PERIOD:g} s (one run's new lines, "
+        f"database of {logs.rows:,} rows) = {1e3 * ingest_per_step:.2f} ms per worker step "
+        f"= {100 * ingest_per_step / step_s:.2f}% (launcher process: that share of a core, whatever the step)"
+    )
 
 
 def main() -> None:

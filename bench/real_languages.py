@@ -63,8 +63,12 @@ def build_config(args, corpora: Path) -> dict:
     """examples/table3.toml, cut down to the chosen tokenizers, schedules and budget."""
     doc = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     d = doc["defaults"]
-    d.update(tokens=args.tokens, model=args.model, seeds=[int(s) for s in args.seeds.split(",")],
-             baselines=[float(b) for b in args.baselines.split(",")])
+    d.update(
+        tokens=args.tokens,
+        model=args.model,
+        seeds=[int(s) for s in args.seeds.split(",")],
+        baselines=[float(b) for b in args.baselines.split(",")],
+    )
     d["data"]["parallel"]["path"] = str(corpora / "parallel" / "en-fr.tsv")
     for lang, sub in (("EN", "en"), ("FR", "fr")):
         d["data"]["corpora"][lang].update(path=str(corpora / sub / "train.txt.gz"), max_chars=args.max_chars)
@@ -98,8 +102,10 @@ def main() -> int:
     args = ap.parse_args()
     corpora = shared_corpora()
     if corpora is None:
-        print("skipped: ../shared/corpora/{en,fr}/train.txt.gz and parallel/en-fr.tsv not found "
-              "(set XLING_SHARED to their parent folder)")
+        print(
+            "skipped: ../shared/corpora/{en,fr}/train.txt.gz and parallel/en-fr.tsv not found "
+            "(set XLING_SHARED to their parent folder)"
+        )
         return 0
     import tomlkit
 
@@ -112,8 +118,9 @@ def main() -> int:
     if prep.returncode != 0:
         return prep.returncode
     t_data = time.perf_counter() - t0
-    proc = subprocess.run([sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db),
-                           "--device", args.device], cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", args.device], cwd=ROOT
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         print(f"xling run failed with exit code {proc.returncode}")
@@ -132,9 +139,11 @@ def report(db: Path, wall: float, t_data: float, args) -> None:
     for r in rows:
         cell.setdefault((r["name"], r["language"], r["experiment"].removeprefix("table3_")), []).append(r)
     tokenizers = args.tokenizers.split(",")
-    print(f"\nEN/FR, model {args.model} on {args.device}, budget {args.tokens:,} tokens, vocab {args.vocab} per "
-          f"language, seeds {args.seeds}; wall {wall / 60:.1f} min ({t_data / 60:.1f} min data) "
-          f"for {len({(r['experiment'], r['name'], r['seed']) for r in rows})} runs")
+    print(
+        f"\nEN/FR, model {args.model} on {args.device}, budget {args.tokens:,} tokens, vocab {args.vocab} per "
+        f"language, seeds {args.seeds}; wall {wall / 60:.1f} min ({t_data / 60:.1f} min data) "
+        f"for {len({(r['experiment'], r['name'], r['seed']) for r in rows})} runs"
+    )
     head = "".join(f" | {'PPL ' + t:>15s} {'TEff ' + t:>15s}" for t in tokenizers)
     print(f"{'run':16s} {'lang':4s}{head}")
     for name, lang in dict.fromkeys((k[0], k[1]) for k in cell):
@@ -145,15 +154,18 @@ def report(db: Path, wall: float, t_data: float, args) -> None:
             marks = " / ".join(r["teff_mark"] or "—" for r in rs) if rs else "—"
             parts.append(f" | {(f'{ppl:.1f}' if ppl else '—'):>15s} {marks:>15s}")
         print(f"{name:16s} {lang:4s}{''.join(parts)}")
-    print("\nmix runs: anchors, model vocabulary, mean gradient similarity and mean hidden-state similarity "
-          "(blocks) on Tatoeba pairs")
+    print(
+        "\nmix runs: anchors, model vocabulary, mean gradient similarity and mean hidden-state similarity "
+        "(blocks) on Tatoeba pairs"
+    )
     for r in store.query(SUMMARY + " ORDER BY 1, 2").dicts():
         grad = f"{r['grad']:+.3f}" if r["grad"] is not None else "—"
         hidden = f"{r['hidden']:+.3f}" if r["hidden"] is not None else "—"
-        print(f"  {r['experiment']:16s} {r['name']:16s} anchors {r['anchors']:>5} vocab {r['vocab']:>5} "
-              f"gradient {grad} hidden {hidden}")
-    for lang, exp, params in store.query(
-            "SELECT language, experiment, params FROM scaling_fits ORDER BY 2, 1").rows:
+        print(
+            f"  {r['experiment']:16s} {r['name']:16s} anchors {r['anchors']:>5} vocab {r['vocab']:>5} "
+            f"gradient {grad} hidden {hidden}"
+        )
+    for lang, exp, params in store.query("SELECT language, experiment, params FROM scaling_fits ORDER BY 2, 1").rows:
         print(f"scaling law {exp} {lang}: {params}")
 
 

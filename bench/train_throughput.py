@@ -27,10 +27,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.presets import PRESETS  # noqa: E402
-from engine.spec import ExperimentConfig, expand_runs  # noqa: E402
+from engine.config.presets import PRESETS  # noqa: E402
+from engine.config.spec import ExperimentConfig, expand_runs  # noqa: E402
 from engine.train import Trainer, lr_at  # noqa: E402
-
 
 # --- the reference: written the obvious way ---------------------------------------
 
@@ -128,12 +127,16 @@ def _sync(device: str) -> None:
 
 
 def make_trainer(preset: str, compile_: bool, device: str, batch: int, context: int) -> Trainer:
-    cfg = ExperimentConfig.model_validate({
-        "languages": ["EN1", "EN2"], "model": preset, "tokens": 2_000_000,
-        "data": {"corpus": "builtin:synthetic", "vocab_size": 2048},
-        "train": {"batch_size": batch, "context": context, "compile": "on" if compile_ else "auto"},
-        "schedules": [{"name": "90/10", "mix": {"EN1": [90], "EN2": [10]}}],
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "languages": ["EN1", "EN2"],
+            "model": preset,
+            "tokens": 2_000_000,
+            "data": {"corpus": "builtin:synthetic", "vocab_size": 2048},
+            "train": {"batch_size": batch, "context": context, "compile": "on" if compile_ else "auto"},
+            "schedules": [{"name": "90/10", "mix": {"EN1": [90], "EN2": [10]}}],
+        }
+    )
     spec = expand_runs("bench", cfg)[0]
     return Trainer(spec, Path(tempfile.mkdtemp()), device=device, log=lambda m: None)
 
@@ -157,16 +160,21 @@ def main() -> None:
         ref2 = reference_steps(trainer, args.steps)  # again, to bracket drift on a shared machine
         ref = min(ref, ref2)
         mode = "xling" if args.device.startswith("cuda") else "xling eager"
-        print(f"{preset:8s} reference {tokens / ref:9,.0f} tok/s | {mode} {tokens / ours:9,.0f} tok/s "
-              f"| ratio {ref / ours:4.2f}x (target >= 1.3x) | outside the model {100 * outside / ours:4.2f}% (target < 2%)")
+        print(
+            f"{preset:8s} reference {tokens / ref:9,.0f} tok/s | {mode} {tokens / ours:9,.0f} tok/s "
+            f"| ratio {ref / ours:4.2f}x (target >= 1.3x) "
+            f"| outside the model {100 * outside / ours:4.2f}% (target < 2%)"
+        )
         if args.compile:
             compiled = make_trainer(preset, True, args.device, args.batch, args.context)
             t0 = time.perf_counter()
             compiled.train_step(1e-3)
             warm = time.perf_counter() - t0
             ours_c, _ = xling_steps(compiled, args.steps)
-            print(f"{preset:8s} xling compiled {tokens / ours_c:9,.0f} tok/s | ratio {ref / ours_c:4.2f}x "
-                  f"| first step (compile) {warm:.1f}s")
+            print(
+                f"{preset:8s} xling compiled {tokens / ours_c:9,.0f} tok/s | ratio {ref / ours_c:4.2f}x "
+                f"| first step (compile) {warm:.1f}s"
+            )
 
 
 if __name__ == "__main__":

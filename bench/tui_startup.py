@@ -41,7 +41,7 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from xling_tui.app import XlingApp
-from engine.devices import FakeSource
+from engine.launch.devices import FakeSource
 
 class Bench(XlingApp):
     def on_mount(self):
@@ -101,7 +101,7 @@ def advance(db: Path, points: int) -> None:
     import duckdb
 
     con = duckdb.connect(str(db))
-    con.execute(f"""
+    con.execute("""
         INSERT INTO train_metrics
         SELECT run_id, step + 1, (step + 1) * 4096, 1e-3, 2.0, NULL, 31000.0, last_seen + INTERVAL 1 SECOND
         FROM runs""")
@@ -114,8 +114,14 @@ def cold_start(config: Path, db: Path, repeat: int) -> tuple[list[float], list[f
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="0")
     for _ in range(repeat):
         t0 = time.time()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(config), str(db)], capture_output=True, text=True,
-                             cwd=ROOT, env=env, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(config), str(db)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
         marks = dict(line.split() for line in out.stdout.splitlines() if line.startswith("FIRST_"))
         if "FIRST_FRAME" not in marks:
             raise SystemExit(f"the app did not paint:\n{out.stdout}\n{out.stderr}")
@@ -126,14 +132,13 @@ def cold_start(config: Path, db: Path, repeat: int) -> tuple[list[float], list[f
 
 
 async def refresh(config: Path, db: Path, points: int, repeat: int) -> dict[str, list[float]]:
-    from engine.devices import FakeSource
+    from engine.launch.devices import FakeSource
     from xling_tui.app import XlingApp
     from xling_tui.data_source import DashboardSource
 
     source = DashboardSource(config, db, ingest=False)
     first = source.fetch()
-    times: dict[str, list[float]] = {"fetch": [], "idle poll": [], "ui update": [], "ui cpu": [],
-                                     "ui first fill": []}
+    times: dict[str, list[float]] = {"fetch": [], "idle poll": [], "ui update": [], "ui cpu": [], "ui first fill": []}
     app = XlingApp(config, db, gpu_source=FakeSource([]), refresh_every=3600, gpu_every=3600)
     async with app.run_test(size=(120, 40)) as pilot:
         board = app.screen
@@ -192,10 +197,14 @@ def main() -> None:
             print(f"{name:<46}{'n/a':>10}")
             continue
         ratio = f"{med(values) / target:.2f}" if target else ""
-        print(f"{name:<46}{med(values) * 1000:>8.0f}ms{min(values) * 1000:>8.0f}ms"
-              f"{(f'{target * 1000:.0f}ms' if target else ''):>10}{ratio:>8}")
-    print(f"\nratio = median / target (below 1 meets the target); load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
+        print(
+            f"{name:<46}{med(values) * 1000:>8.0f}ms{min(values) * 1000:>8.0f}ms"
+            f"{(f'{target * 1000:.0f}ms' if target else ''):>10}{ratio:>8}"
+        )
+    print(
+        f"\nratio = median / target (below 1 meets the target); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -18,31 +18,56 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from db.ingest import _source, _stamp, _write_ndjson
-from engine.scaling import ScalingError, ScalingLaw, fit_scaling_law
-from engine.schedule import Schedule
+from db.bulk import ndjson_source, stamp, write_ndjson
+from engine.analysis.scaling import ScalingError, ScalingLaw, fit_scaling_law
+from engine.config.schedule import Schedule
 
 # A run belongs to its experiment's current definition (an edited spec leaves older runs behind).
-CURRENT = "list_contains(coalesce((SELECT x.run_ids FROM experiments x WHERE x.name = r.experiment), [r.run_id]), r.run_id)"
+CURRENT = (
+    "list_contains(coalesce((SELECT x.run_ids FROM experiments x WHERE x.name = r.experiment), [r.run_id]), r.run_id)"
+)
 
 _FIT_COLUMNS = {
-    "experiment": "VARCHAR", "model": "VARCHAR", "language": "VARCHAR", "form": "VARCHAR", "params": "JSON",
-    "budget": "DOUBLE", "n_points": "BIGINT", "token_min": "DOUBLE", "token_max": "DOUBLE",
-    "residuals": "DOUBLE[]", "run_ids": "VARCHAR[]", "warnings": "VARCHAR[]", "error": "VARCHAR",
-    "law": "JSON", "updated": "TIMESTAMP",
+    "experiment": "VARCHAR",
+    "model": "VARCHAR",
+    "language": "VARCHAR",
+    "form": "VARCHAR",
+    "params": "JSON",
+    "budget": "DOUBLE",
+    "n_points": "BIGINT",
+    "token_min": "DOUBLE",
+    "token_max": "DOUBLE",
+    "residuals": "DOUBLE[]",
+    "run_ids": "VARCHAR[]",
+    "warnings": "VARCHAR[]",
+    "error": "VARCHAR",
+    "law": "JSON",
+    "updated": "TIMESTAMP",
 }
 _TEFF_COLUMNS = {
-    "run_id": "VARCHAR", "language": "VARCHAR", "step": "BIGINT", "experiment": "VARCHAR",
-    "law_language": "VARCHAR", "tokens_seen": "BIGINT", "ppl": "DOUBLE", "mlte": "DOUBLE",
-    "mlte_status": "VARCHAR", "mlpe": "DOUBLE", "mlpe_status": "VARCHAR", "teff": "DOUBLE",
-    "teff_status": "VARCHAR", "teff_mark": "VARCHAR",
+    "run_id": "VARCHAR",
+    "language": "VARCHAR",
+    "step": "BIGINT",
+    "experiment": "VARCHAR",
+    "law_language": "VARCHAR",
+    "tokens_seen": "BIGINT",
+    "ppl": "DOUBLE",
+    "mlte": "DOUBLE",
+    "mlte_status": "VARCHAR",
+    "mlpe": "DOUBLE",
+    "mlpe_status": "VARCHAR",
+    "teff": "DOUBLE",
+    "teff_status": "VARCHAR",
+    "teff_mark": "VARCHAR",
 }
 
 
 def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None) -> int:
     """Refits the laws and recomputes TEff for ``experiments`` (all when None); returns fits made."""
     if experiments is None:
-        experiments = [r[0] for r in con.execute("SELECT DISTINCT experiment FROM runs WHERE experiment IS NOT NULL").fetchall()]
+        experiments = [
+            r[0] for r in con.execute("SELECT DISTINCT experiment FROM runs WHERE experiment IS NOT NULL").fetchall()
+        ]
     fits, teffs, done = [], [], []
     for exp in experiments:
         try:
@@ -58,10 +83,10 @@ def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
         con.execute("DELETE FROM scaling_fits WHERE list_contains(?::VARCHAR[], experiment)", [experiments])
         con.execute("DELETE FROM teff WHERE list_contains(?::VARCHAR[], experiment)", [experiments])
         if fits:
-            src = _source(_write_ndjson(Path(tmp) / "fits.ndjson", fits), _FIT_COLUMNS)
+            src = ndjson_source(write_ndjson(Path(tmp) / "fits.ndjson", fits), _FIT_COLUMNS)
             con.execute(f"INSERT INTO scaling_fits SELECT {', '.join(_FIT_COLUMNS)} FROM {src}")
         if teffs:
-            src = _source(_write_ndjson(Path(tmp) / "teff.ndjson", teffs), _TEFF_COLUMNS)
+            src = ndjson_source(write_ndjson(Path(tmp) / "teff.ndjson", teffs), _TEFF_COLUMNS)
             con.execute(f"INSERT OR REPLACE INTO teff SELECT {', '.join(_TEFF_COLUMNS)} FROM {src}")
     return sum(f["error"] is None for f in fits)
 
@@ -69,10 +94,10 @@ def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
 def _final_baseline_points(con: duckdb.DuckDBPyConnection, exp: str) -> dict[tuple[str, str], list[tuple]]:
     """(model, language) -> [(run_id, tokens, ppl)] of finished monolingual runs, final evals."""
     rows = con.execute(
-        """SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
+        f"""SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
            FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
-           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done' AND {current}
-           ORDER BY r.total_tokens, r.run_id""".format(current=CURRENT),
+           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done' AND {CURRENT}
+           ORDER BY r.total_tokens, r.run_id""",
         [exp],
     ).fetchall()
     points: dict[tuple[str, str], list[tuple]] = {}
@@ -89,26 +114,40 @@ def _scaling_form(con: duckdb.DuckDBPyConnection, exp: str) -> str:
 def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[dict[tuple[str, str], ScalingLaw], list[dict]]:
     form = _scaling_form(con, exp)
     laws, rows = {}, []
-    now = _stamp(time.time())
+    now = stamp(time.time())
     for (model, lang), pts in _final_baseline_points(con, exp).items():
         run_ids = [p[0] for p in pts]
-        row: dict[str, Any] = {"experiment": exp, "model": model, "language": lang, "form": form,
-                               "budget": pts[0][3], "n_points": len(pts), "run_ids": run_ids, "updated": now,
-                               "token_min": min(p[1] for p in pts), "token_max": max(p[1] for p in pts),
-                               "error": None, "params": None, "residuals": None, "warnings": None, "law": None}
+        row: dict[str, Any] = {
+            "experiment": exp,
+            "model": model,
+            "language": lang,
+            "form": form,
+            "budget": pts[0][3],
+            "n_points": len(pts),
+            "run_ids": run_ids,
+            "updated": now,
+            "token_min": min(p[1] for p in pts),
+            "token_max": max(p[1] for p in pts),
+            "error": None,
+            "params": None,
+            "residuals": None,
+            "warnings": None,
+            "law": None,
+        }
         try:
             law = fit_scaling_law([p[1] for p in pts], [p[2] for p in pts], budget=pts[0][3], form=form)
         except (ScalingError, RuntimeError, ValueError) as exc:
             row["error"] = str(exc)
         else:
             laws[(model, lang)] = law
-            row.update(params=law.params, residuals=list(law.residuals), warnings=list(law.warnings),
-                       law=law.to_dict())
+            row.update(params=law.params, residuals=list(law.residuals), warnings=list(law.warnings), law=law.to_dict())
         rows.append(row)
     return laws, rows
 
 
-def _law_for(laws: dict[tuple[str, str], ScalingLaw], model: str, lang: str, spec: dict) -> tuple[str, ScalingLaw] | None:
+def _law_for(
+    laws: dict[tuple[str, str], ScalingLaw], model: str, lang: str, spec: dict
+) -> tuple[str, ScalingLaw] | None:
     """A language's own law, else (cloned languages are the same text) the baselines' language's."""
     if (model, lang) in laws:
         return lang, laws[(model, lang)]
@@ -133,9 +172,9 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
     if not laws:
         return []
     evals = con.execute(
-        """SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
-           FROM runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0 AND {current}
-           ORDER BY r.run_id, e.step""".format(current=CURRENT),
+        f"""SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
+           FROM runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0 AND {CURRENT}
+           ORDER BY r.run_id, e.step""",
         [exp],
     ).fetchall()
     rows, per_run = [], {}
@@ -152,8 +191,42 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
             continue
         law_lang, law = chosen
         mlte, mlpe, teff = law.mlte(ppl), law.mlpe(t_a), law.teff(ppl, t_a)
-        rows.append({"run_id": run_id, "language": lang, "step": step, "experiment": exp, "law_language": law_lang,
-                     "tokens_seen": t_a, "ppl": ppl, "mlte": mlte.value, "mlte_status": mlte.status,
-                     "mlpe": mlpe.value, "mlpe_status": mlpe.status, "teff": teff.value,
-                     "teff_status": teff.status, "teff_mark": teff.mark()})
+        rows.append(
+            {
+                "run_id": run_id,
+                "language": lang,
+                "step": step,
+                "experiment": exp,
+                "law_language": law_lang,
+                "tokens_seen": t_a,
+                "ppl": ppl,
+                "mlte": mlte.value,
+                "mlte_status": mlte.status,
+                "mlpe": mlpe.value,
+                "mlpe_status": mlpe.status,
+                "teff": teff.value,
+                "teff_status": teff.status,
+                "teff_mark": teff.mark(),
+            }
+        )
     return rows
+
+
+def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
+    """A finished run can change its experiment's scaling law and every TEff in it.
+
+    Its own transaction, after the events are committed: derived tables may fail or
+    lag (the report recomputes them), the measurements themselves never wait on them.
+    """
+    if not finished:
+        return
+    rows = con.execute("SELECT DISTINCT experiment FROM runs WHERE list_contains(?::VARCHAR[], run_id)", [finished])
+    experiments = [r[0] for r in rows.fetchall() if r[0] is not None]
+    if not experiments:
+        return
+    con.begin()
+    try:
+        refresh(con, experiments)
+        con.commit()
+    except Exception:  # noqa: BLE001 - never lose an ingest to the analysis
+        con.rollback()

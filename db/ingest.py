@@ -18,16 +18,16 @@ import json
 import math
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 
-from engine.events import EVENTS_FILE, SPEC_FILE, read_events
+from db.bulk import iso, ndjson_source, stamp, write_ndjson
+from engine.runs.events import read_events
+from engine.runs.layout import ANNOTATIONS_FILE, EVENTS_FILE, SPEC_FILE
 
 TERMINAL = ("done", "failed", "cancelled")
-ANNOTATIONS_FILE = "annotations.json"
 _DELTA_TIMES = ("finished", "queued", "started", "last_seen")
 STATUS_OF_KIND = {"queued": "queued", "started": "running"}
 _BIGINT_MAX = 2**63 - 1
@@ -98,20 +98,6 @@ def _str_list(v: Any) -> list[str] | None:
     if not isinstance(v, list):
         return None
     return [str(x) for x in v]
-
-
-def utc_timestamp(unix: float) -> datetime:
-    """How a unix time is stored: naive UTC, so no session time zone can shift it."""
-    return datetime.fromtimestamp(unix, timezone.utc).replace(tzinfo=None)
-
-
-def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat(sep=" ", timespec="microseconds")
-
-
-def _stamp(unix: float | None) -> str | None:
-    """Converted here rather than in SQL so that comparisons with stored values are exact."""
-    return None if unix is None else _iso(utc_timestamp(unix))
 
 
 # -- reading the folder ----------------------------------------------------------
@@ -188,7 +174,7 @@ class RunDelta:
     def row(self) -> dict[str, Any]:
         row = self.__dict__.copy()
         for name in _DELTA_TIMES:
-            row[name] = _stamp(row[name])
+            row[name] = stamp(row[name])
         return row
 
 
@@ -267,7 +253,7 @@ def _train_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | No
         "loss": _float(ev.get("loss")),
         "lang_loss": _lang_map(ev.get("lang_loss")),
         "tokens_per_s": _float(ev.get("tokens_per_s")),
-        "time": _stamp(_time(ev.get("time"))),
+        "time": stamp(_time(ev.get("time"))),
     }
 
 
@@ -280,42 +266,92 @@ def _eval_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | Non
         row[name] = _float(ev.get(name))
     row["tokens"] = _int(ev.get("tokens"))
     row["n_tokens"] = _int(ev.get("n_tokens"))
-    row["time"] = _stamp(_time(ev.get("time")))
+    row["time"] = stamp(_time(ev.get("time")))
     return row
 
 
 @dataclass(frozen=True)
 class AlignKind:
-    """An alignment event kind and the table its rows go to (engine.alignment's results)."""
+    """An alignment event kind and the table its rows go to (engine.analysis.alignment's results)."""
 
     table: str
     columns: dict[str, str]
     key: str
 
 
-_ALIGN_COMMON = {"seq": "BIGINT", "run_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT",
-                 "lang_a": "VARCHAR", "lang_b": "VARCHAR"}
+_ALIGN_COMMON = {
+    "seq": "BIGINT",
+    "run_id": "VARCHAR",
+    "step": "BIGINT",
+    "tokens": "BIGINT",
+    "lang_a": "VARCHAR",
+    "lang_b": "VARCHAR",
+}
 ALIGN_KINDS = {
-    "align_embedding": AlignKind("align_embeddings", _ALIGN_COMMON | {
-        "matrix": "VARCHAR", "similarity": "DOUBLE", "control": "DOUBLE", "n_ids": "BIGINT",
-        "n_anchors": "BIGINT", "bins": "JSON", "time": "TIMESTAMP"}, "run_id, step, matrix, lang_a, lang_b"),
-    "align_hidden": AlignKind("align_hidden", _ALIGN_COMMON | {
-        "layer": "BIGINT", "similarity": "DOUBLE", "n_sequences": "BIGINT", "time": "TIMESTAMP"},
-        "run_id, step, lang_a, lang_b, layer"),
-    "align_gradient": AlignKind("align_gradients", _ALIGN_COMMON | {
-        "tensor": "VARCHAR", "similarity": "DOUBLE", "time": "TIMESTAMP"}, "run_id, step, lang_a, lang_b, tensor"),
+    "align_embedding": AlignKind(
+        "align_embeddings",
+        _ALIGN_COMMON
+        | {
+            "matrix": "VARCHAR",
+            "similarity": "DOUBLE",
+            "control": "DOUBLE",
+            "n_ids": "BIGINT",
+            "n_anchors": "BIGINT",
+            "bins": "JSON",
+            "time": "TIMESTAMP",
+        },
+        "run_id, step, matrix, lang_a, lang_b",
+    ),
+    "align_hidden": AlignKind(
+        "align_hidden",
+        _ALIGN_COMMON | {"layer": "BIGINT", "similarity": "DOUBLE", "n_sequences": "BIGINT", "time": "TIMESTAMP"},
+        "run_id, step, lang_a, lang_b, layer",
+    ),
+    "align_gradient": AlignKind(
+        "align_gradients",
+        _ALIGN_COMMON | {"tensor": "VARCHAR", "similarity": "DOUBLE", "time": "TIMESTAMP"},
+        "run_id, step, lang_a, lang_b, tensor",
+    ),
 }
 # Not alignment, but the same shape of rows (one event, one keyed row): tokenisation facts and probes.
-ALIGN_KINDS["tokenizer"] = AlignKind("tokenizers", {
-    "seq": "BIGINT", "run_id": "VARCHAR", "mode": "VARCHAR", "vocab_size": "BIGINT", "n_anchors": "BIGINT",
-    "languages": "JSON", "time": "TIMESTAMP"}, "run_id")
-ALIGN_KINDS["probe"] = AlignKind("probes", {
-    "seq": "BIGINT", "run_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT", "task": "VARCHAR",
-    "train_language": "VARCHAR", "language": "VARCHAR", "accuracy": "DOUBLE", "chance": "DOUBLE",
-    "n_examples": "BIGINT", "train_accuracy": "DOUBLE", "time": "TIMESTAMP"},
-    "run_id, step, task, train_language, language")
-_COERCE = {"BIGINT": _int, "DOUBLE": _float, "VARCHAR": _str, "JSON": lambda v: v,
-           "TIMESTAMP": lambda v: _stamp(_time(v))}
+ALIGN_KINDS["tokenizer"] = AlignKind(
+    "tokenizers",
+    {
+        "seq": "BIGINT",
+        "run_id": "VARCHAR",
+        "mode": "VARCHAR",
+        "vocab_size": "BIGINT",
+        "n_anchors": "BIGINT",
+        "languages": "JSON",
+        "time": "TIMESTAMP",
+    },
+    "run_id",
+)
+ALIGN_KINDS["probe"] = AlignKind(
+    "probes",
+    {
+        "seq": "BIGINT",
+        "run_id": "VARCHAR",
+        "step": "BIGINT",
+        "tokens": "BIGINT",
+        "task": "VARCHAR",
+        "train_language": "VARCHAR",
+        "language": "VARCHAR",
+        "accuracy": "DOUBLE",
+        "chance": "DOUBLE",
+        "n_examples": "BIGINT",
+        "train_accuracy": "DOUBLE",
+        "time": "TIMESTAMP",
+    },
+    "run_id, step, task, train_language, language",
+)
+_COERCE = {
+    "BIGINT": _int,
+    "DOUBLE": _float,
+    "VARCHAR": _str,
+    "JSON": lambda v: v,
+    "TIMESTAMP": lambda v: stamp(_time(v)),
+}
 
 
 def _align_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | None:
@@ -382,7 +418,7 @@ def _scan_experiments(batch: Batch, exp_dir: Path, known: dict[str, tuple]) -> l
             "description": _str(data.get("description")),
             "source": _str(data.get("source")),
             "config": data.get("config"),
-            "updated": _stamp(_time(mtime)),
+            "updated": stamp(_time(mtime)),
         }
         row["run_ids"] = _str_list(data.get("run_ids"))
         if known.get(name) != (row["description"], row["source"], row["config"], row["updated"], row["run_ids"]):
@@ -398,13 +434,16 @@ def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
         for r, s, d, t, n in con.execute("SELECT run_id, spec, run_dir, tags, note FROM runs").fetchall()
     }
     known_exps = {
-        n: (d, s, json.loads(c) if c is not None else None, _iso(u), ids)
+        n: (d, s, json.loads(c) if c is not None else None, iso(u), ids)
         for n, d, s, c, u, ids in con.execute(
-            "SELECT name, description, source, config, updated, run_ids FROM experiments").fetchall()
+            "SELECT name, description, source, config, updated, run_ids FROM experiments"
+        ).fetchall()
     }
     batch = Batch()
     runs_dir = root / "runs"
-    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) if runs_dir.is_dir() else []
+    run_dirs = (
+        sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) if runs_dir.is_dir() else []
+    )
     changed = sum(_scan_run(batch, d, offsets.get(d.name, 0), known_specs) for d in run_dirs)
     experiments = _scan_experiments(batch, root / "experiments", known_exps)
     # A database copied somewhere without its folder keeps its contents.
@@ -417,48 +456,72 @@ def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
 # -- loading the batch -------------------------------------------------------------
 
 _TRAIN_COLUMNS = {
-    "seq": "BIGINT", "run_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT", "lr": "DOUBLE",
-    "loss": "DOUBLE", "lang_loss": "MAP(VARCHAR, DOUBLE)", "tokens_per_s": "DOUBLE", "time": "TIMESTAMP",
+    "seq": "BIGINT",
+    "run_id": "VARCHAR",
+    "step": "BIGINT",
+    "tokens": "BIGINT",
+    "lr": "DOUBLE",
+    "loss": "DOUBLE",
+    "lang_loss": "MAP(VARCHAR, DOUBLE)",
+    "tokens_per_s": "DOUBLE",
+    "time": "TIMESTAMP",
 }
 _EVAL_COLUMNS = {
-    "seq": "BIGINT", "run_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT", "language": "VARCHAR",
-    "loss": "DOUBLE", "ppl": "DOUBLE", "char_ppl": "DOUBLE", "accuracy": "DOUBLE", "n_tokens": "BIGINT",
+    "seq": "BIGINT",
+    "run_id": "VARCHAR",
+    "step": "BIGINT",
+    "tokens": "BIGINT",
+    "language": "VARCHAR",
+    "loss": "DOUBLE",
+    "ppl": "DOUBLE",
+    "char_ppl": "DOUBLE",
+    "accuracy": "DOUBLE",
+    "n_tokens": "BIGINT",
     "time": "TIMESTAMP",
 }
 _SPEC_COLUMNS = {
-    "run_id": "VARCHAR", "experiment": "VARCHAR", "name": "VARCHAR", "kind": "VARCHAR", "spec": "JSON",
-    "model": "VARCHAR", "seed": "BIGINT", "languages": "VARCHAR[]", "job_id": "VARCHAR",
-    "total_steps": "BIGINT", "total_tokens": "BIGINT", "run_dir": "VARCHAR", "tags": "VARCHAR[]", "note": "VARCHAR",
+    "run_id": "VARCHAR",
+    "experiment": "VARCHAR",
+    "name": "VARCHAR",
+    "kind": "VARCHAR",
+    "spec": "JSON",
+    "model": "VARCHAR",
+    "seed": "BIGINT",
+    "languages": "VARCHAR[]",
+    "job_id": "VARCHAR",
+    "total_steps": "BIGINT",
+    "total_tokens": "BIGINT",
+    "run_dir": "VARCHAR",
+    "tags": "VARCHAR[]",
+    "note": "VARCHAR",
 }
 _DELTA_COLUMNS = {
-    "run_id": "VARCHAR", "status": "VARCHAR", "message": "VARCHAR", "finished": "TIMESTAMP",
-    "queued": "TIMESTAMP", "started": "TIMESTAMP", "last_seen": "TIMESTAMP", "device": "VARCHAR",
-    "host": "VARCHAR", "pid": "INTEGER", "job_id": "VARCHAR", "step": "BIGINT", "tokens": "BIGINT",
-    "total_steps": "BIGINT", "total_tokens": "BIGINT", "backend": "VARCHAR",
+    "run_id": "VARCHAR",
+    "status": "VARCHAR",
+    "message": "VARCHAR",
+    "finished": "TIMESTAMP",
+    "queued": "TIMESTAMP",
+    "started": "TIMESTAMP",
+    "last_seen": "TIMESTAMP",
+    "device": "VARCHAR",
+    "host": "VARCHAR",
+    "pid": "INTEGER",
+    "job_id": "VARCHAR",
+    "step": "BIGINT",
+    "tokens": "BIGINT",
+    "total_steps": "BIGINT",
+    "total_tokens": "BIGINT",
+    "backend": "VARCHAR",
 }
 _OFFSET_COLUMNS = {"run_id": "VARCHAR", "byte_offset": "BIGINT"}
 _EXPERIMENT_COLUMNS = {
-    "name": "VARCHAR", "description": "VARCHAR", "source": "VARCHAR", "config": "JSON", "updated": "TIMESTAMP",
+    "name": "VARCHAR",
+    "description": "VARCHAR",
+    "source": "VARCHAR",
+    "config": "JSON",
+    "updated": "TIMESTAMP",
     "run_ids": "VARCHAR[]",
 }
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _source(path: Path, columns: dict[str, str]) -> str:
-    cols = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in columns.items())
-    return f"read_json({_sql_str(str(path))}, format='newline_delimited', columns={{{cols}}})"
-
-
-def _write_ndjson(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """A lone surrogate (valid in Python's JSON, not in DuckDB's) becomes '?' rather
-    than failing every future ingest on the same line."""
-    with open(path, "w", encoding="utf-8", errors="replace") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n")
-    return path
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:
@@ -475,8 +538,7 @@ def _load_specs(con: duckdb.DuckDBPyConnection, src: str) -> None:
     sets.append("job_id = COALESCE(EXCLUDED.job_id, runs.job_id)")  # a spec without one keeps the submission's
     cols = ", ".join(_SPEC_COLUMNS)
     con.execute(
-        f"INSERT INTO runs ({cols}) SELECT {cols} FROM {src} "
-        f"ON CONFLICT (run_id) DO UPDATE SET {', '.join(sets)}"
+        f"INSERT INTO runs ({cols}) SELECT {cols} FROM {src} ON CONFLICT (run_id) DO UPDATE SET {', '.join(sets)}"
     )
 
 
@@ -522,28 +584,28 @@ def _prune(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
 def apply(con: duckdb.DuckDBPyConnection, batch: Batch, tmp: Path, stats: IngestStats) -> None:
     """All writes of one ingest; the caller wraps them in a transaction."""
     if batch.specs:
-        _load_specs(con, _source(_write_ndjson(tmp / "specs.ndjson", batch.specs), _SPEC_COLUMNS))
+        _load_specs(con, ndjson_source(write_ndjson(tmp / "specs.ndjson", batch.specs), _SPEC_COLUMNS))
     if batch.deltas:
-        _load_deltas(con, _source(_write_ndjson(tmp / "deltas.ndjson", batch.deltas), _DELTA_COLUMNS))
+        _load_deltas(con, ndjson_source(write_ndjson(tmp / "deltas.ndjson", batch.deltas), _DELTA_COLUMNS))
         stats.finished = [d["run_id"] for d in batch.deltas if d["status"] == "done"]
     if batch.train:
-        src = _source(_write_ndjson(tmp / "train.ndjson", batch.train), _TRAIN_COLUMNS)
+        src = ndjson_source(write_ndjson(tmp / "train.ndjson", batch.train), _TRAIN_COLUMNS)
         stats.train_rows = _load_metrics(con, "train_metrics", src, _TRAIN_COLUMNS, "run_id, step")
     if batch.evals:
-        src = _source(_write_ndjson(tmp / "evals.ndjson", batch.evals), _EVAL_COLUMNS)
+        src = ndjson_source(write_ndjson(tmp / "evals.ndjson", batch.evals), _EVAL_COLUMNS)
         stats.eval_rows = _load_metrics(con, "evals", src, _EVAL_COLUMNS, "run_id, step, language")
     for name, rows in batch.align.items():
         kind = ALIGN_KINDS[name]
-        src = _source(_write_ndjson(tmp / f"{name}.ndjson", rows), kind.columns)
+        src = ndjson_source(write_ndjson(tmp / f"{name}.ndjson", rows), kind.columns)
         stats.align_rows += _load_metrics(con, kind.table, src, kind.columns, kind.key)
     if batch.experiments:
-        src = _source(_write_ndjson(tmp / "experiments.ndjson", batch.experiments), _EXPERIMENT_COLUMNS)
+        src = ndjson_source(write_ndjson(tmp / "experiments.ndjson", batch.experiments), _EXPERIMENT_COLUMNS)
         con.execute(
             "INSERT OR REPLACE INTO experiments (name, description, source, config, updated, run_ids) "
             f"SELECT name, description, source, config, updated, run_ids FROM {src}"
         )
     if batch.offsets:
-        src = _source(_write_ndjson(tmp / "offsets.ndjson", batch.offsets), _OFFSET_COLUMNS)
+        src = ndjson_source(write_ndjson(tmp / "offsets.ndjson", batch.offsets), _OFFSET_COLUMNS)
         con.execute(f"INSERT OR REPLACE INTO ingest_state (run_id, byte_offset) SELECT run_id, byte_offset FROM {src}")
     _prune(con, batch)
 
@@ -564,29 +626,4 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
         except BaseException:
             con.rollback()
             raise
-    _refresh_analysis(con, stats.finished)
     return stats
-
-
-def _refresh_analysis(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
-    """A finished run can change its experiment's scaling law and every TEff in it.
-
-    Its own transaction, after the events are committed: derived tables may fail or
-    lag (the report recomputes them), the measurements themselves never wait on them.
-    """
-    if not finished:
-        return
-    from db.analysis import refresh
-
-    rows = con.execute("SELECT DISTINCT experiment FROM runs WHERE list_contains(?::VARCHAR[], run_id)", [finished])
-    experiments = [r[0] for r in rows.fetchall() if r[0] is not None]
-    if not experiments:
-        return
-    con.begin()
-    try:
-        refresh(con, experiments)
-        con.commit()
-    except Exception:  # noqa: BLE001 - never lose an ingest to the analysis
-        con.rollback()
-
-

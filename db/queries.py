@@ -7,8 +7,8 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import duckdb
 
@@ -199,19 +199,19 @@ def report_laws(store: Store, experiment: str) -> QueryResult:
 
 # -- real languages: tokenisation and the downstream probe ---------------------------
 
-_REPORT_PROBES = """
+_REPORT_PROBES = f"""
 SELECT r.name, r.seed, p.task, p.train_language, p.language, p.accuracy, p.chance, p.n_examples
 FROM probes p JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND p.step = r.total_steps AND {current}
+WHERE r.experiment = $experiment AND p.step = r.total_steps AND {_CURRENT}
 ORDER BY r.kind DESC, r.name, r.seed, p.task, p.train_language, p.language
-""".format(current=_CURRENT)
+"""
 
-_REPORT_TOKENIZERS = """
+_REPORT_TOKENIZERS = f"""
 SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
 FROM tokenizers t JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND {current}
+WHERE r.experiment = $experiment AND {_CURRENT}
 GROUP BY ALL ORDER BY runs DESC
-""".format(current=_CURRENT)
+"""
 
 
 def report_probes(store: Store, experiment: str) -> QueryResult:
@@ -301,8 +301,9 @@ def bin_start(b: int, total_steps: int | None, bins: int) -> int:
     return -(-b * max(total_steps or 1, 1) // bins)
 
 
-def dashboard_delta(store: Store, known: dict[str, tuple], from_steps: dict[str, int], bins: int,
-                    wait: float = 30.0) -> DashboardDelta:
+def dashboard_delta(
+    store: Store, known: dict[str, tuple], from_steps: dict[str, int], bins: int, wait: float = 30.0
+) -> DashboardDelta:
     """Fingerprints of every run, and rows and loss bins of those whose fingerprint is not
     in ``known``, through one read-only connection (opening one costs more than these
     queries on an idle dashboard). A run missing from ``from_steps`` is read from step 0."""
@@ -315,12 +316,13 @@ def dashboard_delta(store: Store, known: dict[str, tuple], from_steps: dict[str,
         return _delta(store, known, from_steps, bins, wait)
 
 
-def _delta(store: Store, known: dict[str, tuple], from_steps: dict[str, int], bins: int,
-           wait: float) -> DashboardDelta:
+def _delta(store: Store, known: dict[str, tuple], from_steps: dict[str, int], bins: int, wait: float) -> DashboardDelta:
     with store.connect(read_only=True, wait=wait) as con:
         try:
-            fingerprints = {row[0]: tuple(tuple(v) if isinstance(v, list) else v for v in row[1:])
-                            for row in con.execute(_RUN_FINGERPRINTS).fetchall()}
+            fingerprints = {
+                row[0]: tuple(tuple(v) if isinstance(v, list) else v for v in row[1:])
+                for row in con.execute(_RUN_FINGERPRINTS).fetchall()
+            }
             changed = [rid for rid, fp in fingerprints.items() if known.get(rid) != fp]
             if not changed:
                 return DashboardDelta(fingerprints, [], {}, {})
@@ -328,8 +330,9 @@ def _delta(store: Store, known: dict[str, tuple], from_steps: dict[str, int], bi
             cur = con.execute(_DASHBOARD_RUNS, {"run_ids": changed})
             columns = [d[0] for d in cur.description]
             runs = [dict(zip(columns, row)) for row in cur.fetchall()]
-            window = con.execute(_TRAIN_WINDOW, {"run_ids": changed, "bins": int(bins),
-                                                 "from_steps": [starts[r] for r in changed]})
+            window = con.execute(
+                _TRAIN_WINDOW, {"run_ids": changed, "bins": int(bins), "from_steps": [starts[r] for r in changed]}
+            )
             out: dict[str, dict[int, TrainBin]] = {}
             for run_id, b, loss, last_step, tps, last_loss in window.fetchall():
                 out.setdefault(run_id, {})[int(b)] = TrainBin(loss, last_step, tps, last_loss)

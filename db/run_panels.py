@@ -113,20 +113,20 @@ FROM scaling_fits f WHERE f.experiment = $experiment AND f.model = $model
 ORDER BY f.language = $language DESC, f.language LIMIT 1
 """
 
-_BASELINES = """
+_BASELINES = f"""
 SELECT r.total_tokens, e.ppl FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
 WHERE r.experiment = $experiment AND r.model = $model AND r.kind = 'baseline' AND r.status = 'done'
-  AND e.language = $language AND {current}
+  AND e.language = $language AND {CURRENT}
 ORDER BY r.total_tokens
-""".format(current=CURRENT)
+"""
 
-_TEFF = """
+_TEFF = f"""
 SELECT t.run_id, r.name, t.language, t.step, t.tokens_seen, t.ppl, t.mlte, t.teff, t.teff_mark, t.teff_status
 FROM teff t JOIN runs r USING (run_id)
-WHERE t.experiment = $experiment AND r.kind = 'mix' AND r.model = $model AND {current}
+WHERE t.experiment = $experiment AND r.kind = 'mix' AND r.model = $model AND {CURRENT}
 QUALIFY row_number() OVER (PARTITION BY t.run_id, t.language ORDER BY t.step DESC) = 1
 ORDER BY r.name, r.seed, t.language
-""".format(current=CURRENT)
+"""
 
 _ALIGN_STEP = """
 SELECT max(step) FROM (
@@ -165,7 +165,7 @@ def curves(store: Store, run_id: str, max_points: int = MAX_POINTS) -> CurvePane
     """Training PPL (exp of the per-language loss) and held-out PPL per language, by tokens."""
     panel = CurvePanel()
     train: dict[str, Curve] = {}
-    for step, tokens, lang_loss in store.query(_TRAIN, {"run_id": run_id, "n": max_points}).rows:
+    for _step, tokens, lang_loss in store.query(_TRAIN, {"run_id": run_id, "n": max_points}).rows:
         for lang, loss in (lang_loss or {}).items():
             if loss is None or not math.isfinite(loss) or loss > 50:
                 continue
@@ -189,16 +189,20 @@ def eval_curves(store: Store, run_ids: list[str]) -> dict[str, dict[str, Curve]]
 
 def teff_panel(store: Store, experiment: str, model: str, language: str | None = None) -> TeffPanel:
     """The experiment's monolingual law with its points, and every mix run's languages at their MLTE."""
-    from engine.scaling import ScalingError, ScalingLaw
+    from engine.analysis.scaling import ScalingError, ScalingLaw
 
     law_rows = store.query(_LAW, {"experiment": experiment, "model": model, "language": language or ""}).rows
-    points = [TeffPoint(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5]), r[6], r[7], r[8], r[9])
-              for r in store.query(_TEFF, {"experiment": experiment, "model": model}).rows]
+    points = [
+        TeffPoint(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5]), r[6], r[7], r[8], r[9])
+        for r in store.query(_TEFF, {"experiment": experiment, "model": model}).rows
+    ]
     if not law_rows:
         return TeffPanel(None, "no scaling law yet: it needs finished monolingual baselines", [], [], points)
     _model, law_lang, form, params, law_json, error = law_rows[0]
-    baselines = [(float(t), float(p)) for t, p in store.query(
-        _BASELINES, {"experiment": experiment, "model": model, "language": law_lang}).rows]
+    baselines = [
+        (float(t), float(p))
+        for t, p in store.query(_BASELINES, {"experiment": experiment, "model": model, "language": law_lang}).rows
+    ]
     if error or not law_json:
         return TeffPanel(None, f"no fit for {model}/{law_lang}: {error}", [], baselines, points)
     try:
@@ -243,8 +247,10 @@ def alignment(store: Store, run_id: str) -> AlignmentPanel:
 
 def experiment_of(store: Store, run_ids: list[str]) -> list[str]:
     """The experiments the given runs belong to, in order of first appearance."""
-    rows = store.query("SELECT run_id, experiment FROM runs WHERE list_contains(CAST($ids AS VARCHAR[]), run_id)",
-                       {"ids": list(run_ids)}).rows
+    rows = store.query(
+        "SELECT run_id, experiment FROM runs WHERE list_contains(CAST($ids AS VARCHAR[]), run_id)",
+        {"ids": list(run_ids)},
+    ).rows
     by_id = dict(rows)
     out: list[str] = []
     for rid in run_ids:
@@ -256,6 +262,8 @@ def experiment_of(store: Store, run_ids: list[str]) -> list[str]:
 
 def run_names(store: Store, run_ids: list[str]) -> dict[str, tuple[str, int | None]]:
     """run_id -> (name, seed), for legends and for finding a run's row in the report."""
-    rows = store.query("SELECT run_id, name, seed FROM runs WHERE list_contains(CAST($ids AS VARCHAR[]), run_id)",
-                       {"ids": list(run_ids)}).rows
+    rows = store.query(
+        "SELECT run_id, name, seed FROM runs WHERE list_contains(CAST($ids AS VARCHAR[]), run_id)",
+        {"ids": list(run_ids)},
+    ).rows
     return {rid: (str(name), seed) for rid, name, seed in rows}

@@ -14,10 +14,11 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import duckdb
 from tenacity import (
@@ -29,14 +30,29 @@ from tenacity import (
     wait_random,
 )
 
-from db.ingest import IngestStats, ingest_into, utc_timestamp
-from engine import layout
+from db.analysis import refresh_finished
+from db.bulk import utc_timestamp
+from db.ingest import IngestStats, ingest_into
+from engine.runs import layout
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 SCHEMA_SQL = SCHEMA_FILE.read_text(encoding="utf-8")
 SCHEMA_VERSION = int(re.search(r"^-- @version (\d+)\s*$", SCHEMA_SQL, re.M).group(1))  # type: ignore[union-attr]
-TABLES = ("schema_version", "experiments", "runs", "train_metrics", "evals", "ingest_state",
-          "align_embeddings", "align_hidden", "align_gradients", "scaling_fits", "teff", "tokenizers", "probes")
+TABLES = (
+    "schema_version",
+    "experiments",
+    "runs",
+    "train_metrics",
+    "evals",
+    "ingest_state",
+    "align_embeddings",
+    "align_hidden",
+    "align_gradients",
+    "scaling_fits",
+    "teff",
+    "tokenizers",
+    "probes",
+)
 TRY_WAIT = 0.5  # how long try_ingest waits: a UI tick, not a user-visible stall
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -134,7 +150,7 @@ def _build_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 class Store:
-    """One results database and its artefacts folder (``engine.layout``)."""
+    """One results database and its artefacts folder (``engine.runs.layout``)."""
 
     def __init__(self, db_path: Path | str) -> None:
         self.db_path = Path(db_path).expanduser().absolute()
@@ -236,7 +252,7 @@ class Store:
         """Everything new in the folder, in one transaction; waits up to ``wait`` s for the lock."""
         with self.connect(read_only=False, wait=wait) as con:
             try:
-                return ingest_into(con, self.root)
+                return _ingest_and_refresh(con, self.root)
             except duckdb.Error as e:
                 raise StoreError(f"ingest into {self.db_path} failed: {e}") from None
 
@@ -252,15 +268,13 @@ class Store:
         with self.connect(read_only=False, wait=wait) as con:
             try:
                 _build_schema(con)
-                return ingest_into(con, self.root)
+                return _ingest_and_refresh(con, self.root)
             except duckdb.Error as e:
                 raise StoreError(f"rebuilding {self.db_path} failed: {e}") from None
 
     # -- reading -------------------------------------------------------------------
 
-    def query(
-        self, sql: str, params: Params = None, wait: float = 30.0, max_rows: int | None = None
-    ) -> QueryResult:
+    def query(self, sql: str, params: Params = None, wait: float = 30.0, max_rows: int | None = None) -> QueryResult:
         """Read-only, so it runs beside other readers (and never blocks a later ingest for long)."""
         deadline = time.monotonic() + max(wait, 0.0)
         if not self.db_path.exists():
@@ -284,3 +298,11 @@ class Store:
             except duckdb.Error as e:
                 raise QueryError(str(e)) from None
         return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
+
+
+def _ingest_and_refresh(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
+    """New events in; then, in a transaction of its own, the laws and TEffs that a run's
+    finishing may have changed (derived tables may lag, measurements never wait on them)."""
+    stats = ingest_into(con, root)
+    refresh_finished(con, stats.finished)
+    return stats

@@ -20,22 +20,23 @@ import torch
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                targets: torch.Tensor, chunk: int) -> torch.Tensor:
+    def forward(
+        ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
         n = h.shape[0]
         losses = torch.empty(n, dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros_like(weight)
         grad_b = torch.zeros_like(bias)
         for start in range(0, n, chunk):
-            hc, tc = h[start:start + chunk], targets[start:start + chunk]
+            hc, tc = h[start : start + chunk], targets[start : start + chunk]
             rows = torch.arange(len(tc), device=h.device)
             logits = torch.addmm(bias, hc, weight.t())
             lse = torch.logsumexp(logits, dim=1)
-            losses[start:start + chunk] = lse - logits[rows, tc]
+            losses[start : start + chunk] = lse - logits[rows, tc]
             probs = logits.sub_(lse[:, None]).exp_()
             probs[rows, tc] -= 1.0  # d loss_i / d logits_i = softmax - onehot
-            torch.mm(probs, weight, out=grad_h[start:start + chunk])
+            torch.mm(probs, weight, out=grad_h[start : start + chunk])
             grad_w.addmm_(probs.t(), hc)
             grad_b += probs.sum(dim=0)
         ctx.save_for_backward(grad_h, grad_w, grad_b)
@@ -50,7 +51,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_h * grad_losses[:, None], grad_w * scale, grad_b * scale, None, None
 
 
-def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                         targets: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+def linear_cross_entropy(
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor, chunk: int = 256
+) -> torch.Tensor:
     """Per-token cross-entropy of ``h @ weight.T + bias`` against ``targets`` (h: (N, d))."""
     return _LinearCrossEntropy.apply(h, weight, bias, targets, chunk)

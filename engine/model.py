@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.presets import PRESETS, GPTConfig, preset
+from engine.config.presets import PRESETS, GPTConfig, preset
 
 __all__ = ["GPT", "GPTConfig", "PRESETS", "preset"]
 

@@ -12,27 +12,38 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.data import EOS_ID, Batches, TokenData, anchor_ids, clone_tables
-from engine.evaluate import evaluate_stream
+from engine.analysis.evaluate import evaluate_stream
+from engine.config.spec import RunSpec
+from engine.data.cloned import Batches, anchor_ids, clone_tables
+from engine.data.real_languages import RealLanguages, StreamBatches, prepare_run_data
+from engine.data.tasks import check_end_inputs, family_settings, parallel_config
+from engine.data.tokens import EOS_ID, TokenData
 from engine.losses import linear_cross_entropy
-from engine.events import (AlignEmbedding, AlignGradient, AlignHidden, EvalResult, EventLog, Heartbeat, ProbeResult,
-                           Started, Status, TokenizerInfo, TrainMetric)
-from engine.languages import RealLanguages, StreamBatches, prepare_run_data
 from engine.model import GPT, preset
-from engine.spec import RunSpec
-from engine.tasks import check_end_inputs, family_settings, parallel_config
+from engine.runs.events import (
+    AlignEmbedding,
+    AlignGradient,
+    AlignHidden,
+    EvalResult,
+    EventLog,
+    Heartbeat,
+    ProbeResult,
+    Started,
+    Status,
+    TokenizerInfo,
+    TrainMetric,
+)
+from engine.runs.layout import CHECKPOINT_FILE, FINAL_MODEL_FILE
 
-CHECKPOINT = "checkpoint.pt"
-FINAL_MODEL = "model.pt"
 HEARTBEAT_SECONDS = 5.0
 
 
@@ -78,15 +89,22 @@ def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
     if not cuda and precision != "fp32":
         precision = "fp32"
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return Runtime(device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16",
-                   fused_loss=not cuda and not compile_)
+    return Runtime(
+        device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16", fused_loss=not cuda and not compile_
+    )
 
 
 class Trainer:
     """Owns one run's model, optimiser, data and log; ``run()`` trains to the end or a stop."""
 
-    def __init__(self, spec: RunSpec, run_dir: Path, device: str = "cpu",
-                 tokens: TokenData | RealLanguages | None = None, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        run_dir: Path,
+        device: str = "cpu",
+        tokens: TokenData | RealLanguages | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.spec, self.run_dir = spec, Path(run_dir)
         self.rt = resolve_runtime(spec, device)
         self.say = log
@@ -115,8 +133,12 @@ class Trainer:
         self.model = GPT(preset(spec.model, model_vocab, self.T)).to(self.rt.device)
         cuda = self.rt.device.startswith("cuda")
         self.opt = torch.optim.AdamW(
-            self.model.parameters(), lr=t["lr"], betas=tuple(t["betas"]), eps=t["eps"],
-            weight_decay=t["weight_decay"], fused=cuda or None,
+            self.model.parameters(),
+            lr=t["lr"],
+            betas=tuple(t["betas"]),
+            eps=t["eps"],
+            weight_decay=t["weight_decay"],
+            fused=cuda or None,
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.rt.scaler else None
         self.forward = torch.compile(self.model) if self.rt.compile else self.model
@@ -132,26 +154,39 @@ class Trainer:
     def _accumulators_from(self, state: dict) -> dict:
         """Loss sums stay on the device between log lines, so a step never waits on the GPU."""
         dev = self.rt.device
-        return {"loss": torch.tensor(state["loss"], dtype=torch.float64, device=dev), "count": state["count"],
-                "lang_sum": torch.tensor(state["lang_sum"], dtype=torch.float64, device=dev),
-                "lang_count": np.array(state["lang_count"], dtype=np.int64)}
+        return {
+            "loss": torch.tensor(state["loss"], dtype=torch.float64, device=dev),
+            "count": state["count"],
+            "lang_sum": torch.tensor(state["lang_sum"], dtype=torch.float64, device=dev),
+            "lang_count": np.array(state["lang_count"], dtype=np.int64),
+        }
 
     def _accumulators_state(self) -> dict:
         acc = self._acc
-        return {"loss": float(acc["loss"]), "count": acc["count"],
-                "lang_sum": acc["lang_sum"].tolist(), "lang_count": acc["lang_count"].tolist()}
+        return {
+            "loss": float(acc["loss"]),
+            "count": acc["count"],
+            "lang_sum": acc["lang_sum"].tolist(),
+            "lang_count": acc["lang_count"].tolist(),
+        }
 
     def save_checkpoint(self) -> None:
-        state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-                 "acc": self._accumulators_state(), "torch_rng": torch.get_rng_state(), "run_id": self.spec.run_id}
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "acc": self._accumulators_state(),
+            "torch_rng": torch.get_rng_state(),
+            "run_id": self.spec.run_id,
+        }
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
-        tmp = self.run_dir / (CHECKPOINT + ".tmp")
+        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
         torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT)  # atomic: a kill mid-save keeps the previous one
+        os.replace(tmp, self.run_dir / CHECKPOINT_FILE)  # atomic: a kill mid-save keeps the previous one
 
     def load_checkpoint(self) -> bool:
-        path = self.run_dir / CHECKPOINT
+        path = self.run_dir / CHECKPOINT_FILE
         if not path.exists():
             return False
         state = torch.load(path, map_location=self.rt.device, weights_only=False)
@@ -166,14 +201,23 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------
 
-    def run(self, events: EventLog, should_stop: Callable[[], bool] = lambda: False,
-            stop_after: int | None = None) -> str:
+    def run(
+        self, events: EventLog, should_stop: Callable[[], bool] = lambda: False, stop_after: int | None = None
+    ) -> str:
         """Train until done or stopped; returns the final status ("done" or "cancelled")."""
         spec, t = self.spec, self.spec.train
         resumed = self.load_checkpoint()
-        events.emit(Started(spec.run_id, device=self.device_label(), host=socket.gethostname(), pid=os.getpid(),
-                            total_steps=spec.total_steps, total_tokens=spec.total_tokens,
-                            resumed_from=self.step if resumed else None))
+        events.emit(
+            Started(
+                spec.run_id,
+                device=self.device_label(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                total_steps=spec.total_steps,
+                total_tokens=spec.total_tokens,
+                resumed_from=self.step if resumed else None,
+            )
+        )
         events.emit(self.tokenizer_info())
         evals = [s for s in eval_steps(spec.total_steps, spec.eval["every"]) if s >= self.step]
         if evals and evals[0] == self.step and not resumed:
@@ -183,8 +227,9 @@ class Trainer:
         while self.step < spec.total_steps:
             if should_stop() or (stop_after is not None and self.step >= stop_after):
                 self.save_checkpoint()
-                events.emit(Status(spec.run_id, "cancelled", "stopped; resume continues from step "
-                                   f"{self.step}", step=self.step))
+                events.emit(
+                    Status(spec.run_id, "cancelled", f"stopped; resume continues from step {self.step}", step=self.step)
+                )
                 return "cancelled"
             lr = lr_at(self.step, spec.total_steps, t["lr"], t["min_lr"], t["warmup"])
             self.train_step(lr)
@@ -207,8 +252,8 @@ class Trainer:
             self.align(events)
         if spec.eval.get("probe"):
             self.probe(events)
-        torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL)
-        (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
+        (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         events.emit(Status(spec.run_id, "done", step=self.step))
         return "done"
 
@@ -266,30 +311,53 @@ class Trainer:
 
     def _emit_metric(self, events: EventLog, lr: float, tokens_per_s: float) -> None:
         acc = self._accumulators_state()  # the one device sync per log line
-        lang_loss = {lang: acc["lang_sum"][i] / acc["lang_count"][i]
-                     for i, lang in enumerate(self.spec.languages) if acc["lang_count"][i]}
+        lang_loss = {
+            lang: acc["lang_sum"][i] / acc["lang_count"][i]
+            for i, lang in enumerate(self.spec.languages)
+            if acc["lang_count"][i]
+        }
         loss = acc["loss"] / max(acc["count"], 1)
-        events.emit(TrainMetric(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T, lr=lr,
-                                loss=loss, lang_loss=lang_loss, tokens_per_s=tokens_per_s))
+        events.emit(
+            TrainMetric(
+                self.spec.run_id,
+                step=self.step,
+                tokens=self.step * self.B * self.T,
+                lr=lr,
+                loss=loss,
+                lang_loss=lang_loss,
+                tokens_per_s=tokens_per_s,
+            )
+        )
         per_lang = " ".join(f"{k} {v:.3f}" for k, v in lang_loss.items())
-        self.say(f"step {self.step}/{self.spec.total_steps} loss {loss:.3f} ({per_lang}) lr {lr:.2e} "
-                 f"{tokens_per_s:,.0f} tok/s")
+        self.say(
+            f"step {self.step}/{self.spec.total_steps} loss {loss:.3f} ({per_lang}) lr {lr:.2e} "
+            f"{tokens_per_s:,.0f} tok/s"
+        )
         self._acc = self._new_accumulators()
 
     def tokenizer_info(self) -> TokenizerInfo:
         if self.real is not None:
             info = self.real.info()
-            return TokenizerInfo(self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"],
-                                 info["languages"])
+            return TokenizerInfo(
+                self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"], info["languages"]
+            )
         V, d = self.tokens.vocab_size, self.spec.data
-        per_lang = {"vocab_size": V, "train_tokens": int(len(self.tokens.train)), "test_tokens": int(len(self.tokens.test))}
-        return TokenizerInfo(self.spec.run_id, "cloned", V * len(self.spec.languages),
-                             len(anchor_ids(V, d["anchors"], d["anchor_seed"])),
-                             {lang: per_lang for lang in self.spec.languages})
+        per_lang = {
+            "vocab_size": V,
+            "train_tokens": int(len(self.tokens.train)),
+            "test_tokens": int(len(self.tokens.test)),
+        }
+        return TokenizerInfo(
+            self.spec.run_id,
+            "cloned",
+            V * len(self.spec.languages),
+            len(anchor_ids(V, d["anchors"], d["anchor_seed"])),
+            {lang: per_lang for lang in self.spec.languages},
+        )
 
     def probe(self, events: EventLog) -> None:
         """The downstream probe: fine-tuned in one language, zero-shot in the others."""
-        from engine.probe import run_probe
+        from engine.analysis.probe import run_probe
 
         spec = self.spec
         if self.real is not None:
@@ -299,8 +367,13 @@ class Trainer:
             import sentencepiece as spm
 
             sp = spm.SentencePieceProcessor(model_file=str(self.tokens.tokenizer_path))
-            encode = lambda i, texts: [self.tables[i][np.asarray(ids, dtype=np.int64)]  # noqa: E731
-                                       for ids in sp.encode(texts)]
+
+            def encode(i, texts):
+                return [
+                    self.tables[i][np.asarray(ids, dtype=np.int64)]  # noqa: E731
+                    for ids in sp.encode(texts)
+                ]
+
             eos, family = (lambda i: int(self.tables[i][EOS_ID])), None
         trained = [spec.languages[i] for i in self.eval_languages]
         cfg = dict(spec.eval["probe"])
@@ -309,11 +382,22 @@ class Trainer:
         scores = run_probe(self.model, cfg, spec.languages, encode, eos, self.T, family, spec.seed, trained)
         common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         for sc in scores:
-            events.emit(ProbeResult(**common, task=sc.task, train_language=sc.train_language, language=sc.language,
-                                    accuracy=sc.accuracy, chance=sc.chance, n_examples=sc.n_examples,
-                                    train_accuracy=sc.train_accuracy))
-            self.say(f"probe ({sc.task}) trained in {sc.train_language}, {sc.language}: accuracy "
-                     f"{sc.accuracy:.3f} (chance {sc.chance:.3f}, {sc.n_examples} examples)")
+            events.emit(
+                ProbeResult(
+                    **common,
+                    task=sc.task,
+                    train_language=sc.train_language,
+                    language=sc.language,
+                    accuracy=sc.accuracy,
+                    chance=sc.chance,
+                    n_examples=sc.n_examples,
+                    train_accuracy=sc.train_accuracy,
+                )
+            )
+            self.say(
+                f"probe ({sc.task}) trained in {sc.train_language}, {sc.language}: accuracy "
+                f"{sc.accuracy:.3f} (chance {sc.chance:.3f}, {sc.n_examples} examples)"
+            )
 
     def align(self, events: EventLog) -> None:
         """The paper's three alignment analyses, first trained language against each other."""
@@ -322,8 +406,12 @@ class Trainer:
         if self.real is not None:
             self._align_real(events)
             return
-        from engine.alignment import (embedding_similarity, gradient_similarity_cloned,
-                                      hidden_similarity_cloned, token_counts)
+        from engine.analysis.alignment import (
+            embedding_similarity,
+            gradient_similarity_cloned,
+            hidden_similarity_cloned,
+            token_counts,
+        )
 
         spec, ev = self.spec, self.spec.eval
         V, N = self.tokens.vocab_size, len(spec.languages)
@@ -335,20 +423,31 @@ class Trainer:
         for b in self.eval_languages[1:]:
             pair = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
             for e in embedding_similarity(self.model, self.tables, spec.languages, a, b, counts=counts):
-                events.emit(AlignEmbedding(**common, **pair, matrix=e.matrix, similarity=e.mean, control=e.control,
-                                           n_ids=e.n_ids, n_anchors=e.n_anchors_excluded, bins=e.bins))
+                events.emit(
+                    AlignEmbedding(
+                        **common,
+                        **pair,
+                        matrix=e.matrix,
+                        similarity=e.mean,
+                        control=e.control,
+                        n_ids=e.n_ids,
+                        n_anchors=e.n_anchors_excluded,
+                        bins=e.bins,
+                    )
+                )
             hidden = hidden_similarity_cloned(self.model, base[:, :-1], self.tables, spec.languages, a, b)
             for layer, sim in enumerate(hidden.per_layer):
                 events.emit(AlignHidden(**common, **pair, layer=layer, similarity=sim, n_sequences=hidden.n_sequences))
-            grads = gradient_similarity_cloned(self.model, base[: max(2, len(base) // 2)], self.tables,
-                                               spec.languages, a, b)
+            grads = gradient_similarity_cloned(
+                self.model, base[: max(2, len(base) // 2)], self.tables, spec.languages, a, b
+            )
             for tensor, sim in grads.per_tensor.items():
                 events.emit(AlignGradient(**common, **pair, tensor=tensor, similarity=sim))
 
     def _align_real(self, events: EventLog) -> None:
         """Hidden-state and gradient similarity on parallel sentences (no equivalent ids to compare)."""
-        from engine.alignment import gradient_similarity, hidden_similarity_parallel
-        from engine.parallel import encode_pairs, pack, parallel_texts
+        from engine.analysis.alignment import gradient_similarity, hidden_similarity_parallel
+        from engine.data.parallel import encode_pairs, pack, parallel_texts
 
         spec = self.spec
         par = parallel_config(spec)
@@ -366,10 +465,14 @@ class Trainer:
                 continue
             hidden = hidden_similarity_parallel(self.model, seqs_a, seqs_b, la, lb)
             for layer, sim in enumerate(hidden.per_layer):
-                events.emit(AlignHidden(**common, lang_a=la, lang_b=lb, layer=layer, similarity=sim,
-                                        n_sequences=hidden.n_sequences))
-            grads = gradient_similarity(self.model, torch.from_numpy(pack(seqs_a, self.T)),
-                                        torch.from_numpy(pack(seqs_b, self.T)), la, lb)
+                events.emit(
+                    AlignHidden(
+                        **common, lang_a=la, lang_b=lb, layer=layer, similarity=sim, n_sequences=hidden.n_sequences
+                    )
+                )
+            grads = gradient_similarity(
+                self.model, torch.from_numpy(pack(seqs_a, self.T)), torch.from_numpy(pack(seqs_b, self.T)), la, lb
+            )
             for tensor, sim in grads.per_tensor.items():
                 events.emit(AlignGradient(**common, lang_a=la, lang_b=lb, tensor=tensor, similarity=sim))
 
@@ -377,7 +480,7 @@ class Trainer:
         """Up to ``n`` consecutive test windows of T+1 base ids: the same text for every language."""
         stream = np.asarray(self.tokens.test, dtype=np.int64)
         n = max(1, min(n, (len(stream) - 1) // self.T))
-        return torch.from_numpy(np.stack([stream[i * self.T: i * self.T + self.T + 1] for i in range(n)]))
+        return torch.from_numpy(np.stack([stream[i * self.T : i * self.T + self.T + 1] for i in range(n)]))
 
     def _eval_ids(self, language: int, max_tokens: int) -> tuple[np.ndarray, int]:
         """Cloned: the same test text under each id map; real: each language's own test text."""
@@ -390,12 +493,30 @@ class Trainer:
         ev = self.spec.eval
         for i in self.eval_languages:
             ids, n_chars = self._eval_ids(i, ev["max_tokens"])
-            score = evaluate_stream(self.model, ids, ev["context"], ev["stride"],
-                                    batch_size=ev["batch_size"], device=self.rt.device, n_chars=n_chars,
-                                    autocast_dtype=self.rt.amp_dtype)
-            events.emit(EvalResult(self.spec.run_id, step=self.step, tokens=self.step * self.B * self.T,
-                                   language=self.spec.languages[i], loss=score.loss, ppl=score.ppl,
-                                   char_ppl=score.char_ppl, accuracy=score.accuracy, n_tokens=score.n_tokens))
-            self.say(f"eval step {self.step} {self.spec.languages[i]}: PPL {score.ppl:.2f} "
-                     f"accuracy {score.accuracy:.3f} ({score.n_tokens} tokens)")
-
+            score = evaluate_stream(
+                self.model,
+                ids,
+                ev["context"],
+                ev["stride"],
+                batch_size=ev["batch_size"],
+                device=self.rt.device,
+                n_chars=n_chars,
+                autocast_dtype=self.rt.amp_dtype,
+            )
+            events.emit(
+                EvalResult(
+                    self.spec.run_id,
+                    step=self.step,
+                    tokens=self.step * self.B * self.T,
+                    language=self.spec.languages[i],
+                    loss=score.loss,
+                    ppl=score.ppl,
+                    char_ppl=score.char_ppl,
+                    accuracy=score.accuracy,
+                    n_tokens=score.n_tokens,
+                )
+            )
+            self.say(
+                f"eval step {self.step} {self.spec.languages[i]}: PPL {score.ppl:.2f} "
+                f"accuracy {score.accuracy:.3f} ({score.n_tokens} tokens)"
+            )

@@ -16,8 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
-from engine.backends import STOP_FILE
-from engine.events import SPEC_FILE, EventLog, Status
+from engine.runs.events import EventLog, Status
+from engine.runs.layout import SPEC_FILE, STOP_FILE
 
 
 class StopFlag:
@@ -50,7 +50,7 @@ def failure_reason(exc: BaseException) -> str:
 
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return "out of GPU memory (try a smaller batch_size or model, or fewer runs per GPU)"
-    from engine.data import DataError
+    from engine.errors import DataError
 
     if isinstance(exc, DataError):
         return str(exc)
@@ -58,7 +58,7 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int | None = None) -> int:
-    from engine.spec import RunSpec
+    from engine.config.spec import RunSpec
 
     run_dir = Path(run_dir)
     spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text())

@@ -36,7 +36,7 @@ def token_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated corpus as a plain-text file, exercising the file reader."""
-    from engine.synthetic import SyntheticSpec, generate_text
+    from engine.data.synthetic import SyntheticSpec, generate_text
 
     path = tmp_path_factory.mktemp("corpus") / "synthetic.txt"
     path.write_text(generate_text(SyntheticSpec(seed=3), 300_000))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.alignment import (
+from engine.analysis.alignment import (
     embedding_similarity,
     gradient_similarity,
     gradient_similarity_cloned,
@@ -17,9 +17,9 @@ from engine.alignment import (
     matched_similarity,
     token_counts,
 )
-from engine.data import anchor_ids, clone_tables
+from engine.config.presets import preset
+from engine.data.cloned import anchor_ids, clone_tables
 from engine.model import GPT
-from engine.presets import preset
 
 LANGS = ["EN1", "EN2"]
 
@@ -93,8 +93,7 @@ def test_control_matches_brute_force_all_pairs():
     tables = clone_tables(V, 2, anchors=0.2)
     model = make_model(V)
     ids = np.flatnonzero(tables[0] != tables[1])
-    for res, w in zip(embedding_similarity(model, tables, LANGS, 0, 1),
-                      (model.tok_emb.weight, model.head.weight)):
+    for res, w in zip(embedding_similarity(model, tables, LANGS, 0, 1), (model.tok_emb.weight, model.head.weight)):
         wa = w.detach().double()[tables[0][ids]]
         wb = w.detach().double()[tables[1][ids]]
         cos = torch.nn.functional.cosine_similarity(wa[:, None, :], wb[None, :, :], dim=-1)
@@ -119,7 +118,7 @@ def test_frequency_bins_partition_the_ids():
         assert res.bins[0] is zero[0]
         for b in res.bins[1:]:
             assert b["n"] == int(((rarer >= b["lo"]) & (rarer < b["hi"])).sum())
-            assert b["hi"] / b["lo"] == pytest.approx(10 ** 0.25)
+            assert b["hi"] / b["lo"] == pytest.approx(10**0.25)
             assert -1 <= b["similarity"] <= 1 and -1 <= b["control"] <= 1
         edge = [b for b in res.bins if b["lo"] == pytest.approx(10.0)]
         assert edge and edge[0]["lo"] <= 10 < edge[0]["hi"]
@@ -149,7 +148,7 @@ def brute_token_counts(stream, V, langs, context, n_windows, N):
     counts = np.zeros((N, V), dtype=np.int64)
     for s, lang in enumerate(langs.ravel()):
         w = s % n_windows
-        for tok in stream[w * context: w * context + context]:
+        for tok in stream[w * context : w * context + context]:
             counts[lang, tok] += 1
     return counts
 
@@ -222,11 +221,9 @@ def test_parallel_identical_sentences_are_one():
 
 def test_matching_uses_the_optimal_assignment():
     # states_a = e1..e3, so the cosine matrix is built column by column from states_b.
-    sim = np.array([[0.6, 0.5, 0.0],
-                    [0.5, 0.0, 0.0],
-                    [0.0, 0.0, 0.1]])
+    sim = np.array([[0.6, 0.5, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.1]])
     states_a = torch.eye(3, 4, dtype=torch.float64)
-    slack = np.sqrt(1 - (sim ** 2).sum(axis=0))
+    slack = np.sqrt(1 - (sim**2).sum(axis=0))
     states_b = torch.tensor(np.vstack([sim, slack]).T)
     # greedy / position-wise pairing gives (0.6 + 0 + 0.1) / 3; the optimum swaps rows 0 and 1
     assert matched_similarity(states_a, states_b) == pytest.approx(1.1 / 3)

@@ -9,7 +9,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from xling_tui.cli import app
+from xling_tui.cli.main import app
 
 runner = CliRunner()
 
@@ -52,15 +52,23 @@ def finished(finished_once, tmp_path):
 
 def test_run_fills_the_database(finished):
     _, db = finished
-    out = invoke("sql", "SELECT name, status, tokens, total_tokens FROM runs ORDER BY name", "--db", db, "--format", "json")
+    out = invoke(
+        "sql", "SELECT name, status, tokens, total_tokens FROM runs ORDER BY name", "--db", db, "--format", "json"
+    )
     assert out.exit_code == 0, out.output
     rows = json.loads(out.output)
     assert [r["name"] for r in rows] == ["90/10", "mono EN1 100%", "mono EN1 50%"]
     assert all(r["status"] == "done" and r["tokens"] == r["total_tokens"] for r in rows)
     evals = invoke("sql", "SELECT DISTINCT language FROM evals ORDER BY 1", "--db", db, "--format", "csv")
     assert list(csv.reader(io.StringIO(evals.output))) == [["language"], ["EN1"], ["EN2"]]
-    per_lang = invoke("sql", "SELECT count(*) AS n FROM train_metrics WHERE lang_loss['EN2'] IS NOT NULL",
-                      "--db", db, "--format", "json")
+    per_lang = invoke(
+        "sql",
+        "SELECT count(*) AS n FROM train_metrics WHERE lang_loss['EN2'] IS NOT NULL",
+        "--db",
+        db,
+        "--format",
+        "json",
+    )
     assert json.loads(per_lang.output)[0]["n"] > 0
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from db.store import Store
-from engine.cluster import RaySettings, SlurmSettings
-from engine.data import prepare_tokens
-from engine.events import iter_events
-from engine.launch import Launcher, enqueue
-from engine.pool import ClusterPool
-from engine.spec import load_experiments
+from engine.config.cluster import RaySettings, SlurmSettings
+from engine.config.spec import load_experiments
+from engine.data.tokens import prepare_tokens
+from engine.launch.launcher import Launcher
+from engine.launch.pools import ClusterPool
+from engine.launch.queue import enqueue
+from engine.runs.events import iter_events
 
 
 def launch(tmp_path: Path, toml: Path, backend, slots: int = 3):
@@ -27,9 +28,13 @@ def launch(tmp_path: Path, toml: Path, backend, slots: int = 3):
         prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)  # as `xling run` does first
     store = Store(tmp_path / "c.duckdb")
     states = enqueue(store.root, experiments)
-    launcher = Launcher(store.root, sink=store, backend=backend, max_parallel=slots,
-                        pool=ClusterPool(backend.placement() if hasattr(backend, "executor") else
-                                         backend.placement("cpu"), slots))
+    launcher = Launcher(
+        store.root,
+        sink=store,
+        backend=backend,
+        max_parallel=slots,
+        pool=ClusterPool(backend.placement() if hasattr(backend, "executor") else backend.placement("cpu"), slots),
+    )
     summary = launcher.run(states)
     store.ingest(wait=60)
     return store, states, summary
@@ -46,7 +51,7 @@ def events(run_dir: Path) -> list[dict]:
 
 
 def test_slurm_backend_through_submitits_local_executor(tmp_path, tiny_toml):
-    from engine.backends_slurm import SlurmBackend
+    from engine.backends.slurm import SlurmBackend
 
     backend = SlurmBackend(SlurmSettings(gpus_per_run=0, cpus_per_run=1), executor="local")
     store, states, summary = launch(tmp_path, tiny_toml, backend)
@@ -78,7 +83,7 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(tmp_path, tiny_corpu
     """The signal Slurm sends ``signal_delay_s`` before a job's time limit (or at
     preemption) reaches the job's process: the worker checkpoints (periodic checkpoints
     are off here), submitit requeues the same job, and it resumes at that step."""
-    from engine.backends_slurm import SlurmBackend
+    from engine.backends.slurm import SlurmBackend
 
     toml = tmp_path / "experiments.toml"
     toml.write_text(LONG.format(tokens=60_000, corpus=tiny_corpus))
@@ -125,7 +130,7 @@ def local_ray():
 
 
 def test_ray_backend_on_a_local_ray(tmp_path, tiny_toml, local_ray):
-    from engine.backends_ray import RayBackend
+    from engine.backends.ray import RayBackend
 
     backend = RayBackend(RaySettings(gpus_per_run=0, cpus_per_run=1))
     store, states, summary = launch(tmp_path, tiny_toml, backend, slots=2)
@@ -136,7 +141,7 @@ def test_ray_backend_on_a_local_ray(tmp_path, tiny_toml, local_ray):
 
 
 def test_ray_run_stops_on_request_and_resumes(tmp_path, tiny_corpus, local_ray):
-    from engine.backends_ray import RayBackend, RayJobs
+    from engine.backends.ray import RayBackend, RayJobs
 
     toml = tmp_path / "experiments.toml"
     toml.write_text(LONG.format(tokens=400_000, corpus=tiny_corpus))

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cluster import ClusterSettings, load_cluster, parse_sbatch_options, parse_slurm_time, with_flags
-from engine.events import iter_events
-from engine.spec import SpecError, load_experiments
-from xling_tui.cli import app
+from engine.config.cluster import ClusterSettings, load_cluster, parse_sbatch_options, parse_slurm_time, with_flags
+from engine.config.locate import SpecError
+from engine.config.spec import load_experiments
+from engine.runs.events import iter_events
+from xling_tui.cli.main import app
 
 runner = CliRunner()
 
@@ -83,11 +84,34 @@ def status_rows(db: Path) -> dict[str, dict]:
 def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_slurm):
     db = tmp_path / "r.duckdb"
     with open(tiny_toml, "a") as fh:
-        fh.write('\n[cluster.slurm]\npartition = "cpu"\ntime = "2:00:00"\nsetup = ["module load cuda"]\n'
-                 'sbatch = { mail-type = "END" }\n')
-    out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--partition", "gpu",
-                              "--gpus-per-run", "2", "--time", "1:30:00", "--account", "lab",
-                              "--sbatch", "constraint=a100", "--sbatch", "exclusive", "--detach"])
+        fh.write(
+            '\n[cluster.slurm]\npartition = "cpu"\ntime = "2:00:00"\nsetup = ["module load cuda"]\n'
+            'sbatch = { mail-type = "END" }\n'
+        )
+    out = runner.invoke(
+        app,
+        [
+            "run",
+            str(tiny_toml),
+            "--db",
+            str(db),
+            "--backend",
+            "slurm",
+            "--partition",
+            "gpu",
+            "--gpus-per-run",
+            "2",
+            "--time",
+            "1:30:00",
+            "--account",
+            "lab",
+            "--sbatch",
+            "constraint=a100",
+            "--sbatch",
+            "exclusive",
+            "--detach",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "3 submitted" in out.output and "slurm 1000" in out.output
     dirs = run_dirs(db)
@@ -98,17 +122,32 @@ def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_
     assert len(sbatch) == 3
     for d in dirs:  # submitit renamed each script after its job id, in the run's own folder
         script = (d / "slurm" / f"{jobs[d.name]}_submission.sh").read_text()
-        for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --gpus-per-node=2",
-                     "#SBATCH --account=lab", "#SBATCH --constraint=a100", "#SBATCH --exclusive",
-                     "#SBATCH --mail-type=END", "#SBATCH --cpus-per-task=8", "#SBATCH --signal=USR2@120",
-                     f"#SBATCH --job-name=xling-{d.name}", "module load cuda"):
+        for line in (
+            "#SBATCH --partition=gpu",
+            "#SBATCH --time=90",
+            "#SBATCH --gpus-per-node=2",
+            "#SBATCH --account=lab",
+            "#SBATCH --constraint=a100",
+            "#SBATCH --exclusive",
+            "#SBATCH --mail-type=END",
+            "#SBATCH --cpus-per-task=8",
+            "#SBATCH --signal=USR2@120",
+            f"#SBATCH --job-name=xling-{d.name}",
+            "module load cuda",
+        ):
             assert line in script, (line, script)
         assert str(d) in " ".join(sbatch)
 
     # status: one sacct for all three jobs; the runs show their job; a node failure is noticed
     first, second, third = dirs
-    set_states(fake_slurm, {jobs[first.name]: ("NODE_FAIL", "node7"), jobs[second.name]: ("PENDING", "None"),
-                            jobs[third.name]: ("RUNNING", "node8")})
+    set_states(
+        fake_slurm,
+        {
+            jobs[first.name]: ("NODE_FAIL", "node7"),
+            jobs[second.name]: ("PENDING", "None"),
+            jobs[third.name]: ("RUNNING", "node8"),
+        },
+    )
     rows = status_rows(db)
     sacct = calls(fake_slurm, "sacct")
     assert len(sacct) == 1 and all(f"-j {j}" in sacct[0] for j in jobs.values())
@@ -142,8 +181,7 @@ def test_a_live_job_is_not_submitted_twice(tmp_path, tiny_toml, fake_slurm):
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     assert len(calls(fake_slurm, "sbatch")) == 3 and "3 finished or running elsewhere" in again.output
-    set_states(fake_slurm, {"1000": ("COMPLETED", "n1"), "1001": ("CANCELLED by 1", "None"),
-                            "1002": ("TIMEOUT", "n2")})
+    set_states(fake_slurm, {"1000": ("COMPLETED", "n1"), "1001": ("CANCELLED by 1", "None"), "1002": ("TIMEOUT", "n2")})
     rows = status_rows(db)  # all three ended without their workers reporting
     assert sorted(r["status"] for r in rows.values()) == ["cancelled", "failed", "failed"]
     third = runner.invoke(app, args)
@@ -151,7 +189,9 @@ def test_a_live_job_is_not_submitted_twice(tmp_path, tiny_toml, fake_slurm):
 
 
 def test_sbatch_refusal_fails_the_run_with_its_message(tmp_path, tiny_toml, fake_slurm):
-    (fake_slurm / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n")
+    (fake_slurm / "sbatch").write_text(
+        "#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n"
+    )
     db = tmp_path / "no.duckdb"
     out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--partition", "nope"])
     assert out.exit_code == 1
@@ -171,28 +211,52 @@ def test_bad_cluster_settings_name_file_line_and_field(tmp_path, tiny_toml):
     out = runner.invoke(app, ["run", str(tiny_toml), "--backend", "slurm", "--db", str(tmp_path / "x.duckdb")])
     assert out.exit_code == 2 and "cluster.pbs" in out.output
     tiny_toml.write_text(text)
-    out = runner.invoke(app, ["run", str(tiny_toml), "--backend", "slurm", "--time", "1:2:3:4",
-                              "--db", str(tmp_path / "x.duckdb")])
+    out = runner.invoke(
+        app, ["run", str(tiny_toml), "--backend", "slurm", "--time", "1:2:3:4", "--db", str(tmp_path / "x.duckdb")]
+    )
     assert out.exit_code == 2 and "--time: '1:2:3:4' is not a Slurm time" in out.output
     out = runner.invoke(app, ["run", str(tiny_toml), "--partition", "gpu", "--db", str(tmp_path / "x.duckdb")])
     assert out.exit_code == 2 and "--partition applies to --backend slurm or ray" in out.output
-    out = runner.invoke(app, ["run", str(tiny_toml), "--backend", "slurm", "--device", "cpu", "--gpus-per-run", "1",
-                              "--db", str(tmp_path / "x.duckdb")])
+    out = runner.invoke(
+        app,
+        [
+            "run",
+            str(tiny_toml),
+            "--backend",
+            "slurm",
+            "--device",
+            "cpu",
+            "--gpus-per-run",
+            "1",
+            "--db",
+            str(tmp_path / "x.duckdb"),
+        ],
+    )
     assert out.exit_code == 2 and "choose one" in out.output
 
 
 def test_slurm_times_flags_and_sbatch_options():
-    assert [parse_slurm_time(t) for t in ("90", "1:30", "2:00:00", "1-0", "1-2:30", "0-0:0:30")] == \
-        [90, 2, 120, 1440, 1590, 1]
+    assert [parse_slurm_time(t) for t in ("90", "1:30", "2:00:00", "1-0", "1-2:30", "0-0:0:30")] == [
+        90,
+        2,
+        120,
+        1440,
+        1590,
+        1,
+    ]
     with pytest.raises(ValueError):
         parse_slurm_time("two hours")
-    settings = with_flags(ClusterSettings(), "slurm", {"time": "4:00:00", "partition": None,
-                                                       "sbatch": {"constraint": "a100"}})
+    settings = with_flags(
+        ClusterSettings(), "slurm", {"time": "4:00:00", "partition": None, "sbatch": {"constraint": "a100"}}
+    )
     assert settings.slurm.time == 240 and settings.slurm.partition is None
     assert settings.slurm.sbatch == {"constraint": "a100"}
     with pytest.raises(SpecError, match="--gpus-per-run"):
         with_flags(ClusterSettings(), "slurm", {"gpus_per_run": -1})
-    assert parse_sbatch_options(["constraint=a100", "--exclusive", "mail-type=END,FAIL"]) == \
-        {"constraint": "a100", "exclusive": True, "mail-type": "END,FAIL"}
+    assert parse_sbatch_options(["constraint=a100", "--exclusive", "mail-type=END,FAIL"]) == {
+        "constraint": "a100",
+        "exclusive": True,
+        "mail-type": "END,FAIL",
+    }
     with pytest.raises(SpecError, match="KEY=VALUE"):
         parse_sbatch_options(["=x"])

@@ -9,8 +9,9 @@ import tomllib
 import numpy as np
 import pytest
 
-from engine.corpora import clean_text
-from engine.spec import SpecError, parse_experiments
+from engine.config.locate import SpecError
+from engine.config.spec import parse_experiments
+from engine.data.corpora import clean_text
 
 REAL = """\
 [experiments.real]
@@ -58,20 +59,38 @@ def test_real_spec_keeps_its_corpora():
     assert other.runs[0].run_id != exp.runs[0].run_id
 
 
-@pytest.mark.parametrize("edit, where, message", [
-    (lambda t: t.replace('FR = {', 'DE = {'), "exp.toml:13", "no corpus for 'FR'"),
-    (lambda t: t.replace('kind = "real"', 'kind = "cloned"'), "exp.toml:13", "only for kind"),
-    (lambda t: t.replace('tokenizer = "anchored"', 'tokenizer = "shared"'), "exp.toml:10", "tokenizer"),
-    (lambda t: t.replace('path = "builtin:family", ', 'path = "fr.txt", '), "exp.toml", "family settings only"),
-    (lambda t: t.replace('like = "far"', 'like = "martian"'), "exp.toml", "unknown family preset"),
-    (lambda t: t.replace('vocab_size = 128', 'vocab_size = 128\nanchors = 0.1'), "exp.toml:12", "anchors are for cloned"),
-    (lambda t: t.replace('vocab_size = 128', 'vocab_size = 128\nparallel = { path = "p.tsv", columns = ["EN", "DE"] }'),
-     "exp.toml:12", "'DE' is not one"),
-    (lambda t: t.replace('baselines = [1.0]', 'baselines = [1.0]\neval = { probe = { train_language = "DE" } }'),
-     "exp.toml", "train_language"),
-    (lambda t: t.replace('baselines = [1.0]', 'baselines = [1.0]\neval = { probe = {} }'),
-     "exp.toml", "built-in task needs the built-in corpus"),
-])
+@pytest.mark.parametrize(
+    "edit, where, message",
+    [
+        (lambda t: t.replace("FR = {", "DE = {"), "exp.toml:13", "no corpus for 'FR'"),
+        (lambda t: t.replace('kind = "real"', 'kind = "cloned"'), "exp.toml:13", "only for kind"),
+        (lambda t: t.replace('tokenizer = "anchored"', 'tokenizer = "shared"'), "exp.toml:10", "tokenizer"),
+        (lambda t: t.replace('path = "builtin:family", ', 'path = "fr.txt", '), "exp.toml", "family settings only"),
+        (lambda t: t.replace('like = "far"', 'like = "martian"'), "exp.toml", "unknown family preset"),
+        (
+            lambda t: t.replace("vocab_size = 128", "vocab_size = 128\nanchors = 0.1"),
+            "exp.toml:12",
+            "anchors are for cloned",
+        ),
+        (
+            lambda t: t.replace(
+                "vocab_size = 128", 'vocab_size = 128\nparallel = { path = "p.tsv", columns = ["EN", "DE"] }'
+            ),
+            "exp.toml:12",
+            "'DE' is not one",
+        ),
+        (
+            lambda t: t.replace("baselines = [1.0]", 'baselines = [1.0]\neval = { probe = { train_language = "DE" } }'),
+            "exp.toml",
+            "train_language",
+        ),
+        (
+            lambda t: t.replace("baselines = [1.0]", "baselines = [1.0]\neval = { probe = {} }"),
+            "exp.toml",
+            "built-in task needs the built-in corpus",
+        ),
+    ],
+)
 def test_bad_real_configs_name_file_line_and_field(edit, where, message):
     text = edit(REAL.format(tokenizer="anchored", en="/x/en.jsonl"))
     with pytest.raises(SpecError) as err:
@@ -81,8 +100,8 @@ def test_bad_real_configs_name_file_line_and_field(edit, where, message):
 
 
 def test_prepare_real_from_jsonl_and_family(tmp_path):
-    from engine.family import family_text
-    from engine.languages import prepare_real, summarize
+    from engine.data.family import family_text
+    from engine.data.real_languages import prepare_real, summarize
 
     en = tmp_path / "en.jsonl.gz"
     lines = family_text({"like": "near"}, 60_000).splitlines()
@@ -97,8 +116,13 @@ def test_prepare_real_from_jsonl_and_family(tmp_path):
     for i in range(2):  # every language's ids live inside the model vocabulary
         ids, n_chars = real.test_ids(i, 500)
         assert ids.min() >= 0 and ids.max() < real.vocab.size and n_chars > 0
-    again = prepare_real(spec.data, spec.languages, spec.budget_tokens, cache=tmp_path / "cache",
-                         log=lambda m: pytest.fail("should be cached"))
+    again = prepare_real(
+        spec.data,
+        spec.languages,
+        spec.budget_tokens,
+        cache=tmp_path / "cache",
+        log=lambda m: pytest.fail("should be cached"),
+    )
     assert np.array_equal(again.tokens[0].train, real.tokens[0].train)
     info = summarize(spec.data, spec.languages, real)
     assert [r["language"] for r in info["languages"]] == ["EN", "FR"]
@@ -111,8 +135,8 @@ def test_prepare_real_from_jsonl_and_family(tmp_path):
 
 
 def test_stream_batches_draw_each_language_from_its_own_stream():
-    from engine.languages import StreamBatches
-    from engine.vocab import disjoint
+    from engine.data.real_languages import StreamBatches
+    from engine.data.vocab import disjoint
 
     streams = [np.arange(100, dtype=np.uint16) % 10, np.arange(60, dtype=np.uint16) % 7]
     vocab = disjoint([10, 7])

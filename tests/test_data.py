@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data import Batches, anchor_ids, clone_tables, split_lines
+from engine.data.cloned import Batches, anchor_ids, clone_tables
+from engine.data.corpora import split_lines
 
 
 def test_clones_offset_by_vocab_size():
@@ -65,7 +66,8 @@ def test_reads_text_gzip_jsonl_and_parquet(tmp_path):
 
     import duckdb
 
-    from engine.data import DataError, read_corpus
+    from engine.data.corpora import read_corpus
+    from engine.errors import DataError
 
     lines = [f"sentence number {i} of the corpus" for i in range(20)]
     (tmp_path / "a.txt").write_text("\n".join(lines[:10]))
@@ -87,7 +89,7 @@ def test_reads_text_gzip_jsonl_and_parquet(tmp_path):
 def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
     import sentencepiece as spm
 
-    from engine.data import EOS_ID, prepare_tokens
+    from engine.data.tokens import EOS_ID, prepare_tokens
 
     data = {"corpus": str(tiny_corpus), "vocab_size": 256, "test_fraction": 0.02}
     logs = []

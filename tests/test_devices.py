@@ -16,8 +16,8 @@ import pynvml
 import pytest
 from rich.console import Console
 
-from engine import devices
-from engine.devices import (
+from engine.launch import devices
+from engine.launch.devices import (
     DeviceSnapshot,
     FakeSource,
     GpuProcess,
@@ -31,7 +31,7 @@ from engine.devices import (
     short_command,
     snapshot,
 )
-from xling_tui.gpus import from_json, render_table, to_json, watch
+from xling_tui.cli.gpus import from_json, render_table, to_json, watch
 
 MIB = 1024 * 1024
 
@@ -68,8 +68,10 @@ class FakeNvml:
         def procs(kind: str):
             def read(handle: int) -> list[SimpleNamespace]:
                 rows = self._get(handle, kind, [])
-                return [SimpleNamespace(pid=pid, usedGpuMemory=None if mb is None else int(mb * MIB))
-                        for pid, mb in rows]
+                return [
+                    SimpleNamespace(pid=pid, usedGpuMemory=None if mb is None else int(mb * MIB)) for pid, mb in rows
+                ]
+
             return read
 
         fns = {
@@ -78,7 +80,8 @@ class FakeNvml:
             "nvmlDeviceGetCount": lambda: len(self.devices),
             "nvmlDeviceGetHandleByIndex": lambda i: (self._get(i, "handle", None), i)[1],
             "nvmlDeviceGetMemoryInfo": lambda h: SimpleNamespace(
-                used=int(self._get(h, "used_mb", 0) * MIB), total=int(self._get(h, "total_mb", 81920) * MIB)),
+                used=int(self._get(h, "used_mb", 0) * MIB), total=int(self._get(h, "total_mb", 81920) * MIB)
+            ),
             "nvmlDeviceGetName": lambda h: self._get(h, "name", "NVIDIA H200"),
             "nvmlDeviceGetUUID": lambda h: self._get(h, "uuid", f"GPU-{h}"),
             "nvmlDeviceGetUtilizationRates": lambda h: SimpleNamespace(gpu=self._get(h, "util", 0)),
@@ -117,14 +120,17 @@ def test_real_snapshot_never_raises_and_agrees_with_device_count() -> None:
 # ---------------------------------------------------------- NVML failure paths
 
 
-@pytest.mark.parametrize("error, reason", [
-    (pynvml.NVMLError_LibraryNotFound, "no NVIDIA driver (NVML not found)"),
-    (pynvml.NVMLError_DriverNotLoaded, "NVIDIA driver not loaded"),
-    (pynvml.NVMLError_NoPermission, "NVML: insufficient permissions"),
-    (pynvml.NVMLError_LibRmVersionMismatch, "NVML/driver version mismatch"),
-    (pynvml.NVMLError_Unknown, "NVML: Unknown Error"),
-    (OSError, "NVML failed: OSError"),
-])
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (pynvml.NVMLError_LibraryNotFound, "no NVIDIA driver (NVML not found)"),
+        (pynvml.NVMLError_DriverNotLoaded, "NVIDIA driver not loaded"),
+        (pynvml.NVMLError_NoPermission, "NVML: insufficient permissions"),
+        (pynvml.NVMLError_LibRmVersionMismatch, "NVML/driver version mismatch"),
+        (pynvml.NVMLError_Unknown, "NVML: Unknown Error"),
+        (OSError, "NVML failed: OSError"),
+    ],
+)
 def test_init_failures_mean_cpu_mode_with_a_reason(monkeypatch: pytest.MonkeyPatch, error: type, reason: str) -> None:
     nvml(monkeypatch, {}, init_error=error())
     snap = snapshot()
@@ -161,9 +167,17 @@ def test_all_gpus_lost_means_cpu_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unsupported_readings_become_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml(monkeypatch, {"power_mw": pynvml.NVMLError_NotSupported, "limit_mw": pynvml.NVMLError_NotSupported,
-                       "mgmt_limit_mw": pynvml.NVMLError_NotSupported, "util": pynvml.NVMLError_NotSupported,
-                       "compute": pynvml.NVMLError_NoPermission, "temp": 55})
+    nvml(
+        monkeypatch,
+        {
+            "power_mw": pynvml.NVMLError_NotSupported,
+            "limit_mw": pynvml.NVMLError_NotSupported,
+            "mgmt_limit_mw": pynvml.NVMLError_NotSupported,
+            "util": pynvml.NVMLError_NotSupported,
+            "compute": pynvml.NVMLError_NoPermission,
+            "temp": 55,
+        },
+    )
     (gpu,) = snapshot().gpus
     assert gpu.power_w is None and gpu.power_limit_w is None and gpu.utilization is None
     assert gpu.processes == ()
@@ -172,12 +186,28 @@ def test_unsupported_readings_become_none(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_readings_and_units(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml(monkeypatch, {"used_mb": 2048, "total_mb": 4096, "util": 37, "temp_v": 61, "power_mw": 250_500,
-                       "limit_mw": 700_000, "name": b"NVIDIA A100", "uuid": "GPU-abc"})
+    nvml(
+        monkeypatch,
+        {
+            "used_mb": 2048,
+            "total_mb": 4096,
+            "util": 37,
+            "temp_v": 61,
+            "power_mw": 250_500,
+            "limit_mw": 700_000,
+            "name": b"NVIDIA A100",
+            "uuid": "GPU-abc",
+        },
+    )
     (gpu,) = snapshot().gpus
     assert (gpu.memory_used_mb, gpu.memory_total_mb, gpu.utilization, gpu.temperature) == (2048, 4096, 37, 61)
-    assert (gpu.power_w, gpu.power_limit_w, gpu.name, gpu.uuid, gpu.mig) == (250.5, 700.0, "NVIDIA A100", "GPU-abc",
-                                                                             False)
+    assert (gpu.power_w, gpu.power_limit_w, gpu.name, gpu.uuid, gpu.mig) == (
+        250.5,
+        700.0,
+        "NVIDIA A100",
+        "GPU-abc",
+        False,
+    )
 
 
 def test_mig_mode_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,15 +271,19 @@ OURS = 4242
 def fleet() -> DeviceSnapshot:
     """0 idle; 1 busy with a foreign job; 2 used only by our run; 3 MIG; 4 held by an invisible neighbour;
     5 ours plus a small foreign process; 6 idle memory but busy compute from nobody visible."""
-    return FakeSource([
-        dict(index=0, name="NVIDIA H200", memory_used_mb=300, utilization=0),
-        dict(index=1, memory_used_mb=30_500, utilization=95, processes=[(123, 30_000, "python train.py")]),
-        dict(index=2, memory_used_mb=20_400, utilization=100, processes=[(OURS, 20_000, "python -m engine.worker")]),
-        dict(index=3, memory_used_mb=0, utilization=None, mig=True),
-        dict(index=4, memory_used_mb=40_000, utilization=0),
-        dict(index=5, memory_used_mb=20_600, utilization=100, processes=[(OURS + 1, 20_000), (77, 400)]),
-        dict(index=6, memory_used_mb=200, utilization=80),
-    ]).snapshot(our_pids=[OURS, OURS + 1])
+    return FakeSource(
+        [
+            dict(index=0, name="NVIDIA H200", memory_used_mb=300, utilization=0),
+            dict(index=1, memory_used_mb=30_500, utilization=95, processes=[(123, 30_000, "python train.py")]),
+            dict(
+                index=2, memory_used_mb=20_400, utilization=100, processes=[(OURS, 20_000, "python -m engine.worker")]
+            ),
+            dict(index=3, memory_used_mb=0, utilization=None, mig=True),
+            dict(index=4, memory_used_mb=40_000, utilization=0),
+            dict(index=5, memory_used_mb=20_600, utilization=100, processes=[(OURS + 1, 20_000), (77, 400)]),
+            dict(index=6, memory_used_mb=200, utilization=80),
+        ]
+    ).snapshot(our_pids=[OURS, OURS + 1])
 
 
 def test_free_gpus_picks_idle_and_our_own(fleet: DeviceSnapshot) -> None:
@@ -262,8 +296,12 @@ def test_free_gpus_allowed_restricts(fleet: DeviceSnapshot) -> None:
 
 
 def test_free_gpus_thresholds_and_pids_given_late(fleet: DeviceSnapshot) -> None:
-    unmarked = FakeSource([fake_gpu(0, memory_used_mb=300),
-                           fake_gpu(2, memory_used_mb=20_400, utilization=100, processes=[(OURS, 20_000)])]).snapshot()
+    unmarked = FakeSource(
+        [
+            fake_gpu(0, memory_used_mb=300),
+            fake_gpu(2, memory_used_mb=20_400, utilization=100, processes=[(OURS, 20_000)]),
+        ]
+    ).snapshot()
     # Marked by the source or passed to free_gpus: the same answer.
     assert free_gpus(unmarked, our_pids=[OURS]) == [0, 2]
     assert free_gpus(unmarked) == [0]
@@ -298,16 +336,27 @@ def _text(renderable: Any) -> str:
 def test_render_table_for_gpus(fleet: DeviceSnapshot) -> None:
     snap = DeviceSnapshot(fleet.gpus, False, None, fleet.time, notes=("GPU 7 skipped: GPU is lost",))
     out = _text(render_table(snap, free_gpus(snap)))
-    for text in ("H200", "0.3/80 GiB", "95%", "ours: 0, foreign: 1", "pid 123",
-                 "python train.py", "29.3 GiB", "ours: 1, foreign: 0", "MIG mode", "free for xling: 0, 2, 5",
-                 "GPU 7 skipped"):
+    for text in (
+        "H200",
+        "0.3/80 GiB",
+        "95%",
+        "ours: 0, foreign: 1",
+        "pid 123",
+        "python train.py",
+        "29.3 GiB",
+        "ours: 1, foreign: 0",
+        "MIG mode",
+        "free for xling: 0, 2, 5",
+        "GPU 7 skipped",
+    ):
         assert text in out, text
     assert "NVIDIA H200" not in out
 
 
 def test_render_table_readings() -> None:
-    gpu = fake_gpu(0, memory_used_mb=1024, memory_total_mb=4096, utilization=12, temperature=64, power_w=250,
-                   power_limit_w=700)
+    gpu = fake_gpu(
+        0, memory_used_mb=1024, memory_total_mb=4096, utilization=12, temperature=64, power_w=250, power_limit_w=700
+    )
     out = _text(render_table(FakeSource([gpu]).snapshot()))
     for text in ("1.0/4 GiB", "25%", "12%", "64°C", "250W", "/700W", "none"):
         assert text in out, text
@@ -363,7 +412,7 @@ def test_xling_workers_are_recognised_from_another_process(tmp_path):
     import sys
     import time
 
-    from engine.devices import xling_worker_pids
+    from engine.launch.devices import xling_worker_pids
 
     # a process that looks like a worker (python -m engine.worker) without training anything
     fake = tmp_path / "engine"

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.evaluate import EvalScore, evaluate_stream, window_plan
+from engine.analysis.evaluate import EvalScore, evaluate_stream, window_plan
 
 VOCAB = 13
 
@@ -52,9 +52,7 @@ def _scored_targets(plan: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
 
 
 def _all_plan_cases() -> list[tuple[int, int, int]]:
-    grid = [
-        (n, c, s) for n in range(2, 40) for c in (1, 2, 3, 5, 8) for s in range(1, c + 1)
-    ]
+    grid = [(n, c, s) for n in range(2, 40) for c in (1, 2, 3, 5, 8) for s in range(1, c + 1)]
     return PLAN_CASES + grid
 
 
@@ -166,9 +164,7 @@ def _stream(n: int, seed: int = 1) -> np.ndarray:
 # --------------------------------------------------------------------- brute forces
 
 
-def _brute_by_windows(
-    model: nn.Module, tokens: np.ndarray, c: int, s: int
-) -> tuple[float, int, int]:
+def _brute_by_windows(model: nn.Module, tokens: np.ndarray, c: int, s: int) -> tuple[float, int, int]:
     """Each window of the plan alone, unbatched, summing only its scored targets."""
     t = torch.from_numpy(tokens)
     nll, correct, count = 0.0, 0, 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.family import PRESETS, FamilyLanguage, family_text, parallel_sentences, probe_examples
+from engine.data.family import PRESETS, FamilyLanguage, family_text, parallel_sentences, probe_examples
 
 
 def _words(text: str) -> set[str]:
@@ -16,7 +16,7 @@ def test_text_is_deterministic_and_depends_on_the_language():
     assert family_text(far, 5_000) == family_text(far, 5_000)
     assert family_text({}, 5_000) != family_text(far, 5_000)
     # the base language is the built-in corpus (builtin:synthetic) itself
-    from engine.synthetic import SyntheticSpec, generate_text
+    from engine.data.synthetic import SyntheticSpec, generate_text
 
     assert family_text({}, 5_000) == generate_text(SyntheticSpec(seed=0), 5_000)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import iter_events
+from engine.runs.events import iter_events
 
 LONG = """\
 [experiments.long]
@@ -36,9 +35,14 @@ def _interruptible() -> None:
 
 
 def start_run(toml: Path, db: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parent.parent, preexec_fn=_interruptible)
+    return subprocess.Popen(
+        [sys.executable, "-m", "xling_tui.cli", "run", str(toml), "--db", str(db), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        preexec_fn=_interruptible,
+    )
 
 
 def run_dirs(db: Path) -> list[Path]:
@@ -155,7 +159,7 @@ def test_killed_worker_is_failed_then_resumes(tmp_path, long_toml):
 def test_cancel_logs_and_resume_by_run_id(tmp_path, long_toml):
     from typer.testing import CliRunner
 
-    from xling_tui.cli import app
+    from xling_tui.cli.main import app
 
     cli = CliRunner()
     db = tmp_path / "c.duckdb"
@@ -184,8 +188,11 @@ def test_cancel_logs_and_resume_by_run_id(tmp_path, long_toml):
 
 def test_two_launchers_on_one_experiment_never_start_a_run_twice(tmp_path, tiny_corpus):
     toml = tmp_path / "experiments.toml"
-    toml.write_text(LONG.format(corpus=tiny_corpus).replace("tokens = 400_000", "tokens = 60_000")
-                    .replace("baselines = [0.5]", "baselines = [1.0, 0.5, 0.25]"))
+    toml.write_text(
+        LONG.format(corpus=tiny_corpus)
+        .replace("tokens = 400_000", "tokens = 60_000")
+        .replace("baselines = [0.5]", "baselines = [1.0, 0.5, 0.25]")
+    )
     db = tmp_path / "two.duckdb"
     first, second = start_run(toml, db), start_run(toml, db)
     outs = [p.communicate(timeout=300)[0] for p in (first, second)]

@@ -36,7 +36,7 @@ def test_refuses_unequal_token_weights():
 
 
 def test_trainer_uses_it_on_cpu_only():
-    from engine.spec import ExperimentConfig, expand_runs
+    from engine.config.spec import ExperimentConfig, expand_runs
     from engine.train import resolve_runtime
 
     cfg = ExperimentConfig.model_validate({"languages": ["A"], "tokens": 10_000, "baselines": [1.0]})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data import DataError
-from engine.parallel import pack, parallel_texts, read_tsv_pairs
+from engine.data.parallel import pack, parallel_texts, read_tsv_pairs
+from engine.errors import DataError
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ def test_real_alignment_runs_on_parallel_pairs(tmp_path):
     """A run over two family languages emits hidden-state and gradient similarity from generated pairs."""
     import tomllib
 
-    from engine.events import EventLog, iter_events
-    from engine.spec import parse_experiments
+    from engine.config.spec import parse_experiments
+    from engine.runs.events import EventLog, iter_events
     from engine.train import Trainer
 
     text = """

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from engine.devices import FakeSource, fake_gpu
-from engine.pool import CpuPool, GpuPool
+from engine.launch.devices import FakeSource, fake_gpu
+from engine.launch.pools import CpuPool, GpuPool
 
 
 def fleet() -> FakeSource:
-    return FakeSource([
-        fake_gpu(0),                                                       # idle
-        fake_gpu(1, memory_used_mb=30_000, utilization=95, processes=[(4242, 30_000, "python train.py")]),
-        fake_gpu(2),                                                       # idle
-        fake_gpu(3, mig=True),                                             # MIG: never scheduled
-    ])
+    return FakeSource(
+        [
+            fake_gpu(0),  # idle
+            fake_gpu(1, memory_used_mb=30_000, utilization=95, processes=[(4242, 30_000, "python train.py")]),
+            fake_gpu(2),  # idle
+            fake_gpu(3, mig=True),  # MIG: never scheduled
+        ]
+    )
 
 
 def test_cpu_pool_splits_cores_and_caps_slots():

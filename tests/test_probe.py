@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import DataError
+from engine.analysis.probe import run_probe, task_examples
+from engine.errors import DataError
 from engine.model import GPT, preset
-from engine.probe import run_probe, task_examples
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -75,8 +75,8 @@ def test_a_cloned_run_probes_every_trained_language(tmp_path):
     """Cloned languages on the built-in corpus: the built-in task through each clone's id map."""
     import tomllib
 
-    from engine.events import EventLog, iter_events
-    from engine.spec import parse_experiments
+    from engine.config.spec import parse_experiments
+    from engine.runs.events import EventLog, iter_events
     from engine.train import Trainer
 
     text = """

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from xling_tui.cli import app
+from xling_tui.cli.main import app
 
 runner = CliRunner()
 
@@ -63,19 +63,35 @@ def _sql(db: str, query: str) -> list[dict]:
 def test_runs_land_in_the_database(finished):
     _, db = finished
     runs = _sql(db, "SELECT name, status FROM runs ORDER BY name")
-    assert [(r["name"], r["status"]) for r in runs] == [("90/10", "done"), ("mono L1 100%", "done"),
-                                                        ("mono L2 100%", "done")]
-    evals = _sql(db, "SELECT r.name, e.language FROM evals e JOIN runs r USING (run_id) "
-                     "WHERE e.step = r.total_steps ORDER BY 1, 2")
-    assert [(e["name"], e["language"]) for e in evals] == [("90/10", "L1"), ("90/10", "L2"),
-                                                           ("mono L1 100%", "L1"), ("mono L2 100%", "L2")]
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("90/10", "done"),
+        ("mono L1 100%", "done"),
+        ("mono L2 100%", "done"),
+    ]
+    evals = _sql(
+        db,
+        "SELECT r.name, e.language FROM evals e JOIN runs r USING (run_id) WHERE e.step = r.total_steps ORDER BY 1, 2",
+    )
+    assert [(e["name"], e["language"]) for e in evals] == [
+        ("90/10", "L1"),
+        ("90/10", "L2"),
+        ("mono L1 100%", "L1"),
+        ("mono L2 100%", "L2"),
+    ]
     tok = _sql(db, "SELECT DISTINCT mode, vocab_size, n_anchors FROM tokenizers")
     assert len(tok) == 1 and tok[0]["mode"] == "anchored" and tok[0]["n_anchors"] > 0
     assert tok[0]["vocab_size"] < 2 * 128  # identical pieces merged
-    probes = _sql(db, "SELECT r.name, p.train_language, p.language, p.accuracy, p.chance FROM probes p "
-                      "JOIN runs r USING (run_id) ORDER BY 1, 3")
+    probes = _sql(
+        db,
+        "SELECT r.name, p.train_language, p.language, p.accuracy, p.chance FROM probes p "
+        "JOIN runs r USING (run_id) ORDER BY 1, 3",
+    )
     assert [(p["name"], p["train_language"], p["language"]) for p in probes] == [
-        ("90/10", "L1", "L1"), ("90/10", "L1", "L2"), ("mono L1 100%", "L1", "L1"), ("mono L2 100%", "L2", "L2")]
+        ("90/10", "L1", "L1"),
+        ("90/10", "L1", "L2"),
+        ("mono L1 100%", "L1", "L1"),
+        ("mono L2 100%", "L2", "L2"),
+    ]
     assert all(0.0 <= p["accuracy"] <= 1.0 and 0.5 <= p["chance"] <= 1.0 for p in probes)
     hidden = _sql(db, "SELECT count(*) AS n FROM align_hidden")
     assert hidden[0]["n"] > 0
@@ -120,7 +136,10 @@ def test_data_commands_report_bad_input_in_one_line(tmp_path):
 
 def test_a_missing_probe_file_fails_before_training(tmp_path):
     toml = tmp_path / "probe.toml"
-    toml.write_text(FAMILY.format(tokenizer="disjoint").replace("probe = {{ steps".replace("{{", "{"),
-                                                                'probe = { task = "nope.tsv", steps'))
+    toml.write_text(
+        FAMILY.format(tokenizer="disjoint").replace(
+            "probe = {{ steps".replace("{{", "{"), 'probe = { task = "nope.tsv", steps'
+        )
+    )
     out = invoke("data", "prepare", str(toml))
     assert out.exit_code == 2 and "nope.tsv" in out.output and "Traceback" not in out.output

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from db.store import Store
-from xling_tui.cli import app
+from xling_tui.cli.main import app
 
 runner = CliRunner()
 SCIENCE = """\
@@ -57,7 +57,7 @@ def test_teff_of_every_language_with_exact_tokens(done):
     by = {(r["name"], r["language"]): r for r in rows}
     mix = by[("90/10", "EN2")]
     spec = json.loads(done.query("SELECT spec FROM runs WHERE name = '90/10'").rows[0][0])
-    from engine.spec import RunSpec
+    from engine.config.spec import RunSpec
 
     assert mix["tokens_seen"] == RunSpec(**spec).marginal_tokens()["EN2"]
     assert by[("90/10", "EN1")]["tokens_seen"] + mix["tokens_seen"] == mix["total_tokens"]
@@ -86,8 +86,10 @@ def test_report_formats(done, fmt):
         data = json.loads(out)
         names = [r["name"] for r in data["runs"]]
         assert {"90/10", "50/50", "mono EN1 100%"} <= set(names)
-        assert [t["title"].split(" (")[0] for t in data["tables"]][:2] == ["Perplexity and token efficiency",
-                                                                           "Hidden-state similarity per layer"]
+        assert [t["title"].split(" (")[0] for t in data["tables"]][:2] == [
+            "Perplexity and token efficiency",
+            "Hidden-state similarity per layer",
+        ]
     elif fmt == "csv":
         assert out.splitlines()[0].startswith("run,type,tokens,p(EN1),p(EN2),PPL EN1,PPL EN2,TEff EN1,TEff EN2")
     elif fmt == "markdown":
@@ -115,8 +117,11 @@ def test_an_edited_spec_leaves_its_old_runs_out_of_the_report(done, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(done.db_path.parent, folder)
     toml = folder / "experiments.toml"
-    toml.write_text(toml.read_text().replace("EN1 = [90], EN2 = [10]", "EN1 = [80], EN2 = [20]")
-                    .replace('name = "90/10"', 'name = "80/20"'))
+    toml.write_text(
+        toml.read_text()
+        .replace("EN1 = [90], EN2 = [10]", "EN1 = [80], EN2 = [20]")
+        .replace('name = "90/10"', 'name = "80/20"')
+    )
     db = folder / "sci.duckdb"
     result = runner.invoke(app, ["run", str(toml), "--db", str(db), "--device", "cpu"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Tests for engine.scaling: recovery, inverses, flags, the degenerate case, storage."""
+"""Tests for engine.analysis.scaling: recovery, inverses, flags, the degenerate case, storage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.scaling import Estimate, ScalingError, ScalingLaw, fit_scaling_law, format_tokens
+from engine.analysis.scaling import Estimate, ScalingError, ScalingLaw, fit_scaling_law, format_tokens
 
 T = 1.2e9
 A, B, C = 0.02, 0.5, 0.1  # 1/PPL = C - A·x^-B: PPL 94 at x=0.05, 12.5 at x=1, asymptote 10
@@ -112,8 +112,13 @@ def test_too_few_token_counts(form: str, tokens: list[float], got: int) -> None:
 
 @pytest.mark.parametrize(
     "tokens, ppl, form",
-    [([1, 2, 3], [10, 9], "paper"), ([1, -2, 3], [10, 9, 8], "paper"), ([1, 2, 3], [10, 0.5, 8], "paper"),
-     ([1, 2, 3], [10, 9, 8], "cubic"), ([1, 2, math.nan], [10, 9, 8], "power")],
+    [
+        ([1, 2, 3], [10, 9], "paper"),
+        ([1, -2, 3], [10, 9, 8], "paper"),
+        ([1, 2, 3], [10, 0.5, 8], "paper"),
+        ([1, 2, 3], [10, 9, 8], "cubic"),
+        ([1, 2, math.nan], [10, 9, 8], "power"),
+    ],
 )
 def test_bad_input_is_rejected(tokens: list[float], ppl: list[float], form: str) -> None:
     with pytest.raises(ScalingError):

@@ -1,4 +1,4 @@
-"""Tests for engine.schedule: the paper's conditions, error messages, and exactness."""
+"""Tests for engine.config.schedule: the paper's conditions, error messages, and exactness."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.schedule import Schedule, ScheduleError
+from engine.config.schedule import Schedule, ScheduleError
 
 HALF = [0.5, 1.0]
 QUARTERS = [0.25, 0.5, 0.75, 1.0]

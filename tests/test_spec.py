@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec import SpecError, load_experiments
+from engine.config.locate import SpecError
+from engine.config.spec import load_experiments
 
 GOOD = """\
 # a comment the user wrote
@@ -78,7 +79,9 @@ def test_run_ids_are_stable_and_change_with_the_spec(tmp_path):
 
 
 def test_column_not_summing_to_100_names_the_column_and_line(tmp_path):
-    msg = error_of(tmp_path, GOOD.replace("mix = { EN1 = [90, 10], EN2 = [10, 90] }", "mix = { EN1 = [90, 10], EN2 = [10, 85] }"))
+    msg = error_of(
+        tmp_path, GOOD.replace("mix = { EN1 = [90, 10], EN2 = [10, 90] }", "mix = { EN1 = [90, 10], EN2 = [10, 85] }")
+    )
     assert "experiments.toml:23" in msg
     assert "stage 2" in msg and "95" in msg and "90to10" in msg
 

@@ -1,6 +1,6 @@
 """The results store: bulk ingest from run folders, and DuckDB's one-writer lock.
 
-Run folders are written with the real ``engine.events.EventLog``; the lock tests use
+Run folders are written with the real ``engine.runs.events.EventLog``; the lock tests use
 separate processes because DuckDB's lock is per process, which is the case that
 matters (a worker, the TUI and a user's duckdb shell are separate processes).
 """
@@ -14,10 +14,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pytest
@@ -26,18 +27,8 @@ from hypothesis import strategies as st
 
 from db import queries
 from db.store import SCHEMA_VERSION, TABLES, QueryError, Store, StoreBusy, StoreError
-from engine.events import (
-    EVENTS_FILE,
-    SPEC_FILE,
-    STATUSES,
-    EvalResult,
-    EventLog,
-    Heartbeat,
-    Queued,
-    Started,
-    Status,
-    TrainMetric,
-)
+from engine.runs.events import STATUSES, EvalResult, EventLog, Heartbeat, Queued, Started, Status, TrainMetric
+from engine.runs.layout import EVENTS_FILE, SPEC_FILE
 
 T0 = 1_700_000_000.0
 DATA_TABLES = ("experiments", "runs", "train_metrics", "evals", "ingest_state")
@@ -55,8 +46,15 @@ def make_run(store: Store, run_id: str, experiment: str = "exp", **spec: Any) ->
     run_dir = store.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     full = {
-        "run_id": run_id, "experiment": experiment, "name": run_id, "kind": "mix", "seed": 0,
-        "model": "tiny", "languages": ["EN1", "EN2"], "total_steps": 100, "total_tokens": 10_000,
+        "run_id": run_id,
+        "experiment": experiment,
+        "name": run_id,
+        "kind": "mix",
+        "seed": 0,
+        "model": "tiny",
+        "languages": ["EN1", "EN2"],
+        "total_steps": 100,
+        "total_tokens": 10_000,
         "mix": {"EN1": 0.9, "EN2": 0.1},
     }
     full.update(spec)
@@ -66,7 +64,9 @@ def make_run(store: Store, run_id: str, experiment: str = "exp", **spec: Any) ->
 
 def train(run_id: str, step: int, loss: float | None = None) -> TrainMetric:
     loss = 5.0 - step / 100 if loss is None else loss
-    return TrainMetric(run_id, step, step * 100, 1e-3, loss, {"EN1": loss - 0.1, "EN2": loss + 0.1}, 1e4, time=T0 + step)
+    return TrainMetric(
+        run_id, step, step * 100, 1e-3, loss, {"EN1": loss - 0.1, "EN2": loss + 0.1}, 1e4, time=T0 + step
+    )
 
 
 def evaluation(run_id: str, step: int, language: str, ppl: float) -> EvalResult:
@@ -103,7 +103,9 @@ HOLD_LOCK = (
 @contextmanager
 def write_lock_held(db_path: Path, seconds: float) -> Iterator[None]:
     """Another process holding the file read-write, like a user's `duckdb results.duckdb`."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db_path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(db_path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         yield
@@ -121,7 +123,9 @@ def test_schema_is_created_with_its_version(store: Store) -> None:
     assert {t for t, _ in tables} == set(TABLES)
     assert all(comment for _, comment in tables)
     assert store.query("SELECT version FROM schema_version").rows == [(SCHEMA_VERSION,)]
-    types = dict(store.query("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'train_metrics'").rows)
+    types = dict(
+        store.query("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'train_metrics'").rows
+    )
     assert types["lang_loss"] == "MAP(VARCHAR, DOUBLE)" and types["time"] == "TIMESTAMP"
 
 
@@ -217,7 +221,10 @@ def test_run_folders_without_events_yet(store: Store) -> None:
     store.run_dir("bare").mkdir(parents=True)  # a launcher is still creating it
     stats = store.ingest()
     assert (stats.runs, stats.events) == (2, 0)
-    assert store.query("SELECT run_id, status FROM runs ORDER BY run_id").rows == [("empty_log", None), ("spec_only", None)]
+    assert store.query("SELECT run_id, status FROM runs ORDER BY run_id").rows == [
+        ("empty_log", None),
+        ("spec_only", None),
+    ]
     assert store.ingest().runs == 0
     assert {r["status"] for r in queries.run_status(store).dicts()} == {"queued"}
 
@@ -349,9 +356,20 @@ def test_deleted_run_folders_are_pruned_but_a_lone_copy_keeps_its_rows(store: St
 
 _event = st.one_of(
     st.builds(lambda s, l: asdict(train("r", s, loss=l)), st.integers(0, 6), st.floats(0, 10)),
-    st.builds(lambda s, lang, p: asdict(evaluation("r", s, lang, p)), st.integers(0, 6), st.sampled_from(["EN1", "EN2"]), st.floats(1, 1e3)),
-    st.builds(lambda s, m: asdict(Status("r", s, message=m)), st.sampled_from(STATUSES), st.one_of(st.none(), st.text(max_size=5))),
-    st.builds(lambda r: asdict(Started("r", "cpu", "h", 1, 10, 100, resumed_from=r)), st.one_of(st.none(), st.integers(0, 6))),
+    st.builds(
+        lambda s, lang, p: asdict(evaluation("r", s, lang, p)),
+        st.integers(0, 6),
+        st.sampled_from(["EN1", "EN2"]),
+        st.floats(1, 1e3),
+    ),
+    st.builds(
+        lambda s, m: asdict(Status("r", s, message=m)),
+        st.sampled_from(STATUSES),
+        st.one_of(st.none(), st.text(max_size=5)),
+    ),
+    st.builds(
+        lambda r: asdict(Started("r", "cpu", "h", 1, 10, 100, resumed_from=r)), st.one_of(st.none(), st.integers(0, 6))
+    ),
     st.builds(lambda s: asdict(Heartbeat("r", s, 7)), st.integers(0, 6)),
     st.just(asdict(Queued("r"))),
 )
@@ -359,7 +377,9 @@ _event = st.one_of(
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=st.lists(_event, min_size=1, max_size=25), cuts=st.lists(st.floats(0, 1), max_size=3))
-def test_ingesting_in_any_pieces_equals_ingesting_at_once(tmp_path_factory: pytest.TempPathFactory, events: list[dict], cuts: list[float]) -> None:
+def test_ingesting_in_any_pieces_equals_ingesting_at_once(
+    tmp_path_factory: pytest.TempPathFactory, events: list[dict], cuts: list[float]
+) -> None:
     store = Store(tmp_path_factory.mktemp("pieces") / "results.duckdb")
     make_run(store, "r")
     data = "".join(json.dumps(ev) + "\n" for ev in events).encode()
@@ -471,7 +491,7 @@ STEPS_PER_WORKER = 30
 APPEND_AND_INGEST = """
 import json, sys
 from db.store import Store
-from engine.events import EventLog, EvalResult, Queued, Status, TrainMetric
+from engine.runs.events import EventLog, EvalResult, Queued, Status, TrainMetric
 db_path, run_id, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = Store(db_path)
 run_dir = store.run_dir(run_id)
@@ -497,7 +517,10 @@ def test_concurrent_appenders_and_ingesters_take_every_event_exactly_once(store:
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", APPEND_AND_INGEST, str(store.db_path), r, str(STEPS_PER_WORKER)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         for r in run_ids
     ]
@@ -557,7 +580,7 @@ def test_a_failing_analysis_never_loses_an_ingest(tmp_path, monkeypatch):
 
 
 def test_launcher_survives_a_broken_database():
-    from engine.launch import Launcher
+    from engine.launch.launcher import Launcher
 
     class Broken:
         def try_ingest(self):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.synthetic import (
+from engine.data.synthetic import (
     ParsedToken,
     SyntheticSpec,
     generate_parsed,
@@ -53,7 +53,7 @@ def test_same_spec_gives_identical_text() -> None:
 
 def test_text_does_not_depend_on_hash_randomisation() -> None:
     code = (
-        "import hashlib; from engine.synthetic import SyntheticSpec, generate_text; "
+        "import hashlib; from engine.data.synthetic import SyntheticSpec, generate_text; "
         "print(hashlib.sha256(generate_text(SyntheticSpec(language_seed=3, shared_words=0.3), 20000)"
         ".encode()).hexdigest())"
     )
@@ -134,8 +134,7 @@ def test_forms_are_syllabic_and_inflection_is_regular(parsed: list[list[ParsedTo
     plural_suffixes = {
         form[len(forms[(lemma, "NOUN.SG")]) :]
         for (lemma, tag), form in forms.items()
-        if tag == "NOUN.PL" and (lemma, "NOUN.SG") in forms
-        and form.startswith(forms[(lemma, "NOUN.SG")])
+        if tag == "NOUN.PL" and (lemma, "NOUN.SG") in forms and form.startswith(forms[(lemma, "NOUN.SG")])
     }
     n_pairs = sum(1 for lemma, tag in forms if tag == "NOUN.PL" and (lemma, "NOUN.SG") in forms)
     assert n_pairs > 50 and len(plural_suffixes) == 1
@@ -224,10 +223,12 @@ _EXPECTED_FORM = {
 def _finite_forms(sentence: list[ParsedToken]) -> dict[int, str]:
     """Clause -> the tense/agreement form of its finite verb or auxiliary."""
     out = {}
-    for i, t in enumerate(sentence):
+    for _i, t in enumerate(sentence):
         if t.role in ("AUX", "V") and _pos(t) in ("VERB", "AUX") and t.clause not in out:
-            if t.role == "V" and t.tag.endswith("BARE") and any(
-                x.role == "AUX" and x.clause == t.clause for x in sentence
+            if (
+                t.role == "V"
+                and t.tag.endswith("BARE")
+                and any(x.role == "AUX" and x.clause == t.clause for x in sentence)
             ):
                 continue
             out[t.clause] = t.tag.split(".", 1)[1]
@@ -338,6 +339,7 @@ def test_unshared_siblings_have_disjoint_content_words() -> None:
 def test_shared_fraction_controls_overlap() -> None:
     base = _content_forms(BASE)
     fractions = []
+    previous: set = set()
     for shared in (0.25, 0.5, 0.75):
         sibling = _content_forms(SyntheticSpec(language_seed=1, shared_words=shared))
         same = [k for k in base if base[k] == sibling[k]]

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from engine.events import EventLog, iter_events
-from engine.spec import load_experiments
+from engine.config.spec import load_experiments
+from engine.runs.events import EventLog, iter_events
 from engine.train import Trainer, eval_steps, lr_at
 
 
@@ -94,7 +94,7 @@ def test_baseline_trains_only_its_language(tmp_path, tiny_toml):
 def test_failure_reasons_name_out_of_memory_and_data_errors():
     import torch
 
-    from engine.data import DataError
+    from engine.errors import DataError
     from engine.worker import failure_reason
 
     assert "out of GPU memory" in failure_reason(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate"))

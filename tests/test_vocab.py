@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from engine.vocab import anchored, disjoint, joint
+from engine.data.vocab import anchored, disjoint, joint
 
 
 @given(st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=5))
@@ -55,9 +56,9 @@ def test_anchored_round_trips_real_tokenizers(tmp_path):
     """Text -> each language's pieces -> merged model ids -> back to local ids -> the same text."""
     import sentencepiece as spm
 
-    from engine.data import _train_tokenizer
-    from engine.family import family_text
-    from engine.vocab import sentencepiece_pieces
+    from engine.data.family import family_text
+    from engine.data.tokens import _train_tokenizer
+    from engine.data.vocab import sentencepiece_pieces
 
     sps = []
     for name, settings in (("a", {}), ("b", {"like": "near"})):

@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from db.ingest import ANNOTATIONS_FILE  # <run_dir>/annotations.json: the user's tags and note
-from engine import layout
-from engine.launch import cancel, find_runs, state_of
+from engine.launch.queue import cancel
+from engine.launch.state import find_runs, state_of
+from engine.runs import layout
+from engine.runs.layout import ANNOTATIONS_FILE  # <run_dir>/annotations.json: the user's tags and note
 
 LAUNCH_LOGS = "launches"  # <db>.runs/launches/<time>-<what>.log
 
@@ -52,19 +53,21 @@ def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         log.write(("$ " + " ".join(cmd) + "\n").encode())
         log.flush()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     proc.log_path = log_path  # type: ignore[attr-defined]  # where the user can read what it said
     return proc
 
 
-def launch_experiment(config_path: Path, db_path: Path, experiment: str | None = None,
-                      device: str = "auto") -> subprocess.Popen:
+def launch_experiment(
+    config_path: Path, db_path: Path, experiment: str | None = None, device: str = "auto"
+) -> subprocess.Popen:
     """``xling run CONFIG [-e EXPERIMENT] --device DEVICE --db DB`` in the background.
 
     The returned Popen carries ``log_path``. Validation errors of the config end up in
     that log and in the exit code (2); callers that want them up front validate first
-    (``engine.spec.load_experiments``).
+    (``engine.config.spec.load_experiments``).
     """
     args = ["run", str(Path(config_path).absolute()), "--device", device]
     if experiment:
@@ -111,7 +114,7 @@ def delete_run(db_path: Path, run_id: str) -> str:
 
 
 def _claimed(run_dir: Path) -> bool:
-    from engine.launch import claimed_by_other
+    from engine.runs.claims import claimed_by_other
 
     return claimed_by_other(run_dir) is not None
 
@@ -150,12 +153,14 @@ def read_annotations(run_dir: Path) -> Annotations:
         return Annotations()
     tags = data.get("tags")
     note = data.get("note")
-    return Annotations(tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-                       note=note if isinstance(note, str) else "")
+    return Annotations(
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [], note=note if isinstance(note, str) else ""
+    )
 
 
-def write_annotations(db_path: Path, run_id: str, tags: list[str] | None = None,
-                      note: str | None = None) -> Annotations:
+def write_annotations(
+    db_path: Path, run_id: str, tags: list[str] | None = None, note: str | None = None
+) -> Annotations:
     """Replaces the given parts (None keeps what is there); written atomically."""
     (run_dir,) = _run_dirs(db_path, [run_id])
     current = read_annotations(run_dir)

@@ -14,8 +14,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -30,8 +31,10 @@ class XlingCommands(Provider):
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app: XlingApp = self.app  # type: ignore[assignment]
-        commands = [(title, help_text, (lambda a=action: app.run_action(a))) for title, help_text, action in
-                    app.palette_actions(self.screen)]
+        commands = [
+            (title, help_text, (lambda a=action: app.run_action(a)))
+            for title, help_text, action in app.palette_actions(self.screen)
+        ]
         for run_id, label, status in app.known_runs():
             commands.append((f"open run {label}", f"{status} · {run_id[:8]}", lambda r=run_id: app.open_run(r)))
         return commands
@@ -70,13 +73,20 @@ class XlingApp(App[None]):
         ("quit", "leave xling-tui; launched runs keep going (q)", "quit"),
     ]
 
-    def __init__(self, config_path: Path, db_path: Path, *, gpu_source: Any = None,
-                 clock: Callable[[], float] | None = None, refresh_every: float = 2.0,
-                 gpu_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        db_path: Path,
+        *,
+        gpu_source: Any = None,
+        clock: Callable[[], float] | None = None,
+        refresh_every: float = 2.0,
+        gpu_every: float = 1.0,
+    ) -> None:
         super().__init__()
         self.config_path = Path(config_path).absolute()
         self.db_path = Path(db_path).absolute()
-        self.gpu_source = gpu_source  # None: NVML (engine.devices.NvmlSource), on the sampler thread
+        self.gpu_source = gpu_source  # None: NVML (engine.launch.devices.NvmlSource), on the sampler thread
         self.clock = clock or time.time
         self.refresh_every = refresh_every
         self.gpu_every = gpu_every
@@ -117,8 +127,13 @@ class XlingApp(App[None]):
         for binding in getattr(screen, "BINDINGS", []):
             if isinstance(binding, Binding) and binding.description and binding.action not in ("clear",):
                 keys = binding.key.replace("left_square_bracket", "[").replace("right_square_bracket", "]")
-                out.append((binding.description, f"{binding.tooltip or type(screen).__name__} ({keys})",
-                            f"screen.{binding.action}"))
+                out.append(
+                    (
+                        binding.description,
+                        f"{binding.tooltip or type(screen).__name__} ({keys})",
+                        f"screen.{binding.action}",
+                    )
+                )
         return out
 
     def action_dashboard(self) -> None:
@@ -196,8 +211,12 @@ class XlingApp(App[None]):
             where = f"; details in {log}"
         except OSError:
             where = ""
-        self.notify(f"{type(error).__name__}: {error}{where}", title=f"internal error while {context}",
-                    severity="error", timeout=15)
+        self.notify(
+            f"{type(error).__name__}: {error}{where}",
+            title=f"internal error while {context}",
+            severity="error",
+            timeout=15,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,16 +225,27 @@ def main(argv: list[str] | None = None) -> None:
         description="Terminal app for xling: runs dashboard, GPUs, schedule designer, run panels, SQL.",
         epilog="Keys: ? help, ctrl+p command palette, q quit. Works over SSH at 80x24.",
     )
-    parser.add_argument("config", nargs="?", default="experiments.toml", type=Path,
-                        help="experiments file [default: ./experiments.toml]")
-    parser.add_argument("--db", type=Path, default=None,
-                        help="DuckDB results file [default: $XLING_DB or ./xling.duckdb]")
-    parser.add_argument("--refresh", type=float, default=2.0, metavar="SECONDS",
-                        help="how often the dashboard polls the database [default: 2]")
+    parser.add_argument(
+        "config",
+        nargs="?",
+        default="experiments.toml",
+        type=Path,
+        help="experiments file [default: ./experiments.toml]",
+    )
+    parser.add_argument(
+        "--db", type=Path, default=None, help="DuckDB results file [default: $XLING_DB or ./xling.duckdb]"
+    )
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the dashboard polls the database [default: 2]",
+    )
     args = parser.parse_args(argv)
     if args.refresh <= 0:
         parser.error("--refresh must be positive")
-    from engine.layout import default_db_path
+    from engine.runs.layout import default_db_path
 
     db = args.db if args.db is not None else default_db_path()
     if db.exists() and db.is_dir():

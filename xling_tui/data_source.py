@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SPARK_BINS = 24  # points in a run's loss sparkline
 GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
@@ -98,8 +99,14 @@ class DashboardData:
 class DashboardSource:
     """Keeps what it fetched last, so each poll reads only what changed."""
 
-    def __init__(self, config_path: Path, db_path: Path, clock: Callable[[], float] = time.time,
-                 ingest: bool = True, spark_bins: int = SPARK_BINS) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        db_path: Path,
+        clock: Callable[[], float] = time.time,
+        ingest: bool = True,
+        spark_bins: int = SPARK_BINS,
+    ) -> None:
         from db.store import Store
 
         self.config_path = Path(config_path)
@@ -123,12 +130,23 @@ class DashboardSource:
             changed_runs = self._read_runs()
         except Exception as exc:  # noqa: BLE001 - a busy or broken database is shown, never raised
             db_error = _describe(exc)
-        if not (force or config_changed or changed_runs or db_error or self._last is None
-                or (self._last.db_error and not db_error)):
+        if not (
+            force
+            or config_changed
+            or changed_runs
+            or db_error
+            or self._last is None
+            or (self._last.db_error and not db_error)
+        ):
             return None
         runs = tuple(sorted(self._rows.values(), key=_default_order))
-        self._last = DashboardData(runs=runs, experiments=self._experiments(runs), config_error=self._config[1],
-                                   db_error=db_error, fetched_at=self.clock())
+        self._last = DashboardData(
+            runs=runs,
+            experiments=self._experiments(runs),
+            config_error=self._config[1],
+            db_error=db_error,
+            fetched_at=self.clock(),
+        )
         return self._last
 
     # -- config ------------------------------------------------------------------------
@@ -143,7 +161,8 @@ class DashboardSource:
         if key == self._config_key:
             return False
         self._config_key = key
-        from engine.spec import SpecError, load_experiments
+        from engine.config.locate import SpecError
+        from engine.config.spec import load_experiments
 
         try:
             experiments = load_experiments(self.config_path)
@@ -179,8 +198,10 @@ class DashboardSource:
         """Per known run, the first step of the bin its last training point fell in: the
         bins before it are complete and kept (the query starts over at 0 for a run that
         may have rewritten them, see ``db.queries._window_start``)."""
-        return {rid: queries_bin_start(queries_loss_bin(last_step, total, self.spark_bins), total, self.spark_bins)
-                for rid, (total, last_step, _curve) in self._curves.items()}
+        return {
+            rid: queries_bin_start(queries_loss_bin(last_step, total, self.spark_bins), total, self.spark_bins)
+            for rid, (total, last_step, _curve) in self._curves.items()
+        }
 
     def _merge(self, rec: dict[str, Any], window: dict, from_step: int) -> RunRow:
         """The run's row with its loss curve: kept bins before the window, the window's after."""
@@ -233,18 +254,32 @@ def _default_order(r: RunRow) -> tuple:
     return (r.experiment or "", r.kind != "baseline", r.started or math.inf, r.name or "", r.run_id)
 
 
-def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float | None,
-             loss: float | None) -> RunRow:
+def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float | None, loss: float | None) -> RunRow:
     langs, ppls = rec.get("best_languages") or [], rec.get("best_ppls") or []
     return RunRow(
-        run_id=rec["run_id"], experiment=rec["experiment"], name=rec["name"], kind=rec["kind"],
-        status=rec["status"], step=rec["step"], total_steps=rec["total_steps"], tokens=rec["tokens"],
-        total_tokens=rec["total_tokens"], tokens_per_s=tokens_per_s, loss=loss,
-        device=rec["device"], host=rec["host"], pid=rec["pid"],
-        backend=rec["backend"], job_id=rec["job_id"],
+        run_id=rec["run_id"],
+        experiment=rec["experiment"],
+        name=rec["name"],
+        kind=rec["kind"],
+        status=rec["status"],
+        step=rec["step"],
+        total_steps=rec["total_steps"],
+        tokens=rec["tokens"],
+        total_tokens=rec["total_tokens"],
+        tokens_per_s=tokens_per_s,
+        loss=loss,
+        device=rec["device"],
+        host=rec["host"],
+        pid=rec["pid"],
+        backend=rec["backend"],
+        job_id=rec["job_id"],
         best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
-        loss_curve=tuple(curve), tags=tuple(rec["tags"] or ()), note=rec["note"] or "",
-        message=rec["message"], started=rec["started"], last_seen=rec["last_seen"],
+        loss_curve=tuple(curve),
+        tags=tuple(rec["tags"] or ()),
+        note=rec["note"] or "",
+        message=rec["message"],
+        started=rec["started"],
+        last_seen=rec["last_seen"],
     )
 
 
@@ -264,7 +299,7 @@ def _describe(exc: BaseException) -> str:
 class GpuSample:
     """A device snapshot plus the recent history of each GPU (index -> values, oldest first)."""
 
-    snapshot: Any  # engine.devices.DeviceSnapshot
+    snapshot: Any  # engine.launch.devices.DeviceSnapshot
     utilization: dict[int, tuple[float, ...]] = field(default_factory=dict)
     memory: dict[int, tuple[float, ...]] = field(default_factory=dict)  # % of total
     run_pid: dict[int, int] = field(default_factory=dict)  # GPU process pid -> the run worker it descends from
@@ -274,7 +309,7 @@ class GpuSampler:
     """Talks to NVML (or a fake) on the sampler thread; keeps a short history per GPU."""
 
     def __init__(self, source: Any = None, history: int = GPU_HISTORY) -> None:
-        from engine.devices import NvmlSource
+        from engine.launch.devices import NvmlSource
 
         self.source = source if source is not None else NvmlSource()
         self._own = source is None
@@ -283,7 +318,7 @@ class GpuSampler:
         self.history = history
 
     def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
-        from engine.devices import is_ours, snapshot, xling_worker_pids
+        from engine.launch.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))
         owners = {}
@@ -298,10 +333,12 @@ class GpuSampler:
             util.append(gpu.utilization if gpu.utilization is not None else 0.0)
             mem.append(100.0 * gpu.memory_used_mb / gpu.memory_total_mb if gpu.memory_total_mb else 0.0)
         present = {g.index for g in snap.gpus}
-        return GpuSample(snapshot=snap,
-                         utilization={i: tuple(v) for i, v in self._util.items() if i in present},
-                         memory={i: tuple(v) for i, v in self._mem.items() if i in present},
-                         run_pid=owners)
+        return GpuSample(
+            snapshot=snap,
+            utilization={i: tuple(v) for i, v in self._util.items() if i in present},
+            memory={i: tuple(v) for i, v in self._mem.items() if i in present},
+            run_pid=owners,
+        )
 
     def close(self) -> None:
         if self._own:

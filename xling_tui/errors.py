@@ -6,8 +6,7 @@ from __future__ import annotations
 def is_user_error(error: BaseException) -> bool:
     """Bad config, busy or missing database, refused action, unreadable file: the message says it all."""
     from db.store import StoreError
-    from engine.spec import SpecError
+    from engine.config.locate import SpecError
     from xling_tui.actions import ActionError
 
-    return isinstance(error, (StoreError, SpecError, ActionError, LookupError, PermissionError,
-                              FileNotFoundError))
+    return isinstance(error, (StoreError, SpecError, ActionError, LookupError, PermissionError, FileNotFoundError))

@@ -14,8 +14,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from statistics import mean
 
-from engine.scaling import format_tokens
-from engine.schedule import Schedule
+from engine.analysis.scaling import format_tokens
+from engine.config.schedule import Schedule
 
 
 @dataclass
@@ -75,8 +75,10 @@ def build_report(store, experiment: str) -> Report:
     for r in result.dicts():
         spec = json.loads(r["spec"])
         languages = spec["languages"]
-        g = grouped.setdefault(r["name"], {"kind": r["kind"], "tokens": r["total_tokens"], "spec": spec,
-                                           "seeds": set(), "ppl": {}, "teff": {}})
+        g = grouped.setdefault(
+            r["name"],
+            {"kind": r["kind"], "tokens": r["total_tokens"], "spec": spec, "seeds": set(), "ppl": {}, "teff": {}},
+        )
         g["seeds"].add(r["seed"])
         g["ppl"].setdefault(r["language"], []).append(r["ppl"])
         g["teff"].setdefault(r["language"], []).append((r["teff_mark"], r["teff"], r["teff_status"]))
@@ -92,13 +94,18 @@ def build_report(store, experiment: str) -> Report:
 def _run_row(name: str, g: dict) -> RunRow:
     spec = g["spec"]
     schedule = Schedule.from_dict(spec["schedule"])
-    share = {lang: (schedule.label(lang) if any(schedule.percents[i]) else "—") for i, lang in enumerate(spec["languages"])}
+    share = {
+        lang: (schedule.label(lang) if any(schedule.percents[i]) else "—") for i, lang in enumerate(spec["languages"])
+    }
     row = RunRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
     for lang, ppls in g["ppl"].items():
         row.ppl[lang] = mean(p for p in ppls if p is not None)
         marks, values, statuses = zip(*g["teff"][lang])
-        row.teff[lang] = _teff_mark([m for m in marks if m], list(values), [s for s in statuses if s]) if any(
-            m for m in marks) else "—"
+        row.teff[lang] = (
+            _teff_mark([m for m in marks if m], list(values), [s for s in statuses if s])
+            if any(m for m in marks)
+            else "—"
+        )
         known = [v for v in values if v is not None]
         row.teff_value[lang] = mean(known) if known else None
     return row
@@ -106,14 +113,29 @@ def _run_row(name: str, g: dict) -> RunRow:
 
 def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
     seeds = any(r.seeds > 1 for r in runs)  # a column only when some run has several
-    cols = ["run", "type", "tokens", *[f"p({l})" for l in languages], *[f"PPL {l}" for l in languages],
-            *[f"TEff {l}" for l in languages], *(["seeds"] if seeds else [])]
+    cols = [
+        "run",
+        "type",
+        "tokens",
+        *[f"p({l})" for l in languages],
+        *[f"PPL {l}" for l in languages],
+        *[f"TEff {l}" for l in languages],
+        *(["seeds"] if seeds else []),
+    ]
     rows = []
     for r in runs:
         kind = "mono" if r.kind == "baseline" else "multi"
-        rows.append([r.name, kind, format_tokens(r.tokens), *[r.share.get(l, "—") for l in languages],
-                     *[_fmt(r.ppl.get(l)) for l in languages], *[r.teff.get(l, "—") for l in languages],
-                     *([str(r.seeds)] if seeds else [])])
+        rows.append(
+            [
+                r.name,
+                kind,
+                format_tokens(r.tokens),
+                *[r.share.get(l, "—") for l in languages],
+                *[_fmt(r.ppl.get(l)) for l in languages],
+                *[r.teff.get(l, "—") for l in languages],
+                *([str(r.seeds)] if seeds else []),
+            ]
+        )
     return Table("Perplexity and token efficiency (Table 1/3 layout)", cols, rows)
 
 
@@ -142,17 +164,27 @@ def _alignment_tables(store, experiment: str) -> list[Table]:
         body = []
         for (name, lang_b), rows in emb.items():
             get = {m: [r for r in rows if r["matrix"] == m] for m in ("input", "output")}
-            body.append([name, f"{rows[0]['lang_a']}–{lang_b}",
-                         *[_fmt(mean(r[k] for r in get[m]), 3) if get[m] else "—"
-                           for m in ("input", "output") for k in ("similarity", "control")]])
+            body.append(
+                [
+                    name,
+                    f"{rows[0]['lang_a']}–{lang_b}",
+                    *[
+                        _fmt(mean(r[k] for r in get[m]), 3) if get[m] else "—"
+                        for m in ("input", "output")
+                        for k in ("similarity", "control")
+                    ],
+                ]
+            )
         cols = ["run", "pair", "input sim", "input control", "output sim", "output control"]
         tables.append(Table("Embedding similarity of equivalent subwords vs all-pairs control", cols, body))
     grads = _by_run(queries.report_gradients(store, experiment).dicts())
     if grads:
         # One column per run and one row per component: there are more components than runs.
         components = sorted({r["component"] for rows in grads.values() for r in rows})
-        per = {key: {c: mean(r["similarity"] for r in rows if r["component"] == c) for c in components}
-               for key, rows in grads.items()}
+        per = {
+            key: {c: mean(r["similarity"] for r in rows if r["component"] == c) for c in components}
+            for key, rows in grads.items()
+        }
         cols = ["component", *[f"{name} {rows[0]['lang_a']}–{lang_b}" for (name, lang_b), rows in grads.items()]]
         body = [["mean", *[_fmt(mean(p.values()), 3) for p in per.values()]]]
         body += [[c, *[_fmt(p[c], 2) for p in per.values()]] for c in components]
@@ -173,8 +205,10 @@ def _probe_tables(store, experiment: str) -> list[Table]:
         g = grouped.setdefault((r["name"], r["task"], r["train_language"]), {"chance": []})
         g.setdefault(r["language"], []).append(r["accuracy"])
         g["chance"].append(r["chance"])
-    body = [[name, task, train, *[_fmt(mean(g[l]), 3) if l in g else "—" for l in langs], _fmt(mean(g["chance"]), 3)]
-            for (name, task, train), g in grouped.items()]
+    body = [
+        [name, task, train, *[_fmt(mean(g[l]), 3) if l in g else "—" for l in langs], _fmt(mean(g["chance"]), 3)]
+        for (name, task, train), g in grouped.items()
+    ]
     cols = ["run", "task", "fine-tuned in", *[f"acc {l}" for l in langs], "chance"]
     return [Table("Downstream probe: fine-tuned in one language, zero-shot in the others (Fig. 1 right)", cols, body)]
 
@@ -186,8 +220,10 @@ def _tokenizer_notes(store, experiment: str) -> list[str]:
     for r in queries.report_tokenizers(store, experiment).dicts():
         langs = json.loads(r["languages"]) if r["languages"] else {}
         sizes = " + ".join(f"{l} {v.get('vocab_size')}" for l, v in langs.items())
-        notes.append(f"tokenizer {r['mode']}: model vocabulary {r['vocab_size']} ({sizes}); "
-                     f"{r['n_anchors']} anchors; {r['runs']} run(s)")
+        notes.append(
+            f"tokenizer {r['mode']}: model vocabulary {r['vocab_size']} ({sizes}); "
+            f"{r['n_anchors']} anchors; {r['runs']} run(s)"
+        )
     return notes
 
 
@@ -203,13 +239,17 @@ def _law_notes(store, experiment: str) -> list[str]:
         params = json.loads(r["params"]) if isinstance(r["params"], str) else r["params"]
         worst = max((abs(x) for x in r["residuals"] or []), default=0.0)
         text = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
-        notes.append(f"{where}: {text}; {r['n_points']} runs, tokens {format_tokens(int(r['token_min']))}–"
-                     f"{format_tokens(int(r['token_max']))}; max |log residual| {worst:.3f}")
+        notes.append(
+            f"{where}: {text}; {r['n_points']} runs, tokens {format_tokens(int(r['token_min']))}–"
+            f"{format_tokens(int(r['token_max']))}; max |log residual| {worst:.3f}"
+        )
         notes += [f"  warning: {w}" for w in r["warnings"] or []]
     if not notes:
         notes.append("no scaling law yet: TEff needs finished monolingual baselines (baselines = [...])")
-    notes.append("TEff marks: '>x' / '<x' extrapolate beyond / below the fitted token range; "
-                 "'n/a' means the PPL is below the law's asymptote (no monolingual token count reaches it).")
+    notes.append(
+        "TEff marks: '>x' / '<x' extrapolate beyond / below the fitted token range; "
+        "'n/a' means the PPL is below the law's asymptote (no monolingual token count reaches it)."
+    )
     return notes
 
 

@@ -4,7 +4,7 @@ The designer edits one experiment at a time as an ``ExperimentDraft`` (its langu
 model preset, token budget, seeds, anchors and schedule grids). Saving re-reads the
 file, changes only the values that differ from what it says (a value that comes from
 ``[defaults]`` and was not changed stays there), validates the whole result with
-``engine.spec`` and only then replaces the file, so a save can never leave an
+``engine.config.spec`` and only then replaces the file, so a save can never leave an
 experiments.toml that ``xling run`` would refuse. New values are written in the
 file's own style (``2_500_000``, ``{ EN1 = [90], EN2 = [10] }``), and a comment at
 the end of a line survives its value being replaced.
@@ -23,7 +23,8 @@ from typing import Any
 import tomlkit
 from tomlkit.items import AoT, Comment, Item, Table, Whitespace
 
-from engine.spec import ExperimentConfig, SpecError, parse_experiments
+from engine.config.locate import SpecError
+from engine.config.spec import ExperimentConfig, parse_experiments
 
 
 @dataclass
@@ -81,7 +82,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _effective(doc: tomlkit.TOMLDocument, name: str) -> dict[str, Any]:
-    """The experiment's values with ``[defaults]`` filled in (what engine.spec will see)."""
+    """The experiment's values with ``[defaults]`` filled in (what engine.config.spec will see)."""
     plain = doc.unwrap()
     return _merge(plain.get("defaults", {}), plain.get("experiments", {}).get(name, {}))
 
@@ -98,10 +99,15 @@ def read_draft(doc: tomlkit.TOMLDocument, name: str) -> ExperimentDraft:
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     draft = ExperimentDraft(
-        name=name, languages=languages, model=str(raw.get("model", _default("model"))),
-        tokens=int(raw.get("tokens", 1_000_000)), seeds=[int(s) for s in raw.get("seeds", _default("seeds"))],
-        anchors=float(data.get("anchors", 0.0)), batch_size=int(train.get("batch_size", 32)),
-        context=int(train.get("context", 128)), is_new=name not in experiment_names(doc),
+        name=name,
+        languages=languages,
+        model=str(raw.get("model", _default("model"))),
+        tokens=int(raw.get("tokens", 1_000_000)),
+        seeds=[int(s) for s in raw.get("seeds", _default("seeds"))],
+        anchors=float(data.get("anchors", 0.0)),
+        batch_size=int(train.get("batch_size", 32)),
+        context=int(train.get("context", 128)),
+        is_new=name not in experiment_names(doc),
     )
     for i, sc in enumerate(raw.get("schedules") or []):
         draft.schedules.append(_read_schedule(sc, languages, i))
@@ -120,8 +126,14 @@ def _read_schedule(sc: dict, languages: list[str], index: int) -> ScheduleDraft:
         row = mix.get(lang, [0.0] * width)
         row = [float(x) if isinstance(x, (int, float)) else 0.0 for x in row][:width]
         percents.append(row + [0.0] * (width - len(row)))
-    return ScheduleDraft(str(sc.get("name", f"schedule {index + 1}")), list(languages), [float(e) for e in ends],
-                         percents, source=index, ends_written=written)
+    return ScheduleDraft(
+        str(sc.get("name", f"schedule {index + 1}")),
+        list(languages),
+        [float(e) for e in ends],
+        percents,
+        source=index,
+        ends_written=written,
+    )
 
 
 def equal_ends(stages: int) -> list[float]:
@@ -175,7 +187,11 @@ def _list_text(values: list, fmt=format_number) -> str:
 
 def _mix_text(sc: ScheduleDraft) -> str:
     def key(lang: str) -> str:
-        return lang if lang.replace("_", "").replace("-", "").isalnum() and lang.isascii() else tomlkit.string(lang).as_string()
+        return (
+            lang
+            if lang.replace("_", "").replace("-", "").isalnum() and lang.isascii()
+            else tomlkit.string(lang).as_string()
+        )
 
     return "{ " + ", ".join(f"{key(l)} = {_list_text(row)}" for l, row in zip(sc.languages, sc.percents)) + " }"
 

@@ -1,15 +1,15 @@
 """Fixtures for the TUI tests: the fixture database, fake GPUs, a fixed clock.
 
 Everything a snapshot shows must be the same on every machine and every run: times
-come from ``fixed_clock`` (never the wall clock), GPUs from ``engine.devices.FakeSource``
+come from ``fixed_clock`` (never the wall clock), GPUs from ``engine.launch.devices.FakeSource``
 (never NVML), and animations and the cursor blink are off.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -45,17 +45,34 @@ def fixed_clock() -> Callable[[], float]:
 
 
 def _fake_gpus():
-    from engine.devices import FakeSource, fake_gpu
+    from engine.launch.devices import FakeSource, fake_gpu
 
-    return FakeSource([
-        fake_gpu(0, name="NVIDIA H100 80GB HBM3", memory_used_mb=40_960.0, utilization=87.0, temperature=71.0,
-                 power_w=512.0, power_limit_w=700.0,
-                 processes=[{"pid": 4_194_000, "used_memory_mb": 40_000.0, "name": "python -m engine.worker",
-                             "ours": True}]),
-        fake_gpu(1, name="NVIDIA H100 80GB HBM3", memory_used_mb=20_480.0, utilization=35.0, temperature=55.0,
-                 power_w=230.0, power_limit_w=700.0,
-                 processes=[{"pid": 31337, "used_memory_mb": 20_000.0, "name": "python train_other.py"}]),
-    ])
+    return FakeSource(
+        [
+            fake_gpu(
+                0,
+                name="NVIDIA H100 80GB HBM3",
+                memory_used_mb=40_960.0,
+                utilization=87.0,
+                temperature=71.0,
+                power_w=512.0,
+                power_limit_w=700.0,
+                processes=[
+                    {"pid": 4_194_000, "used_memory_mb": 40_000.0, "name": "python -m engine.worker", "ours": True}
+                ],
+            ),
+            fake_gpu(
+                1,
+                name="NVIDIA H100 80GB HBM3",
+                memory_used_mb=20_480.0,
+                utilization=35.0,
+                temperature=55.0,
+                power_w=230.0,
+                power_limit_w=700.0,
+                processes=[{"pid": 31337, "used_memory_mb": 20_000.0, "name": "python train_other.py"}],
+            ),
+        ]
+    )
 
 
 @pytest.fixture
@@ -67,7 +84,7 @@ def fake_gpus():
 @pytest.fixture
 def no_gpus():
     """A machine without NVML: the app must show its CPU-mode panel."""
-    from engine.devices import FakeSource
+    from engine.launch.devices import FakeSource
 
     return FakeSource([], reason="no NVIDIA driver (NVML not found)")
 
@@ -79,8 +96,7 @@ def make_app(fixture_db: Path, fixture_config: Path, fake_gpus, fixed_clock):
     def make(**kwargs):
         from xling_tui.app import XlingApp
 
-        options = {"gpu_source": fake_gpus, "clock": fixed_clock, "refresh_every": 3600.0,
-                   "gpu_every": 3600.0} | kwargs
+        options = {"gpu_source": fake_gpus, "clock": fixed_clock, "refresh_every": 3600.0, "gpu_every": 3600.0} | kwargs
         app = XlingApp(fixture_config, fixture_db, **options)
         app.animation_level = "none"
         return app

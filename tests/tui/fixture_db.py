@@ -1,7 +1,7 @@
 """A deterministic results database for the TUI tests, built the way real runs build one.
 
-Runs are written as real run folders (``spec.json`` from ``engine.spec``, events through
-``engine.events.EventLog``) and loaded with ``db.store.Store.ingest``, so the real
+Runs are written as real run folders (``spec.json`` from ``engine.config.spec``, events through
+``engine.runs.events.EventLog``) and loaded with ``db.store.Store.ingest``, so the real
 ``db.analysis`` fits the monolingual scaling law and computes TEff. The numbers are
 synthetic and fixed (a power law with chosen token efficiencies per run), every time
 is a fixed offset from 2026-01-01 00:00 UTC, and nothing depends on the wall clock.
@@ -14,17 +14,27 @@ through) and a 4-stage schedule that failed. ``quick`` has no runs yet.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from db.analysis import tokens_seen
 from db.store import Store
-from engine import layout
-from engine.events import (AlignEmbedding, AlignGradient, AlignHidden, EvalResult, EventLog, Heartbeat, Queued,
-                           Started, Status, TrainMetric)
-from engine.launch import write_experiment
-from engine.spec import RunSpec, parse_experiments
+from engine.config.spec import RunSpec, parse_experiments
+from engine.launch.queue import write_experiment
+from engine.runs import layout
+from engine.runs.events import (
+    AlignEmbedding,
+    AlignGradient,
+    AlignHidden,
+    EvalResult,
+    EventLog,
+    Heartbeat,
+    Queued,
+    Started,
+    Status,
+    TrainMetric,
+)
 
 FIXTURE_CONFIG = """\
 # Experiments for the TUI tests: synthetic, not measurements.
@@ -104,9 +114,20 @@ FAILED_MESSAGE = "loss diverged (nan) at step 160"
 HIDDEN_SIM = {"50/50": [0.31, 0.22, 0.18], "90/10": [0.52, 0.41, 0.37]}
 EMB_SIM = {"50/50": (0.02, 0.01), "90/10": (0.28, 0.21)}  # input, output
 GRAD_SIM = {"50/50": 0.07, "90/10": 0.53}
-GRAD_COMPONENTS = ("ln1.weight", "ln1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-                   "attn.proj.bias", "ln2.weight", "ln2.bias", "mlp.fc.weight", "mlp.fc.bias",
-                   "mlp.proj.weight", "mlp.proj.bias")
+GRAD_COMPONENTS = (
+    "ln1.weight",
+    "ln1.bias",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+    "ln2.weight",
+    "ln2.bias",
+    "mlp.fc.weight",
+    "mlp.fc.bias",
+    "mlp.proj.weight",
+    "mlp.proj.bias",
+)
 
 
 def build_fixture_db(root: Path) -> Path:
@@ -166,25 +187,53 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
     eval_langs = langs if spec.kind == "mix" else [langs[spec.schedule["percents"].index([100.0])]]
     with EventLog(run_dir) as log:
         log.emit(Queued(spec.run_id, time=start))
-        log.emit(Started(spec.run_id, device="cpu", host="fixture-host", pid=FAKE_PID, total_steps=spec.total_steps,
-                         total_tokens=spec.total_tokens, time=start + 5.0))
+        log.emit(
+            Started(
+                spec.run_id,
+                device="cpu",
+                host="fixture-host",
+                pid=FAKE_PID,
+                total_steps=spec.total_steps,
+                total_tokens=spec.total_tokens,
+                time=start + 5.0,
+            )
+        )
         for step in range(0, last + 1):
             if step > 0 and (step % spec.train["log_every"] == 0 or step == last):
                 probs = spec.schedule_obj().probs(step - 1, spec.total_steps)
                 lang_loss = {lang: math.log(ppl(lang, step)) + 0.05 for lang, p in zip(langs, probs) if p > 0}
                 loss = sum(p * lang_loss[lang] for lang, p in zip(langs, probs) if p > 0)
-                log.emit(TrainMetric(spec.run_id, step=step, tokens=step * B * C, lr=_lr(spec, step), loss=loss,
-                                     lang_loss=lang_loss, tokens_per_s=TOKENS_PER_S + 400.0 * math.sin(step),
-                                     time=at(step)))
+                log.emit(
+                    TrainMetric(
+                        spec.run_id,
+                        step=step,
+                        tokens=step * B * C,
+                        lr=_lr(spec, step),
+                        loss=loss,
+                        lang_loss=lang_loss,
+                        tokens_per_s=TOKENS_PER_S + 400.0 * math.sin(step),
+                        time=at(step),
+                    )
+                )
             if step % eval_every == 0 or step == spec.total_steps:
                 if spec.name == FAILED and step == last:
                     break
                 for lang in eval_langs:
                     value = ppl(lang, step)
-                    log.emit(EvalResult(spec.run_id, step=step, tokens=step * B * C, language=lang,
-                                        loss=math.log(value), ppl=value, char_ppl=value ** 0.25,
-                                        accuracy=round(0.9 / math.log(value), 4), n_tokens=20_000,
-                                        time=at(step) + 1.0))
+                    log.emit(
+                        EvalResult(
+                            spec.run_id,
+                            step=step,
+                            tokens=step * B * C,
+                            language=lang,
+                            loss=math.log(value),
+                            ppl=value,
+                            char_ppl=value**0.25,
+                            accuracy=round(0.9 / math.log(value), 4),
+                            n_tokens=20_000,
+                            time=at(step) + 1.0,
+                        )
+                    )
         if spec.name == RUNNING:
             log.emit(Heartbeat(spec.run_id, step=last, pid=FAKE_PID, time=at(last) + 2.0))
         elif spec.name == FAILED:
@@ -204,14 +253,23 @@ def _lr(spec: RunSpec, step: int) -> float:
 
 
 def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:
-    common = {"run_id": spec.run_id, "step": spec.total_steps, "tokens": spec.total_tokens,
-              "lang_a": spec.languages[0], "lang_b": spec.languages[1], "time": when}
+    common = {
+        "run_id": spec.run_id,
+        "step": spec.total_steps,
+        "tokens": spec.total_tokens,
+        "lang_a": spec.languages[0],
+        "lang_b": spec.languages[1],
+        "time": when,
+    }
     for matrix, sim in zip(("input", "output"), EMB_SIM[spec.name]):
-        bins = [{"lo": 0.0, "hi": 0.0, "n": 40, "similarity": sim / 4, "control": 0.0},
-                {"lo": 10.0, "hi": 17.8, "n": 300, "similarity": sim, "control": 0.01},
-                {"lo": 100.0, "hi": 177.8, "n": 120, "similarity": sim * 1.5, "control": 0.01}]
-        log.emit(AlignEmbedding(**common, matrix=matrix, similarity=sim, control=0.01, n_ids=2048, n_anchors=0,
-                                bins=bins))
+        bins = [
+            {"lo": 0.0, "hi": 0.0, "n": 40, "similarity": sim / 4, "control": 0.0},
+            {"lo": 10.0, "hi": 17.8, "n": 300, "similarity": sim, "control": 0.01},
+            {"lo": 100.0, "hi": 177.8, "n": 120, "similarity": sim * 1.5, "control": 0.01},
+        ]
+        log.emit(
+            AlignEmbedding(**common, matrix=matrix, similarity=sim, control=0.01, n_ids=2048, n_anchors=0, bins=bins)
+        )
     for layer, sim in enumerate(HIDDEN_SIM[spec.name]):
         log.emit(AlignHidden(**common, layer=layer, similarity=sim, n_sequences=32))
     mean = GRAD_SIM[spec.name]

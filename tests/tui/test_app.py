@@ -34,8 +34,10 @@ def test_main_refuses_a_bad_refresh(capsys):
 
 def test_start_up_imports_neither_torch_nor_duckdb():
     """The first frame must not wait for torch (seconds) or the database (it is read on a thread)."""
-    code = ("import sys, xling_tui.app, xling_tui.screens.dashboard; "
-            "print(sorted(m for m in ('torch', 'duckdb', 'pydantic') if m in sys.modules))")
+    code = (
+        "import sys, xling_tui.app, xling_tui.screens.dashboard; "
+        "print(sorted(m for m in ('torch', 'duckdb', 'pydantic') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -124,8 +126,8 @@ async def test_unexpected_errors_are_notified_and_logged(make_app, fixture_db):
 
 
 def test_annotations_round_trip_and_bad_ids(fixture_db):
-    from engine import layout
-    from engine.launch import all_run_dirs
+    from engine.launch.state import all_run_dirs
+    from engine.runs import layout
 
     run_id = all_run_dirs(layout.artefacts_root(fixture_db))[0].name
     actions.write_annotations(fixture_db, run_id[:10], tags=actions.parse_tags("a, b a  c"))
@@ -136,11 +138,12 @@ def test_annotations_round_trip_and_bad_ids(fixture_db):
 
 
 def test_cancel_takes_a_queued_run_out_of_the_queue(tmp_path, tiny_toml):
-    from engine.launch import enqueue, state_of
-    from engine.spec import load_experiments
+    from engine.config.spec import load_experiments
+    from engine.launch.queue import enqueue
+    from engine.launch.state import state_of
 
     db = tmp_path / "r.duckdb"
-    from engine import layout
+    from engine.runs import layout
 
     states = enqueue(layout.artefacts_root(db), load_experiments(tiny_toml))
     rid = states[0].spec.run_id
@@ -172,10 +175,15 @@ def test_launch_runs_headless_detached_and_logs_beside_the_database(tmp_path, ti
 @asyncio
 async def test_a_fresh_folder_shows_what_to_do(tmp_path):
     """No config and no database yet: the app says so on the dashboard and creates nothing."""
-    from engine.devices import FakeSource
+    from engine.launch.devices import FakeSource
 
-    app = XlingApp(tmp_path / "experiments.toml", tmp_path / "xling.duckdb", gpu_source=FakeSource([]),
-                   refresh_every=3600, gpu_every=3600)
+    app = XlingApp(
+        tmp_path / "experiments.toml",
+        tmp_path / "xling.duckdb",
+        gpu_source=FakeSource([]),
+        refresh_every=3600,
+        gpu_every=3600,
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         for _ in range(200):
             if app.screen.data is not None:

@@ -7,22 +7,39 @@ import math
 import pytest
 
 from xling_tui.data_source import RunRow
-from xling_tui.widgets.runs_table import (device_text, filter_rows, human_duration, progress_bar, sort_rows,
-                                         sparkline)
+from xling_tui.widgets.runs_table import device_text, filter_rows, human_duration, progress_bar, sort_rows, sparkline
 
 asyncio = pytest.mark.asyncio
 
 
 def _row(run_id: str, name: str, status: str = "done", **kw) -> RunRow:
-    base = dict(run_id=run_id, experiment="exp", name=name, kind="mix", status=status, step=10, total_steps=10,
-                tokens=100, total_tokens=100, tokens_per_s=None, loss=None, device="cpu", host="h", pid=None,
-                best_ppl=(), loss_curve=())
+    base = dict(
+        run_id=run_id,
+        experiment="exp",
+        name=name,
+        kind="mix",
+        status=status,
+        step=10,
+        total_steps=10,
+        tokens=100,
+        total_tokens=100,
+        tokens_per_s=None,
+        loss=None,
+        device="cpu",
+        host="h",
+        pid=None,
+        best_ppl=(),
+        loss_curve=(),
+    )
     return RunRow(**(base | kw))
 
 
 def test_filter_matches_every_term_in_name_status_tags_and_note():
-    rows = [_row("a", "50/50", tags=("good",)), _row("b", "90/10", status="failed", note="diverged at 3k"),
-            _row("c", "90/10", status="running")]
+    rows = [
+        _row("a", "50/50", tags=("good",)),
+        _row("b", "90/10", status="failed", note="diverged at 3k"),
+        _row("c", "90/10", status="running"),
+    ]
     assert [r.run_id for r in filter_rows(rows, "90/10")] == ["b", "c"]
     assert [r.run_id for r in filter_rows(rows, "90/10 running")] == ["c"]
     assert [r.run_id for r in filter_rows(rows, "#good")] == ["a"]
@@ -43,9 +60,12 @@ def test_where_a_run_is_names_its_cluster_job_and_filters_on_it():
 
 
 def test_sort_by_progress_and_best_ppl_of_the_weakest_language():
-    rows = [_row("a", "x", status="running", step=2), _row("b", "y", status="running", step=7),
-            _row("c", "z", best_ppl=(("EN1", 100.0), ("EN2", 300.0))),
-            _row("d", "w", best_ppl=(("EN1", 150.0), ("EN2", 160.0)))]
+    rows = [
+        _row("a", "x", status="running", step=2),
+        _row("b", "y", status="running", step=7),
+        _row("c", "z", best_ppl=(("EN1", 100.0), ("EN2", 300.0))),
+        _row("d", "w", best_ppl=(("EN1", 150.0), ("EN2", 160.0))),
+    ]
     assert [r.run_id for r in sort_rows(rows, "progress")] == ["a", "b", "c", "d"]
     assert [r.run_id for r in sort_rows(rows, "progress", reverse=True)][:2] == ["c", "d"]
     assert [r.run_id for r in sort_rows(rows, "best PPL")][:2] == ["d", "c"]
@@ -153,12 +173,13 @@ async def test_tag_and_note_are_saved_in_the_run_folder_and_survive_a_rebuild(ma
     store = Store(fixture_db)
     store.rebuild()
     assert store.query("SELECT tags, note FROM runs WHERE run_id = ?", [rid]).rows == [
-        (["good", "paper"], "rare language gains")]
+        (["good", "paper"], "rare language gains")
+    ]
 
 
 @asyncio
 async def test_delete_asks_first_and_removes_the_folder_on_yes(make_app, fixture_db):
-    from engine import layout
+    from engine.runs import layout
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -185,8 +206,8 @@ async def test_delete_refuses_a_live_run(make_app, fixture_db):
     """The fixture's running run claims a pid that exists (ours), so it counts as alive."""
     import os
 
-    from engine import layout
-    from engine.events import EventLog, Heartbeat
+    from engine.runs import layout
+    from engine.runs.events import EventLog, Heartbeat
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -198,8 +219,9 @@ async def test_delete_refuses_a_live_run(make_app, fixture_db):
         events = (folder / "events.jsonl").read_text().splitlines()
         started = [e for e in events if '"kind":"started"' in e]
         assert started
-        (folder / "events.jsonl").write_text("\n".join(
-            e.replace('"pid":4194000', f'"pid":{os.getpid()}') for e in events) + "\n")
+        (folder / "events.jsonl").write_text(
+            "\n".join(e.replace('"pid":4194000', f'"pid":{os.getpid()}') for e in events) + "\n"
+        )
         await pilot.press("slash", *"running", "enter", "D", "y")
         for _ in range(100):
             if any("cancel it before deleting" in n.message for n in app._notifications):
@@ -231,8 +253,8 @@ async def test_a_run_logged_elsewhere_appears_on_the_next_poll(make_app, fixture
     """What a headless `xling run` in another session does: write a run folder; the poller ingests it."""
     import json
 
-    from engine import layout
-    from engine.events import EventLog, Queued, Started
+    from engine.runs import layout
+    from engine.runs.events import EventLog, Queued, Started
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -245,8 +267,16 @@ async def test_a_run_logged_elsewhere_appears_on_the_next_poll(make_app, fixture
         (new / "spec.json").write_text(json.dumps(spec))
         with EventLog(new) as log:
             log.emit(Queued("feedbeef00000000"))
-            log.emit(Started("feedbeef00000000", device="cuda:0", host="gpu-box", pid=1, total_steps=spec["total_steps"],
-                             total_tokens=spec["total_tokens"]))
+            log.emit(
+                Started(
+                    "feedbeef00000000",
+                    device="cuda:0",
+                    host="gpu-box",
+                    pid=1,
+                    total_steps=spec["total_steps"],
+                    total_tokens=spec["total_tokens"],
+                )
+            )
         app.screen.request_fetch()
         for _ in range(200):
             if "from elsewhere" in {r.name for r in app.screen.data.runs}:
@@ -260,8 +290,8 @@ def test_incremental_refresh_equals_a_fresh_read(fixture_db, fixture_config):
     """The poller re-reads only the recent bins of a moving run; the result must be what a
     fresh dashboard reads from scratch, also after a resume rewrote earlier steps."""
     from db.store import Store
-    from engine import layout
-    from engine.events import EventLog, Started, TrainMetric
+    from engine.runs import layout
+    from engine.runs.events import EventLog, Started, TrainMetric
     from xling_tui.data_source import DashboardSource
 
     source = DashboardSource(fixture_config, fixture_db, clock=lambda: 0.0)
@@ -276,18 +306,33 @@ def test_incremental_refresh_equals_a_fresh_read(fixture_db, fixture_config):
         Store(fixture_db).ingest()
 
     step = run.step
-    log(*(TrainMetric(run.run_id, step=s, tokens=s * 4096, lr=1e-3, loss=1.5, lang_loss={}, tokens_per_s=99.0)
-          for s in range(step + 10, step + 90, 10)))
+    log(
+        *(
+            TrainMetric(run.run_id, step=s, tokens=s * 4096, lr=1e-3, loss=1.5, lang_loss={}, tokens_per_s=99.0)
+            for s in range(step + 10, step + 90, 10)
+        )
+    )
     moved = {r.run_id: r for r in source.fetch().runs}[run.run_id]
     fresh = {r.run_id: r for r in DashboardSource(fixture_config, fixture_db).fetch().runs}[run.run_id]
     assert moved.loss_curve == fresh.loss_curve and moved.tokens_per_s == fresh.tokens_per_s == 99.0
     assert moved.loss_curve != run.loss_curve
 
     # a resume from an early checkpoint re-logs steps that fall in bins the poller had kept
-    log(Started(run.run_id, device="cpu", host="h", pid=1, total_steps=run.total_steps,
-                total_tokens=run.total_tokens, resumed_from=20),
-        *(TrainMetric(run.run_id, step=s, tokens=s * 4096, lr=1e-3, loss=9.0, lang_loss={}, tokens_per_s=7.0)
-          for s in range(30, 200, 10)))
+    log(
+        Started(
+            run.run_id,
+            device="cpu",
+            host="h",
+            pid=1,
+            total_steps=run.total_steps,
+            total_tokens=run.total_tokens,
+            resumed_from=20,
+        ),
+        *(
+            TrainMetric(run.run_id, step=s, tokens=s * 4096, lr=1e-3, loss=9.0, lang_loss={}, tokens_per_s=7.0)
+            for s in range(30, 200, 10)
+        ),
+    )
     resumed = {r.run_id: r for r in source.fetch().runs}[run.run_id]
     fresh = {r.run_id: r for r in DashboardSource(fixture_config, fixture_db).fetch().runs}[run.run_id]
     assert resumed.loss_curve == fresh.loss_curve
@@ -297,7 +342,7 @@ def test_incremental_refresh_equals_a_fresh_read(fixture_db, fixture_config):
 async def test_log_key_shows_the_worker_log_and_follows_it(make_app, fixture_db):
     from textual.widgets import Log
 
-    from engine import layout
+    from engine.runs import layout
 
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

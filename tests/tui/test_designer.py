@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.schedule import Schedule
-from engine.spec import SpecError, load_experiments
+from engine.config.locate import SpecError
+from engine.config.schedule import Schedule
+from engine.config.spec import load_experiments
 from tests.tui.fixture_db import FIXTURE_CONFIG, screen_app, settle
 from xling_tui import toml_edit
 from xling_tui.screens.designer import PRESET_CHOICES, TEN_LANGUAGES, DesignerScreen, preset_grid
@@ -33,7 +34,13 @@ def _draft(path: Path, name: str = "table1") -> tuple[toml_edit.ExperimentDraft,
 
 def test_read_draft_applies_defaults_and_reads_grids(config):
     draft, _ = _draft(config)
-    assert (draft.model, draft.tokens, draft.seeds, draft.batch_size, draft.context) == ("cpu-xs", 2_457_600, [0], 32, 128)
+    assert (draft.model, draft.tokens, draft.seeds, draft.batch_size, draft.context) == (
+        "cpu-xs",
+        2_457_600,
+        [0],
+        32,
+        128,
+    )
     assert [s.name for s in draft.schedules] == ["50/50", "90/10", "90→10 / 10→90", "4-stage"]
     assert draft.schedules[2].ends == [0.5, 1.0] and draft.schedules[2].percents == [[90, 10], [10, 90]]
     assert draft.schedules[0].ends == [1.0] and not draft.schedules[0].ends_written
@@ -63,8 +70,12 @@ def test_new_schedule_goes_after_the_last_and_the_next_sections_comment_stays_wi
     draft.schedules.append(toml_edit.ScheduleDraft("30/70", ["EN1", "EN2"], [0.25, 1.0], [[30.0, 30.0], [70.0, 70.0]]))
     text = toml_edit.save(config, draft, original)
     new = text.index('name = "30/70"')
-    assert text.index('name = "4-stage"') < new < text.index("# A small one with nothing run yet.") < text.index(
-        "[experiments.quick]")
+    assert (
+        text.index('name = "4-stage"')
+        < new
+        < text.index("# A small one with nothing run yet.")
+        < text.index("[experiments.quick]")
+    )
     assert "ends = [0.25, 1.0]" in text[new:]
     assert [s.name for s in load_experiments(config, ["table1"])[0].config.schedules][-1] == "30/70"
 
@@ -95,13 +106,25 @@ def test_invalid_draft_is_refused_and_the_file_left_alone(config):
 
 
 def test_new_experiment_is_added_whole(config):
-    draft = toml_edit.ExperimentDraft("fresh", ["FR1", "FR2"], "cpu-xxs", 50_000, [0, 1], 0.1,
-                                      [toml_edit.ScheduleDraft("90/10", ["FR1", "FR2"], [1.0], [[90.0], [10.0]])],
-                                      is_new=True)
+    draft = toml_edit.ExperimentDraft(
+        "fresh",
+        ["FR1", "FR2"],
+        "cpu-xxs",
+        50_000,
+        [0, 1],
+        0.1,
+        [toml_edit.ScheduleDraft("90/10", ["FR1", "FR2"], [1.0], [[90.0], [10.0]])],
+        is_new=True,
+    )
     text = toml_edit.save(config, draft, None)
     assert text.startswith(FIXTURE_CONFIG.rstrip("\n"))
     exp = load_experiments(config, ["fresh"])[0]
-    assert (exp.config.model, exp.config.tokens, exp.config.seeds, exp.config.data.anchors) == ("cpu-xxs", 50_000, [0, 1], 0.1)
+    assert (exp.config.model, exp.config.tokens, exp.config.seeds, exp.config.data.anchors) == (
+        "cpu-xxs",
+        50_000,
+        [0, 1],
+        0.1,
+    )
 
 
 @pytest.mark.parametrize("preset", PRESET_CHOICES)
@@ -189,13 +212,23 @@ async def test_add_stage_and_language_then_save_keeps_comments(config, tmp_path)
         assert str(screen.query_one("#message").render()).startswith("saved ")
     text = config.read_text(encoding="utf-8")
     # two equal stages need no `ends` line, as the file's own comment says
-    assert '[[experiments.table1.schedules]]\nname = "90/10"\nmix = { EN1 = [90, 10], EN2 = [10, 90], EN3 = [0, 0] }' in text
+    assert (
+        '[[experiments.table1.schedules]]\nname = "90/10"\nmix = { EN1 = [90, 10], EN2 = [10, 90], EN3 = [0, 0] }'
+        in text
+    )
     assert 'languages = ["EN1", "EN2", "EN3"]' in text
-    for comment in ("# A schedule is a grid", "# a CPU-sized preset", "# balanced", "# A small one with nothing run yet."):
+    for comment in (
+        "# A schedule is a grid",
+        "# a CPU-sized preset",
+        "# balanced",
+        "# A small one with nothing run yet.",
+    ):
         assert comment in text
     exp = load_experiments(config, ["table1"])[0]
     schedule = next(r for r in exp.runs if r.name == "90/10").schedule_obj()
-    assert schedule.ends == (0.5, 1.0) and schedule.marginal_fractions() == pytest.approx({"EN1": 0.5, "EN2": 0.5, "EN3": 0})
+    assert schedule.ends == (0.5, 1.0) and schedule.marginal_fractions() == pytest.approx(
+        {"EN1": 0.5, "EN2": 0.5, "EN3": 0}
+    )
 
 
 @pytest.mark.asyncio

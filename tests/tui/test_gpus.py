@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.devices import FakeSource, fake_gpu
+from engine.launch.devices import FakeSource, fake_gpu
 from xling_tui.data_source import GpuSampler
 from xling_tui.widgets.gpu_panel import render_gpus
 

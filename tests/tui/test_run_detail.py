@@ -27,7 +27,12 @@ def test_run_info_of_running_and_failed_runs(fixture_db):
     ids = _ids(fixture_db)
     store = Store(fixture_db)
     running = run_panels.run_info(store, ids["90→10 / 10→90"])
-    assert (running.status, running.step, running.total_steps, running.languages) == ("running", 360, 600, ["EN1", "EN2"])
+    assert (running.status, running.step, running.total_steps, running.languages) == (
+        "running",
+        360,
+        600,
+        ["EN1", "EN2"],
+    )
     failed = run_panels.run_info(store, ids["4-stage"])
     assert (failed.status, failed.message) == ("failed", FAILED_MESSAGE)
     assert run_panels.run_info(store, "nope") is None
@@ -71,7 +76,9 @@ def test_alignment_summaries(fixture_db):
     panel = run_panels.alignment(store, ids["90/10"])
     assert panel.step == 600 and panel.hidden == {"EN1–EN2": HIDDEN_SIM["90/10"]}
     assert {(e["matrix"], e["similarity"], e["control"]) for e in panel.embeddings} == {
-        ("input", 0.28, 0.01), ("output", 0.21, 0.01)}
+        ("input", 0.28, 0.01),
+        ("output", 0.21, 0.01),
+    }
     assert len(panel.gradients["EN1–EN2"]) == 12
     assert panel.gradient_mean["EN1–EN2"] == pytest.approx(GRAD_SIM["90/10"] + 0.01, abs=0.01)
     empty = run_panels.alignment(store, ids["4-stage"])

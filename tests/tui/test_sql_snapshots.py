@@ -26,8 +26,10 @@ def _run(sql: str):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sql_answer(snap_compare, make_app, size):
-    sql = ("SELECT r.name, e.language, round(min(e.ppl), 1) AS best_ppl\n"
-           "FROM evals e JOIN runs r USING (run_id)\nGROUP BY ALL ORDER BY ALL")
+    sql = (
+        "SELECT r.name, e.language, round(min(e.ppl), 1) AS best_ppl\n"
+        "FROM evals e JOIN runs r USING (run_id)\nGROUP BY ALL ORDER BY ALL"
+    )
     assert snap_compare(make_app(), terminal_size=size, run_before=_run(sql))
 
 

@@ -77,8 +77,9 @@ def report_renderables(data: CompareData, picked: set[str]) -> list:
     for report in data.reports:
         out.append(Text(f"{report.experiment}", style="bold underline"))
         for t in report.tables:
-            table = RichTable(title=t.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
-                              pad_edge=False)
+            table = RichTable(
+                title=t.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False
+            )
             for column in t.columns:
                 table.add_column(column, no_wrap=True)
             for row in t.rows:

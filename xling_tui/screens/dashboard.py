@@ -36,10 +36,20 @@ class DashboardScreen(Screen[None]):
         Binding("slash", "filter", "filter", tooltip="filter: words in name, status, #tag, note, device, language"),
         Binding("s", "sort", "sort", tooltip="sort by the next column (default, name, status, progress, ...)"),
         Binding("S", "reverse_sort", "reverse sort", show=False, tooltip="reverse the sort"),
-        Binding("left_square_bracket", "experiment(-1)", "prev experiment", show=False,
-                tooltip="show the previous experiment (or all)"),
-        Binding("right_square_bracket", "experiment(1)", "next experiment", show=False,
-                tooltip="show the next experiment (or all)"),
+        Binding(
+            "left_square_bracket",
+            "experiment(-1)",
+            "prev experiment",
+            show=False,
+            tooltip="show the previous experiment (or all)",
+        ),
+        Binding(
+            "right_square_bracket",
+            "experiment(1)",
+            "next experiment",
+            show=False,
+            tooltip="show the next experiment (or all)",
+        ),
         Binding("L", "launch", "launch", tooltip="launch the shown experiment (or all) as a headless xling run"),
         Binding("x", "cancel_runs", "cancel", tooltip="cancel running or queued runs (asks; workers checkpoint)"),
         Binding("R", "resume_runs", "resume", show=False, tooltip="resume failed or cancelled runs"),
@@ -76,8 +86,9 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield ExperimentBar(id="experiments")
-        box = Input(placeholder="filter: words that must all match (name, status, #tag, note, device, language)",
-                    id="filter")
+        box = Input(
+            placeholder="filter: words that must all match (name, status, #tag, note, device, language)", id="filter"
+        )
         box.cursor_blink = False  # over SSH a blinking cursor is a redraw every half second
         yield box
         yield RunsTable(id="runs")
@@ -149,8 +160,9 @@ class DashboardScreen(Screen[None]):
         bar.experiments = data.experiments
         if bar.selected is not None and bar.selected not in [e.name for e in data.experiments]:
             bar.selected = None
-        self.query_one(GpuPanel).run_names = {r.pid: r.label for r in data.runs
-                                              if r.pid is not None and r.status == "running"}
+        self.query_one(GpuPanel).run_names = {
+            r.pid: r.label for r in data.runs if r.pid is not None and r.status == "running"
+        }
         self.render_table()
 
     def visible_rows(self) -> list[RunRow]:
@@ -206,8 +218,13 @@ class DashboardScreen(Screen[None]):
     @on(DataTable.HeaderSelected)
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
         """Clicking a column header sorts by it (the mouse path to what ``s`` does)."""
-        by_column = {"name": "name", "status": "status", "progress": "progress", "speed": "tokens/s",
-                     "best": "best PPL"}
+        by_column = {
+            "name": "name",
+            "status": "status",
+            "progress": "progress",
+            "speed": "tokens/s",
+            "best": "best PPL",
+        }
         key = by_column.get(str(event.column_key.value))
         if key is None:
             return
@@ -246,8 +263,9 @@ class DashboardScreen(Screen[None]):
             return []
         by_id = {r.run_id: r for r in self.data.runs}
         if self.marked:
-            return [by_id[rid] for rid in self.query_one(RunsTable).shown_ids if rid in self.marked] + \
-                [by_id[rid] for rid in sorted(self.marked - set(self.query_one(RunsTable).shown_ids))]
+            return [by_id[rid] for rid in self.query_one(RunsTable).shown_ids if rid in self.marked] + [
+                by_id[rid] for rid in sorted(self.marked - set(self.query_one(RunsTable).shown_ids))
+            ]
         current = self.query_one(RunsTable).current_run_id
         return [by_id[current]] if current in by_id else []
 
@@ -342,9 +360,8 @@ class DashboardScreen(Screen[None]):
     def action_show_log(self) -> None:
         rows = self._need_selection()
         if rows:
+            from engine.runs import layout
             from xling_tui.screens.log_view import LogScreen
-
-            from engine import layout
 
             row = rows[0]
             self.app.push_screen(LogScreen(layout.run_dir(self.app.db_path, row.run_id), row.label))
@@ -355,11 +372,16 @@ class DashboardScreen(Screen[None]):
         bar = self.query_one(ExperimentBar)
         experiment = bar.selected
         what = f"experiment {experiment}" if experiment else "every experiment"
-        body = (f"Train {what} from {self.app.config_path.name} (finished runs are skipped).\n"
-                "It runs as a headless `xling run` and keeps going after xling-tui quits; "
-                f"its output goes to {Path(self.app.db_path).stem}.runs/launches/.")
-        choices = [("auto", "launch (GPU if NVML sees one, else CPU)"), ("cpu", "launch on the CPU"),
-                   ("cuda", "launch on the GPUs")]
+        body = (
+            f"Train {what} from {self.app.config_path.name} (finished runs are skipped).\n"
+            "It runs as a headless `xling run` and keeps going after xling-tui quits; "
+            f"its output goes to {Path(self.app.db_path).stem}.runs/launches/."
+        )
+        choices = [
+            ("auto", "launch (GPU if NVML sees one, else CPU)"),
+            ("cpu", "launch on the CPU"),
+            ("cuda", "launch on the GPUs"),
+        ]
 
         def chosen(device: str | None) -> None:
             if device:
@@ -374,7 +396,8 @@ class DashboardScreen(Screen[None]):
                 self.notify("nothing to cancel: the selected runs are not running or queued", severity="warning")
             return
         body = "\n".join(f"• {r.label} ({r.status})" for r in rows[:8]) + (
-            f"\n… and {len(rows) - 8} more" if len(rows) > 8 else "")
+            f"\n… and {len(rows) - 8} more" if len(rows) > 8 else ""
+        )
         body += "\nA running worker checkpoints, then stops; resume continues it."
 
         def confirmed(yes: bool | None) -> None:
@@ -396,15 +419,17 @@ class DashboardScreen(Screen[None]):
         if not rows:
             return
         body = "\n".join(f"• {r.label} ({r.status})" for r in rows[:8]) + (
-            f"\n… and {len(rows) - 8} more" if len(rows) > 8 else "")
+            f"\n… and {len(rows) - 8} more" if len(rows) > 8 else ""
+        )
         body += "\nIts folder goes: event log, checkpoints, model, worker log. This cannot be undone."
 
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.run_action_thread("delete", run_ids=[r.run_id for r in rows])
 
-        self.app.push_screen(ConfirmScreen(f"Delete {len(rows)} run(s) and their artefacts?", body,
-                                           yes="Delete", danger=True), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(f"Delete {len(rows)} run(s) and their artefacts?", body, yes="Delete", danger=True), confirmed
+        )
 
     def action_tag(self) -> None:
         rows = self._need_selection()
@@ -418,9 +443,14 @@ class DashboardScreen(Screen[None]):
 
                 self.run_action_thread("tag", run_ids=[r.run_id for r in rows], tags=parse_tags(text))
 
-        self.app.push_screen(TextPromptScreen(
-            f"Tags of {rows[0].label}" if len(rows) == 1 else f"Tags of {len(rows)} runs",
-            "words separated by spaces or commas; empty removes the tags; esc keeps them", current), entered)
+        self.app.push_screen(
+            TextPromptScreen(
+                f"Tags of {rows[0].label}" if len(rows) == 1 else f"Tags of {len(rows)} runs",
+                "words separated by spaces or commas; empty removes the tags; esc keeps them",
+                current,
+            ),
+            entered,
+        )
 
     def action_note(self) -> None:
         rows = self._need_selection()
@@ -431,9 +461,14 @@ class DashboardScreen(Screen[None]):
             if text is not None:
                 self.run_action_thread("note", run_ids=[r.run_id for r in rows], note=text)
 
-        self.app.push_screen(TextPromptScreen(
-            f"Note on {rows[0].label}" if len(rows) == 1 else f"Note on {len(rows)} runs",
-            "one line; empty removes the note; esc keeps it", rows[0].note if len(rows) == 1 else ""), entered)
+        self.app.push_screen(
+            TextPromptScreen(
+                f"Note on {rows[0].label}" if len(rows) == 1 else f"Note on {len(rows)} runs",
+                "one line; empty removes the note; esc keeps it",
+                rows[0].note if len(rows) == 1 else "",
+            ),
+            entered,
+        )
 
     @work(thread=True, group="run-actions", exit_on_error=False)
     def run_action_thread(self, what: str, run_ids: list[str] | tuple[str, ...] = (), **kw) -> None:
@@ -444,13 +479,14 @@ class DashboardScreen(Screen[None]):
         lines: list[str] = []
         try:
             if what == "launch":
-                from engine.spec import load_experiments
+                from engine.config.spec import load_experiments
 
                 load_experiments(self.app.config_path, [kw["experiment"]] if kw["experiment"] else None)
                 proc = actions.launch_experiment(self.app.config_path, db, kw["experiment"], kw["device"])
                 self.app.track_process(proc, f"launch of {kw['experiment'] or 'every experiment'}")
-                lines.append(f"launched {kw['experiment'] or 'every experiment'} (pid {proc.pid}); "
-                             f"output in {proc.log_path}")
+                lines.append(
+                    f"launched {kw['experiment'] or 'every experiment'} (pid {proc.pid}); output in {proc.log_path}"
+                )
             elif what == "cancel":
                 lines.extend(actions.cancel_runs(db, list(run_ids)))
             elif what == "resume":

@@ -4,7 +4,7 @@ Rows are the experiment's languages (shared by all its schedules), columns are a
 schedule's stages with their end points; cells are shares of training sequences in %.
 Column sums update as you type and a column that is not 100% is marked, with the
 engine's own message for the first problem. Saving goes through ``toml_edit`` (only
-changed values rewritten, comments kept, validated by ``engine.spec`` first); launching
+changed values rewritten, comments kept, validated by ``engine.config.spec`` first); launching
 saves, then starts a headless ``xling run`` through ``xling_tui.actions``, so the runs
 outlive the TUI.
 """
@@ -22,13 +22,20 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from engine.presets import PRESET_NAMES
-from engine.schedule import ScheduleError
-from engine.scaling import format_tokens
-from engine.spec import SpecError, load_experiments
+from engine.analysis.scaling import format_tokens
+from engine.config.locate import SpecError
+from engine.config.presets import PRESET_NAMES
+from engine.config.schedule import ScheduleError
+from engine.config.spec import load_experiments
 from xling_tui import toml_edit
-from xling_tui.widgets.schedule_grid import (GridModel, MixTimeline, ScheduleGrid, add_language, next_language_name,
-                                             remove_language)
+from xling_tui.widgets.schedule_grid import (
+    GridModel,
+    MixTimeline,
+    ScheduleGrid,
+    add_language,
+    next_language_name,
+    remove_language,
+)
 
 NEW_EXPERIMENT = "\x00new"
 
@@ -173,10 +180,16 @@ class DesignerScreen(Screen):
                 yield Input("", id="anchors", compact=True, tooltip="fraction of ids shared by all clones")
             yield Static("", id="message")
             with Horizontal(id="buttons"):
-                for label, action in (("+lang", "add_language"), ("−lang", "remove_language"),
-                                      ("+stage", "add_stage"), ("−stage", "remove_stage"),
-                                      ("+sched", "new_schedule"), ("−sched", "delete_schedule"), ("Save", "save"),
-                                      ("Launch", "launch")):
+                for label, action in (
+                    ("+lang", "add_language"),
+                    ("−lang", "remove_language"),
+                    ("+stage", "add_stage"),
+                    ("−stage", "remove_stage"),
+                    ("+sched", "new_schedule"),
+                    ("−sched", "delete_schedule"),
+                    ("Save", "save"),
+                    ("Launch", "launch"),
+                ):
                     yield Button(label, id=f"do-{action}", compact=True)
         yield Footer()
 
@@ -194,8 +207,11 @@ class DesignerScreen(Screen):
         names = toml_edit.experiment_names(doc) if doc is not None else []
         if name is None:
             name = names[0] if names else "new"
-        draft = toml_edit.read_draft(doc, name) if doc is not None else toml_edit.ExperimentDraft(
-            name, ["EN1", "EN2"], "cpu-xs", 1_000_000, [0], 0.0, is_new=True)
+        draft = (
+            toml_edit.read_draft(doc, name)
+            if doc is not None
+            else toml_edit.ExperimentDraft(name, ["EN1", "EN2"], "cpu-xs", 1_000_000, [0], 0.0, is_new=True)
+        )
         if not draft.schedules:
             draft.languages, ends, percents = preset_grid("50/50", draft.languages)
             draft.schedules.append(toml_edit.ScheduleDraft("50/50", draft.languages, ends, percents))
@@ -275,8 +291,9 @@ class DesignerScreen(Screen):
             meta = self.draft_meta
             steps = max(1, round(budget / (meta.batch_size * meta.context)))
             tokens = schedule.marginal_tokens(steps, meta.batch_size, meta.context)
-            tokens_line.update("tokens per language: " + " · ".join(
-                f"{lang} {format_tokens(n)}" for lang, n in tokens.items()))
+            tokens_line.update(
+                "tokens per language: " + " · ".join(f"{lang} {format_tokens(n)}" for lang, n in tokens.items())
+            )
         except ValueError:
             tokens_line.update("")
         self._message("")
@@ -414,10 +431,22 @@ class DesignerScreen(Screen):
         except ValueError:
             raise SpecError("anchors: a fraction between 0 and 1, e.g. 0.1") from None
         languages = list(self.models[0].languages)
-        schedules = [toml_edit.ScheduleDraft(n.strip(), languages, list(m.ends), m.schedule_draft_rows(), source=src)
-                     for n, m, src in zip(self.names, self.models, self.sources)]
-        return toml_edit.ExperimentDraft(meta.name, languages, str(self.query_one("#model", Select).value), tokens,
-                                         seeds, anchors, schedules, meta.batch_size, meta.context, meta.is_new)
+        schedules = [
+            toml_edit.ScheduleDraft(n.strip(), languages, list(m.ends), m.schedule_draft_rows(), source=src)
+            for n, m, src in zip(self.names, self.models, self.sources)
+        ]
+        return toml_edit.ExperimentDraft(
+            meta.name,
+            languages,
+            str(self.query_one("#model", Select).value),
+            tokens,
+            seeds,
+            anchors,
+            schedules,
+            meta.batch_size,
+            meta.context,
+            meta.is_new,
+        )
 
     def action_save(self) -> None:
         self._save(launch=False)
@@ -480,8 +509,10 @@ class DesignerScreen(Screen):
             self._message(result.error or "launch failed", error=True)
             return
         self.launched_runs = result.run_ids or []
-        self._message(f"launched {len(self.launched_runs)} runs of {self.experiment} (pid {result.pid}); "
-                      f"log: {result.log_path}; F8 opens the first run")
+        self._message(
+            f"launched {len(self.launched_runs)} runs of {self.experiment} (pid {result.pid}); "
+            f"log: {result.log_path}; F8 opens the first run"
+        )
 
     def action_open_run(self) -> None:
         if not self.launched_runs:

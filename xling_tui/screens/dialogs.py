@@ -56,7 +56,8 @@ class ChoiceScreen(ModalScreen[str | None]):
     ChoiceScreen Button { width: 100%; margin: 0 0 0 0; }
     """
     BINDINGS = [Binding("escape,n", "dismiss_none", "cancel")] + [
-        Binding(str(i), f"pick({i - 1})", show=False) for i in range(1, 10)]
+        Binding(str(i), f"pick({i - 1})", show=False) for i in range(1, 10)
+    ]
 
     def __init__(self, title: str, body: str, choices: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -66,7 +67,7 @@ class ChoiceScreen(ModalScreen[str | None]):
         with Vertical():
             yield Label(f"[b]{self.title_text}[/b]")
             yield Static(self.body, markup=False)
-            for i, (value, label) in enumerate(self.choices, 1):
+            for i, (_value, label) in enumerate(self.choices, 1):
                 yield Button(f"{i}  {label}", id=f"choice-{i - 1}")
             yield Button("Cancel (esc)", id="cancel")
 

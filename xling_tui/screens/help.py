@@ -23,12 +23,28 @@ SCREENS = [
     ("SQL", "xling_tui.screens.sql", "SqlScreen"),
     ("Worker log", "xling_tui.screens.log_view", "LogScreen"),
 ]
-EXTRA = {"Everywhere": [("ctrl+p", "command palette: every action, and every run by name"),
-                        ("ctrl+q", "quit (launched runs keep going)"),
-                        ("esc", "back / close / clear")]}
-_NAMES = {"question_mark": "?", "slash": "/", "colon": ":", "left_square_bracket": "[",
-          "right_square_bracket": "]", "escape": "esc", "space": "space", "enter": "enter",
-          "delete": "del", "plus": "+", "minus": "-", "full_stop": ".", "comma": ","}
+EXTRA = {
+    "Everywhere": [
+        ("ctrl+p", "command palette: every action, and every run by name"),
+        ("ctrl+q", "quit (launched runs keep going)"),
+        ("esc", "back / close / clear"),
+    ]
+}
+_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "colon": ":",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "escape": "esc",
+    "space": "space",
+    "enter": "enter",
+    "delete": "del",
+    "plus": "+",
+    "minus": "-",
+    "full_stop": ".",
+    "comma": ",",
+}
 
 
 def key_names(keys: str) -> str:
@@ -76,6 +92,11 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(Text("xling-tui keys", style="bold"))
             yield Static(help_table())
-            yield Static(Text("Over SSH: everything works with the keyboard at 80×24; the mouse "
-                              "works where the terminal passes it on. Runs launched here keep going "
-                              "after the app quits.", style="dim"))
+            yield Static(
+                Text(
+                    "Over SSH: everything works with the keyboard at 80×24; the mouse "
+                    "works where the terminal passes it on. Runs launched here keep going "
+                    "after the app quits.",
+                    style="dim",
+                )
+            )

@@ -15,8 +15,7 @@ TAIL_BYTES = 256 * 1024  # a long run's log can be large: show its end
 
 
 class LogScreen(Screen[None]):
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "back"),
-                Binding("f", "toggle_follow", "follow on/off")]
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "back"), Binding("f", "toggle_follow", "follow on/off")]
     DEFAULT_CSS = """
     LogScreen Label { padding: 0 1; background: $boost; width: 100%; }
     LogScreen Log { height: 1fr; }
@@ -46,7 +45,7 @@ class LogScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="log")
     def read_more(self) -> None:
-        from engine.backends import WORKER_LOG
+        from engine.runs.layout import WORKER_LOG
 
         path = self.run_dir / WORKER_LOG
         try:
@@ -54,7 +53,9 @@ class LogScreen(Screen[None]):
         except OSError:
             if self._log_offset == 0:
                 self._log_offset = -1
-                self.app.call_from_thread(self._append, "(no worker.log in the run folder yet: its worker has not started here)\n")
+                self.app.call_from_thread(
+                    self._append, "(no worker.log in the run folder yet: its worker has not started here)\n"
+                )
             return
         start = max(self._log_offset, 0)
         if size < start:  # rewritten

@@ -49,7 +49,9 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
             store.try_ingest()
         info = run_panels.run_info(store, run_id)
         if info is None:
-            return RunData(None, error=f"run {run_id} is not in {Path(db_path).name} yet (waiting for its first events)")
+            return RunData(
+                None, error=f"run {run_id} is not in {Path(db_path).name} yet (waiting for its first events)"
+            )
         teff = None
         if info.experiment and info.model:
             teff = run_panels.teff_panel(store, info.experiment, info.model, (info.languages or [None])[0])
@@ -74,17 +76,26 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
     if panel.curve:
         fig.series.append(Series("mono law", [t for t, _ in panel.curve], [p for _, p in panel.curve], "white"))
     if panel.baselines:
-        fig.series.append(Series("mono runs", [t for t, _ in panel.baselines], [p for _, p in panel.baselines],
-                                 "white", marker="o"))
+        fig.series.append(
+            Series("mono runs", [t for t, _ in panel.baselines], [p for _, p in panel.baselines], "white", marker="o")
+        )
     others = [p for p in panel.points if p.run_id != run_id and p.mlte]
     if others:
-        fig.series.append(Series("other mixes", [p.mlte for p in others], [p.ppl for p in others], "bright_black",
-                                 marker="+"))
+        fig.series.append(
+            Series("other mixes", [p.mlte for p in others], [p.ppl for p in others], "bright_black", marker="+")
+        )
     for i, lang in enumerate(languages):
         mine = [p for p in panel.points if p.run_id == run_id and p.language == lang and p.mlte]
         if mine:
-            fig.series.append(Series(f"{lang} @MLTE", [p.mlte for p in mine], [p.ppl for p in mine],
-                                     PALETTE[i % len(PALETTE)], marker="x"))
+            fig.series.append(
+                Series(
+                    f"{lang} @MLTE",
+                    [p.mlte for p in mine],
+                    [p.ppl for p in mine],
+                    PALETTE[i % len(PALETTE)],
+                    marker="x",
+                )
+            )
     return fig
 
 
@@ -99,12 +110,12 @@ def teff_text(panel: run_panels.TeffPanel, run_id: str) -> Text:
         out.append("no TEff for this run yet (it needs an evaluation and a fitted law)", style="italic")
     for p in mine:
         mlte = human(p.mlte) if p.mlte else "—"
-        out.append(f"{p.language:<6} step {p.step:<6} seen {human(p.tokens_seen):<7} PPL {p.ppl:<8.1f} "
-                   f"MLTE {mlte:<7} ")
+        out.append(f"{p.language:<6} step {p.step:<6} seen {human(p.tokens_seen):<7} PPL {p.ppl:<8.1f} MLTE {mlte:<7} ")
         out.append(f"TEff {p.mark or 'n/a'}", style="bold")
         if p.status and p.status != "inside":
-            out.append(f" ({p.status} the fitted range)" if p.status != "impossible" else " (below the asymptote)",
-                       style="dim")
+            out.append(
+                f" ({p.status} the fitted range)" if p.status != "impossible" else " (below the asymptote)", style="dim"
+            )
         out.append("\n")
     return out
 
@@ -115,12 +126,14 @@ def alignment_text(panel: run_panels.AlignmentPanel) -> tuple[Text, Text]:
         return empty, Text("")
     emb = Text(f"embedding similarity at step {panel.step} (equivalent rows vs all-pairs control)\n", style="bold")
     for e in panel.embeddings:
-        emb.append(f"  {e['lang_a']}–{e['lang_b']} {e['matrix']:<6} {e['similarity']:.3f}  control "
-                   f"{e['control']:.3f}\n")
+        emb.append(
+            f"  {e['lang_a']}–{e['lang_b']} {e['matrix']:<6} {e['similarity']:.3f}  control {e['control']:.3f}\n"
+        )
     grad = Text()
     for pair, comps in panel.gradients.items():
-        grad.append(f"gradient similarity {pair}: mean {panel.gradient_mean.get(pair, float('nan')):.3f}\n",
-                    style="bold")
+        grad.append(
+            f"gradient similarity {pair}: mean {panel.gradient_mean.get(pair, float('nan')):.3f}\n", style="bold"
+        )
         items = list(comps.items())
         half = (len(items) + 1) // 2
         for left, right in zip(items[:half], items[half:] + [None] * (2 * half - len(items))):

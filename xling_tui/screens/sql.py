@@ -25,8 +25,10 @@ from xling_tui.messages import SqlFinished
 
 ROW_CAP = 1000
 CELL_WIDTH = 48
-EXAMPLE = ("SELECT r.experiment, r.name, e.language, min(e.ppl) AS best_ppl\n"
-           "FROM evals e JOIN runs r USING (run_id)\nGROUP BY ALL ORDER BY ALL")
+EXAMPLE = (
+    "SELECT r.experiment, r.name, e.language, min(e.ppl) AS best_ppl\n"
+    "FROM evals e JOIN runs r USING (run_id)\nGROUP BY ALL ORDER BY ALL"
+)
 
 
 def cell(value: Any) -> Text | str:
@@ -55,8 +57,7 @@ class SqlScreen(Screen[None]):
         self._seq = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("SQL over the results (read-only) · ctrl+r runs · esc cancels a running query",
-                     id="sql-title")
+        yield Static("SQL over the results (read-only) · ctrl+r runs · esc cancels a running query", id="sql-title")
         editor = TextArea(self.initial_sql, id="sql-editor", soft_wrap=True, show_line_numbers=False)
         editor.cursor_blink = False
         yield editor
@@ -66,8 +67,11 @@ class SqlScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#sql-editor", TextArea).focus()
-        self._status("tables: runs, train_metrics, evals, teff, scaling_fits, align_embeddings, align_hidden, "
-                     "align_gradients, experiments", style="dim")
+        self._status(
+            "tables: runs, train_metrics, evals, teff, scaling_fits, align_embeddings, align_hidden, "
+            "align_gradients, experiments",
+            style="dim",
+        )
 
     def _status(self, text: str, style: str = "") -> None:
         self.query_one("#sql-status", Static).update(Text(text, style=style))
@@ -124,8 +128,9 @@ class SqlScreen(Screen[None]):
         # Widths from the cells now, not measured by DataTable when idle (a frame painted
         # before that would keep header-wide columns in its cache).
         for i, name in enumerate(out.columns):
-            width = max([cell_len(name), *(c.cell_len if isinstance(c, Text) else cell_len(c) for c in
-                                           (r[i] for r in rows))])
+            width = max(
+                [cell_len(name), *(c.cell_len if isinstance(c, Text) else cell_len(c) for c in (r[i] for r in rows))]
+            )
             table.add_column(name, width=width)
         table.add_rows(rows)
         capped = f" (the first {ROW_CAP}; add a LIMIT or aggregate)" if out.truncated else ""

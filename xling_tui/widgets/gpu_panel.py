@@ -22,7 +22,7 @@ SPARK = 10
 def short_gpu_name(name: str) -> str:
     for prefix in ("NVIDIA ", "Tesla "):
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     return name
 
 
@@ -60,8 +60,11 @@ def render_gpus(sample: GpuSample | None, run_names: dict[int, str]) -> Renderab
         return Text("GPUs: sampling…", style="dim")
     snap = sample.snapshot
     if snap.cpu_mode or not snap.gpus:
-        body = Text.assemble(("CPU mode", "bold yellow"), f" — {snap.reason or 'no GPU'}. ",
-                             "Runs train on the CPU here; the cpu-* model presets are sized for it.")
+        body = Text.assemble(
+            ("CPU mode", "bold yellow"),
+            f" — {snap.reason or 'no GPU'}. ",
+            "Runs train on the CPU here; the cpu-* model presets are sized for it.",
+        )
         for note in snap.notes:
             body.append(f"\n{note}", style="dim")
         return body
@@ -75,11 +78,15 @@ def render_gpus(sample: GpuSample | None, run_names: dict[int, str]) -> Renderab
         power = "" if gpu.power_w is None else f"{gpu.power_w:.0f}W"
         table.add_row(
             Text(f"{gpu.index} {short_gpu_name(gpu.name)}", style="bold", overflow="ellipsis"),
-            Text(sparkline(sample.utilization.get(gpu.index, ()), SPARK, 0.0, 100.0).ljust(SPARK),
-                 style=_percent_style(util)),
+            Text(
+                sparkline(sample.utilization.get(gpu.index, ()), SPARK, 0.0, 100.0).ljust(SPARK),
+                style=_percent_style(util),
+            ),
             Text("–" if util is None else f"{util:3.0f}%", style=_percent_style(util)),
-            Text(sparkline(sample.memory.get(gpu.index, ()), SPARK, 0.0, 100.0).ljust(SPARK),
-                 style=_percent_style(mem_pct)),
+            Text(
+                sparkline(sample.memory.get(gpu.index, ()), SPARK, 0.0, 100.0).ljust(SPARK),
+                style=_percent_style(mem_pct),
+            ),
             Text(f"{gpu.memory_used_mb / 1024:.0f}/{gpu.memory_total_mb / 1024:.0f}G"),
             Text(("–" if gpu.temperature is None else f"{gpu.temperature:.0f}°C") + (f" {power}" if power else "")),
             _process_text(gpu, run_names, sample.run_pid),

@@ -7,7 +7,7 @@ SSH) and every cell also prints its number, so the row reads in monochrome too.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.widgets import Static
@@ -16,8 +16,9 @@ from textual.widgets import Static
 RAMP = ("on blue", "on cyan", "on green", "on yellow", "on red")
 
 
-def heat_text(label: str, values: Sequence[float | None], lo: float = 0.0, hi: float = 1.0,
-              label_width: int = 10, cell: int = 6) -> Text:
+def heat_text(
+    label: str, values: Sequence[float | None], lo: float = 0.0, hi: float = 1.0, label_width: int = 10, cell: int = 6
+) -> Text:
     out = Text(f"{label[:label_width]:<{label_width}}", style="bold")
     for v in values:
         if v is None or not math.isfinite(v):
@@ -41,8 +42,9 @@ class HeatRow(Static):
     HeatRow { height: auto; }
     """
 
-    def show(self, rows: dict[str, Sequence[float | None]], header: str = "layer", lo: float = 0.0,
-             hi: float = 1.0) -> None:
+    def show(
+        self, rows: dict[str, Sequence[float | None]], header: str = "layer", lo: float = 0.0, hi: float = 1.0
+    ) -> None:
         if not rows:
             self.update(Text("no hidden-state similarity yet (measured at the end of training)", style="italic"))
             return

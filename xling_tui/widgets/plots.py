@@ -11,14 +11,24 @@ Colours are the 16 ANSI names, which every terminal has.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from textual_plot import AxisFormatter, HiResMode, LegendLocation, NumericAxisFormatter, PlotWidget
 
-PALETTE = ("cyan", "magenta", "yellow", "green", "red", "blue", "bright_cyan", "bright_magenta",
-           "bright_yellow", "bright_green")
+PALETTE = (
+    "cyan",
+    "magenta",
+    "yellow",
+    "green",
+    "red",
+    "blue",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_yellow",
+    "bright_green",
+)
 
 
 def human(value: float) -> str:

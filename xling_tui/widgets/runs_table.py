@@ -9,8 +9,8 @@ content changed, so a refresh of a large dashboard stays cheap.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -18,8 +18,7 @@ from textual.widgets import DataTable
 
 from xling_tui.data_source import RunRow
 
-STATUS_STYLE = {"running": "bold cyan", "queued": "blue", "done": "green", "failed": "bold red",
-                "cancelled": "yellow"}
+STATUS_STYLE = {"running": "bold cyan", "queued": "blue", "done": "green", "failed": "bold red", "cancelled": "yellow"}
 BAR_WIDTH = 6
 SPARK_WIDTH = 10
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -64,8 +63,9 @@ def progress_bar(progress: float | None, status: str, width: int = BAR_WIDTH) ->
     return text
 
 
-def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, lo: float | None = None,
-              hi: float | None = None) -> str:
+def sparkline(
+    values: Sequence[float | None], width: int = SPARK_WIDTH, lo: float | None = None, hi: float | None = None
+) -> str:
     """Block-character sparkline of ``values`` resampled to ``width``; gaps stay blank.
 
     The scale is the data's range unless ``lo``/``hi`` fix it (utilisation: 0-100%).
@@ -79,7 +79,7 @@ def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, lo: floa
     n = len(values)
     out = []
     for i in range(min(width, n)):
-        chunk = [v for v in values[i * n // min(width, n):(i + 1) * n // min(width, n)] if v is not None]
+        chunk = [v for v in values[i * n // min(width, n) : (i + 1) * n // min(width, n)] if v is not None]
         if not chunk:
             out.append(" ")
             continue
@@ -119,8 +119,20 @@ def device_text(row: RunRow) -> str:
 
 
 def row_haystack(row: RunRow) -> str:
-    parts = [row.experiment, row.name, row.status, row.kind, row.device, row.host, row.job_id, row.run_id,
-             row.note, *row.tags, *("#" + t for t in row.tags), *(lang for lang, _ in row.best_ppl)]
+    parts = [
+        row.experiment,
+        row.name,
+        row.status,
+        row.kind,
+        row.device,
+        row.host,
+        row.job_id,
+        row.run_id,
+        row.note,
+        *row.tags,
+        *("#" + t for t in row.tags),
+        *(lang for lang, _ in row.best_ppl),
+    ]
     return " ".join(p for p in parts if p).lower()
 
 
@@ -151,9 +163,11 @@ class SortKey:
 SORT_KEYS: tuple[SortKey, ...] = (
     SortKey("default", lambda r: 0),
     SortKey("name", lambda r: (r.experiment or "", r.name or "")),
-    SortKey("status", lambda r: ({"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}
-                                 .get(r.status, 5), r.name or "")),
-    SortKey("progress", lambda r: (r.progress if r.progress is not None else -1.0)),
+    SortKey(
+        "status",
+        lambda r: ({"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}.get(r.status, 5), r.name or ""),
+    ),
+    SortKey("progress", lambda r: r.progress if r.progress is not None else -1.0),
     SortKey("tokens/s", lambda r: r.tokens_per_s or 0.0),
     SortKey("best PPL", _best),  # the worst language's best PPL: a run is as good as its weakest
     SortKey("started", lambda r: r.started or math.inf),
@@ -171,9 +185,18 @@ def sort_rows(rows: list[RunRow], key: str, reverse: bool = False) -> list[RunRo
 # -- the widget --------------------------------------------------------------------------
 
 # Most telling first: at 80 columns the table scrolls sideways to the device and tags.
-COLUMNS = (("mark", " "), ("name", "run"), ("status", "status"), ("progress", "progress"),
-           ("speed", "tok/s"), ("eta", "ETA"), ("best", "best PPL"), ("loss", "loss"),
-           ("device", "device"), ("tags", "tags"))
+COLUMNS = (
+    ("mark", " "),
+    ("name", "run"),
+    ("status", "status"),
+    ("progress", "progress"),
+    ("speed", "tok/s"),
+    ("eta", "ETA"),
+    ("best", "best PPL"),
+    ("loss", "loss"),
+    ("device", "device"),
+    ("tags", "tags"),
+)
 
 
 def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple[object, ...]:
@@ -182,7 +205,8 @@ def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple
     tags = " ".join("#" + t for t in row.tags) + (" ✎" if row.note else "")
     return (
         Text("●", style="bold magenta") if marked else " ",
-        Text.assemble((f"{row.experiment}/", "dim"), row.name or row.run_id[:8]) if with_experiment
+        Text.assemble((f"{row.experiment}/", "dim"), row.name or row.run_id[:8])
+        if with_experiment
         else (row.name or row.run_id[:8]),
         status,
         progress_bar(row.progress, row.status),
@@ -263,8 +287,11 @@ class RunsTable(DataTable):
         ids = [r.run_id for r in rows]
         several = len({r.experiment for r in rows}) > 1
         cells = {r.run_id: self._cells_of(r, r.run_id in marked, several) for r in rows}
-        changed = [(rid, cells[rid]) for rid in ids if not (self._cells.get(rid) is cells[rid]
-                                                             or self._cells.get(rid) == cells[rid])]
+        changed = [
+            (rid, cells[rid])
+            for rid in ids
+            if not (self._cells.get(rid) is cells[rid] or self._cells.get(rid) == cells[rid])
+        ]
         fits = all(cell_width(c) <= w for _, row in changed for c, w in zip(row, self._widths))
         if ids == self._shown and fits:
             for rid, new in changed:

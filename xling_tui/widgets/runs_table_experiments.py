@@ -49,8 +49,10 @@ class ExperimentBar(Static):
 
     def render(self) -> Text:
         text = Text("experiment ", style="dim")
+
         def chip(label: str, on: bool) -> None:
             text.append(f" {label} ", style="reverse bold" if on else "bold")
+
         chip("all", self.selected is None)
         for e in self.experiments:
             text.append(" ")

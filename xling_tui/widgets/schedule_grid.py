@@ -1,7 +1,7 @@
 """The schedule designer's grid (languages x stages, cells in %) and its p(lang) timeline.
 
 The grid holds text, not numbers: a half-typed cell is a normal state for an editor,
-and ``engine.schedule.Schedule`` (constructed without validation) says what is wrong
+and ``engine.config.schedule.Schedule`` (constructed without validation) says what is wrong
 with it in the same words ``xling run`` would. Sums and marginal shares come from the
 same class, so the designer can never disagree with the trainer about a schedule.
 """
@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from engine.schedule import SUM_TOLERANCE, Schedule, ScheduleError
+from engine.config.schedule import SUM_TOLERANCE, Schedule, ScheduleError
 
 MAX_LANGUAGES = 32
 MAX_STAGES = 12
@@ -160,7 +160,7 @@ class ScheduleGrid(Widget, can_focus=False):
 
     @dataclass
     class Changed(Message):
-        grid: "ScheduleGrid"
+        grid: ScheduleGrid
 
     def __init__(self, model: GridModel, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -180,8 +180,13 @@ class ScheduleGrid(Widget, can_focus=False):
             yield Static("share of run", classes="head")
             yield Static("ends at %", classes="head")
             for s, end in enumerate(m.ends):
-                yield Input(format_cell(end * 100), id=f"end-{s}", compact=True,
-                            disabled=s == m.n_stages - 1, tooltip="stage end, % of training")
+                yield Input(
+                    format_cell(end * 100),
+                    id=f"end-{s}",
+                    compact=True,
+                    disabled=s == m.n_stages - 1,
+                    tooltip="stage end, % of training",
+                )
             yield Static("")
             for i, lang in enumerate(m.languages):
                 yield Input(lang, id=f"lang-{i}", compact=True, tooltip="language name")
@@ -221,7 +226,6 @@ class ScheduleGrid(Widget, can_focus=False):
         if event.input.parent is None or event.input not in self.query(Input):
             return
         wid = event.input.id or ""
-        m = self.model
         try:
             self._apply_edit(wid, event.value)
         except (IndexError, ValueError):

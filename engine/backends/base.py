@@ -1,0 +1,90 @@
+"""Where a worker process runs: this machine (the default), Slurm or Ray.
+
+A backend starts ``python -m engine.worker RUN_DIR`` somewhere and returns a handle
+the launcher can poll, ask to stop (the worker checkpoints and reports
+``cancelled``) and kill. Everything a run measures still travels through its event
+log, so a backend never needs to carry results back itself; cluster backends only
+need the run folder on a filesystem the nodes share.
+
+Cluster backends (``engine.backends.slurm``, ``engine.backends.ray``) also answer
+for runs started by an earlier ``xling`` process (``JobControl``): whether their jobs
+are still alive, asked for many runs at once, and how to cancel one.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class BackendError(RuntimeError):
+    """A backend refused a run (sbatch error, no Ray cluster); the message is for the user."""
+
+
+class Handle(Protocol):
+    pid: int | None  # a local worker's pid; None when the worker lives on another machine
+    job_id: str | None  # the scheduler's id (Slurm job, Ray task); None for a local process
+
+    def poll(self) -> int | None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def exit_reason(self, code: int) -> str: ...
+
+
+class Backend(Protocol):
+    name: str
+    poll_interval: float  # how often the launcher looks at its runs
+
+    def start(self, run_dir: Path, placement: Placement) -> Handle: ...
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the scheduler says about one job: its own word for the state, and whether
+    the job may still run the worker (pending, running, requeued) or is over."""
+
+    state: str
+    alive: bool
+    host: str | None = None
+
+
+class JobControl(Protocol):
+    def query(self, jobs: dict[str, Path]) -> dict[str, JobInfo]:
+        """job id -> info for every job given (job id -> run folder), in one scheduler call."""
+        ...
+
+    def cancel(self, job_id: str, run_dir: Path, running: bool) -> str:
+        """Stops one job; says what was done, for the user."""
+        ...
+
+
+def worker_command(run_dir: Path | str, placement: Placement, python: str | None = None) -> list[str]:
+    """The one way every backend starts a worker."""
+    cmd = [python or sys.executable, "-m", "engine.worker", str(run_dir), "--device", placement.device]
+    if placement.threads:
+        cmd += ["--threads", str(placement.threads)]
+    return cmd
+
+
+def project_root() -> str:
+    """Workers import ``engine`` the same way the launcher did, installed or not."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str  # what the worker passes to torch: "cpu" or "cuda"
+    env: dict[str, str] = field(default_factory=dict)
+    threads: int | None = None
+    gpu: int | None = None
+
+    @property
+    def label(self) -> str:
+        return "cpu" if self.gpu is None else f"cuda:{self.gpu}"

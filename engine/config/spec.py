@@ -1,0 +1,498 @@
+"""experiments.toml -> validated, fully resolved run specs.
+
+An experiment declares its languages, data, model preset, token budget, seeds, the
+monolingual baselines the scaling law needs (as fractions of the budget) and a list
+of schedules (grids of languages x stages). Each (schedule or baseline) x seed
+becomes one ``RunSpec`` whose id is a hash of everything that changes its result, so
+re-running skips finished runs and an edited spec becomes a new run.
+
+Every mistake is reported as ``SpecError`` naming file, line, table and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.config.locate import SpecError, TomlLocator
+from engine.config.schedule import Schedule, ScheduleError
+
+SPEC_VERSION = 1
+BUILTIN_CORPORA = ("builtin:synthetic", "builtin:pydocs")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusConfig(_Model):
+    """One language's corpus in a real-language experiment."""
+
+    path: str = Field(min_length=1, description="path/glob of .txt(.gz)/.jsonl/.parquet, or builtin:family")
+    column: str = Field("text", description="text column of JSONL/Parquet files")
+    max_chars: int | None = Field(None, gt=0, description="read at most this much of the corpus")
+    vocab_size: int | None = Field(
+        None, ge=64, le=65536, description="this language's BPE size (default data.vocab_size)"
+    )
+    family: dict[str, Any] | None = Field(None, description="builtin:family settings, e.g. {like = 'far'}")
+
+    @model_validator(mode="after")
+    def _family_only_for_builtin(self) -> CorpusConfig:
+        from engine.data.family import FamilyLanguage
+
+        if self.family is not None and self.path != "builtin:family":
+            raise ValueError('family settings only apply to path = "builtin:family"')
+        if self.path == "builtin:family":
+            try:
+                FamilyLanguage.from_dict(self.family).synthetic()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"family: {exc}") from None
+        return self
+
+
+class ParallelConfig(_Model):
+    """Parallel sentences for hidden-state and gradient similarity of real languages."""
+
+    path: str = Field(min_length=1, description="TSV, one pair per line, or builtin:family")
+    columns: list[str] | None = Field(None, description="the language of each TSV column (default: the languages)")
+    max_pairs: int = Field(64, ge=2, description="pairs used (a seeded sample of the file)")
+
+
+class ProbeConfig(_Model):
+    """Zero-shot downstream probe: fine-tune a classifier in one language, evaluate in all."""
+
+    task: str | dict[str, str] = Field(
+        "builtin:synthetic", description="builtin:synthetic, a text<TAB>label TSV, or {LANG = TSV} per language"
+    )
+    train_language: str | None = Field(None, description="default: the first language")
+    finetune: Literal["all", "head"] = "all"
+    steps: int = Field(150, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    n_train: int = Field(2000, ge=2, description="training examples (at most)")
+    n_test: int = Field(500, ge=2, description="test examples per language (at most)")
+
+
+class DataConfig(_Model):
+    corpus: str = "builtin:synthetic"
+    kind: Literal["cloned", "real"] = "cloned"
+    corpora: dict[str, CorpusConfig] | None = Field(None, description="real languages: one corpus per language")
+    tokenizer: Literal["disjoint", "anchored", "joint"] = Field(
+        "disjoint", description="real languages: ids offset, identical pieces merged, or one joint BPE"
+    )
+    parallel: ParallelConfig | None = None
+    vocab_size: int = Field(2048, ge=64, le=65536)
+    anchors: float = Field(0.0, ge=0.0, le=1.0, description="fraction of ids shared by all clones")
+    anchor_seed: int = 0
+    test_fraction: float = Field(0.02, gt=0.0, lt=0.5)
+    max_chars: int | None = Field(None, gt=0, description="read at most this much of the corpus")
+    text_field: str = "text"
+
+
+class TrainConfig(_Model):
+    batch_size: int = Field(32, ge=1)
+    context: int = Field(128, ge=8)
+    lr: float = Field(3e-3, gt=0)
+    min_lr: float | None = Field(None, ge=0)
+    warmup: int = Field(100, ge=0, description="steps; capped at 10% of a run's steps")
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+    compile: Literal["auto", "on", "off"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class EvalConfig(_Model):
+    context: int | None = Field(None, ge=8, description="defaults to the training context")
+    stride: int | None = Field(None, ge=1, description="defaults to a quarter of the context")
+    max_tokens: int = Field(50_000, ge=16)
+    every: float = Field(0.25, ge=0.0, le=1.0, description="fraction of training between evals; 0 = end only")
+    batch_size: int = Field(16, ge=1)
+    alignment: bool = Field(True, description="embedding, hidden-state and gradient similarity at the end")
+    alignment_sequences: int = Field(32, ge=2, description="test sequences for hidden/gradient similarity")
+    alignment_at_evals: bool = Field(False, description="also run the alignment analyses at every evaluation")
+    probe: ProbeConfig | None = Field(None, description="zero-shot downstream probe at the end")
+
+
+class ScheduleConfig(_Model):
+    name: str = Field(min_length=1)
+    ends: list[float] | None = None
+    mix: dict[str, list[float]]
+
+
+class ExperimentConfig(_Model):
+    description: str = ""
+    languages: list[str] = Field(min_length=1)
+    model: str = "cpu-xs"
+    tokens: int = Field(gt=0, description="the experiment's full token budget T")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    baselines: list[float] = Field(default_factory=list, description="monolingual runs, fractions of T")
+    baseline_languages: list[str] | None = None
+    scaling_law: Literal["paper", "power"] = Field(
+        "paper", description="form of the monolingual law: 1/PPL = c - a x^-b (paper) or PPL = k x^-b (power)"
+    )
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+
+    @field_validator("languages")
+    @classmethod
+    def _unique_languages(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("language names must be unique")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from engine.config.presets import PRESET_NAMES
+
+        if v not in PRESET_NAMES:
+            raise ValueError(f"unknown model preset {v!r}; choose one of {', '.join(PRESET_NAMES)}")
+        return v
+
+    @field_validator("baselines")
+    @classmethod
+    def _positive_fractions(cls, v: list[float]) -> list[float]:
+        if any(f <= 0 for f in v):
+            raise ValueError("baseline fractions must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _languages_known(self) -> ExperimentConfig:
+        for lang in self.baseline_languages or []:
+            if lang not in self.languages:
+                raise ValueError(f"baseline language {lang!r} is not one of {self.languages}")
+        if not self.schedules and not self.baselines:
+            raise ValueError("an experiment needs at least one schedule or baseline")
+        return self
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to train one run, JSON round-trippable."""
+
+    experiment: str
+    name: str
+    kind: str  # "baseline" | "mix"
+    seed: int
+    languages: list[str]
+    schedule: dict
+    model: str
+    data: dict
+    train: dict
+    eval: dict
+    budget_tokens: int
+    fraction: float
+    total_steps: int
+    total_tokens: int
+    run_id: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        return cls(**json.loads(text))
+
+    def schedule_obj(self) -> Schedule:
+        return Schedule.from_dict(self.schedule)
+
+    def marginal_tokens(self) -> dict[str, int]:
+        t = self.train
+        return self.schedule_obj().marginal_tokens(self.total_steps, t["batch_size"], t["context"])
+
+
+@dataclass
+class Experiment:
+    name: str
+    config: ExperimentConfig
+    source: str
+    runs: list[RunSpec] = field(default_factory=list)
+
+    def to_record(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.config.description,
+            "source": self.source,
+            "config": self.config.model_dump(mode="json"),
+            "run_ids": [r.run_id for r in self.runs],
+        }
+
+
+# --- loading ---------------------------------------------------------------
+
+
+def load_experiments(path: Path | str, only: list[str] | None = None) -> list[Experiment]:
+    """Parse, validate and expand ``path``; ``only`` selects experiments by name."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_experiments(doc, text, str(path), only)
+
+
+def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None = None) -> list[Experiment]:
+    where = TomlLocator(text, source)
+    unknown = set(doc) - {"defaults", "experiments", "cluster"}  # [cluster]: engine.config.cluster reads it
+    if unknown:
+        key = sorted(unknown)[0]
+        raise SpecError(
+            f"{where.at((key,))}: unknown top-level table or key {key!r} "
+            "(expected [defaults], [experiments.NAME] and [cluster.slurm|ray])"
+        )
+    experiments = doc.get("experiments")
+    if not isinstance(experiments, dict) or not experiments:
+        raise SpecError(f"{source}: no experiments defined (add an [experiments.NAME] table)")
+    defaults = doc.get("defaults", {})
+    if only:
+        missing = [n for n in only if n not in experiments]
+        if missing:
+            raise SpecError(
+                f"{source}: no experiment named {', '.join(map(repr, missing))}; defined: {', '.join(experiments)}"
+            )
+    out = []
+    for name, raw in experiments.items():
+        if only and name not in only:
+            continue
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
+        cfg = _validate(name, _merge(defaults, raw), where)
+        _check_languages(name, cfg, where)
+        cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
+        exp = Experiment(name, cfg, source)
+        exp.runs = expand_runs(name, cfg, where)
+        out.append(exp)
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(name: str, raw: dict, where: TomlLocator) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ("experiments", name, *err["loc"])
+        field_name = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {str(err['loc'][-1])!r}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+            field_name = ".".join(str(p) for p in loc)
+        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+        raise SpecError(f"{where.at(loc)}: {field_name}: {msg}{more}") from None
+
+
+def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
+    """Real-language corpora, parallel columns and the probe must name the experiment's languages."""
+    data, langs = cfg.data, cfg.languages
+    at = lambda *loc: f"{where.at(('experiments', name, *loc))}: experiments.{name}.{'.'.join(loc)}"  # noqa: E731
+    if data.kind == "real":
+        if not data.corpora:
+            raise SpecError(
+                f'{at("data", "corpora")}: kind = "real" needs one corpus per language, '
+                f'e.g. corpora.{langs[0]} = {{ path = "..." }}'
+            )
+        if set(data.corpora) != set(langs):
+            missing = [lang for lang in langs if lang not in data.corpora]
+            extra = [lang for lang in data.corpora if lang not in langs]
+            what = f"no corpus for {missing[0]!r}" if missing else f"{extra[0]!r} is not one of {langs}"
+            raise SpecError(f"{at('data', 'corpora')}: {what}")
+        if data.anchors:
+            raise SpecError(
+                f"{at('data', 'anchors')}: anchors are for cloned languages; real languages share "
+                'ids through tokenizer = "anchored" (or "joint")'
+            )
+    elif data.corpora is not None or data.parallel is not None:
+        key = "corpora" if data.corpora is not None else "parallel"
+        raise SpecError(f'{at("data", key)}: only for kind = "real" (cloned languages share one corpus)')
+    if data.parallel and data.parallel.columns is not None:
+        bad = [c for c in data.parallel.columns if c not in langs]
+        if bad or len(data.parallel.columns) < 2:
+            raise SpecError(
+                f"{at('data', 'parallel', 'columns')}: name at least two of {langs}"
+                + (f"; {bad[0]!r} is not one" if bad else "")
+            )
+    probe = cfg.eval.probe
+    if probe is None:
+        return
+    if probe.train_language is not None and probe.train_language not in langs:
+        raise SpecError(f"{at('eval', 'probe', 'train_language')}: {probe.train_language!r} is not one of {langs}")
+    if isinstance(probe.task, dict):
+        bad = [k for k in probe.task if k not in langs]
+        if bad or data.kind == "cloned":
+            why = f"{bad[0]!r} is not one of {langs}" if bad else "cloned languages share one task file: give a path"
+            raise SpecError(f"{at('eval', 'probe', 'task')}: {why}")
+    elif probe.task == "builtin:synthetic":
+        ok = (
+            data.corpus == "builtin:synthetic"
+            if data.kind == "cloned"
+            else all(c.path == "builtin:family" for c in (data.corpora or {}).values())
+        )
+        if not ok:
+            raise SpecError(
+                f"{at('eval', 'probe', 'task')}: the built-in task needs the built-in corpus "
+                "(builtin:synthetic, or builtin:family for every language); give a TSV of text<TAB>label"
+            )
+
+
+def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
+    """Real-language corpora, parallel and probe files: relative to the experiments file.
+
+    Workers run elsewhere than the user's shell, so these paths are made absolute here;
+    ``builtin:`` names stay as they are. (The cloned ``corpus`` keeps its old meaning.)
+    """
+    import os
+
+    def fix(path: str) -> str:
+        if path.startswith("builtin:"):
+            return path
+        return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+    data, ev = cfg.data, cfg.eval
+    update: dict[str, Any] = {}
+    if data.corpora:
+        corpora = {k: c.model_copy(update={"path": fix(c.path)}) for k, c in data.corpora.items()}
+        update["data"] = data.model_copy(update={"corpora": corpora})
+    if data.parallel:
+        parallel = data.parallel.model_copy(update={"path": fix(data.parallel.path)})
+        update["data"] = update.get("data", data).model_copy(update={"parallel": parallel})
+    if ev.probe:
+        task = ev.probe.task
+        task = {k: fix(v) for k, v in task.items()} if isinstance(task, dict) else fix(task)
+        update["eval"] = ev.model_copy(update={"probe": ev.probe.model_copy(update={"task": task})})
+    return cfg.model_copy(update=update) if update else cfg
+
+
+# --- expansion ---------------------------------------------------------------
+
+
+def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = None) -> list[RunSpec]:
+    """The experiment's baselines and schedules, each once per seed, with stable ids."""
+    runs = []
+    steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
+    for i, sc in enumerate(cfg.schedules):
+        schedule = _schedule(name, i, sc, cfg.languages, where)
+        for seed in cfg.seeds:
+            runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full))
+    base_langs = cfg.baseline_languages or cfg.languages[:1]
+    for lang in base_langs:
+        for frac in cfg.baselines:
+            schedule = Schedule.monolingual(cfg.languages, lang)
+            for seed in cfg.seeds:
+                label = f"mono {lang} {_pct(frac)}"
+                runs.append(_run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full))
+    return runs
+
+
+def _pct(frac: float) -> str:
+    return f"{frac * 100:g}%"
+
+
+def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where: TomlLocator | None) -> Schedule:
+    loc = ("experiments", exp, "schedules", i, "mix")
+    unknown = [lang for lang in sc.mix if lang not in languages]
+    if unknown:
+        at = where.at(loc) if where else exp
+        raise SpecError(
+            f"{at}: experiments.{exp}.schedules[{i}] ({sc.name!r}): language {unknown[0]!r} is not one of {languages}"
+        )
+    n_stages = {len(v) for v in sc.mix.values()}
+    width = max(n_stages) if n_stages else 1
+    mix = {lang: sc.mix.get(lang, [0.0] * width) for lang in languages}
+    try:
+        return Schedule.from_mix(mix, sc.ends)
+    except ScheduleError as exc:
+        at = where.at(loc) if where else exp
+        raise SpecError(f"{at}: experiments.{exp}.schedules[{i}] ({sc.name!r}): {exc}") from None
+
+
+def _run_spec(
+    exp: str, name: str, kind: str, seed: int, cfg: ExperimentConfig, schedule: Schedule, frac: float, steps_full: float
+) -> RunSpec:
+    t = cfg.train
+    total_steps = max(1, round(frac * steps_full))
+    min_lr = t.min_lr if t.min_lr is not None else t.lr / 100
+    train = t.model_dump(mode="json") | {
+        "min_lr": min_lr,
+        "warmup": min(t.warmup, total_steps // 10),
+    }
+    ev = cfg.eval
+    ctx = min(ev.context or t.context, t.context)
+    evald = ev.model_dump(mode="json", exclude=_unset_new_fields(ev, ("probe",))) | {
+        "context": ctx,
+        "stride": ev.stride or max(1, ctx // 4),
+    }
+    spec = RunSpec(
+        experiment=exp,
+        name=name,
+        kind=kind,
+        seed=seed,
+        languages=list(cfg.languages),
+        schedule=schedule.to_dict(),
+        model=cfg.model,
+        data=_data_dict(cfg.data),
+        train=train,
+        eval=evald,
+        budget_tokens=cfg.tokens,
+        fraction=frac,
+        total_steps=total_steps,
+        total_tokens=total_steps * t.batch_size * t.context,
+    )
+    return RunSpec(**(asdict(spec) | {"run_id": run_id(spec)}))
+
+
+def _unset_new_fields(model: BaseModel, names: tuple[str, ...]) -> set[str]:
+    """Fields added after SPEC_VERSION 1, left out while unset so older runs keep their ids."""
+    return {n for n in names if getattr(model, n) is None}
+
+
+def _data_dict(data: DataConfig) -> dict:
+    """Cloned data keeps exactly its original fields (and run ids); real data carries its own."""
+    if data.kind == "cloned":
+        return data.model_dump(mode="json", exclude={"corpora", "tokenizer", "parallel"})
+    return data.model_dump(mode="json", exclude=_unset_new_fields(data, ("parallel",)))
+
+
+# Fields that do not change what a run computes: renaming a schedule keeps its run.
+_NOT_HASHED = {"name", "run_id"}
+# Bookkeeping that never changes a result (how often to log or checkpoint).
+_TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
+
+
+def run_id(spec: RunSpec) -> str:
+    payload = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
+    payload["_v"] = SPEC_VERSION
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# --- locating fields in the source -----------------------------------------------

@@ -1,0 +1,16 @@
+"""The one base of every error whose message is for the user, not a bug.
+
+Front ends catch ``XlingError`` in one place each: the CLI prints the message and
+exits 2, the TUI shows it as a notification. Anything else is a bug and keeps its
+traceback. Each subsystem defines its own subclass next to the code that raises it.
+"""
+
+from __future__ import annotations
+
+
+class XlingError(Exception):
+    """A problem the user can fix; ``str()`` is the whole message (file, line, field where known)."""
+
+
+class DataError(XlingError, ValueError):
+    """A corpus that cannot be read or is too small; the message says which and why."""

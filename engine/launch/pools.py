@@ -1,0 +1,109 @@
+"""Where the next run goes: CPU slots, or a free GPU as NVML sees it.
+
+A GPU is free when the memory and utilisation that xling's own runs do not account
+for are under thresholds (someone else's job leaves it alone) and it holds fewer of
+our runs than ``runs_per_gpu``. Our own placements count at once, before NVML has
+seen the new process, so two runs never grab one GPU in the same instant.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection
+
+from engine.backends.base import Placement
+
+
+class CpuPool:
+    """``slots`` runs at once, the cores split between them."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self.used: set[str] = set()
+
+    @property
+    def capacity(self) -> int:
+        return self.slots
+
+    def acquire(self, run_id: str) -> Placement | None:
+        if len(self.used) >= self.slots:
+            return None
+        self.used.add(run_id)
+        return self.placement()
+
+    def placement(self) -> Placement:
+        return Placement("cpu", threads=max(1, (os.cpu_count() or 1) // self.slots))
+
+    def release(self, run_id: str) -> None:
+        self.used.discard(run_id)
+
+    def waiting_reason(self) -> str | None:
+        return None
+
+
+class GpuPool:
+    """One worker per (GPU, slot); each sees only its GPU (CUDA_VISIBLE_DEVICES, PCI order)."""
+
+    def __init__(
+        self,
+        allowed: Collection[int] | None,
+        runs_per_gpu: int = 1,
+        source: object | None = None,
+        our_pids: Callable[[], Collection[int]] = lambda: (),
+        max_memory_mb: float = 1024,
+        max_utilization: float = 10.0,
+    ) -> None:
+        from engine.launch import devices
+
+        self.allowed = None if allowed is None else set(allowed)
+        self.runs_per_gpu = max(1, runs_per_gpu)
+        source = source or devices.NvmlSource()  # one NVML session for the launcher's life
+        self._snapshot = lambda: devices.snapshot(source, self._our_pids())
+        self._our_pids = our_pids
+        self.thresholds = (max_memory_mb, max_utilization)
+        self.assigned: dict[str, int] = {}
+        self._reason: str | None = None
+
+    @property
+    def capacity(self) -> int:
+        snap = self._snapshot()
+        gpus = [g.index for g in snap.gpus if not g.mig and (self.allowed is None or g.index in self.allowed)]
+        return max(1, len(gpus) * self.runs_per_gpu)
+
+    def acquire(self, run_id: str) -> Placement | None:
+        from engine.launch.devices import free_gpus
+
+        snap = self._snapshot()
+        if snap.cpu_mode:
+            self._reason = f"no GPU: {snap.reason}"
+            return None
+        ours = set(self._our_pids())
+        free = free_gpus(snap, ours, *self.thresholds, allowed=self.allowed)
+        load = {g: sum(1 for v in self.assigned.values() if v == g) for g in free}
+        candidates = [g for g in free if load[g] < self.runs_per_gpu]
+        if not candidates:
+            self._reason = "waiting for a free GPU (busy with other jobs or at --runs-per-gpu)"
+            return None
+        gpu = min(candidates, key=lambda g: (load[g], g))
+        self.assigned[run_id] = gpu
+        self._reason = None
+        env = {"CUDA_VISIBLE_DEVICES": str(gpu), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        return Placement("cuda", env=env, gpu=gpu)
+
+    def release(self, run_id: str) -> None:
+        self.assigned.pop(run_id, None)
+
+    def waiting_reason(self) -> str | None:
+        return self._reason
+
+
+class ClusterPool(CpuPool):
+    """A scheduler places the runs (Slurm, Ray): every run gets the same request, and
+    ``slots`` only caps how many are handed to it at once."""
+
+    def __init__(self, placement: Placement, slots: int) -> None:
+        super().__init__(slots)
+        self.request = placement
+
+    def placement(self) -> Placement:
+        return self.request

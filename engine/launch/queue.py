@@ -1,0 +1,87 @@
+"""The run queue: run folders, ``queued`` events, requeueing and cancelling.
+
+``enqueue`` writes each run's folder (spec.json and a ``queued`` event) and skips
+finished runs and runs whose worker lives; ``requeue`` puts failed, cancelled and
+orphaned runs back; ``cancel`` asks a live worker to checkpoint and stop, or takes a
+queued run out. Everything is an event in the run's own log, never a database row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+
+from engine.backends.registry import job_control
+from engine.config.spec import Experiment
+from engine.launch.state import RunState, load_state, reconcile
+from engine.runs.claims import claimed_by_other
+from engine.runs.events import Queued, Status, append_event
+from engine.runs.layout import SPEC_FILE, clear_stop, request_stop
+
+
+def write_experiment(root: Path, exp: Experiment) -> None:
+    folder = root / "experiments"
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / f"{exp.name}.json", json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Two launchers may write the same file at once: each through its own temporary."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def requeue(states: Iterable[RunState]) -> list[RunState]:
+    """Failed, cancelled or orphaned runs back in the queue; finished and live ones untouched."""
+    states = list(states)
+    reconcile(states)
+    out = []
+    for state in states:
+        if state.status == "done" or state.is_alive() or claimed_by_other(state.run_dir):
+            state.skipped = True
+        else:
+            if state.status == "running":
+                append_event(state.run_dir, Status(state.spec.run_id, "failed", "worker died (no heartbeat)"))
+            clear_stop(state.run_dir)
+            append_event(state.run_dir, Queued(state.spec.run_id))
+            state.refresh()
+        out.append(state)
+    return out
+
+
+def cancel(state: RunState) -> str:
+    """Asks a live worker to checkpoint and stop, or takes a queued run out of the queue."""
+    if state.status in ("done", "failed", "cancelled"):
+        return f"already {state.status}"
+    if state.on_cluster and state.is_alive():
+        said = job_control(state.backend).cancel(state.job_id, state.run_dir, running=state.status == "running")
+        if state.status == "queued":  # the job never started a worker that could say so
+            append_event(state.run_dir, Status(state.spec.run_id, "cancelled", f"cancelled by user ({said})"))
+        return said
+    if state.status == "running" and state.is_alive():
+        if state.host and state.host != socket.gethostname():
+            request_stop(state.run_dir)
+            return f"asked the worker on {state.host} to stop (it checkpoints first; `xling resume` continues it)"
+        os.kill(state.pid, signal.SIGTERM)
+        return f"stopping worker {state.pid} (it checkpoints first; `xling resume` continues it)"
+    append_event(state.run_dir, Status(state.spec.run_id, "cancelled", "cancelled by user"))
+    return "cancelled"
+
+
+def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
+    """Folders and ``queued`` events for every run; finished and live runs are marked skipped."""
+    states = []
+    for exp in experiments:
+        write_experiment(root, exp)
+        for spec in exp.runs:
+            state = load_state(root, spec)
+            state.run_dir.mkdir(parents=True, exist_ok=True)
+            if not (state.run_dir / SPEC_FILE).exists():
+                _atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
+            states.append(state)
+    return requeue(states)
