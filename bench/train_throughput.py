@@ -108,7 +108,7 @@ def xling_steps(trainer: Trainer, steps: int) -> tuple[float, float]:
     for step in range(steps):
         trainer.step = step
         t0 = time.perf_counter()
-        trainer.train_step(lr_at(step, 1000, t["lr"], t["min_lr"], t["warmup"]))
+        trainer.train_step(lr_at(step, 1000, t.lr, t.min_lr, t.warmup))
         _sync(trainer.rt.device)
         total.append(time.perf_counter() - t0)
         # the non-model parts of the step, timed on their own

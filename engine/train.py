@@ -23,10 +23,9 @@ import torch.nn.functional as F
 
 from engine.analysis.evaluate import evaluate_stream
 from engine.config.spec import RunSpec
-from engine.data.cloned import Batches, anchor_ids, clone_tables
-from engine.data.real_languages import RealLanguages, StreamBatches, prepare_run_data
-from engine.data.tasks import check_end_inputs, family_settings, parallel_config
-from engine.data.tokens import EOS_ID, TokenData
+from engine.data.prepare import prepare_run_data
+from engine.data.run_data import RunData
+from engine.data.tasks import check_end_inputs
 from engine.losses import linear_cross_entropy
 from engine.model import GPT, preset
 from engine.runs.events import (
@@ -82,8 +81,8 @@ def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
     """bf16 autocast and torch.compile are GPU paths; on CPU they degrade to plain fp32 eager."""
     t = spec.train
     cuda = device.startswith("cuda")
-    compile_ = t["compile"] == "on" or (t["compile"] == "auto" and cuda)
-    precision = t["precision"]
+    compile_ = t.compile == "on" or (t.compile == "auto" and cuda)
+    precision: str = t.precision
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
     if not cuda and precision != "fp32":
@@ -102,42 +101,32 @@ class Trainer:
         spec: RunSpec,
         run_dir: Path,
         device: str = "cpu",
-        tokens: TokenData | RealLanguages | None = None,
+        data: RunData | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.spec, self.run_dir = spec, Path(run_dir)
         self.rt = resolve_runtime(spec, device)
         self.say = log
         t = spec.train
-        self.B, self.T = t["batch_size"], t["context"]
+        self.B, self.T = t.batch_size, t.context
         torch.manual_seed(spec.seed)
         np.random.seed(spec.seed % (2**32))
-        data = tokens or prepare_run_data(spec.data, spec.languages, spec.budget_tokens, log=log)
+        recipe = spec.data_recipe()
+        self.family = recipe.family_settings()
+        self.data = data or prepare_run_data(recipe, log=log)
         schedule = spec.schedule_obj()
-        langs = schedule.sequence_languages(spec.total_steps, self.B, spec.seed)
-        # Real languages: one stream and tokenizer each; cloned: one stream under N id maps.
-        self.real = data if isinstance(data, RealLanguages) else None
-        if self.real is not None:
-            self.tokens = None
-            self.tables = self.real.vocab.tables
-            self.batches = StreamBatches([t.train for t in self.real.tokens], self.tables, langs, self.T)
-            model_vocab = self.real.vocab_size
-        else:
-            self.tokens = data
-            V, N = self.tokens.vocab_size, len(spec.languages)
-            self.tables = clone_tables(V, N, spec.data["anchors"], spec.data["anchor_seed"])
-            self.batches = Batches(self.tokens.train, self.tables, langs, self.T)
-            model_vocab = V * N
+        self.batches = self.data.batches(schedule.sequence_languages(spec.total_steps, self.B, spec.seed), self.T)
         self.eval_languages = [i for i, n in enumerate(schedule.sequence_counts(spec.total_steps, self.B)) if n > 0]
-        check_end_inputs(spec)  # a bad parallel or probe file fails now, not after training
-        self.model = GPT(preset(spec.model, model_vocab, self.T)).to(self.rt.device)
+        probe = spec.eval.probe
+        check_end_inputs(recipe, probe.task if probe else None)  # a bad parallel or probe file fails now
+        self.model = GPT(preset(spec.model, self.data.vocab_size, self.T)).to(self.rt.device)
         cuda = self.rt.device.startswith("cuda")
         self.opt = torch.optim.AdamW(
             self.model.parameters(),
-            lr=t["lr"],
-            betas=tuple(t["betas"]),
-            eps=t["eps"],
-            weight_decay=t["weight_decay"],
+            lr=t.lr,
+            betas=t.betas,
+            eps=t.eps,
+            weight_decay=t.weight_decay,
             fused=cuda or None,
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.rt.scaler else None
@@ -219,7 +208,7 @@ class Trainer:
             )
         )
         events.emit(self.tokenizer_info())
-        evals = [s for s in eval_steps(spec.total_steps, spec.eval["every"]) if s >= self.step]
+        evals = [s for s in eval_steps(spec.total_steps, spec.eval.every) if s >= self.step]
         if evals and evals[0] == self.step and not resumed:
             self.evaluate(events)
         last_beat = tick = time.perf_counter()
@@ -231,26 +220,26 @@ class Trainer:
                     Status(spec.run_id, "cancelled", f"stopped; resume continues from step {self.step}", step=self.step)
                 )
                 return "cancelled"
-            lr = lr_at(self.step, spec.total_steps, t["lr"], t["min_lr"], t["warmup"])
+            lr = lr_at(self.step, spec.total_steps, t.lr, t.min_lr, t.warmup)
             self.train_step(lr)
             self.step += 1
-            if self.step % t["log_every"] == 0 or self.step == spec.total_steps:
+            if self.step % t.log_every == 0 or self.step == spec.total_steps:
                 now = time.perf_counter()
                 tps = (self.step - tick_step) * self.B * self.T / max(now - tick, 1e-9)
                 self._emit_metric(events, lr, tps)
                 tick, tick_step = now, self.step
             if self.step in evals:
                 self.evaluate(events)
-                if spec.eval.get("alignment_at_evals") and self.step < spec.total_steps:
+                if spec.eval.alignment_at_evals and self.step < spec.total_steps:
                     self.align(events)
-            if self.step % t["checkpoint_every"] == 0 and self.step < spec.total_steps:
+            if self.step % t.checkpoint_every == 0 and self.step < spec.total_steps:
                 self.save_checkpoint()
             if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
                 events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
                 last_beat = time.perf_counter()
-        if spec.eval.get("alignment", True):
+        if spec.eval.alignment:
             self.align(events)
-        if spec.eval.get("probe"):
+        if spec.eval.probe:
             self.probe(events)
         torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
         (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -290,8 +279,8 @@ class Trainer:
             self.scaler.unscale_(self.opt)
         else:
             loss.backward()
-        if self.spec.train["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train["grad_clip"])
+        if self.spec.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train.grad_clip)
         if self.scaler:
             self.scaler.step(self.opt)
             self.scaler.update()
@@ -336,50 +325,22 @@ class Trainer:
         self._acc = self._new_accumulators()
 
     def tokenizer_info(self) -> TokenizerInfo:
-        if self.real is not None:
-            info = self.real.info()
-            return TokenizerInfo(
-                self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"], info["languages"]
-            )
-        V, d = self.tokens.vocab_size, self.spec.data
-        per_lang = {
-            "vocab_size": V,
-            "train_tokens": int(len(self.tokens.train)),
-            "test_tokens": int(len(self.tokens.test)),
-        }
-        return TokenizerInfo(
-            self.spec.run_id,
-            "cloned",
-            V * len(self.spec.languages),
-            len(anchor_ids(V, d["anchors"], d["anchor_seed"])),
-            {lang: per_lang for lang in self.spec.languages},
-        )
+        info = self.data.info()
+        return TokenizerInfo(self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"], info["languages"])
 
     def probe(self, events: EventLog) -> None:
         """The downstream probe: fine-tuned in one language, zero-shot in the others."""
         from engine.analysis.probe import run_probe
 
         spec = self.spec
-        if self.real is not None:
-            encode, eos = self.real.encode, self.real.eos
-            family = family_settings(spec)
-        else:
-            import sentencepiece as spm
-
-            sp = spm.SentencePieceProcessor(model_file=str(self.tokens.tokenizer_path))
-
-            def encode(i, texts):
-                return [
-                    self.tables[i][np.asarray(ids, dtype=np.int64)]  # noqa: E731
-                    for ids in sp.encode(texts)
-                ]
-
-            eos, family = (lambda i: int(self.tables[i][EOS_ID])), None
+        probe = spec.eval.probe
+        assert probe is not None  # run() probes only when configured
         trained = [spec.languages[i] for i in self.eval_languages]
-        cfg = dict(spec.eval["probe"])
-        if cfg.get("train_language") not in trained:  # a baseline of another language probes its own
-            cfg["train_language"] = trained[0]
-        scores = run_probe(self.model, cfg, spec.languages, encode, eos, self.T, family, spec.seed, trained)
+        if probe.train_language not in trained:  # a baseline of another language probes its own
+            probe = probe.model_copy(update={"train_language": trained[0]})
+        scores = run_probe(
+            self.model, probe, spec.languages, self.data.encode, self.data.eos, self.T, self.family, spec.seed, trained
+        )
         common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         for sc in scores:
             events.emit(
@@ -403,102 +364,55 @@ class Trainer:
         """The paper's three alignment analyses, first trained language against each other."""
         if len(self.eval_languages) < 2:
             return
-        if self.real is not None:
-            self._align_real(events)
-            return
-        from engine.analysis.alignment import (
-            embedding_similarity,
-            gradient_similarity_cloned,
-            hidden_similarity_cloned,
-            token_counts,
-        )
+        from engine.analysis.alignment import embedding_similarity, gradient_similarity, hidden_similarity
 
-        spec, ev = self.spec, self.spec.eval
-        V, N = self.tokens.vocab_size, len(spec.languages)
-        seen = self.batches.languages[: self.step]  # what the model has trained on so far
-        counts = token_counts(self.tokens.train, V, seen, self.T, self.batches.n_windows, N)
-        base = self._test_sequences(ev["alignment_sequences"])
+        spec = self.spec
+        counts = self.data.seen_id_counts(self.batches.languages[: self.step], self.T)  # what it trained on so far
         common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         a = self.eval_languages[0]
         for b in self.eval_languages[1:]:
+            text = self.data.alignment_text(a, b, self.T, spec.eval.alignment_sequences)
+            if isinstance(text, str):
+                self.say(text)
+                continue
             pair = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
-            for e in embedding_similarity(self.model, self.tables, spec.languages, a, b, counts=counts):
-                events.emit(
-                    AlignEmbedding(
-                        **common,
-                        **pair,
-                        matrix=e.matrix,
-                        similarity=e.mean,
-                        control=e.control,
-                        n_ids=e.n_ids,
-                        n_anchors=e.n_anchors_excluded,
-                        bins=e.bins,
+            if counts is not None:  # equivalent ids: only cloned languages have them
+                for e in embedding_similarity(self.model, self.data.tables, spec.languages, a, b, counts=counts):
+                    events.emit(
+                        AlignEmbedding(
+                            **common,
+                            **pair,
+                            matrix=e.matrix,
+                            similarity=e.mean,
+                            control=e.control,
+                            n_ids=e.n_ids,
+                            n_anchors=e.n_anchors_excluded,
+                            bins=e.bins,
+                        )
                     )
-                )
-            hidden = hidden_similarity_cloned(self.model, base[:, :-1], self.tables, spec.languages, a, b)
+            hidden = hidden_similarity(self.model, text, pair["lang_a"], pair["lang_b"])
             for layer, sim in enumerate(hidden.per_layer):
                 events.emit(AlignHidden(**common, **pair, layer=layer, similarity=sim, n_sequences=hidden.n_sequences))
-            grads = gradient_similarity_cloned(
-                self.model, base[: max(2, len(base) // 2)], self.tables, spec.languages, a, b
+            grads = gradient_similarity(
+                self.model,
+                torch.from_numpy(text.gradient_a),
+                torch.from_numpy(text.gradient_b),
+                pair["lang_a"],
+                pair["lang_b"],
             )
             for tensor, sim in grads.per_tensor.items():
                 events.emit(AlignGradient(**common, **pair, tensor=tensor, similarity=sim))
 
-    def _align_real(self, events: EventLog) -> None:
-        """Hidden-state and gradient similarity on parallel sentences (no equivalent ids to compare)."""
-        from engine.analysis.alignment import gradient_similarity, hidden_similarity_parallel
-        from engine.data.parallel import encode_pairs, pack, parallel_texts
-
-        spec = self.spec
-        par = parallel_config(spec)
-        if par is None:
-            self.say("no parallel sentences configured (data.parallel): hidden-state and gradient similarity skipped")
-            return
-        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
-        a = self.eval_languages[0]
-        for b in self.eval_languages[1:]:
-            la, lb = spec.languages[a], spec.languages[b]
-            pairs = parallel_texts(par, spec.languages, spec.data["corpora"], la, lb, oversample=4)
-            seqs_a, seqs_b = encode_pairs(self.real, a, b, pairs, self.T, limit=par.get("max_pairs", 64))
-            if not seqs_a:
-                self.say(f"no parallel pair of {la}-{lb} fits the context: alignment skipped")
-                continue
-            hidden = hidden_similarity_parallel(self.model, seqs_a, seqs_b, la, lb)
-            for layer, sim in enumerate(hidden.per_layer):
-                events.emit(
-                    AlignHidden(
-                        **common, lang_a=la, lang_b=lb, layer=layer, similarity=sim, n_sequences=hidden.n_sequences
-                    )
-                )
-            grads = gradient_similarity(
-                self.model, torch.from_numpy(pack(seqs_a, self.T)), torch.from_numpy(pack(seqs_b, self.T)), la, lb
-            )
-            for tensor, sim in grads.per_tensor.items():
-                events.emit(AlignGradient(**common, lang_a=la, lang_b=lb, tensor=tensor, similarity=sim))
-
-    def _test_sequences(self, n: int) -> torch.Tensor:
-        """Up to ``n`` consecutive test windows of T+1 base ids: the same text for every language."""
-        stream = np.asarray(self.tokens.test, dtype=np.int64)
-        n = max(1, min(n, (len(stream) - 1) // self.T))
-        return torch.from_numpy(np.stack([stream[i * self.T : i * self.T + self.T + 1] for i in range(n)]))
-
-    def _eval_ids(self, language: int, max_tokens: int) -> tuple[np.ndarray, int]:
-        """Cloned: the same test text under each id map; real: each language's own test text."""
-        if self.real is not None:
-            return self.real.test_ids(language, max_tokens)
-        stream, n_chars = self.tokens.test_prefix(max_tokens)
-        return self.tables[language][stream.astype(np.int64)], n_chars
-
     def evaluate(self, events: EventLog) -> None:
         ev = self.spec.eval
         for i in self.eval_languages:
-            ids, n_chars = self._eval_ids(i, ev["max_tokens"])
+            ids, n_chars = self.data.test_ids(i, ev.max_tokens)
             score = evaluate_stream(
                 self.model,
                 ids,
-                ev["context"],
-                ev["stride"],
-                batch_size=ev["batch_size"],
+                ev.context,
+                ev.stride,
+                batch_size=ev.batch_size,
                 device=self.rt.device,
                 n_chars=n_chars,
                 autocast_dtype=self.rt.amp_dtype,

@@ -7,6 +7,12 @@ import pytest
 
 from engine.data.cloned import Batches, anchor_ids, clone_tables
 from engine.data.corpora import split_lines
+from engine.data.recipe import CorpusSource
+
+
+def source(corpus, text_field: str = "text", vocab_size: int = 256) -> CorpusSource:
+    """A cloned-language corpus as engine.data reads it (no cleaning, no family settings)."""
+    return CorpusSource(str(corpus), vocab_size, 0.02, None, text_field, False, None)
 
 
 def test_clones_offset_by_vocab_size():
@@ -73,17 +79,17 @@ def test_reads_text_gzip_jsonl_and_parquet(tmp_path):
     (tmp_path / "a.txt").write_text("\n".join(lines[:10]))
     with gzip.open(tmp_path / "b.txt.gz", "wt") as fh:
         fh.write("\n".join(lines[10:]))
-    assert read_corpus({"corpus": str(tmp_path / "*.txt*")}, 1000).splitlines() == lines
+    assert read_corpus(source(tmp_path / "*.txt*"), 1000).splitlines() == lines
     with open(tmp_path / "c.jsonl", "w") as fh:
         for ln in lines:
             fh.write(json.dumps({"body": ln, "id": 1}) + "\n")
-    assert read_corpus({"corpus": str(tmp_path / "c.jsonl"), "text_field": "body"}, 1000).splitlines() == lines
+    assert read_corpus(source(tmp_path / "c.jsonl", text_field="body"), 1000).splitlines() == lines
     duckdb.sql(f"COPY (SELECT body FROM read_json('{tmp_path / 'c.jsonl'}')) TO '{tmp_path / 'd.parquet'}'")
-    assert read_corpus({"corpus": str(tmp_path / "d.parquet"), "text_field": "body"}, 1000).splitlines() == lines
+    assert read_corpus(source(tmp_path / "d.parquet", text_field="body"), 1000).splitlines() == lines
     with pytest.raises(DataError, match="no file matches"):
-        read_corpus({"corpus": str(tmp_path / "missing*.txt")}, 1000)
+        read_corpus(source(tmp_path / "missing*.txt"), 1000)
     with pytest.raises(DataError, match="column 'nope'"):
-        read_corpus({"corpus": str(tmp_path / "c.jsonl"), "text_field": "nope"}, 1000)
+        read_corpus(source(tmp_path / "c.jsonl", text_field="nope"), 1000)
 
 
 def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
@@ -91,7 +97,7 @@ def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
 
     from engine.data.tokens import EOS_ID, prepare_tokens
 
-    data = {"corpus": str(tiny_corpus), "vocab_size": 256, "test_fraction": 0.02}
+    data = source(tiny_corpus)
     logs = []
     a = prepare_tokens(data, 10_000, cache=tmp_path, log=logs.append)
     b = prepare_tokens(data, 10_000, cache=tmp_path, log=logs.append)

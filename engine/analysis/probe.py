@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.data.tasks import BUILTIN, task_examples
+from engine.config.spec import ProbeConfig
+from engine.data.tasks import task_examples
 from engine.errors import DataError
 
 # A language index and texts -> model ids (no EOS): how the run's languages tokenise.
@@ -135,7 +136,7 @@ def accuracy(model, head, examples: Examples, batch_size: int = 64) -> float:
 
 def run_probe(
     model,
-    cfg: dict,
+    cfg: ProbeConfig,
     languages: list[str],
     encode: Encoder,
     eos: Callable[[int], int],
@@ -144,22 +145,20 @@ def run_probe(
     seed: int = 0,
     score_languages: list[str] | None = None,
 ) -> list[ProbeScore]:
-    """Fine-tune in ``cfg['train_language']`` (default: the first scored language), score each of
+    """Fine-tune in ``cfg.train_language`` (default: the first scored language), score each of
     ``score_languages`` (default: all). ``languages`` is the run's list: ``encode``'s index space."""
     scored = score_languages or languages
-    train_language = cfg.get("train_language") or scored[0]
-    task = cfg.get("task", BUILTIN)
-    raw = task_examples(task, scored, family, cfg["n_train"] + cfg["n_test"])
+    train_language = cfg.train_language or scored[0]
+    task = cfg.task
+    raw = task_examples(task, scored, family, cfg.n_train + cfg.n_test)
     if train_language not in raw:
         raise DataError(f"probe task has no examples in the training language {train_language}")
     train, tests, classes = build_examples(
-        raw, languages, encode, eos, max_len, cfg["n_train"], cfg["n_test"], train_language
+        raw, languages, encode, eos, max_len, cfg.n_train, cfg.n_test, train_language
     )
     if len(np.unique(train.labels)) < 2:
         raise DataError("probe task: the training examples all have the same label")
-    tuned, head = fine_tune(
-        model, train, len(classes), cfg["steps"], cfg["lr"], cfg["batch_size"], cfg.get("finetune", "all"), seed
-    )
+    tuned, head = fine_tune(model, train, len(classes), cfg.steps, cfg.lr, cfg.batch_size, cfg.finetune, seed)
     train_acc = accuracy(tuned, head, train)
     name = task if isinstance(task, str) else "per-language TSV"
     scores = []

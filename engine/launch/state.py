@@ -51,7 +51,7 @@ class RunState:
     def eta_seconds(self) -> float | None:
         if not self.tokens_per_s or self.status != "running":
             return None
-        left = (self.spec.total_steps - self.step) * self.spec.train["batch_size"] * self.spec.train["context"]
+        left = (self.spec.total_steps - self.step) * self.spec.train.batch_size * self.spec.train.context
         return left / self.tokens_per_s
 
     def refresh(self) -> None:
@@ -159,7 +159,8 @@ def load_state(root: Path, spec: RunSpec) -> RunState:
 
 def state_of(run_dir: Path) -> RunState:
     """A run's state from its folder alone (spec.json + events), for commands given a run id."""
-    spec = RunSpec.from_json((Path(run_dir) / SPEC_FILE).read_text(encoding="utf-8"))
+    path = Path(run_dir) / SPEC_FILE
+    spec = RunSpec.from_json(path.read_text(encoding="utf-8"), source=str(path))
     state = RunState(spec, Path(run_dir))
     state.refresh()
     return state

@@ -329,18 +329,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _prepare_data(states) -> None:
     """Tokenise each corpus once, before workers start, instead of in every worker at once."""
-    from engine.data.real_languages import prepare_run_data
+    from engine.data.prepare import prepare_run_data
 
     seen = set()
     for s in states:
-        key = json.dumps([s.spec.data, s.spec.languages, s.spec.budget_tokens], sort_keys=True)
+        data = s.spec.data
+        key = json.dumps([data.model_dump(mode="json"), s.spec.languages, s.spec.budget_tokens], sort_keys=True)
         if key not in seen:
             seen.add(key)
-            what = (
-                s.spec.data["corpus"] if s.spec.data.get("kind", "cloned") == "cloned" else ", ".join(s.spec.languages)
-            )
-            with console.status(f"preparing data: {what} (vocab {s.spec.data['vocab_size']})"):
-                prepare_run_data(s.spec.data, s.spec.languages, s.spec.budget_tokens, log=lambda m: None)
+            what = data.corpus if data.kind == "cloned" else ", ".join(s.spec.languages)
+            with console.status(f"preparing data: {what} (vocab {data.vocab_size})"):
+                prepare_run_data(s.spec.data_recipe(), log=lambda m: None)
 
 
 def _final_ingest(store) -> None:
