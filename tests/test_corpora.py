@@ -148,3 +148,15 @@ def test_stream_batches_draw_each_language_from_its_own_stream():
     assert list(x[2]) == [v % 10 for v in range(8, 12)]  # EN's 3rd
     assert np.array_equal(batches.get(1)[0], x)  # a pure function of the step
     assert (y[:, :-1] == x[:, 1:]).all()
+
+
+def test_real_languages_without_parallel_sentences_say_why_alignment_is_skipped(tmp_path):
+    from engine.data.family import family_text
+    from engine.data.real_languages import prepare_real
+
+    en = tmp_path / "en.jsonl"
+    en.write_text("".join(json.dumps({"body": ln}) + "\n" for ln in family_text({}, 40_000).splitlines()))
+    spec = _parse(REAL.format(tokenizer="disjoint", en=en))[0].runs[0]
+    real = prepare_real(spec.data_recipe(), cache=tmp_path / "cache", log=lambda m: None)
+    assert real.seen_id_counts(np.zeros((2, 4), dtype=np.int64), 32) is None  # no equivalent ids
+    assert "no parallel sentences configured" in real.alignment_text(0, 1, 32, 8)

@@ -229,31 +229,32 @@ class RunSpec:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> RunSpec:
-        """A spec from its JSON form; fields added since it was written take their defaults."""
-        return cls(
-            **raw
-            | {
-                "data": DataConfig.model_validate(raw["data"]),
-                "train": ResolvedTrain.model_validate(raw["train"]),
-                "eval": ResolvedEval.model_validate(raw["eval"]),
-            }
-        )
+    def from_dict(cls, raw: dict[str, Any], source: str = "spec.json") -> RunSpec:
+        """A spec from its JSON form; fields added since it was written take their defaults.
+
+        Anything that is not a run spec is a ``SpecError`` naming ``source`` and the field.
+        """
+        typed: dict[str, Any] = {}
+        for key, model in _TYPED_PARTS.items():
+            try:
+                typed[key] = model.model_validate(raw.get(key))
+            except ValidationError as exc:
+                raise SpecError(f"{source}: {describe_validation_error(exc, prefix=(key,))}") from None
+        try:
+            return cls(**raw | typed)
+        except TypeError as exc:  # a missing or unknown top-level field
+            raise SpecError(f"{source}: not a run spec ({exc})") from None
 
     @classmethod
     def from_json(cls, text: str, source: str = "spec.json") -> RunSpec:
-        """A spec.json's run; anything unreadable is a ``SpecError`` naming ``source``."""
+        """A spec.json's run (see ``from_dict``)."""
         try:
             raw = json.loads(text)
-            if not isinstance(raw, dict):
-                raise SpecError(f"{source}: not a run spec (a JSON object)")
-            return cls.from_dict(raw)
         except json.JSONDecodeError as exc:
             raise SpecError(f"{source}: not valid JSON: {exc}") from None
-        except ValidationError as exc:
-            raise SpecError(f"{source}: {describe_validation_error(exc)}") from None
-        except (KeyError, TypeError) as exc:
-            raise SpecError(f"{source}: not a run spec ({exc})") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{source}: not a run spec (a JSON object)")
+        return cls.from_dict(raw, source)
 
     def schedule_obj(self) -> Schedule:
         return Schedule.from_dict(self.schedule)
@@ -284,6 +285,9 @@ class RunSpec:
         if corpora and all(c.path == FAMILY for c in corpora.values()):
             return ParallelSource(FAMILY, None, self.eval.alignment_sequences)
         return None
+
+
+_TYPED_PARTS: dict[str, type[BaseModel]] = {"data": DataConfig, "train": ResolvedTrain, "eval": ResolvedEval}
 
 
 def _corpus_source(data: DataConfig, corpus: CorpusConfig) -> CorpusSource:
