@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
+from pydantic import BaseModel
 from tomlkit.items import AoT, Comment, Item, Table, Whitespace
 
 from engine.config.locate import SpecError
-from engine.config.spec import ExperimentConfig, parse_experiments
+from engine.config.spec import DataConfig, ExperimentConfig, TrainConfig, merge_tables, parse_experiments
 
 
 @dataclass
@@ -48,9 +49,22 @@ class ExperimentDraft:
     seeds: list[int]
     anchors: float
     schedules: list[ScheduleDraft] = field(default_factory=list)
-    batch_size: int = 32  # read only: what the marginal token counts need
-    context: int = 128
+    batch_size: int = TrainConfig.model_fields["batch_size"].default  # read only: for the marginal token counts
+    context: int = TrainConfig.model_fields["context"].default
     is_new: bool = False
+
+    @classmethod
+    def new(cls, name: str, languages: list[str], tokens: int) -> ExperimentDraft:
+        """An experiment not in the file yet, with engine.config.spec's defaults."""
+        return cls(
+            name,
+            languages,
+            _default(ExperimentConfig, "model"),
+            tokens,
+            _default(ExperimentConfig, "seeds"),
+            _default(DataConfig, "anchors"),
+            is_new=True,
+        )
 
 
 class DraftError(ValueError):
@@ -74,22 +88,15 @@ def experiment_names(doc: tomlkit.TOMLDocument) -> list[str]:
     return [n for n, v in experiments.items() if isinstance(v, dict)] if isinstance(experiments, dict) else []
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def _effective(doc: tomlkit.TOMLDocument, name: str) -> dict[str, Any]:
     """The experiment's values with ``[defaults]`` filled in (what engine.config.spec will see)."""
     plain = doc.unwrap()
-    return _merge(plain.get("defaults", {}), plain.get("experiments", {}).get(name, {}))
+    return merge_tables(plain.get("defaults", {}), plain.get("experiments", {}).get(name, {}))
 
 
-def _default(field_name: str) -> Any:
-    info = ExperimentConfig.model_fields[field_name]
-    return info.get_default(call_default_factory=True)
+def _default(model: type[BaseModel], field_name: str) -> Any:
+    """A setting's default, from the one place it is defined (engine.config.spec)."""
+    return model.model_fields[field_name].get_default(call_default_factory=True)
 
 
 def read_draft(doc: tomlkit.TOMLDocument, name: str) -> ExperimentDraft:
@@ -101,12 +108,12 @@ def read_draft(doc: tomlkit.TOMLDocument, name: str) -> ExperimentDraft:
     draft = ExperimentDraft(
         name=name,
         languages=languages,
-        model=str(raw.get("model", _default("model"))),
+        model=str(raw.get("model", _default(ExperimentConfig, "model"))),
         tokens=int(raw.get("tokens", 1_000_000)),
-        seeds=[int(s) for s in raw.get("seeds", _default("seeds"))],
-        anchors=float(data.get("anchors", 0.0)),
-        batch_size=int(train.get("batch_size", 32)),
-        context=int(train.get("context", 128)),
+        seeds=[int(s) for s in raw.get("seeds", _default(ExperimentConfig, "seeds"))],
+        anchors=float(data.get("anchors", _default(DataConfig, "anchors"))),
+        batch_size=int(train.get("batch_size", _default(TrainConfig, "batch_size"))),
+        context=int(train.get("context", _default(TrainConfig, "context"))),
         is_new=name not in experiment_names(doc),
     )
     for i, sc in enumerate(raw.get("schedules") or []):

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.config.locate import SpecError, TomlLocator, describe_validation_error, validation_problem
+from engine.config.spec import merge_tables
 
 
 class _Settings(BaseModel):
@@ -118,11 +119,8 @@ def with_flags(settings: ClusterSettings, backend: str, flags: dict[str, Any]) -
     if not given:
         return settings
     current = getattr(settings, backend)
-    merged = current.model_dump()
-    for key, value in given.items():
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
     try:
-        new = type(current).model_validate(merged)
+        new = type(current).model_validate(merge_tables(current.model_dump(), given))
     except ValidationError as exc:
         loc, msg = validation_problem(exc)
         raise SpecError(f"--{str(loc[0]).replace('_', '-')}: {msg}") from None

@@ -125,7 +125,7 @@ class Launcher:
                 queue.pop(0)
                 state.skipped = True
                 continue
-            placement = self.pool.acquire(state.spec.run_id)
+            placement = self.pool.acquire(state.spec.run_id, self.our_pids())
             if placement is None:
                 release_claim(state.run_dir)
                 state.message = self.pool.waiting_reason()

@@ -210,7 +210,7 @@ class DesignerScreen(Screen):
         draft = (
             toml_edit.read_draft(doc, name)
             if doc is not None
-            else toml_edit.ExperimentDraft(name, ["EN1", "EN2"], "cpu-xs", 1_000_000, [0], 0.0, is_new=True)
+            else toml_edit.ExperimentDraft.new(name, ["EN1", "EN2"], 1_000_000)
         )
         if not draft.schedules:
             draft.languages, ends, percents = preset_grid("50/50", draft.languages)
