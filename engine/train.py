@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -261,10 +262,10 @@ class Trainer:
     def train_step(self, lr: float) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
-        x, y, langs = self.batches.get(self.step)
+        inputs, targets, langs = self.batches.get(self.step)
         dev = self.rt.device
-        x = torch.from_numpy(x).to(dev, non_blocking=True)
-        y = torch.from_numpy(y).to(dev, non_blocking=True)
+        x = torch.from_numpy(inputs).to(dev, non_blocking=True)
+        y = torch.from_numpy(targets).to(dev, non_blocking=True)
         if self.rt.fused_loss:
             h = self.model.features(x).flatten(0, 1)
             tok_loss = linear_cross_entropy(h, self.model.head.weight, self.model.head.bias, y.flatten())
@@ -341,7 +342,7 @@ class Trainer:
         scores = run_probe(
             self.model, probe, spec.languages, self.data.encode, self.data.eos, self.T, self.family, spec.seed, trained
         )
-        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        common: dict[str, Any] = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         for sc in scores:
             events.emit(
                 ProbeResult(
@@ -368,14 +369,14 @@ class Trainer:
 
         spec = self.spec
         counts = self.data.seen_id_counts(self.batches.languages[: self.step], self.T)  # what it trained on so far
-        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        common: dict[str, Any] = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         a = self.eval_languages[0]
         for b in self.eval_languages[1:]:
             text = self.data.alignment_text(a, b, self.T, spec.eval.alignment_sequences)
             if isinstance(text, str):
                 self.say(text)
                 continue
-            pair = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
+            pair: dict[str, Any] = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
             if counts is not None:  # equivalent ids: only cloned languages have them
                 for e in embedding_similarity(self.model, self.data.tables, spec.languages, a, b, counts=counts):
                     events.emit(

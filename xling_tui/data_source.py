@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,7 +297,7 @@ class GpuSampler:
         self._mem: dict[int, deque[float]] = {}
         self.history = history
 
-    def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
+    def sample(self, run_pids: Collection[int] = frozenset()) -> GpuSample:
         from engine.launch.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))

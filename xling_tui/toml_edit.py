@@ -103,8 +103,8 @@ def read_draft(doc: tomlkit.TOMLDocument, name: str) -> ExperimentDraft:
     """The experiment ``name`` as the designer shows it (defaults applied)."""
     raw = _effective(doc, name)
     languages = [str(x) for x in raw.get("languages") or ["EN1", "EN2"]]
-    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    train = raw["train"] if isinstance(raw.get("train"), dict) else {}
+    data = raw["data"] if isinstance(raw.get("data"), dict) else {}
     draft = ExperimentDraft(
         name=name,
         languages=languages,
@@ -228,7 +228,7 @@ def apply_draft(doc: tomlkit.TOMLDocument, draft: ExperimentDraft, original: Exp
 
 def _set_anchors(exp: Table, anchors: float) -> None:
     data = exp.get("data")
-    if isinstance(data, dict):
+    if isinstance(data, Table):
         _set(data, "anchors", format_number(anchors))
     else:
         _set(exp, "data", "{ anchors = " + format_number(anchors) + " }")
@@ -276,7 +276,7 @@ def _write_schedule(table: Table, sc: ScheduleDraft, before: ScheduleDraft | Non
 def _trailing(table: Table) -> list[tuple]:
     """Blank lines and comments at the end of a table's body: they introduce what follows."""
     body = table.value.body
-    out = []
+    out: list[tuple] = []
     while body and body[-1][0] is None and isinstance(body[-1][1], (Comment, Whitespace)):
         out.insert(0, body.pop())
     return out

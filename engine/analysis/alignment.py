@@ -276,7 +276,11 @@ def matched_similarity(states_a: torch.Tensor, states_b: torch.Tensor) -> float:
 
 
 def hidden_similarity_parallel(
-    model, seqs_a: Sequence[torch.Tensor], seqs_b: Sequence[torch.Tensor], lang_a: str, lang_b: str
+    model,
+    seqs_a: Sequence[np.ndarray | torch.Tensor],
+    seqs_b: Sequence[np.ndarray | torch.Tensor],
+    lang_a: str,
+    lang_b: str,
 ) -> HiddenSimilarity:
     """Real languages: parallel sentences (already mapped ids, any lengths), matched per layer."""
     if len(seqs_a) != len(seqs_b):
@@ -313,7 +317,7 @@ def _block_params(model) -> list[tuple[str, torch.nn.Parameter]]:
     return params
 
 
-def _lm_gradients(model, batch: torch.Tensor, params: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+def _lm_gradients(model, batch: torch.Tensor, params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """Gradients of the mean next-token loss, via autograd.grad so no .grad is written.
 
     The fused output-layer loss avoids materialising (tokens × V·N) logits, the bulk of

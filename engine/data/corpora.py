@@ -114,7 +114,7 @@ def _read_file(path: str, text_field: str) -> str:
 
         reader = "read_parquet" if lower.endswith(".parquet") else "read_json"
         try:
-            rows = duckdb.sql(f'SELECT "{text_field}"::VARCHAR FROM {reader}(?)', params=[path]).fetchall()
+            rows = duckdb.execute(f'SELECT "{text_field}"::VARCHAR FROM {reader}(?)', [path]).fetchall()
         except duckdb.Error as exc:
             raise DataError(f"corpus file {path}: cannot read column {text_field!r}: {exc}") from None
         return "\n".join(r[0] for r in rows if r[0])
@@ -135,7 +135,8 @@ def split_lines(text: str, test_fraction: float, block: int = 50) -> tuple[list[
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     period = max(2, round(1 / test_fraction))
-    train, test = [], []
+    train: list[str] = []
+    test: list[str] = []
     for i in range(0, len(lines), block):
         (test if (i // block) % period == period - 1 else train).extend(lines[i : i + block])
     if not test and len(train) > 1:

@@ -6,6 +6,7 @@ The one place that tells cloned from real languages: ``prepare_run_data`` return
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from engine.data.cloned import ClonedLanguages
 from engine.data.real_languages import prepare_real
-from engine.data.recipe import DataRecipe
+from engine.data.recipe import CorpusSource, DataRecipe
 from engine.data.run_data import RunData
 from engine.data.tokens import prepare_tokens
 
@@ -38,13 +39,17 @@ def prepare_steps(recipe: DataRecipe) -> list[tuple[str, Callable[[Log], object]
     if recipe.cloned:
         src = recipe.sources[0]
         label = f"{src.corpus} (vocab {src.vocab_size}, cloned ×{len(recipe.languages)})"
-        return [(label, lambda log: prepare_tokens(src, budget, log=log))]
+        return [(label, functools.partial(_tokens_step, src, budget))]
     if recipe.tokenization == "joint":
         return [(f"joint tokenizer for {', '.join(recipe.languages)}", lambda log: prepare_real(recipe, log=log))]
     return [
-        (f"{lang}: {src.corpus} (vocab {src.vocab_size})", lambda log, src=src: prepare_tokens(src, budget, log=log))
+        (f"{lang}: {src.corpus} (vocab {src.vocab_size})", functools.partial(_tokens_step, src, budget))
         for lang, src in zip(recipe.languages, recipe.sources)
     ]
+
+
+def _tokens_step(src: CorpusSource, budget: int, log: Log) -> object:
+    return prepare_tokens(src, budget, log=log)
 
 
 def summarize(prepared: RunData) -> dict[str, Any]:

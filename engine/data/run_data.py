@@ -47,8 +47,13 @@ class AlignmentText:
 class RunData(Protocol):
     """A run's tokenised languages: batches, test text, tokenizers and alignment text."""
 
-    languages: list[str]
-    tables: np.ndarray  # (languages, local ids) -> model id
+    @property
+    def languages(self) -> list[str]: ...
+
+    @property
+    def tables(self) -> np.ndarray:
+        """(languages, local ids) -> model id."""
+        ...
 
     @property
     def vocab_size(self) -> int:

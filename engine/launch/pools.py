@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from engine.backends.base import Placement
+
+if TYPE_CHECKING:
+    from engine.launch.devices import DeviceSource
 
 
 class CpuPool:
@@ -49,7 +53,7 @@ class GpuPool:
         self,
         allowed: Collection[int] | None,
         runs_per_gpu: int = 1,
-        source: object | None = None,
+        source: DeviceSource | None = None,
         max_memory_mb: float = 1024,
         max_utilization: float = 10.0,
     ) -> None:

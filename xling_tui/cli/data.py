@@ -8,6 +8,7 @@ vocabularies overlap" before anything is trained.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from engine.config.spec import Experiment
     from engine.data.recipe import DataRecipe
 
@@ -49,6 +52,10 @@ def _experiments(config: Path, only: list[str] | None):
         return load_experiments(config, only or None)
     except SpecError as exc:
         raise _fail(str(exc))
+
+
+def _describe(progress: Progress, task: TaskID, name: str, message: str) -> None:
+    progress.update(task, description=f"{name}: {message}")
 
 
 def _distinct_data(experiments: list[Experiment]) -> list[tuple[str, DataRecipe]]:
@@ -91,7 +98,7 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
             overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
             for name, label, fn in steps:
                 task = progress.add_task(f"{name}: {label}", total=1)
-                fn(lambda msg, task=task, name=name: progress.update(task, description=f"{name}: {msg}"))
+                fn(functools.partial(_describe, progress, task, name))
                 progress.update(task, completed=1, description=f"{name}: {label}")
                 progress.advance(overall)
             for _name, recipe in todo:  # combines vocabularies; everything is cached by now

@@ -383,7 +383,7 @@ def resume(
     if failed:
         states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ("failed", "cancelled")]
     else:
-        states = [state_of(d) for d in _run_dirs(store, runs)]
+        states = [state_of(d) for d in _run_dirs(store, runs or [])]
     if not states:
         console.print("nothing to resume: no failed or cancelled runs")
         raise typer.Exit(0)
