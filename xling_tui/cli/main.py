@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xling_tui.cli.launching import CLUSTER_PANEL, BackendName, LaunchFlags, LaunchPlan, launch_options, plan_launch
@@ -53,7 +54,7 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "[cluster]" is text
     return typer.Exit(code)
 
 
@@ -475,8 +476,11 @@ def report(
     TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
     """
     from db.store import StoreError
+    from xling_tui.cli.figures import figures_unavailable
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
 
+    if figures is not None and (why := figures_unavailable()):
+        raise fail(why)
     store = _results(db)
     try:
         known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
