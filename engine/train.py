@@ -237,6 +237,7 @@ class Trainer:
                 resumed_from=self.step if resumed else None,
                 threads=torch.get_num_threads() if self.rt.device == "cpu" else None,
                 precision=self.rt.precision,
+                compiled=self.rt.compile,
             )
         )
         events.emit(self.tokenizer_info())

@@ -60,6 +60,7 @@ class Started:
     resumed_from: int | None = None
     threads: int | None = None  # torch's intra-op threads: what the CPU slot registry granted
     precision: str | None = None  # what the matmuls run in: fp32, bf16 (autocast) or fp16
+    compiled: bool | None = None  # the model went through torch.compile
     time: float = field(default_factory=time.time)
     kind: str = "started"
 
