@@ -45,13 +45,13 @@ class SlotRegistryError(XlingError):
 
 
 def registry_dir() -> Path:
-    """``$XLING_CPU_SLOTS``, else ``$XDG_RUNTIME_DIR/xling/cpu-slots``, else ``/tmp/xling-<uid>/cpu-slots``."""
+    """``$XLING_CPU_SLOTS``, else ``$XDG_RUNTIME_DIR/xling-cpu-slots``, else ``/tmp/xling-<uid>-cpu-slots``
+    (one level, so the one folder checked is the whole path we create)."""
     env = os.environ.get(SLOTS_ENV)
     if env:
         return Path(env)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) / "xling" if runtime else Path("/tmp") / f"xling-{os.getuid()}"
-    return base / "cpu-slots"
+    return Path(runtime) / "xling-cpu-slots" if runtime else Path("/tmp") / f"xling-{os.getuid()}-cpu-slots"
 
 
 def _private_folder(path: Path) -> Path:
@@ -110,7 +110,8 @@ def _busy_seconds(cpus: frozenset[int]) -> float:
     """CPU seconds the cores we may run on have spent on anything but idling."""
     per_cpu = psutil.cpu_times(percpu=True)
     chosen = [t for i, t in enumerate(per_cpu) if i in cpus] or per_cpu
-    return sum(sum(t) - t.idle - getattr(t, "iowait", 0.0) for t in chosen)
+    fields = ("user", "nice", "system", "irq", "softirq", "steal")  # guest time is inside user already
+    return sum(getattr(t, f, 0.0) for t in chosen for f in fields)
 
 
 def _process_seconds(pid: int) -> tuple[float, float] | None:
