@@ -116,14 +116,25 @@ def test_foreign_load_shrinks_the_grant_but_never_to_nothing(cpu_slots):
     assert "6.0 cores busy with other programs" in idle_but_busy.reason
 
 
-def test_load_sampler_subtracts_the_slot_holders_cpu_time():
-    clock = iter([0.0, 2.0]).__next__  # the first look waits for its own short window
-    busy = iter([100.0, 106.0]).__next__  # 3 cores busy over 2 s
-    cpu = {7: iter([(50.0, 1.0), (53.0, 1.0)])}  # a holder used 1.5 cores of it
-    sampler = LoadSampler(
-        busy=busy, process=lambda pid: next(cpu[pid]), clock=clock, wall=lambda: 10.0, sleep=lambda s: None
-    )
+def test_load_sampler_subtracts_the_slot_holders_and_forgets_a_window_a_holder_left():
+    now = [0.0]
+    busy = {"t": 100.0}
+    cpu = {7: 50.0, 8: 10.0}
+    sleeps = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += 2.0  # in those 2 s the host was 3 cores busy, holder 7 used 1.5 of them
+        busy["t"] += 6.0
+        if 7 in cpu:
+            cpu[7] += 3.0
+
+    sampler = LoadSampler(busy=lambda: busy["t"], process=cpu.get, clock=lambda: now[0], sleep=sleep)
     assert sampler.foreign_cores({7}) == pytest.approx(1.5)
+    now[0] += 0.5
+    assert sampler.foreign_cores({7}) == pytest.approx(1.5) and len(sleeps) == 1  # within the window: kept
+    del cpu[7]  # holder 7 exits: its CPU time is gone, a window across its exit would blame others
+    assert sampler.foreign_cores({7}) == pytest.approx(3.0) and len(sleeps) == 2  # a fresh window
 
 
 def test_cpu_pool_asks_for_its_share_and_passes_what_was_granted(cpu_slots):

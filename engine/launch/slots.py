@@ -114,66 +114,60 @@ def _busy_seconds(cpus: frozenset[int]) -> float:
     return sum(getattr(t, f, 0.0) for t in chosen for f in fields)
 
 
-def _process_seconds(pid: int) -> tuple[float, float] | None:
-    """(CPU seconds, creation time) of a process, or None when it is gone or hidden."""
+def _process_seconds(pid: int) -> float | None:
+    """CPU seconds a process has used, or None when it is gone or hidden."""
     try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            t = proc.cpu_times()
-            return t.user + t.system, proc.create_time()
+        t = psutil.Process(pid).cpu_times()
     except (psutil.Error, OSError):
         return None
+    return t.user + t.system
 
 
 @dataclass
 class LoadSampler:
     """Cores busy with work that holds no slot: the host's busy CPU time minus the slot
-    holders', over a window of at least ``window`` seconds (the first look waits for a
-    short one). Readers are injectable so the arithmetic is testable without load."""
+    holders', over a window of at least ``window`` seconds. A window in which the set of
+    holders changed is thrown away for a fresh short one: a worker that just exited took
+    its CPU time with it, and would otherwise read as someone else's load. Readers are
+    injectable so the arithmetic is testable without load."""
 
     window: float = 1.0
-    first_window: float = 0.5
+    fresh_window: float = 0.5
+    max_age: float = 5.0  # an older sample says nothing of now
     busy: Callable[[], float] | None = None
-    process: Callable[[int], tuple[float, float] | None] = _process_seconds
+    process: Callable[[int], float | None] = None  # type: ignore[assignment]
     clock: Callable[[], float] = time.monotonic
-    wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
-    _prev: tuple[float, float, float, dict[int, float]] | None = field(default=None, repr=False)
-    _created: dict[int, float] = field(default_factory=dict, repr=False)  # pid -> creation (wall clock)
+    _prev: tuple[float, float, dict[int, float]] | None = field(default=None, repr=False)
     _value: float = 0.0
 
     def __post_init__(self) -> None:
         if self.busy is None:
             cpus = frozenset(os.sched_getaffinity(0))
             self.busy = lambda: _busy_seconds(cpus)
+        if self.process is None:
+            self.process = _process_seconds
 
     def foreign_cores(self, holder_pids: set[int]) -> float:
-        if self._prev is None:
-            self._prev = self._sample(holder_pids)
-            self.sleep(self.first_window)
-        elif self.clock() - self._prev[0] < self.window:
+        prev = self._prev
+        if prev is None or self.clock() - prev[0] > self.max_age or set(prev[2]) != self._alive(holder_pids):
+            prev = self._sample(holder_pids)
+            self.sleep(self.fresh_window)
+        elif self.clock() - prev[0] < self.window:
             return self._value
         cur = self._sample(holder_pids)
-        (t0, wall0, busy0, procs0), (t1, _, busy1, procs1) = self._prev, cur
-        ours = 0.0
-        for pid, seconds in procs1.items():
-            if pid in procs0:
-                ours += seconds - procs0[pid]
-            elif self._created.get(pid, 0.0) >= wall0:  # started within the window: all of it is ours
-                ours += seconds
-        elapsed = max(t1 - t0, 1e-6)
-        self._value = max(0.0, (busy1 - busy0 - ours) / elapsed)
+        (t0, busy0, procs0), (t1, busy1, procs1) = prev, cur
+        ours = sum(seconds - procs0.get(pid, seconds) for pid, seconds in procs1.items())
+        self._value = max(0.0, (busy1 - busy0 - ours) / max(t1 - t0, 1e-6))
         self._prev = cur
         return self._value
 
-    def _sample(self, pids: set[int]) -> tuple[float, float, float, dict[int, float]]:
-        procs: dict[int, float] = {}
-        for pid in pids:
-            got = self.process(pid)
-            if got is not None:
-                procs[pid], self._created[pid] = got
-        self._created = {pid: t for pid, t in self._created.items() if pid in procs}
-        return self.clock(), self.wall(), self.busy(), procs
+    def _alive(self, pids: set[int]) -> set[int]:
+        return {pid for pid in pids if self.process(pid) is not None}
+
+    def _sample(self, pids: set[int]) -> tuple[float, float, dict[int, float]]:
+        procs = {pid: s for pid in pids if (s := self.process(pid)) is not None}
+        return self.clock(), self.busy(), procs
 
 
 # -- grants ------------------------------------------------------------------------------
