@@ -213,8 +213,8 @@ class Trainer:
         continues; ``auto`` might otherwise choose differently on another machine."""
         if self.spec.train["precision"] != "auto" or saved in (None, self.rt.precision):
             return
-        cpu_ok = saved == "fp32" or (saved == "bf16" and cpu_has_native_bf16())
-        if self.rt.device.startswith("cuda") or cpu_ok:
+        cuda = self.rt.device.startswith("cuda")
+        if saved == "fp32" or (saved == "bf16" and (torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16())):
             self.say(f"resuming in {saved}, the precision this run started in")
             self.rt.precision = saved
 
