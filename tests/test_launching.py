@@ -43,7 +43,7 @@ def captured(*args: str) -> LaunchFlags:
 
 def test_a_command_gets_every_shared_option_as_one_value():
     flags = captured("--name", "n", "--device", "cpu", "--max-parallel", "3", "--backend", "slurm")
-    assert flags == LaunchFlags(Device.cpu, 3, None, 1, ClusterFlags(backend=BackendName.slurm))
+    assert flags == LaunchFlags(device=Device.cpu, max_parallel=3, cluster=ClusterFlags(backend=BackendName.slurm))
     flags = captured("--name", "n", "--sbatch", "a=1", "--sbatch", "b", "--time", "90", "--detach")
     assert flags.cluster.sbatch == ["a=1", "b"] and flags.cluster.time == "90" and flags.cluster.detach
     assert flags.cluster.overrides()["sbatch"] == ["a=1", "b"] and "detach" not in flags.cluster.overrides()
@@ -82,5 +82,5 @@ def test_the_launcher_is_built_whole_with_its_pool():
     request = Placement("cpu", threads=8)
     flags = LaunchFlags(cluster=ClusterFlags(backend=BackendName.slurm, detach=True))
     cluster = LaunchPlan(flags, "cpu", None, (Scheduler(), request)).launcher(Path("."), None, 5)
-    assert isinstance(cluster.pool, ClusterPool) and cluster.pool.placement() is request
+    assert isinstance(cluster.pool, ClusterPool) and cluster.pool.acquire("r") is request
     assert cluster.max_parallel == 5 and cluster.detach and cluster.backend.name == "slurm"

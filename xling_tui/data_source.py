@@ -46,6 +46,11 @@ class RunRow(RunSummary):
     job_id: str | None = None  # the scheduler's job or task id
 
     @property
+    def waiting(self) -> str | None:
+        """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
+        return self.message if self.status == "queued" else None
+
+    @property
     def eta_seconds(self) -> float | None:
         """Tokens still to train over the latest throughput; only while running."""
         if self.status != "running" or not self.tokens_per_s or not self.total_tokens:

@@ -109,6 +109,17 @@ class LaunchFlags:
         str | None, typer.Option("--gpus", help="only these GPU indices, e.g. 0,2 (PCI order)", show_default=False)
     ] = None
     runs_per_gpu: Annotated[int, typer.Option("--runs-per-gpu", min=1, help="runs sharing one GPU")] = 1
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU threads per run at most; each run gets what the host's CPU slots grant, shared with every "
+            "other xling session and less when other programs keep the cores busy [default: the cores over "
+            "--max-parallel]",
+            show_default=False,
+        ),
+    ] = None
     cluster: ClusterFlags = ClusterFlags()
 
 
@@ -170,7 +181,7 @@ class LaunchPlan:
         if self.device == "cuda":
             gpus = GpuPool(self.gpus, self.flags.runs_per_gpu)
             return Launcher(root, sink=sink, max_parallel=cap or gpus.capacity, pool=gpus)
-        return Launcher(root, sink=sink, max_parallel=cap or 1, pool=CpuPool(cap or 1))
+        return Launcher(root, sink=sink, max_parallel=cap or 1, pool=CpuPool(cap or 1, self.flags.threads))
 
 
 def plan_launch(config: Path, flags: LaunchFlags) -> LaunchPlan:

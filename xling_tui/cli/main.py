@@ -125,6 +125,7 @@ def _plan(config: Path, flags: LaunchFlags) -> LaunchPlan:
 
 def _launch(store, states, what: str, plan: LaunchPlan) -> None:
     """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
+    from engine.launch.slots import SlotRegistryError
     from xling_tui.cli.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
@@ -133,12 +134,15 @@ def _launch(store, states, what: str, plan: LaunchPlan) -> None:
         f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
         f"running elsewhere · device [bold]{plan.device}[/]{on}\n[dim]db {store.db_path}[/]"
     )
+    try:  # before the data: a bad XLING_CPUS or CPU slot folder is said at once
+        launcher = plan.launcher(store.root, store, len(todo))
+    except SlotRegistryError as exc:
+        raise fail(str(exc))
     if todo:
         try:
             _prepare_data(todo)
         except ValueError as exc:
             raise fail(str(exc))
-    launcher = plan.launcher(store.root, store, len(todo))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
     try:
         with RunProgress(console) as progress:
@@ -309,7 +313,7 @@ def _print_status_table(rows: list[dict]) -> None:
         style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
         status = f"[{style}]{r['status']}[/]"
-        if r["message"] and r["status"] in ("failed", "cancelled"):
+        if r["message"] and r["status"] in ("failed", "cancelled", "queued"):  # queued: why it waits
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(
             r["run_id"][:8],
