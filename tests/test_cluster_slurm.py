@@ -1,5 +1,5 @@
-"""`xling run --backend slurm` against faked sbatch/srun/sacct/scancel on PATH: the
-command lines xling makes, job ids on the runs, one sacct per status for all jobs,
+"""`xling run --backend slurm` against faked sbatch/srun/squeue/sacct/scancel on PATH: the
+command lines xling makes, job ids on the runs, one squeue per status for all jobs,
 jobs that die without a word, cancel and resume; and the [cluster] settings."""
 
 from __future__ import annotations
@@ -20,8 +20,17 @@ from xling_tui.cli.main import app
 
 runner = CliRunner()
 
-# Each fake records its argv in $FAKE_SLURM/calls; sacct answers from $FAKE_SLURM/states
-# ("JOBID STATE NODE" lines), as `sacct -o JobID,State,NodeList --parsable2` prints.
+# Each fake records its argv in $FAKE_SLURM/calls; squeue and sacct answer from
+# $FAKE_SLURM/states ("JOBID|STATE|NODE|REASON" lines: jobs the controller still holds),
+# as `squeue --format=%i|%T|%N|%r` and `sacct --format=JobID,State,NodeList --parsable2` print.
+ANSWER = """
+for arg in "$@"; do
+  case "$arg" in --jobs=*) ids=$(echo "${arg#--jobs=}" | tr ',' ' ');; esac
+done
+for id in $ids; do
+  grep "^$id|" "$FAKE_SLURM/states" 2>/dev/null | cut -d'|' -f"$FIELDS"
+done
+"""
 FAKES = {
     "sbatch": """#!/bin/sh
 echo "sbatch $*" >> "$FAKE_SLURM/calls"
@@ -33,14 +42,8 @@ echo "Submitted batch job $n"
     "scancel": """#!/bin/sh
 echo "scancel $*" >> "$FAKE_SLURM/calls"
 """,
-    "sacct": """#!/bin/sh
-echo "sacct $*" >> "$FAKE_SLURM/calls"
-echo "JobID|State|NodeList"
-for arg in "$@"; do
-  case "$prev" in -j) awk -v id="$arg" '$1 == id { print $1 "|" $2 "|" $3 }' "$FAKE_SLURM/states" 2>/dev/null;; esac
-  prev="$arg"
-done
-""",
+    "squeue": '#!/bin/sh\necho "squeue $*" >> "$FAKE_SLURM/calls"\nFIELDS=1-4' + ANSWER,
+    "sacct": '#!/bin/sh\necho "sacct $*" >> "$FAKE_SLURM/calls"\nFIELDS=1-3' + ANSWER,
 }
 
 
@@ -64,7 +67,7 @@ def calls(fake: Path, command: str) -> list[str]:
 
 
 def set_states(fake: Path, states: dict[str, tuple[str, str]]) -> None:
-    (fake / "states").write_text("".join(f"{j} {s} {n}\n" for j, (s, n) in states.items()))
+    (fake / "states").write_text("".join(f"{j}|{s}|{n}|None\n" for j, (s, n) in states.items()))
 
 
 def run_dirs(db: Path) -> list[Path]:
@@ -138,7 +141,7 @@ def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_
             assert line in script, (line, script)
         assert str(d) in " ".join(sbatch)
 
-    # status: one sacct for all three jobs; the runs show their job; a node failure is noticed
+    # status: one squeue for all three jobs; the runs show their job; a node failure is noticed
     first, second, third = dirs
     set_states(
         fake_slurm,
@@ -149,15 +152,16 @@ def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_
         },
     )
     rows = status_rows(db)
-    sacct = calls(fake_slurm, "sacct")
-    assert len(sacct) == 1 and all(f"-j {j}" in sacct[0] for j in jobs.values())
+    squeue = calls(fake_slurm, "squeue")
+    assert len(squeue) == 1 and f"--jobs={','.join(sorted(jobs.values()))}" in squeue[0]
+    assert not calls(fake_slurm, "sacct")  # the controller knew every job
     assert rows[first.name]["status"] == "failed" and "NODE_FAIL" in rows[first.name]["message"]
     assert rows[second.name]["status"] == "queued" and rows[second.name]["job_id"] == jobs[second.name]
     assert all(r["backend"] == "slurm" for r in rows.values())
     table = runner.invoke(app, ["status", "--db", str(db)])
     assert "where" in table.output and "slurm" in table.output and jobs[third.name] in table.output
-    assert len(calls(fake_slurm, "sacct")) == 2  # the dead run is no longer asked about
-    assert f"-j {jobs[first.name]}" not in calls(fake_slurm, "sacct")[-1]
+    assert len(calls(fake_slurm, "squeue")) == 2  # the dead run is no longer asked about
+    assert jobs[first.name] not in calls(fake_slurm, "squeue")[-1]
 
     # cancel maps to scancel; a pending job's run is cancelled at once
     out = runner.invoke(app, ["cancel", second.name, "--db", str(db)])
