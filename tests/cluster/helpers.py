@@ -78,8 +78,9 @@ def events(run_dir: Path) -> list[dict]:
 
 
 def run_dirs(db: Path) -> list[Path]:
+    """The run folders beside a database (none yet: an empty list)."""
     folder = db.parent / (db.stem + ".runs") / "runs"
-    return sorted(p for p in folder.iterdir() if (p / "spec.json").exists())
+    return sorted(p for p in folder.glob("*") if (p / "spec.json").exists())
 
 
 def wait_until(what: str, ready: Callable[[], object], timeout: float = 300, every: float = 0.5):

@@ -78,42 +78,53 @@ def test_runs_on_slurm_equal_the_same_runs_trained_locally(tmp_path, tiny_toml, 
 def test_a_time_limit_shorter_than_the_run_signals_checkpoints_requeues_and_resumes(
     tmp_path, tiny_corpus, slurm_cluster
 ):
-    """--time 1 (a minute, Slurm's least) with the signal 55 s before it: the worker
-    checkpoints on the signal (periodic checkpoints are off), submitit requeues the same
-    job and it resumes at that step, as often as it takes; the loss trajectory is the
-    uninterrupted run's. Slurm holds a requeued job 120 s (BeginTime) before it may run
-    again; the test releases it at once (scontrol update StartTime=now) to stay short."""
+    """--time 1 (a minute, Slurm's least), the signal 30 s before it: Slurm sends it
+    between 30 and 60 s into each job (it looks at time limits every 30 s). The run
+    trains ~70 s, so it is interrupted at least once: the worker checkpoints on the
+    signal (periodic checkpoints are off), submitit requeues the same job and it resumes
+    at that step, as often as it takes. Its loss trajectory is that of the same run with
+    a time limit it never reaches, trained meanwhile in a second database. Slurm holds a
+    requeued job 120 s (BeginTime) before it may run again; the test releases it at once
+    (scontrol update StartTime=now) to stay short."""
     probe = long_toml(tmp_path / "probe.toml", tiny_corpus, tokens=10_000_000)
-    speed = tokens_per_second(probe, tmp_path)
-    tokens = int(speed * 45) // 256 * 256  # ~45 s of training: past the signal, which comes 5-35 s into a job
-    toml = long_toml(tmp_path / "experiments.toml", tiny_corpus, tokens=tokens)
-    with open(toml, "a") as fh:
-        fh.write(slurm_section(time="1", signal_delay_s=55, max_requeues=10))
-    db = tmp_path / "requeue.duckdb"
-    proc = xling("run", str(toml), "--db", str(db), "--backend", "slurm", "--device", "cpu")
+    tokens = int(tokens_per_second(probe, tmp_path) * 70) // 256 * 256
+    limited = long_toml(tmp_path / "experiments.toml", tiny_corpus, tokens=tokens)
+    with open(limited, "a") as fh:
+        fh.write(slurm_section(time="1", signal_delay_s=30, max_requeues=10))
+    unlimited = long_toml(tmp_path / "reference.toml", tiny_corpus, tokens=tokens)
+    with open(unlimited, "a") as fh:
+        fh.write(slurm_section(time="30"))
+    db, reference_db = tmp_path / "requeue.duckdb", tmp_path / "reference.duckdb"
+    args = ("--backend", "slurm", "--device", "cpu")
+    procs = [
+        xling("run", str(limited), "--db", str(db), *args),
+        xling("run", str(unlimited), "--db", str(reference_db), *args),
+    ]
+    reference_job = wait_until(
+        "the reference's job", lambda: run_dirs(reference_db) and submitted(run_dirs(reference_db)[0])
+    )
     released = set()
-    while proc.poll() is None:
+    while any(p.poll() is None for p in procs):
         for job_id, (state, reason) in slurm_cluster.squeue().items():
             if state == "PENDING" and reason == "BeginTime":
                 slurm_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
                 released.add(job_id)
         time.sleep(1)
-    code, out = finish(proc)
-    assert code == 0, out
+    for proc in procs:
+        code, out = finish(proc)
+        assert code == 0, out
     (run,) = run_dirs(db)
     log = events(run)
     stops = [e["step"] for e in log if e["kind"] == "status" and e["status"] == "cancelled"]
-    requeues = [
-        e for e in log if e["kind"] == "status" and e["status"] == "queued" and "requeued by Slurm" in e["message"]
-    ]
+    requeues = [e for e in log if e["kind"] == "status" and "requeued by Slurm" in (e["message"] or "")]
     starts = [e["resumed_from"] for e in log if e["kind"] == "started"]
-    assert stops and len(requeues) == len(stops) and starts == [None, *stops], (stops, starts, out)
+    assert stops and len(requeues) == len(stops) and starts == [None, *stops], (stops, starts)
     assert released == {submitted(run)["job_id"]}  # one job, requeued: never a second submission
+    assert reference_job["job_id"] not in released
     store = Store(db)
     row = store.query("SELECT status, step, total_steps FROM runs").dicts()[0]
     assert row["status"] == "done" and row["step"] == row["total_steps"]
-    reference = losses(train_locally(toml, tmp_path / "local.duckdb"))
-    requeued = losses(store)
+    requeued, reference = losses(store), losses(Store(reference_db))
     assert requeued.keys() == reference.keys()
     assert max(abs(requeued[k] - reference[k]) for k in reference) <= 1e-6
 
