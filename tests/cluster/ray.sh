@@ -9,7 +9,8 @@
 #   tests/cluster/ray.sh down          # stop both nodes, by pid
 #
 # Both nodes are `ray start --block` processes started here (their pids recorded; each
-# stops its own raylet and workers when it gets SIGTERM), on 127.0.0.1, one CPU each, no
+# stops its own raylet and workers when it gets SIGTERM), addressed on 127.0.0.1 (Ray's
+# GCS and raylets still listen on every interface: Ray has no option against it), one CPU each, no
 # dashboard, token authentication (a token of its own), with Ray's session files in $XLING_CLUSTER_DIR/ray (default
 # /tmp/xling-cluster/ray). Ray is the one of the Python that runs xling: $PYTHON
 # (default python3) must have it (pip install 'xling[ray]'). Workers inherit this

@@ -12,9 +12,11 @@
 # are installed with apt when missing, which needs root. Nothing is written under /etc:
 # every config, key, socket, database, spool, log and pid lives in $XLING_CLUSTER_DIR/slurm
 # (default /tmp/xling-cluster/slurm); clients find the cluster through SLURM_CONF.
-# The node is this machine (its cores and memory), everything listens on 127.0.0.1
-# only, processes are tracked with proctrack/linuxproc and task/none (no cgroups), and
-# accounting goes through slurmdbd to a private MariaDB, so that sacct answers.
+# The node is this machine (its cores and memory); slurmctld, slurmd and MariaDB listen
+# on 127.0.0.1 only (slurmdbd 22.05 has no such option: it listens on every interface
+# and accepts only credentials made with this cluster's own munge key). Processes are
+# tracked with proctrack/linuxproc and task/none (no cgroups), and accounting goes
+# through slurmdbd to a private MariaDB, so that sacct answers.
 # Ports: XLING_SLURM_PORT (default 6817) for slurmctld, +1 slurmd, +2 slurmdbd, +3 MariaDB.
 set -euo pipefail
 
