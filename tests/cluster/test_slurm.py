@@ -46,7 +46,8 @@ def no_jobs_left_behind(slurm_cluster):
 
 
 def submitted(run_dir) -> dict:
-    return [e for e in events(run_dir) if e["kind"] == "submitted"][-1]
+    """The run's latest `submitted` event ({} before the first)."""
+    return ([{}] + [e for e in events(run_dir) if e["kind"] == "submitted"])[-1]
 
 
 def status_rows(db) -> dict[str, dict]:
@@ -78,19 +79,20 @@ def test_runs_on_slurm_equal_the_same_runs_trained_locally(tmp_path, tiny_toml, 
 def test_a_time_limit_shorter_than_the_run_signals_checkpoints_requeues_and_resumes(
     tmp_path, tiny_corpus, slurm_cluster
 ):
-    """--time 1 (a minute, Slurm's least), the signal 30 s before it: Slurm sends it
-    between 30 and 60 s into each job (it looks at time limits every 30 s). The run
-    trains ~70 s, so it is interrupted at least once: the worker checkpoints on the
-    signal (periodic checkpoints are off), submitit requeues the same job and it resumes
-    at that step, as often as it takes. Its loss trajectory is that of the same run with
-    a time limit it never reaches, trained meanwhile in a second database. Slurm holds a
-    requeued job 120 s (BeginTime) before it may run again; the test releases it at once
-    (scontrol update StartTime=now) to stay short."""
+    """--time 1 (a minute, Slurm's least), the signal asked for 10 s before it: Slurm
+    looks at time limits every 30 s and may signal up to 60 s early (sbatch(1), --signal),
+    which makes it 20 to 50 s into each job here. The run trains ~50 s, so it is
+    interrupted at least once: the worker checkpoints on the signal (periodic checkpoints
+    are off), submitit requeues the same job and it resumes at that step, as often as it
+    takes. Its loss trajectory is that of the same run with a time limit it never
+    reaches, trained meanwhile in a second database. Slurm holds a requeued job 120 s
+    (BeginTime) before it may run again; the test releases it after 8 s (scontrol update
+    StartTime=now) to stay short."""
     probe = long_toml(tmp_path / "probe.toml", tiny_corpus, tokens=10_000_000)
-    tokens = int(tokens_per_second(probe, tmp_path) * 70) // 256 * 256
+    tokens = int(tokens_per_second(probe, tmp_path) * 50) // 256 * 256
     limited = long_toml(tmp_path / "experiments.toml", tiny_corpus, tokens=tokens)
     with open(limited, "a") as fh:
-        fh.write(slurm_section(time="1", signal_delay_s=30, max_requeues=10))
+        fh.write(slurm_section(time="1", signal_delay_s=10, max_requeues=10))
     unlimited = long_toml(tmp_path / "reference.toml", tiny_corpus, tokens=tokens)
     with open(unlimited, "a") as fh:
         fh.write(slurm_section(time="30"))
@@ -103,10 +105,13 @@ def test_a_time_limit_shorter_than_the_run_signals_checkpoints_requeues_and_resu
     reference_job = wait_until(
         "the reference's job", lambda: run_dirs(reference_db) and submitted(run_dirs(reference_db)[0])
     )
-    released = set()
+    released, held_since = set(), {}
     while any(p.poll() is None for p in procs):
         for job_id, (state, reason) in slurm_cluster.squeue().items():
-            if state == "PENDING" and reason == "BeginTime":
+            if state != "PENDING" or reason != "BeginTime":
+                held_since.pop(job_id, None)
+            elif time.monotonic() - held_since.setdefault(job_id, time.monotonic()) > 8:
+                # not at once: the job's previous run may still be cleaning up on the node
                 slurm_cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
                 released.add(job_id)
         time.sleep(1)
