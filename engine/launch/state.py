@@ -119,20 +119,20 @@ class RunState:
 def probe_jobs(states: Iterable[RunState]) -> None:
     """Asks each scheduler once about all the given runs' jobs (one squeue for every Slurm
     run) and logs what changed (``job_state`` events)."""
-    by_backend: dict[str, list[RunState]] = {}
+    by_backend: dict[str, dict[str, RunState]] = {}
     for s in states:
-        if s.on_cluster and s.status in ("queued", "running"):
-            by_backend.setdefault(s.backend, []).append(s)
+        if s.backend and s.job_id and s.on_cluster and s.status in ("queued", "running"):
+            by_backend.setdefault(s.backend, {})[s.job_id] = s
     for backend, group in by_backend.items():
         control = job_control(backend)
         try:
-            infos = control.query({s.job_id: s.run_dir for s in group}) if control else {}
+            infos = control.query({job: s.run_dir for job, s in group.items()}) if control else {}
         except BackendError:
             infos = {}
-        for s in group:
-            if s.job_id in infos:
-                note_job(s, infos[s.job_id])
-            s.job_info = infos.get(s.job_id, NO_ANSWER)  # no answer is not an answer: the job counts as alive
+        for job, s in group.items():
+            if job in infos:
+                note_job(s, infos[job])
+            s.job_info = infos.get(job, NO_ANSWER)  # no answer is not an answer: the job counts as alive
 
 
 NO_ANSWER = JobInfo("UNKNOWN", True, reason="the scheduler did not answer")
@@ -169,9 +169,9 @@ def reconcile(states: Iterable[RunState]) -> list[RunState]:
 
 
 def _remove(s: RunState) -> None:
-    control = job_control(s.backend)
+    control = job_control(s.backend or "local")
     try:
-        if control is not None:
+        if control is not None and s.job_id:
             control.cancel(s.job_id, s.run_dir, running=False)
     except BackendError:
         pass  # still marked failed; the next look tries again only if it is resubmitted

@@ -200,6 +200,7 @@ class ProbeResult:
 Event = (
     Queued
     | Submitted
+    | JobState
     | Started
     | TrainMetric
     | EvalResult
