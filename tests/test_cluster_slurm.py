@@ -315,6 +315,9 @@ def test_a_run_whose_job_is_forgotten_without_sacct_is_failed_not_alive_forever(
     assert "no accounting record" in gone["message"] and "xling resume" in gone["message"]
     table = runner.invoke(app, ["status", "--db", str(db)], env={"COLUMNS": "200"}).output
     assert "RUNNING" in table and "PENDING (Resources)" in table
+    running = [d for d in run_dirs(db) if submitted(d)["job_id"] == "1000"][0]
+    noted = [e["state"] for e in iter_events(running / "events.jsonl") if e["kind"] == "job_state"]
+    assert noted == ["RUNNING"]  # asked twice, logged once: only changes are logged
 
 
 def test_a_job_slurm_will_never_start_is_removed_and_its_run_failed(tmp_path, tiny_toml, fake_slurm):

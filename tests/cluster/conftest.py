@@ -72,6 +72,9 @@ class Slurm:
         out = self.run("squeue", "--noheader", "--states=all", "--format=%i|%T|%r")
         return {i: (s, r) for i, s, r in (line.split("|") for line in out.split())}
 
+    def node_cpus(self) -> int:
+        return int(self.run("sinfo", "--noheader", "--Node", "--format=%c").split()[0])
+
     def kill_outright(self, job_id: str) -> None:
         """SIGKILL to every process of the job, as a lost node or the kernel's OOM killer
         deals it: nobody checkpoints. (`scancel --signal=KILL` is no such kill: Slurm turns

@@ -262,14 +262,14 @@ def test_a_submission_slurm_refuses_names_what_and_leaves_nothing_queued(tmp_pat
 
 @pytest.mark.asyncio
 async def test_the_tui_shows_the_jobs_and_their_states_while_they_go(tmp_path, tiny_corpus, slurm_cluster):
-    """Two jobs of two CPUs each on a two-CPU node: one runs while the other waits, and
+    """Two jobs that each take every CPU of the node: one runs while the other waits, and
     the dashboard says so beside each run (`slurm <job> RUNNING`, `PENDING (Resources)`)."""
     from xling_tui.app import XlingApp
     from xling_tui.widgets.runs_table import device_text
 
     toml = long_toml(tmp_path / "experiments.toml", tiny_corpus, tokens=300_000, runs=2)
     with open(toml, "a") as fh:
-        fh.write(slurm_section(time="10", cpus_per_run=2))
+        fh.write(slurm_section(time="10", cpus_per_run=slurm_cluster.node_cpus()))
     db = tmp_path / "tui.duckdb"
     out = runner.invoke(app, ["run", str(toml), "--db", str(db), "--backend", "slurm", "--device", "cpu", "--detach"])
     assert out.exit_code == 0, out.output
