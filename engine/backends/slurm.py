@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import submitit
@@ -168,7 +169,7 @@ class SlurmHandle:
         return self._reason or f"job {self.job_id} ended with code {code}"
 
 
-def _quietly(action, job_id: str) -> bool:
+def _quietly(action: Callable[[str], object], job_id: str) -> bool:
     """Stopping one job must not keep the launcher from stopping the others."""
     try:
         return action(job_id) is not False
