@@ -131,12 +131,16 @@ def ray_cluster() -> Iterator[RayCluster]:
         script("ray.sh", "down")
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """Skipped cluster tests are said loudly: a green run without them proves less."""
-    skipped = terminalreporter.stats.get("skipped", [])
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Skipped cluster tests are said loudly, after pytest's own last line: a green run
+    without them proves less."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    skipped = reporter.stats.get("skipped", [])
     for marker, needs in MARKERS.items():
         n = sum(1 for rep in skipped if marker in getattr(rep, "keywords", {}))
         if n:
-            terminalreporter.write_line(
+            reporter.write_line(
                 f"CLUSTER TESTS SKIPPED: {n} test(s) marked {marker} need {needs}", yellow=True, bold=True
             )
