@@ -35,12 +35,12 @@ PROGRAMS=(munged slurmctld slurmd sbatch sacct slurmdbd mariadbd mariadb-install
 PARTITION_MAX_TIME=60 # minutes; a test submits over it
 DAEMONS=(slurmd slurmctld slurmdbd mariadb munged) # in the order they stop
 
-export SLURM_CONF="$CONF"
+export SLURM_CONF="$CONF" PATH="$PATH:/usr/sbin:/sbin" # the daemons live in sbin
 
 install_packages() {
     local missing=() p
     for p in "${PROGRAMS[@]}"; do
-        command -v "$p" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$p" >/dev/null 2>&1 || missing+=("$p")
+        command -v "$p" >/dev/null 2>&1 || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}; installing them needs root (apt-get install ${PACKAGES[*]})" 3
@@ -163,7 +163,6 @@ up() {
     fi
     ls "$PIDS"/* >/dev/null 2>&1 && down # a half-started cluster: stop what of it runs, start afresh
     install_packages
-    PATH="$PATH:/usr/sbin:/sbin"
     rm -rf "$STATE"
     mkdir -p "$STATE" && chmod 755 "$STATE" # munge wants its socket reachable
     write_configs
