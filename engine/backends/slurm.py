@@ -47,6 +47,7 @@ from engine.runs.events import EventLog, Status
 from engine.runs.layout import WORKER_LOG
 
 JOB_FOLDER = "slurm"
+FINISHED_ON_ITS_OWN = (0, 1)  # the worker's exit codes for done and failed (3: stopped, resumable)
 
 
 class WorkerTask:
@@ -78,15 +79,19 @@ class WorkerTask:
             self._proc.terminate()
             return self._proc.wait()
 
-    def checkpoint(self, run_dir: str, device: str, threads: int | None) -> DelayedSubmission:
+    def checkpoint(self, run_dir: str, device: str, threads: int | None) -> DelayedSubmission | None:
         """Called by submitit (in its signal handler) on the time-limit/preemption signal,
-        before it requeues the job: the worker checkpoints and stops first."""
+        before it requeues the job: the worker checkpoints and stops first. A worker that
+        had already finished (done) or failed on its own when the signal came has nothing
+        to resume: None, and submitit ends the job instead of requeueing it."""
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             if not _reaped(proc, float(os.environ.get("XLING_CHECKPOINT_WAIT_S", "60"))):
                 proc.kill()  # the periodic checkpoint is what the requeued job resumes from
                 _reaped(proc, 10.0)
+        if proc is not None and proc.returncode in FINISHED_ON_ITS_OWN:
+            return None
         with EventLog(Path(run_dir)) as log:
             log.emit(
                 Status(
