@@ -119,6 +119,7 @@ class RunDelta:
     pid: int | None = None
     job_id: str | None = None
     backend: str | None = None
+    job_state: str | None = None
     step: int | None = None
     tokens: int | None = None
     total_steps: int | None = None
@@ -139,6 +140,10 @@ class RunDelta:
         elif kind == "submitted":
             self.backend = _or(_str(ev.get("backend")), self.backend)
             self.job_id = _or(_str(ev.get("job_id")), self.job_id)
+            if _str(ev.get("job_id")) is not None:
+                self.job_state = "SUBMITTED"  # until the scheduler is first asked about the new job
+        elif kind == "job_state":
+            self.job_state = _or(_str(ev.get("state")), self.job_state)
         elif kind == "train":
             self.step = _or(_int(ev.get("step")), self.step)
             self.tokens = _or(_int(ev.get("tokens")), self.tokens)
@@ -512,6 +517,7 @@ _DELTA_COLUMNS = {
     "total_steps": "BIGINT",
     "total_tokens": "BIGINT",
     "backend": "VARCHAR",
+    "job_state": "VARCHAR",
 }
 _OFFSET_COLUMNS = {"run_id": "VARCHAR", "byte_offset": "BIGINT"}
 _EXPERIMENT_COLUMNS = {
@@ -546,7 +552,8 @@ def _load_deltas(con: duckdb.DuckDBPyConnection, src: str) -> None:
     """Merges the new events' view of each run with the stored one (see RunDelta)."""
     cols = list(_DELTA_COLUMNS)
     select = ", ".join(cols)
-    latest = ("device", "host", "pid", "job_id", "backend", "step", "tokens", "total_steps", "total_tokens")
+    latest = ("device", "host", "pid", "job_id", "backend", "job_state")
+    latest += ("step", "tokens", "total_steps", "total_tokens")
     sets = [
         "status = COALESCE(EXCLUDED.status, runs.status)",
         "message = CASE WHEN EXCLUDED.status IS NULL THEN runs.message ELSE EXCLUDED.message END",

@@ -43,6 +43,7 @@ SELECT
     r.pid,
     r.backend,
     r.job_id,
+    r.job_state,
     r.started,
     r.finished,
     r.message
@@ -243,7 +244,8 @@ WITH best AS (
 )
 SELECT r.run_id, r.experiment, r.name, r.kind, coalesce(r.status, 'queued') AS status,
        r.step, r.total_steps, r.tokens, r.total_tokens,
-       r.device, r.host, r.pid, r.backend, r.job_id, b.languages AS best_languages, b.ppls AS best_ppls,
+       r.device, r.host, r.pid, r.backend, r.job_id, r.job_state, b.languages AS best_languages,
+       b.ppls AS best_ppls,
        r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen
 FROM runs r
 LEFT JOIN best_lists b USING (run_id)

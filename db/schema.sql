@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 5
+-- @version 6
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -43,6 +43,7 @@ CREATE TABLE runs (
     pid          INTEGER,             -- worker process id (latest 'started' or heartbeat)
     job_id       VARCHAR,             -- scheduler job id (Slurm job, Ray task), from the latest 'submitted' event
     backend      VARCHAR,             -- where the launcher sent it: local, slurm, ray (latest 'submitted' event)
+    job_state    VARCHAR,             -- the scheduler's word on that job when last asked: SUBMITTED, 'PENDING (Priority)', RUNNING ... (latest 'job_state' event)
     queued       TIMESTAMP,           -- first 'queued' event
     started      TIMESTAMP,           -- first 'started' event (a resumed run keeps it)
     finished     TIMESTAMP,           -- time of the terminal status; NULL unless status is done/failed/cancelled

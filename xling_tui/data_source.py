@@ -25,6 +25,7 @@ from engine.runs.summary import RunSummary
 
 SPARK_BINS = 24  # points in a run's loss sparkline
 GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
+RECONCILE_SECONDS = 15.0  # how often the dashboard asks Slurm/Ray about queued and running cluster runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +45,7 @@ class RunRow(RunSummary):
     last_seen: float | None = None
     backend: str | None = None  # local, slurm, ray: where the launcher sent it
     job_id: str | None = None  # the scheduler's job or task id
+    job_state: str | None = None  # the scheduler's word on that job when last asked (RUNNING, PENDING (Priority))
 
     @property
     def waiting(self) -> str | None:
@@ -105,6 +107,7 @@ class DashboardSource:
         self._config_key: tuple | None = None
         self._config: tuple[list[tuple[str, str | None, int]], str | None] = ([], None)
         self._last: DashboardData | None = None
+        self._reconciled = float("-inf")
 
     def fetch(self, force: bool = False) -> DashboardData | None:
         """The current data, or None when nothing changed since the previous fetch."""
@@ -166,6 +169,7 @@ class DashboardSource:
         if not self.store.db_path.exists() and not self.store.root.exists():
             return False  # nothing run yet with this database; do not create it just by looking
         if self.ingest:
+            self._ask_schedulers()
             self.store.try_ingest()
         delta = queries.dashboard_delta(self.store, self._fingerprints, self._from_steps(), self.spark_bins)
         gone = set(self._fingerprints) - set(delta.fingerprints)
@@ -178,6 +182,21 @@ class DashboardSource:
         changed = bool(delta.runs or gone)
         self._fingerprints = delta.fingerprints
         return changed
+
+    def _ask_schedulers(self) -> None:
+        """Cluster runs' job states, and jobs that died silently, at most every
+        RECONCILE_SECONDS (one squeue for all): runs submitted with --detach have no
+        launcher following them."""
+        from db.cluster_runs import reconcile_cluster_runs
+        from db.store import StoreError
+
+        if time.monotonic() - self._reconciled < RECONCILE_SECONDS:
+            return
+        self._reconciled = time.monotonic()
+        try:
+            reconcile_cluster_runs(self.store)
+        except (StoreError, OSError):  # a busy database: the next poll asks again
+            pass
 
     def _from_steps(self) -> dict[str, int]:
         """Per known run, the first step of the bin its last training point fell in: the
@@ -258,6 +277,7 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
         pid=rec["pid"],
         backend=rec["backend"],
         job_id=rec["job_id"],
+        job_state=rec["job_state"],
         best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
         loss_curve=tuple(curve),
         tags=tuple(rec["tags"] or ()),

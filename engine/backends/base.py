@@ -55,11 +55,28 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class JobInfo:
     """What the scheduler says about one job: its own word for the state, and whether
-    the job may still run the worker (pending, running, requeued) or is over."""
+    the job may still run the worker (pending, running, requeued) or is over.
+
+    ``never_starts``: pending for a reason no waiting clears (over a partition's time
+    limit); such a job is not alive, and whoever sees it takes it out of the queue."""
 
     state: str
     alive: bool
     host: str | None = None
+    reason: str | None = None  # why it waits or ended, in the scheduler's words (squeue's %r)
+    never_starts: bool = False
+    meaning: str | None = None  # the reason in plain words, where the scheduler's are cryptic
+
+    @property
+    def explained(self) -> str:
+        """'PENDING (PartitionTimeLimit: its time limit is over the partition's MaxTime)'."""
+        why = ": ".join(p for p in (self.reason, self.meaning) if p)
+        return f"{self.state} ({why})" if why else self.state
+
+    @property
+    def label(self) -> str:
+        """'PENDING (Priority)', 'RUNNING': the state as people read it in squeue."""
+        return f"{self.state} ({self.reason})" if self.reason and self.state != "RUNNING" else self.state
 
 
 class JobControl(Protocol):
@@ -68,7 +85,7 @@ class JobControl(Protocol):
         ...
 
     def cancel(self, job_id: str, run_dir: Path, running: bool) -> str:
-        """Stops one job; says what was done, for the user."""
+        """Stops one job (a running one after its worker checkpointed); says what was done, for the user."""
         ...
 
 

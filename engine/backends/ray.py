@@ -70,7 +70,7 @@ class RayHandle:
                 self._code = int(ray.get(self.ref))
             except Exception as exc:  # noqa: BLE001 - node lost, task killed: for the run's message
                 self._code = -1
-                self._reason = f"Ray task {self.job_id[:12]} failed: {str(exc).strip().splitlines()[0]}"
+                self._reason = f"Ray task {self.job_id[:12]} failed ({type(exc).__name__}): {_first_sentence(exc)}"
         return self._code
 
     def terminate(self) -> None:
@@ -89,6 +89,13 @@ class RayHandle:
 
     def exit_reason(self, code: int) -> str:
         return self._reason or f"Ray task {self.job_id[:12]} ended with code {code}"
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """Ray's errors go on for a paragraph (node ids, where to look); the run's message keeps the gist."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
 
 
 class RayBackend:

@@ -20,7 +20,7 @@ from typing import Protocol
 from engine.backends.base import Backend, BackendError, Handle
 from engine.backends.local import LocalBackend
 from engine.launch.pools import CpuPool, Pool
-from engine.launch.state import RunState
+from engine.launch.state import RunState, note_job
 from engine.runs.claims import claim, release_claim
 from engine.runs.events import Queued, Status, Submitted, append_event
 from engine.runs.layout import WORKER_LOG, clear_stop
@@ -89,7 +89,10 @@ class Launcher:
                 finished = False
                 for state in list(active):
                     state.refresh()
-                    code = self.procs[state.spec.run_id].poll()
+                    proc = self.procs[state.spec.run_id]
+                    code = proc.poll()
+                    if (info := getattr(proc, "info", None)) is not None:  # a cluster job's latest state
+                        note_job(state, info)
                     if code is not None:
                         self._finish(state, code)
                         active.remove(state)

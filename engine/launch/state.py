@@ -18,7 +18,7 @@ from engine.backends.base import BackendError, JobInfo
 from engine.backends.registry import job_control
 from engine.config.spec import RunSpec
 from engine.runs.claims import LIVE_SECONDS, _is_worker, pid_exists
-from engine.runs.events import Status, append_event, read_events
+from engine.runs.events import JobState, Status, append_event, read_events
 from engine.runs.layout import EVENTS_FILE, SPEC_FILE
 
 
@@ -38,6 +38,7 @@ class RunState:
     backend: str | None = None  # where the latest submission went (local, slurm, ray)
     job_id: str | None = None  # that submission's scheduler id
     job_info: JobInfo | None = None  # the scheduler's answer, filled by probe_jobs
+    job_state: str | None = None  # the scheduler's word on that job when last logged (job_state events)
     last_event: float = 0.0
     best_ppl: dict[str, float] = field(default_factory=dict)
     offset: int = 0
@@ -64,9 +65,12 @@ class RunState:
         self.last_event = max(self.last_event, e.get("time", 0.0))
         if kind == "queued":  # back in xling's queue (a message: why it waits); any earlier job is over
             self.status, self.message = "queued", e.get("message")
-            self.backend = self.job_id = self.job_info = None
+            self.backend = self.job_id = self.job_info = self.job_state = None
         elif kind == "submitted":
             self.backend, self.job_id, self.job_info = e.get("backend"), e.get("job_id"), None
+            self.job_state = None
+        elif kind == "job_state" and e.get("job_id") == self.job_id:
+            self.job_state = e.get("state")
         elif kind == "started":
             self.status, self.pid, self.message = "running", e.get("pid"), None
             self.host = e.get("host")
@@ -113,10 +117,11 @@ class RunState:
 
 
 def probe_jobs(states: Iterable[RunState]) -> None:
-    """Asks each scheduler once about all the given runs' jobs (one sacct for every Slurm run)."""
-    by_backend: dict[str, dict[str, RunState]] = {}  # backend -> job id -> run
+    """Asks each scheduler once about all the given runs' jobs (one squeue for every Slurm
+    run) and logs what changed (``job_state`` events)."""
+    by_backend: dict[str, dict[str, RunState]] = {}
     for s in states:
-        if s.on_cluster and s.backend and s.job_id and s.status in ("queued", "running"):
+        if s.backend and s.job_id and s.on_cluster and s.status in ("queued", "running"):
             by_backend.setdefault(s.backend, {})[s.job_id] = s
     for backend, group in by_backend.items():
         control = job_control(backend)
@@ -124,14 +129,29 @@ def probe_jobs(states: Iterable[RunState]) -> None:
             infos = control.query({job: s.run_dir for job, s in group.items()}) if control else {}
         except BackendError:
             infos = {}
-        for job, s in group.items():  # no answer is not an answer: the job counts as alive
-            s.job_info = infos.get(job, JobInfo("UNKNOWN", True))
+        for job, s in group.items():
+            if job in infos:
+                note_job(s, infos[job])
+            s.job_info = infos.get(job, NO_ANSWER)  # no answer is not an answer: the job counts as alive
+
+
+NO_ANSWER = JobInfo("UNKNOWN", True, reason="the scheduler did not answer")
+
+
+def note_job(state: RunState, info: JobInfo) -> None:
+    """Logs the scheduler's word on the run's job when it differs from the last one logged."""
+    if state.job_id is None or info.label == state.job_state:
+        return
+    append_event(state.run_dir, JobState(state.spec.run_id, state.job_id, info.label, info.host))
+    state.refresh()
 
 
 def reconcile(states: Iterable[RunState]) -> list[RunState]:
     """Runs whose cluster job ended without the worker saying so (node failure, out of
-    memory, killed at the time limit) are marked failed, with the scheduler's reason,
-    as a local launcher does for a worker that died. Returns the runs it changed."""
+    memory, killed at the time limit, forgotten by the scheduler) are marked failed with
+    the scheduler's reason, as a local launcher does for a worker that died; a job the
+    scheduler will never start is taken out of its queue and its run failed. Returns
+    the runs it changed."""
     states = list(states)
     probe_jobs(states)
     changed = []
@@ -140,15 +160,32 @@ def reconcile(states: Iterable[RunState]) -> list[RunState]:
         if s.on_cluster and s.status in ("queued", "running") and info is not None and not info.alive:
             s.refresh()  # the worker may have reported since the scheduler was asked
             if s.status in ("queued", "running") and s.job_info is info:  # and no new submission since
-                status = "cancelled" if info.state.startswith("CANCELLED") else "failed"
-                why = (
-                    f"{s.backend} job {s.job_id} ended ({info.state}) before the worker reported; "
-                    "`xling resume` continues from its last checkpoint"
-                )
-                append_event(s.run_dir, Status(s.spec.run_id, status, why))
+                if info.never_starts:
+                    _remove(s)
+                append_event(s.run_dir, Status(s.spec.run_id, *_verdict(s, info)))
                 s.refresh()
                 changed.append(s)
     return changed
+
+
+def _remove(s: RunState) -> None:
+    control = job_control(s.backend or "local")
+    try:
+        if control is not None and s.job_id:
+            control.cancel(s.job_id, s.run_dir, running=False)
+    except BackendError:
+        pass  # still marked failed; the next look tries again only if it is resubmitted
+
+
+def _verdict(s: RunState, info: JobInfo) -> tuple[str, str]:
+    """Status and message of a run whose job ended, or will never start, without its worker's word."""
+    resume = "`xling resume` continues from its last checkpoint"
+    if info.never_starts:
+        return "failed", f"{s.backend} job {s.job_id} would never start: {info.explained}; removed it from the queue"
+    # Taken out of the queue before a worker started: cancelled. A worker killed without its
+    # checkpoint-and-report (scancel --signal=KILL, a node lost, out of memory): failed.
+    status = "cancelled" if info.state == "CANCELLED" and s.status == "queued" else "failed"
+    return status, f"{s.backend} job {s.job_id} ended ({info.explained}) before the worker reported; {resume}"
 
 
 def load_state(root: Path, spec: RunSpec) -> RunState:

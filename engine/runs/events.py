@@ -50,6 +50,19 @@ class Submitted:
 
 
 @dataclass
+class JobState:
+    """The scheduler's word on the run's job, logged when it changes ('PENDING (Priority)',
+    'RUNNING', a requeue): where a cluster run stands between the worker's own events."""
+
+    run_id: str
+    job_id: str
+    state: str
+    node: str | None = None
+    time: float = field(default_factory=time.time)
+    kind: str = "job_state"
+
+
+@dataclass
 class Started:
     run_id: str
     device: str
@@ -194,6 +207,7 @@ class ProbeResult:
 Event = (
     Queued
     | Submitted
+    | JobState
     | Started
     | TrainMetric
     | EvalResult

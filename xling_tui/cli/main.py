@@ -275,13 +275,13 @@ def status(
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")] = OutputFormat.table,
 ) -> None:
     """Runs with their status, progress and best perplexity per language."""
+    from db.cluster_runs import reconcile_cluster_runs
     from db.queries import run_status
     from db.store import StoreError
-    from xling_tui.cli.cluster import reconcile_cluster_runs
 
     store = _results(db)
     try:
-        if reconcile_cluster_runs(store):  # a job that ended without its worker reporting
+        if reconcile_cluster_runs(store):  # job states, and jobs that ended without their worker reporting
             store.try_ingest()
         result = run_status(store, experiment)
     except StoreError as exc:

@@ -108,11 +108,14 @@ def best_ppl_text(best: Iterable[tuple[str, float]]) -> str:
 
 
 def device_text(row: RunRow) -> str:
-    """Where the run is: device@host, then its scheduler job when a cluster runs it
-    ('cuda:0@node7 slurm 1234'), the same facts `xling status` shows."""
+    """Where the run is: device@host, then its scheduler job when a cluster runs it and,
+    while the run is not over, the job's state ('cuda:0@node7 slurm 1234 RUNNING'): the
+    same facts `xling status` shows."""
     where = (row.device or "") if not row.host else f"{row.device or '?'}@{row.host}"
     if row.job_id and row.backend not in (None, "local"):
         where = f"{where} {row.backend} {row.job_id}".strip()
+        if row.job_state and row.status in ("queued", "running"):
+            where = f"{where} {row.job_state}"
     return where
 
 
