@@ -168,7 +168,7 @@ FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
 """
 
 
-from db.analysis import CURRENT as _CURRENT  # noqa: E402
+from db.current import CURRENT as _CURRENT  # noqa: E402
 
 _REPORT_RUNS = _REPORT_RUNS.format(current=_CURRENT)
 _REPORT_HIDDEN = _REPORT_HIDDEN.format(current=_CURRENT)

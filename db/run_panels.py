@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.analysis import CURRENT
+from db.current import CURRENT
 from db.store import Store
 
 MAX_POINTS = 400  # per curve; more than a terminal plot has columns

@@ -649,10 +649,20 @@ def report(
     db: DbOption = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="output format")] = ReportFormat.table,
     figures: Annotated[Path | None, typer.Option("--figures", help="also write PNG figures into this folder")] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare",
+            metavar="A B",
+            help="two schedules of EXPERIMENT paired by seed: the change in PPL, TEff and alignment, with a verdict",
+        ),
+    ] = None,
 ) -> None:
     """The paper's tables for an experiment: PPL and TEff per language, alignment per layer and component.
 
-    TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
+    Every value is the mean over seeds with its 95% interval and the number of seeds; TEff
+    uses the experiment's monolingual scaling law (refitted whenever a run finishes) and
+    its interval includes the law's error.
     """
     from db.store import StoreError
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
@@ -662,7 +672,11 @@ def report(
         known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
         if experiment is not None and experiment not in known:
             raise fail(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
-        reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
+        if compare is not None:
+            reports = [_comparison(store, experiment, compare)]
+            figures = None  # the figures are the experiment's, not a comparison's
+        else:
+            reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
     except StoreError as exc:
         raise fail(str(exc))
     for rep in reports:
@@ -680,6 +694,25 @@ def report(
             target = figures / rep.experiment if len(reports) > 1 else figures
             for path in write_figures(store, rep, target):
                 err_console.print(f"wrote {path}")
+
+
+def _comparison(store, experiment: str | None, names: tuple[str, str]):
+    """The paired comparison of two finished schedules; a clear exit 2 for a wrong name."""
+    from db.summary import schedule_names
+    from xling_tui.report import build_comparison
+
+    if experiment is None:
+        raise fail("--compare needs the experiment: xling report EXPERIMENT --compare A B")
+    done = schedule_names(store, experiment)
+    for name in names:
+        if name not in done:
+            raise fail(
+                f"--compare: no finished schedule named {name!r} in experiment {experiment!r}; "
+                f"finished: {', '.join(repr(n) for n in done) or 'none yet'}"
+            )
+    if names[0] == names[1]:
+        raise fail("--compare needs two different schedules")
+    return build_comparison(store, experiment, *names)
 
 
 from xling_tui.cli.data import data_app  # noqa: E402
