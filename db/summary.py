@@ -318,6 +318,12 @@ def experiment_summary(store, experiment: str) -> list[SummaryRow]:
     return summarise_observations(experiment, read_observations(fetch, experiment), read_bootstraps(fetch, experiment))
 
 
+def schedule_summary(store, experiment: str, name: str, measures: tuple[str, ...]) -> list[SummaryRow]:
+    """One schedule's ``measures`` over seeds (the TUI's run view), by measure then language."""
+    rows = [r for r in experiment_summary(store, experiment) if r.name == name and r.measure in measures]
+    return sorted(rows, key=lambda r: (measures.index(r.measure), r.language, r.detail))
+
+
 def store_summaries(con, experiments: list[str], tmp: Path) -> None:
     """Rewrites the ``summary`` rows of ``experiments`` (inside the caller's transaction)."""
     from dataclasses import asdict
