@@ -184,3 +184,13 @@ def test_one_seed_compares_without_a_verdict(tmp_path):
     store = Store(build_fixture_db(tmp_path))
     cmp = build_comparison(store, "table1", "90/10", "50/50").comparison
     assert cmp is not None and all(r.n == 1 and r.verdict == "n=1: no verdict" for r in cmp.rows)
+
+
+def test_status_shows_schedules_over_seeds(store, tmp_path):
+    result = runner.invoke(app, ["status", "--db", str(store.db_path)], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "over seeds" in result.output
+    (r,) = rows(store, "SELECT text FROM summary WHERE name = '90/10' AND measure = 'teff' AND language = 'EN2'")
+    assert f"EN2 {r['text']}" in result.output
+    one_seed = runner.invoke(app, ["status", "--db", str(build_fixture_db(tmp_path))], env={"COLUMNS": "160"})
+    assert one_seed.exit_code == 0 and "over seeds" not in one_seed.output  # the run table says it all

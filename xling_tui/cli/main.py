@@ -441,9 +441,33 @@ def status(
     except StoreError as exc:
         raise fail(str(exc))
     if format == OutputFormat.table:
-        _print_status_table(result.dicts())
+        rows = result.dicts()
+        _print_status_table(rows)
+        try:
+            _print_seed_summaries(store, list(dict.fromkeys(r["experiment"] for r in rows if r["experiment"])))
+        except StoreError as exc:
+            raise fail(str(exc))
     else:
         _print_result(result.columns, result.rows, format)
+
+
+def _print_seed_summaries(store, experiments: list[str]) -> None:
+    """Schedules with several finished seeds: final PPL and TEff as mean [95% interval] n."""
+    from db.summary import experiment_summary
+
+    table = Table("experiment", "schedule", "final PPL (95%)", "TEff (95%)", header_style="bold")
+    for exp in experiments:
+        summaries = experiment_summary(store, exp)
+        several = {r.name for r in summaries if r.n > 1}
+        for name in dict.fromkeys(r.name for r in summaries if r.name in several):
+            cells = {
+                m: "\n".join(f"{r.language} {r.text}" for r in summaries if r.name == name and r.measure == m)
+                for m in ("ppl", "teff")
+            }
+            table.add_row(exp, _cell(name), _cell(cells["ppl"]), _cell(cells["teff"]))
+    if table.row_count:
+        console.print("over seeds (mean [95% interval] n=seeds; `xling report EXP` for everything):")
+        console.print(table)
 
 
 def _human(n: int | None) -> str:
