@@ -49,7 +49,7 @@ mix = { EN1 = [90], EN2 = [10] }
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Store:
-    return Store(build_fixture_db(tmp_path_factory.mktemp("seeds"), SEEDS_CONFIG, "seeds"))
+    return Store(build_fixture_db(tmp_path_factory.mktemp("seeds"), SEEDS_CONFIG, "seeds", probes=True))
 
 
 def rows(store: Store, sql: str) -> list[dict]:
@@ -64,6 +64,7 @@ def test_summary_table_has_a_row_per_schedule_language_and_measure(store):
     assert ("50/50", "embedding_similarity", "EN1–EN2", "input") in keys
     assert ("50/50", "hidden_similarity", "EN1–EN2", "2") in keys
     assert ("90/10", "gradient_similarity", "EN1–EN2", "mean") in keys
+    assert ("90/10", "probe_accuracy", "EN2", "builtin:synthetic (fine-tuned in EN1)") in keys
     for r in got:
         assert r["n"] == 3 and r["seeds"] == [0, 1, 2]
         assert r["lo"] <= r["mean"] <= r["hi"]
@@ -125,6 +126,10 @@ def test_report_cells_are_the_summary_tables(store):
     run = next(r for r in report.runs if r.name == "90/10")
     assert run.ppl_interval["EN2"][0] < run.ppl["EN2"] < run.ppl_interval["EN2"][1]
     assert any("95% interval" in n for n in report.notes)
+    probe = next(t for t in report.tables if t.title.startswith("Downstream probe"))
+    assert probe.columns == ["run", "task (fine-tuned in)", "acc EN1", "acc EN2", "chance"]
+    row = next(r for r in probe.rows if r[0] == "90/10")
+    assert row[3] == stored[("90/10", "probe_accuracy", "EN2", "builtin:synthetic (fine-tuned in EN1)")]
 
 
 def test_paired_comparison_resolves_a_shared_seed_effect(store):
@@ -137,6 +142,7 @@ def test_paired_comparison_resolves_a_shared_seed_effect(store):
     assert by[("ppl", "EN1", "")].verdict == "better"
     assert by[("gradient_similarity", "EN1–EN2", "mean")].verdict == "higher"
     assert by[("embedding_similarity", "EN1–EN2", "input")].verdict == "higher"
+    assert by[("probe_accuracy", "EN2", "builtin:synthetic (fine-tuned in EN1)")].verdict == "better"
     assert [r.measure for r in cmp.rows][:4] == ["ppl", "ppl", "teff", "teff"]
     assert not cmp.notes
 

@@ -31,6 +31,7 @@ from engine.runs.events import (
     EvalResult,
     EventLog,
     Heartbeat,
+    ProbeResult,
     Queued,
     Started,
     Status,
@@ -119,6 +120,7 @@ FAILED_MESSAGE = "loss diverged (nan) at step 160"
 HIDDEN_SIM = {"50/50": [0.31, 0.22, 0.18], "90/10": [0.52, 0.41, 0.37]}
 EMB_SIM = {"50/50": (0.02, 0.01), "90/10": (0.28, 0.21)}  # input, output
 GRAD_SIM = {"50/50": 0.07, "90/10": 0.53}
+PROBE_ACC = {"50/50": {"EN1": 0.9, "EN2": 0.62}, "90/10": {"EN1": 0.92, "EN2": 0.81}}
 GRAD_COMPONENTS = (
     "ln1.weight",
     "ln1.bias",
@@ -135,11 +137,14 @@ GRAD_COMPONENTS = (
 )
 
 
-def build_fixture_db(root: Path, config_text: str = FIXTURE_CONFIG, experiment: str = "table1") -> Path:
+def build_fixture_db(
+    root: Path, config_text: str = FIXTURE_CONFIG, experiment: str = "table1", probes: bool = False
+) -> Path:
     """Writes ``root/experiments.toml``, the run folders and ``root/fixture.duckdb``; returns the database.
 
     ``config_text``/``experiment``: another configuration and the experiment whose runs to
-    write (its schedules must be named as in ``TEFF``)."""
+    write (its schedules must be named as in ``TEFF``); ``probes``: finished mixes also log
+    the downstream probe (``PROBE_ACC``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = root / "experiments.toml"
@@ -154,7 +159,7 @@ def build_fixture_db(root: Path, config_text: str = FIXTURE_CONFIG, experiment: 
         os.utime(artefacts / "experiments" / f"{exp.name}.json", (T0, T0))
     written = next(e for e in experiments if e.name == experiment)
     for i, spec in enumerate(written.runs):
-        _write_run(layout.run_dir(db_path, spec.run_id), spec, T0 + 3600.0 * i)
+        _write_run(layout.run_dir(db_path, spec.run_id), spec, T0 + 3600.0 * i, probes)
     Store(db_path).ingest()
     return db_path
 
@@ -165,7 +170,7 @@ def _ppl(tokens: float, budget: float, teff: float = 1.0, wobble: float = 1.0) -
     return min(UNTRAINED_PPL, wobble * LAW_K * (teff * tokens / budget) ** -LAW_B)
 
 
-def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
+def _write_run(run_dir: Path, spec: RunSpec, start: float, probes: bool = False) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(spec.to_json(), encoding="utf-8")
     B, C = spec.train["batch_size"], spec.train["context"]
@@ -251,6 +256,8 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
         else:
             if spec.kind == "mix":
                 _write_alignment(log, spec, at(last) + 3.0)
+                if probes:
+                    _write_probes(log, spec, at(last) + 4.0)
             log.emit(Status(spec.run_id, "done", step=last, time=at(last) + 10.0))
 
 
@@ -288,6 +295,25 @@ def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:
         for k, component in enumerate(GRAD_COMPONENTS):
             offset = 0.03 * ((k % 5) - 2) + 0.02 * block  # a fixed spread around the mean
             log.emit(AlignGradient(**common, tensor=f"blocks.{block}.{component}", similarity=mean + offset))
+
+
+def _write_probes(log: EventLog, spec: RunSpec, when: float) -> None:
+    for lang in spec.languages:
+        log.emit(
+            ProbeResult(
+                spec.run_id,
+                step=spec.total_steps,
+                tokens=spec.total_tokens,
+                task="builtin:synthetic",
+                train_language=spec.languages[0],
+                language=lang,
+                accuracy=PROBE_ACC[spec.name][lang] + SEED_SIM[spec.seed],
+                chance=0.5,
+                n_examples=300,
+                train_accuracy=0.95,
+                time=when,
+            )
+        )
 
 
 def screen_app(config_path: Path, db_path: Path, make_screen, refresh_every: float = 3600.0):
