@@ -463,7 +463,7 @@ def _paired_law_spread(
 def verdict(m: Measure, d: PairedDifference) -> str:
     """Plain words for A against B: better/worse where the measure has a better side."""
     if d.lo is None:
-        return "n=1: no verdict" if d.n < 2 else "unknown: the law's error is unknown"
+        return "n=1: no verdict" if d.n < 2 else "no verdict: no interval (see the scaling law's notes)"
     direction = d.direction()
     if direction == 0:
         return f"not distinguishable at n={d.n}"

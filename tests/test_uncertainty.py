@@ -229,6 +229,13 @@ def test_pairing_beats_unpaired_when_seeds_are_shared():
     assert paired.text().startswith("-") and "%" in paired.text()
 
 
+def test_an_infinite_value_gives_no_interval_rather_than_nan():
+    s = summarise([2.0, math.inf, 3.0], "log")
+    assert s.mean == math.inf and s.lo is None and s.text() == "inf [?] n=3"
+    d = paired_difference({0: 2.0, 1: math.inf}, {0: 1.0, 1: 1.0}, "log")
+    assert d.lo is None and not d.resolved and d.seeds_needed is None
+
+
 def test_one_pair_gives_no_verdict_and_unpaired_runs_are_refused():
     d = paired_difference({0: 100.0}, {0: 120.0}, "log")
     assert d.n == 1 and d.lo is None and not d.resolved and d.seeds_needed is None

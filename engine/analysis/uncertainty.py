@@ -200,6 +200,8 @@ def summarise(
     g = _forward(v, scale)
     centre = float(np.mean(g))
     n = int(v.size)
+    if not np.all(np.isfinite(g)):  # a law asked far outside its range answers "infinitely many tokens"
+        return Summary(_back(centre, scale), None, None, n, scale)
     seed_se = float(np.std(g, ddof=1) / math.sqrt(n)) if n >= 2 else None
     combined = _combine(seed_se, n - 1, extra)
     if combined is None:
@@ -298,7 +300,7 @@ def paired_difference(
     d = av - bv
     n = int(d.size)
     mean = float(np.mean(d))
-    sd = float(np.std(d, ddof=1)) if n >= 2 else None
+    sd = float(np.std(d, ddof=1)) if n >= 2 and np.all(np.isfinite(d)) else None
     combined = _combine(sd / math.sqrt(n) if sd is not None else None, n - 1, extra)
     lo = hi = None
     if combined is not None and sd is not None:  # one pair: no spread, no verdict
