@@ -316,7 +316,13 @@ def print_tables(report: Report, console) -> None:
 
     console.print(f"[bold]{report.experiment}[/]")
     for t in report.tables:
-        table = RichTable(*t.columns, title=t.title, title_justify="left", header_style="bold")
+        table = RichTable(
+            *t.columns,
+            title=t.title,
+            title_justify="left",
+            header_style="bold",
+            min_width=min(len(t.title), console.width),  # a narrow table does not fold its title
+        )
         for row in t.rows:
             table.add_row(*(c.replace("[", r"\[") for c in row))
         console.print(table)
