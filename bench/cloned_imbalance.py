@@ -122,8 +122,9 @@ def report(db: Path, wall: float, args) -> None:
     """Over seeds, with 95% intervals (db.summary, as `xling report` shows them), then
     90/10 against 50/50 paired by seed: the rare language's PPL and TEff, embedding and
     gradient similarity, each with its verdict."""
+    from db.paired import needed_text, paired_comparison
     from db.store import Store
-    from db.summary import experiment_summary, needed_text, paired_comparison
+    from db.summary import experiment_summary
 
     store = Store(db)
     store.ingest()

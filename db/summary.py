@@ -1,10 +1,11 @@
-"""An experiment's final results over seeds, and two schedules compared seed by seed.
+"""An experiment's final results over seeds: what each measure is and where its seeds live.
 
-Everything a front end shows with an interval comes from here: ``xling report`` and
-``--compare``, ``xling status``, the TUI's run and compare views, and the ``summary``
-table (written by ``db.analysis`` whenever a run finishes, so a notebook reads the same
-numbers as the report). The statistics are ``engine.analysis.uncertainty``'s; this
-module only knows xling's measures and where their per-seed values live.
+Everything a front end shows with an interval comes from here (or, for two schedules
+compared seed by seed, from ``db.paired``, which builds on it): ``xling report``,
+``xling status``, the TUI's run and compare views, and the ``summary`` table (written by
+``db.analysis`` whenever a run finishes, so a notebook reads the same numbers as the
+report). The statistics are ``engine.analysis.uncertainty``'s; this module only knows
+xling's measures and where their per-seed values live.
 
 Only like is averaged with like: a group is one experiment's schedule (one mix, the
 spec makes names unique), one measure, one language and one part of it, over the
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,7 @@ import numpy as np
 from db.bulk import ndjson_source, write_ndjson
 from db.current import CURRENT
 from engine.analysis.scaling import LawBootstrap, ScalingError
-from engine.analysis.uncertainty import (
-    PairedDifference,
-    Scale,
-    Spread,
-    Summary,
-    paired_difference,
-    replicate_spread,
-    summarise,
-)
+from engine.analysis.uncertainty import Scale, Summary, replicate_spread, summarise
 
 Fetch = Callable[[str, Mapping[str, Any]], list[dict[str, Any]]]
 
@@ -163,35 +156,6 @@ class SummaryRow:
     text: str
 
 
-@dataclass
-class PairedRow:
-    """A minus B for one measure, seed by seed; ``change`` and ``verdict`` are what to print."""
-
-    measure: str
-    language: str
-    detail: str
-    a: str  # A's own summary cell
-    b: str
-    n: int  # seeds paired
-    mean: float
-    lo: float | None
-    hi: float | None
-    scale: str
-    change: str  # '-12.3% [-20.1%, -3.5%]' (log scale) or '+0.120 [+0.050, +0.190]'
-    verdict: str  # better | worse | higher | lower | not distinguishable at n=3 | ...
-    seeds_needed: int | None  # to resolve the observed difference at the observed spread (80% power)
-    method: str
-
-
-@dataclass
-class Comparison:
-    experiment: str
-    a: str
-    b: str
-    rows: list[PairedRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 # -------------------------------------------------------------------------- reading
 
 
@@ -232,7 +196,7 @@ def connection_fetch(con) -> Fetch:
 # -------------------------------------------------------------------------- summaries
 
 
-def _groups(observations: Iterable[Observation]) -> dict[tuple[str, str, str, str], list[Observation]]:
+def groups(observations: Iterable[Observation]) -> dict[tuple[str, str, str, str], list[Observation]]:
     out: dict[tuple[str, str, str, str], list[Observation]] = {}
     for o in observations:
         if o.measure in MEASURES:
@@ -240,7 +204,7 @@ def _groups(observations: Iterable[Observation]) -> dict[tuple[str, str, str, st
     return out
 
 
-def _law_replicates(obs: list[Observation], bootstraps: Mapping[tuple[str, str], LawBootstrap]):
+def law_replicates(obs: list[Observation], bootstraps: Mapping[tuple[str, str], LawBootstrap]):
     """(replicates x seeds) TEff of these observations under each replicate law, and its df;
     None when a seed's law has no bootstrap."""
     boots = [bootstraps.get((o.model or "", o.law_language or "")) for o in obs]
@@ -285,7 +249,7 @@ def summarise_group(
         )
     extra, method = None, ("t, log scale" if m.scale == "log" else "t")
     if m.name == "teff":
-        replicates = _law_replicates(known, bootstraps)
+        replicates = law_replicates(known, bootstraps)
         if replicates is not None:
             extra = replicate_spread(replicates[0], replicates[1])
             method += " + law bootstrap"
@@ -309,7 +273,7 @@ def _cell(s: Summary, m: Measure, known: list[Observation], flags: str) -> str:
 def summarise_observations(
     experiment: str, observations: list[Observation], bootstraps: Mapping[tuple[str, str], LawBootstrap]
 ) -> list[SummaryRow]:
-    return [summarise_group(experiment, obs, bootstraps) for obs in _groups(observations).values()]
+    return [summarise_group(experiment, obs, bootstraps) for obs in groups(observations).values()]
 
 
 def experiment_summary(store, experiment: str) -> list[SummaryRow]:
@@ -359,128 +323,3 @@ _SUMMARY_COLUMNS = {
     "flags": "VARCHAR",
     "text": "VARCHAR",
 }
-
-
-# -------------------------------------------------------------------------- paired comparisons
-
-
-def schedule_names(store, experiment: str) -> list[str]:
-    """Names of the experiment's current runs that have finished (what can be compared)."""
-    rows = store.query(
-        f"SELECT DISTINCT r.name FROM runs r WHERE r.experiment = $experiment AND r.status = 'done' AND {CURRENT} "
-        "ORDER BY 1",
-        {"experiment": experiment},
-    ).rows
-    return [r[0] for r in rows]
-
-
-def compare_observations(
-    experiment: str,
-    observations: list[Observation],
-    bootstraps: Mapping[tuple[str, str], LawBootstrap],
-    a: str,
-    b: str,
-) -> Comparison:
-    """A against B, per compared measure both have, paired by seed."""
-    groups = _groups(observations)
-    out = Comparison(experiment, a, b)
-    for (name, measure, language, detail), obs_a in groups.items():
-        m = MEASURES[measure]
-        obs_b = groups.get((b, measure, language, detail))
-        if name != a or obs_b is None or not m.compared:
-            continue
-        if measure == "gradient_similarity" and detail != GRADIENT_MEAN:
-            continue  # per component: the report's table; the verdict is on the summary
-        row = _paired_row(experiment, m, obs_a, obs_b, bootstraps)
-        if row is not None:
-            out.rows.append(row)
-    order = list(MEASURES)
-    out.rows.sort(key=lambda r: (order.index(r.measure), r.language, _detail_order(r.detail)))
-    unpaired = {o.seed for o in observations if o.name == a} ^ {o.seed for o in observations if o.name == b}
-    if unpaired:
-        out.notes.append(f"seeds {sorted(unpaired)} ran for only one of the two and are left out of the pairs")
-    if not out.rows:
-        out.notes.append(f"nothing to compare: {a!r} and {b!r} have no finished measure with a seed in common")
-    return out
-
-
-def _detail_order(detail: str) -> tuple[int, str]:
-    """Layers in numeric order ('10' after '9'), other parts by name."""
-    return (int(detail), "") if detail.isdigit() else (-1, detail)
-
-
-def _paired_row(
-    experiment: str,
-    m: Measure,
-    obs_a: list[Observation],
-    obs_b: list[Observation],
-    bootstraps: Mapping[tuple[str, str], LawBootstrap],
-) -> PairedRow | None:
-    va = {o.seed: o.value for o in obs_a if o.value is not None}
-    vb = {o.seed: o.value for o in obs_b if o.value is not None}
-    seeds = sorted(set(va) & set(vb))
-    if not seeds:
-        return None
-    extra, method = None, ("paired t, log scale" if m.scale == "log" else "paired t")
-    if m.name == "teff":
-        extra = _paired_law_spread(
-            [next(o for o in obs_a if o.seed == s) for s in seeds],
-            [next(o for o in obs_b if o.seed == s) for s in seeds],
-            bootstraps,
-        )
-        method += " + law bootstrap" if extra is not None else ""
-    d = paired_difference(va, vb, m.scale, extra=extra)  # type: ignore[arg-type]
-    first = obs_a[0]
-    return PairedRow(
-        measure=m.name,
-        language=first.language,
-        detail=first.detail,
-        a=summarise_group(experiment, obs_a, bootstraps).text,
-        b=summarise_group(experiment, obs_b, bootstraps).text,
-        n=d.n,
-        mean=d.mean,
-        lo=d.lo,
-        hi=d.hi,
-        scale=m.scale,
-        change=d.text(m.digits if m.scale == "linear" else 2),
-        verdict=verdict(m, d),
-        seeds_needed=None if d.resolved else d.seeds_needed,
-        method=method,
-    )
-
-
-def _paired_law_spread(
-    obs_a: list[Observation], obs_b: list[Observation], bootstraps: Mapping[tuple[str, str], LawBootstrap]
-) -> Spread | None:
-    """The law's error in a TEff ratio: the part both schedules share cancels seed by seed."""
-    ra, rb = _law_replicates(obs_a, bootstraps), _law_replicates(obs_b, bootstraps)
-    if ra is None or rb is None or ra[0].shape != rb[0].shape:
-        return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return replicate_spread(ra[0] / rb[0], min(ra[1], rb[1]))
-
-
-def verdict(m: Measure, d: PairedDifference) -> str:
-    """Plain words for A against B: better/worse where the measure has a better side."""
-    if d.lo is None:
-        return "n=1: no verdict" if d.n < 2 else "no verdict: no interval (see the scaling law's notes)"
-    direction = d.direction()
-    if direction == 0:
-        return f"not distinguishable at n={d.n}"
-    if m.better is None:
-        return "higher" if direction > 0 else "lower"
-    return "better" if (direction < 0) == (m.better == "lower") else "worse"
-
-
-def paired_comparison(store, experiment: str, a: str, b: str) -> Comparison:
-    """``a`` against ``b`` in ``experiment``, read now (``xling report --compare``, the TUI)."""
-    fetch = store_fetch(store)
-    observations = read_observations(fetch, experiment)
-    return compare_observations(experiment, observations, read_bootstraps(fetch, experiment), a, b)
-
-
-def needed_text(row: PairedRow) -> str:
-    """'' when resolved, the number of seeds, or '—' when no number of seeds would do."""
-    if not row.verdict.startswith("not distinguishable"):
-        return ""
-    return f"{row.seeds_needed}" if row.seeds_needed is not None else "—"

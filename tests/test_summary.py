@@ -10,8 +10,9 @@ import math
 import pytest
 from typer.testing import CliRunner
 
+from db.paired import paired_comparison
 from db.store import Store
-from db.summary import experiment_summary, paired_comparison
+from db.summary import experiment_summary
 from tests.tui.fixture_db import TEFF, build_fixture_db
 from xling_tui.cli.main import app
 from xling_tui.report import build_comparison, build_report
@@ -149,7 +150,8 @@ def test_paired_comparison_resolves_a_shared_seed_effect(store):
 
 def test_paired_comparison_says_when_it_cannot_tell():
     """Seeds that disagree: no verdict at n=3, and how many seeds would settle it."""
-    from db.summary import Observation, compare_observations, needed_text
+    from db.paired import compare_observations, needed_text
+    from db.summary import Observation
 
     a = [Observation("A", "mix", s, "ppl", "EN2", "", v) for s, v in enumerate([200.0, 260.0, 215.0])]
     b = [Observation("B", "mix", s, "ppl", "EN2", "", v) for s, v in enumerate([230.0, 235.0, 250.0])]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from db.summary import GRADIENT_MEAN, MEASURES, Comparison, SummaryRow, needed_text
+from db.paired import Comparison, needed_text
+from db.summary import GRADIENT_MEAN, MEASURES, SummaryRow
 from engine.analysis.scaling import format_tokens
 from engine.config.schedule import Schedule
 
@@ -239,7 +240,7 @@ COMPARISON_NOTE = (
 
 def build_comparison(store, experiment: str, a: str, b: str) -> Report:
     """``xling report EXP --compare A B`` as a report whose first table is the paired one."""
-    from db.summary import paired_comparison
+    from db.paired import paired_comparison
 
     cmp = paired_comparison(store, experiment, a, b)
     return Report(experiment, [], [], [comparison_table(cmp)], [*cmp.notes, COMPARISON_NOTE], comparison=cmp)

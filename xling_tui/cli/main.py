@@ -722,7 +722,7 @@ def report(
 
 def _comparison(store, experiment: str | None, names: tuple[str, str]):
     """The paired comparison of two finished schedules; a clear exit 2 for a wrong name."""
-    from db.summary import schedule_names
+    from db.paired import schedule_names
     from xling_tui.report import build_comparison
 
     if experiment is None:

@@ -61,7 +61,7 @@ def fetch_compare(db_path: Path, run_ids: list[str]) -> CompareData:
 
 def _comparisons(store, experiments: list[str], picked: list[str]) -> list:
     """The first picked finished schedule of an experiment against each other picked one."""
-    from db.summary import schedule_names
+    from db.paired import schedule_names
     from xling_tui.report import build_comparison
 
     out = []
