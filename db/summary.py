@@ -57,6 +57,14 @@ MEASURES = {
     )
 }
 GRADIENT_MEAN = "mean"  # the gradient summary's detail: unweighted mean over tensors
+PROBE_TRAINED_IN = " (fine-tuned in "  # a probe's detail: '<task> (fine-tuned in <language>)'
+
+
+def split_probe_detail(detail: str) -> tuple[str, str]:
+    """(task, language it was fine-tuned in) of a probe measure's detail."""
+    task, _, train = detail.rpartition(PROBE_TRAINED_IN)
+    return task, train.removesuffix(")")
+
 
 # One row per (run, measure, language, detail) at the run's final step.
 _OBSERVATIONS = f"""
@@ -95,11 +103,11 @@ WITH r AS (
     GROUP BY ALL
     UNION ALL
     SELECT r.name, r.kind, r.seed, 'probe_accuracy', p.language,
-           p.task || ' (fine-tuned in ' || p.train_language || ')', p.accuracy, NULL, NULL, NULL, NULL, NULL, NULL
+           p.task || '{PROBE_TRAINED_IN}' || p.train_language || ')', p.accuracy, NULL, NULL, NULL, NULL, NULL, NULL
     FROM r JOIN probes p ON p.run_id = r.run_id AND p.step = r.total_steps
     UNION ALL
     SELECT r.name, r.kind, r.seed, 'probe_chance', p.language,
-           p.task || ' (fine-tuned in ' || p.train_language || ')', p.chance, NULL, NULL, NULL, NULL, NULL, NULL
+           p.task || '{PROBE_TRAINED_IN}' || p.train_language || ')', p.chance, NULL, NULL, NULL, NULL, NULL, NULL
     FROM r JOIN probes p ON p.run_id = r.run_id AND p.step = r.total_steps
 )
 SELECT * FROM obs ORDER BY kind DESC, name, measure, language, detail, seed

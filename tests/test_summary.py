@@ -128,9 +128,10 @@ def test_report_cells_are_the_summary_tables(store):
     assert run.ppl_interval["EN2"][0] < run.ppl["EN2"] < run.ppl_interval["EN2"][1]
     assert any("95% interval" in n for n in report.notes)
     probe = next(t for t in report.tables if t.title.startswith("Downstream probe"))
-    assert probe.columns == ["run", "task (fine-tuned in)", "acc EN1", "acc EN2", "chance"]
+    assert probe.columns == ["run", "task", "fine-tuned in", "acc EN1", "acc EN2", "chance"]
     row = next(r for r in probe.rows if r[0] == "90/10")
-    assert row[3] == stored[("90/10", "probe_accuracy", "EN2", "builtin:synthetic (fine-tuned in EN1)")]
+    assert row[1:3] == ["builtin:synthetic", "EN1"]
+    assert row[4] == stored[("90/10", "probe_accuracy", "EN2", "builtin:synthetic (fine-tuned in EN1)")]
 
 
 def test_paired_comparison_resolves_a_shared_seed_effect(store):

@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from db.paired import Comparison, needed_text
-from db.summary import GRADIENT_MEAN, MEASURES, SummaryRow
+from db.summary import GRADIENT_MEAN, MEASURES, SummaryRow, split_probe_detail
 from engine.analysis.scaling import format_tokens
 from engine.config.schedule import Schedule
 
@@ -200,13 +200,13 @@ def _probe_tables(summaries: list[SummaryRow], cells: Cells) -> list[Table]:
     body = [
         [
             name,
-            task,
-            *[_cell(cells, name, "probe_accuracy", l, task) for l in langs],
-            _cell(cells, name, "probe_chance", langs[0], task),
+            *split_probe_detail(detail),
+            *[_cell(cells, name, "probe_accuracy", l, detail) for l in langs],
+            _cell(cells, name, "probe_chance", langs[0], detail),
         ]
-        for name, task in keys
+        for name, detail in keys
     ]
-    cols = ["run", "task (fine-tuned in)", *[f"acc {l}" for l in langs], "chance"]
+    cols = ["run", "task", "fine-tuned in", *[f"acc {l}" for l in langs], "chance"]
     return [Table("Downstream probe: fine-tuned in one language, zero-shot in the others (Fig. 1 right)", cols, body)]
 
 
