@@ -297,15 +297,20 @@ def schedule_summary(store, experiment: str, name: str, measures: tuple[str, ...
 
 
 def store_summaries(con, experiments: list[str], tmp: Path) -> None:
-    """Rewrites the ``summary`` rows of ``experiments`` (inside the caller's transaction)."""
+    """Rewrites the ``summary`` rows of ``experiments`` (inside the caller's transaction).
+
+    An experiment whose summary fails is left without rows rather than costing the laws
+    and TEff of the same refresh: the report computes its cells afresh and shows the error."""
     from dataclasses import asdict
 
     fetch = connection_fetch(con)
     rows = []
     for exp in experiments:
-        rows += [
-            asdict(r) for r in summarise_observations(exp, read_observations(fetch, exp), read_bootstraps(fetch, exp))
-        ]
+        try:
+            summaries = summarise_observations(exp, read_observations(fetch, exp), read_bootstraps(fetch, exp))
+        except Exception:  # noqa: BLE001 - a derived table must never block an ingest
+            continue
+        rows += [asdict(r) for r in summaries]
     con.execute("DELETE FROM summary WHERE list_contains(?::VARCHAR[], experiment)", [experiments])
     if rows:
         src = ndjson_source(write_ndjson(tmp / "summary.ndjson", rows), _SUMMARY_COLUMNS)
