@@ -203,3 +203,16 @@ def test_status_shows_schedules_over_seeds(store, tmp_path):
     assert f"EN2 {r['text']}" in result.output
     one_seed = runner.invoke(app, ["status", "--db", str(build_fixture_db(tmp_path))], env={"COLUMNS": "160"})
     assert one_seed.exit_code == 0 and "over seeds" not in one_seed.output  # the run table says it all
+
+
+def test_a_failing_summary_keeps_the_laws_and_teff(tmp_path, monkeypatch):
+    import db.summary
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a summary")
+
+    monkeypatch.setattr(db.summary, "summarise_observations", broken)
+    store = Store(build_fixture_db(tmp_path))
+    assert store.query("SELECT count(*) FROM teff").rows[0][0] > 0
+    assert store.query("SELECT count(*) FROM scaling_fits WHERE error IS NULL").rows[0][0] == 1
+    assert store.query("SELECT count(*) FROM summary").rows[0][0] == 0
