@@ -552,7 +552,7 @@ def _load_deltas(con: duckdb.DuckDBPyConnection, src: str) -> None:
     """Merges the new events' view of each run with the stored one (see RunDelta)."""
     cols = list(_DELTA_COLUMNS)
     select = ", ".join(cols)
-    latest = ("device", "host", "pid", "job_id", "backend", "job_state")
+    latest: tuple[str, ...] = ("device", "host", "pid", "job_id", "backend", "job_state")
     latest += ("step", "tokens", "total_steps", "total_tokens")
     sets = [
         "status = COALESCE(EXCLUDED.status, runs.status)",

@@ -138,29 +138,11 @@ WHERE r.experiment = $experiment AND r.status = 'done' AND {current}
 ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
 """
 
-_REPORT_HIDDEN = """
-SELECT r.name, r.seed, h.lang_a, h.lang_b, h.layer, h.similarity
-FROM align_hidden h JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND h.step = r.total_steps AND {current}
-ORDER BY r.name, r.seed, h.lang_b, h.layer
-"""
-
 _REPORT_EMBEDDINGS = """
 SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
 FROM align_embeddings a JOIN runs r USING (run_id)
 WHERE r.experiment = $experiment AND a.step = r.total_steps AND {current}
 ORDER BY r.name, r.seed, a.lang_b, a.matrix
-"""
-
-# Components: a tensor name without its block index, e.g. 'attn.qkv.weight'.
-_REPORT_GRADIENTS = """
-SELECT r.name, r.seed, g.lang_a, g.lang_b,
-       regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', '') AS component,
-       avg(g.similarity) AS similarity
-FROM align_gradients g JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND g.step = r.total_steps AND {current}
-GROUP BY ALL
-ORDER BY r.name, r.seed, g.lang_b, component
 """
 
 _REPORT_LAWS = """
@@ -169,12 +151,10 @@ FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
 """
 
 
-from db.analysis import CURRENT as _CURRENT  # noqa: E402
+from db.current import CURRENT as _CURRENT  # noqa: E402
 
 _REPORT_RUNS = _REPORT_RUNS.format(current=_CURRENT)
-_REPORT_HIDDEN = _REPORT_HIDDEN.format(current=_CURRENT)
 _REPORT_EMBEDDINGS = _REPORT_EMBEDDINGS.format(current=_CURRENT)
-_REPORT_GRADIENTS = _REPORT_GRADIENTS.format(current=_CURRENT)
 
 
 def report_runs(store: Store, experiment: str) -> QueryResult:
@@ -182,30 +162,15 @@ def report_runs(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_RUNS, {"experiment": experiment})
 
 
-def report_hidden(store: Store, experiment: str) -> QueryResult:
-    return store.query(_REPORT_HIDDEN, {"experiment": experiment})
-
-
 def report_embeddings(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_EMBEDDINGS, {"experiment": experiment})
-
-
-def report_gradients(store: Store, experiment: str) -> QueryResult:
-    return store.query(_REPORT_GRADIENTS, {"experiment": experiment})
 
 
 def report_laws(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_LAWS, {"experiment": experiment})
 
 
-# -- real languages: tokenisation and the downstream probe ---------------------------
-
-_REPORT_PROBES = f"""
-SELECT r.name, r.seed, p.task, p.train_language, p.language, p.accuracy, p.chance, p.n_examples
-FROM probes p JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND p.step = r.total_steps AND {_CURRENT}
-ORDER BY r.kind DESC, r.name, r.seed, p.task, p.train_language, p.language
-"""
+# -- real languages: tokenisation ------------------------------------------------
 
 _REPORT_TOKENIZERS = f"""
 SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
@@ -213,11 +178,6 @@ FROM tokenizers t JOIN runs r USING (run_id)
 WHERE r.experiment = $experiment AND {_CURRENT}
 GROUP BY ALL ORDER BY runs DESC
 """
-
-
-def report_probes(store: Store, experiment: str) -> QueryResult:
-    """Final probe accuracies per run, seed, task and evaluation language."""
-    return store.query(_REPORT_PROBES, {"experiment": experiment})
 
 
 def report_tokenizers(store: Store, experiment: str) -> QueryResult:

@@ -50,6 +50,7 @@ TABLES = (
     "align_gradients",
     "scaling_fits",
     "teff",
+    "summary",
     "tokenizers",
     "probes",
 )

@@ -167,6 +167,13 @@ class ExperimentConfig(_Model):
             raise ValueError("language names must be unique")
         return v
 
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be unique (a repeated seed is the same run)")
+        return v
+
     @field_validator("model")
     @classmethod
     def _known_preset(cls, v: str) -> str:
@@ -473,6 +480,7 @@ def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = No
     """The experiment's baselines and schedules, each once per seed, with stable ids."""
     runs = []
     steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
+    _check_names(name, cfg, where)
     for i, sc in enumerate(cfg.schedules):
         schedule = _schedule(name, i, sc, cfg.languages, where)
         for seed in cfg.seeds:
@@ -482,13 +490,32 @@ def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = No
         for frac in cfg.baselines:
             schedule = Schedule.monolingual(cfg.languages, lang)
             for seed in cfg.seeds:
-                label = f"mono {lang} {_pct(frac)}"
+                label = _baseline_label(lang, frac)
                 runs.append(_run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full))
     return runs
 
 
 def _pct(frac: float) -> str:
     return f"{frac * 100:g}%"
+
+
+def _baseline_label(lang: str, frac: float) -> str:
+    return f"mono {lang} {_pct(frac)}"
+
+
+def _check_names(exp: str, cfg: ExperimentConfig, where: TomlLocator | None) -> None:
+    """A name is what results are grouped by over seeds: it must mean one mix only, so two
+    schedules may not share one, nor take a baseline's ("mono EN1 50%")."""
+    taken = {_baseline_label(lang, f) for lang in cfg.baseline_languages or cfg.languages[:1] for f in cfg.baselines}
+    for i, sc in enumerate(cfg.schedules):
+        if sc.name in taken:
+            at = where.at(("experiments", exp, "schedules", i, "name")) if where else exp
+            what = "a baseline's name" if sc.name.startswith("mono ") else "the name of an earlier schedule"
+            raise SpecError(
+                f"{at}: experiments.{exp}.schedules[{i}].name: {sc.name!r} is {what}; "
+                "each schedule needs its own name (its seeds are averaged under it)"
+            )
+        taken.add(sc.name)
 
 
 def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where: TomlLocator | None) -> Schedule:

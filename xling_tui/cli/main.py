@@ -287,9 +287,33 @@ def status(
     except StoreError as exc:
         raise fail(str(exc))
     if format == OutputFormat.table:
-        _print_status_table(result.dicts())
+        rows = result.dicts()
+        _print_status_table(rows)
+        try:
+            _print_seed_summaries(store, list(dict.fromkeys(r["experiment"] for r in rows if r["experiment"])))
+        except StoreError as exc:
+            raise fail(str(exc))
     else:
         _print_result(result.columns, result.rows, format)
+
+
+def _print_seed_summaries(store, experiments: list[str]) -> None:
+    """Schedules with several finished seeds: final PPL and TEff as mean [95% interval] n."""
+    from db.summary import experiment_summary
+
+    table = Table("experiment", "schedule", "final PPL (95%)", "TEff (95%)", header_style="bold")
+    for exp in experiments:
+        summaries = experiment_summary(store, exp)
+        several = {r.name for r in summaries if r.n > 1}
+        for name in dict.fromkeys(r.name for r in summaries if r.name in several):
+            cells = {
+                m: "\n".join(f"{r.language} {r.text}" for r in summaries if r.name == name and r.measure == m)
+                for m in ("ppl", "teff")
+            }
+            table.add_row(exp, _cell(name), _cell(cells["ppl"]), _cell(cells["teff"]))
+    if table.row_count:
+        console.print("over seeds (mean [95% interval] n=seeds; `xling report EXP` for everything):")
+        console.print(table)
 
 
 def _human(n: int | None) -> str:
@@ -474,10 +498,20 @@ def report(
     db: DbOption = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="output format")] = ReportFormat.table,
     figures: Annotated[Path | None, typer.Option("--figures", help="also write PNG figures into this folder")] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare",
+            metavar="A B",
+            help="two schedules of EXPERIMENT paired by seed: the change in PPL, TEff and alignment, with a verdict",
+        ),
+    ] = None,
 ) -> None:
     """The paper's tables for an experiment: PPL and TEff per language, alignment per layer and component.
 
-    TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
+    Every value is the mean over seeds with its 95% interval and the number of seeds; TEff
+    uses the experiment's monolingual scaling law (refitted whenever a run finishes) and
+    its interval includes the law's error.
     """
     from db.store import StoreError
     from xling_tui.cli.figures import figures_unavailable
@@ -490,7 +524,11 @@ def report(
         known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
         if experiment is not None and experiment not in known:
             raise fail(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
-        reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
+        if compare is not None:
+            reports = [_comparison(store, experiment, compare)]
+            figures = None  # the figures are the experiment's, not a comparison's
+        else:
+            reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
     except StoreError as exc:
         raise fail(str(exc))
     for rep in reports:
@@ -508,6 +546,25 @@ def report(
             target = figures / rep.experiment if len(reports) > 1 else figures
             for path in write_figures(store, rep, target):
                 err_console.print(f"wrote {path}")
+
+
+def _comparison(store, experiment: str | None, names: tuple[str, str]):
+    """The paired comparison of two finished schedules; a clear exit 2 for a wrong name."""
+    from db.paired import schedule_names
+    from xling_tui.report import build_comparison
+
+    if experiment is None:
+        raise fail("--compare needs the experiment: xling report EXPERIMENT --compare A B")
+    done = schedule_names(store, experiment)
+    for name in names:
+        if name not in done:
+            raise fail(
+                f"--compare: no finished schedule named {name!r} in experiment {experiment!r}; "
+                f"finished: {', '.join(repr(n) for n in done) or 'none yet'}"
+            )
+    if names[0] == names[1]:
+        raise fail("--compare needs two different schedules")
+    return build_comparison(store, experiment, *names)
 
 
 from xling_tui.cli.data import data_app  # noqa: E402

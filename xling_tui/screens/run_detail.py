@@ -27,6 +27,7 @@ from xling_tui.widgets.heat_row import HeatRow
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
 
 TERMINAL = ("done", "failed", "cancelled")
+MEASURE_LABEL = {"ppl": "PPL", "teff": "TEff"}
 
 
 @dataclass
@@ -56,7 +57,11 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
         teff = None
         if info.experiment and info.model:
             teff = run_panels.teff_panel(
-                store, info.experiment, info.model, info.languages[0] if info.languages else None
+                store,
+                info.experiment,
+                info.model,
+                info.languages[0] if info.languages else None,
+                info.name if info.status == "done" else None,
             )
         return RunData(info, run_panels.curves(store, run_id), teff, run_panels.alignment(store, run_id))
     except StoreError as exc:
@@ -117,11 +122,16 @@ def teff_text(panel: run_panels.TeffPanel, run_id: str) -> Text:
         mlte = human(p.mlte) if p.mlte else "—"
         out.append(f"{p.language:<6} step {p.step:<6} seen {human(p.tokens_seen):<7} PPL {p.ppl:<8.1f} MLTE {mlte:<7} ")
         out.append(f"TEff {p.mark or 'n/a'}", style="bold")
+        if p.lo is not None and p.hi is not None and p.status == "inside":
+            out.append(f" [{p.lo:.2f}, {p.hi:.2f}] law", style="yellow" if p.wide else "")
         if p.status and p.status != "inside":
             out.append(
                 f" ({p.status} the fitted range)" if p.status != "impossible" else " (below the asymptote)", style="dim"
             )
         out.append("\n")
+    if panel.seeds:
+        out.append(f"{panel.seeds[0].name} over seeds (95%): ", style="dim")
+        out.append(" · ".join(f"{MEASURE_LABEL[r.measure]} {r.language} {r.text}" for r in panel.seeds), style="dim")
     return out
 
 
@@ -156,7 +166,7 @@ class RunScreen(Screen):
     RunScreen #run-header { height: auto; text-style: bold; padding: 0 1; }
     RunScreen TabbedContent { height: 1fr; }
     RunScreen TabPane { padding: 0; }
-    RunScreen #teff-text { height: auto; max-height: 6; padding: 0 1; }
+    RunScreen #teff-text { height: auto; max-height: 8; padding: 0 1; }
     RunScreen #align-body { padding: 0 1; }
     RunScreen HeatRow { margin: 1 0; }
     """
