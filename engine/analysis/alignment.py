@@ -14,7 +14,7 @@ two *unrelated* rows have on average, computed in closed form.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,11 @@ __all__ = [
 
 BINS_PER_DECADE = 4
 _EPS = 1e-12
+Interrupt = Callable[[], None]  # called between chunks of a long loop; may raise to abandon it (a worker's stop)
+
+
+def _never() -> None:
+    return None
 
 
 # --- shared helpers ----------------------------------------------------------------
@@ -202,6 +207,7 @@ def token_counts(
     n_windows: int,
     n_languages: int | None = None,
     chunk_windows: int = 1 << 14,
+    interrupt: Interrupt = _never,
 ) -> np.ndarray:
     """(N, V) int64 counts of base ids seen as inputs, per language, over a run's sequences.
 
@@ -220,6 +226,7 @@ def token_counts(
     usage = np.bincount(langs * n_windows + window, minlength=n_lang * n_windows).reshape(n_lang, n_windows)
     counts = np.zeros((n_lang, vocab_size), dtype=np.float64)
     for start in range(0, n_windows, chunk_windows):
+        interrupt()
         stop = min(start + chunk_windows, n_windows)
         tokens = np.asarray(stream[start * context : stop * context], dtype=np.int64)
         if len(tokens) and tokens.max() >= vocab_size:
@@ -252,7 +259,14 @@ def _layer_states(model, idx: torch.Tensor) -> list[torch.Tensor]:
 
 
 def hidden_similarity_cloned(
-    model, base_sequences: torch.Tensor, tables: np.ndarray, languages: list[str], a: int, b: int, batch_size: int = 16
+    model,
+    base_sequences: torch.Tensor,
+    tables: np.ndarray,
+    languages: list[str],
+    a: int,
+    b: int,
+    batch_size: int = 16,
+    interrupt: Interrupt = _never,
 ) -> HiddenSimilarity:
     """Same text under both id maps: position t of one is position t of the other.
 
@@ -264,6 +278,7 @@ def hidden_similarity_cloned(
     totals: torch.Tensor | None = None
     with torch.no_grad(), _eval_mode(model):
         for start in range(0, len(base), batch_size):
+            interrupt()
             chunk = base[start : start + batch_size]
             states = _layer_states(
                 model, torch.cat([_map_ids(chunk, tables, a, device), _map_ids(chunk, tables, b, device)])
@@ -296,7 +311,12 @@ def matched_similarity(states_a: torch.Tensor, states_b: torch.Tensor) -> float:
 
 
 def hidden_similarity_parallel(
-    model, seqs_a: Sequence[torch.Tensor], seqs_b: Sequence[torch.Tensor], lang_a: str, lang_b: str
+    model,
+    seqs_a: Sequence[torch.Tensor],
+    seqs_b: Sequence[torch.Tensor],
+    lang_a: str,
+    lang_b: str,
+    interrupt: Interrupt = _never,
 ) -> HiddenSimilarity:
     """Real languages: parallel sentences (already mapped ids, any lengths), matched per layer."""
     if len(seqs_a) != len(seqs_b):
@@ -305,6 +325,7 @@ def hidden_similarity_parallel(
     totals = np.zeros(len(model.blocks) + 1)
     with torch.no_grad(), _eval_mode(model):
         for sa, sb in zip(seqs_a, seqs_b):
+            interrupt()
             states_a = _layer_states(model, torch.as_tensor(sa, dtype=torch.long, device=device).view(1, -1))
             states_b = _layer_states(model, torch.as_tensor(sb, dtype=torch.long, device=device).view(1, -1))
             totals += [matched_similarity(x[0], y[0]) for x, y in zip(states_a, states_b)]
