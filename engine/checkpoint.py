@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,15 +136,16 @@ def _load_one(path: Path, device: str, run_id: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
+        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if named:  # a reference to a function or class: what a pickle calls when it loads
             raise CheckpointError(
-                f"refusing to load {path}: it holds objects other than tensors, containers and numbers "
-                "(xling never writes such a file, and did not run what it names). If you did not put it "
-                "there, delete it; `xling resume` then falls back to an earlier checkpoint or restarts."
+                f"refusing to load {path}: it names {named.group(1)}, and a checkpoint holds only tensors, "
+                "containers and numbers (xling never writes such a file, and did not run it). If you did not "
+                "put it there, delete it; `xling resume` then falls back to an earlier checkpoint or restarts."
             ) from None
-        raise _Damaged(f"corrupt ({exc})") from None
+        raise _Damaged("corrupt (not a file torch.save wrote)") from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise _Damaged(f"truncated or corrupt ({_first_line(exc)})") from None
+        raise _Damaged(f"truncated or corrupt ({_first_sentence(exc)})") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise _Damaged("not an xling checkpoint (fields missing)")
     if state.get("run_id") not in (None, run_id):
@@ -151,8 +153,10 @@ def _load_one(path: Path, device: str, run_id: str) -> dict[str, Any]:
     return state
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _first_sentence(exc: BaseException) -> str:
+    """torch's messages go on for a paragraph; the first sentence says what broke."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.split(". ")[0].rstrip(".")
 
 
 def remove(run_dir: Path) -> None:
