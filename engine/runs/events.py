@@ -274,6 +274,7 @@ class BadLine:
 
 
 _reported: set[tuple[Path, int]] = set()  # one warning per bad line per process
+WARN_LINES = 5  # bad lines named one by one per read; the rest are counted
 
 
 def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -340,10 +341,20 @@ def read_events(path: Path, offset: int = 0, skipped: list[BadLine] | None = Non
 
 
 def _report(found: list[BadLine]) -> None:
-    for bad in found:
-        if (bad.path, bad.line) not in _reported:
-            _reported.add((bad.path, bad.line))
-            logger.warning("%s", bad)
+    """A warning per bad line, the first few of a read: a binary file must not flood a terminal."""
+    new = [bad for bad in found if (bad.path, bad.line) not in _reported]
+    _reported.update((bad.path, bad.line) for bad in new)
+    for bad in new[:WARN_LINES]:
+        logger.warning("%s", bad)
+    if len(new) > WARN_LINES:
+        rest = new[WARN_LINES:]
+        logger.warning(
+            "%s: %d more lines that are not events skipped (lines %d to %d)",
+            rest[0].path,
+            len(rest),
+            rest[0].line,
+            rest[-1].line,
+        )
 
 
 def iter_events(path: Path) -> Iterator[dict[str, Any]]:
