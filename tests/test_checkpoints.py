@@ -1,6 +1,6 @@
 """Checkpoints a run folder may hold: plain data only, a fallback, and no partial files.
 
-A crafted checkpoint must not run code; a damaged newest checkpoint falls back to the
+A crafted checkpoint (or Slurm result file) must not run code; a damaged newest checkpoint falls back to the
 previous one with the same loss trajectory; a full disk leaves nothing partial and the
 run resumes once there is space. Runs here are 16 steps of the tiny experiment.
 """
@@ -287,3 +287,27 @@ def test_a_really_full_disk_in_a_small_tmpfs(tmp_path, spec):
     assert report["statuses"][0]["message"].startswith(f"no space left on {run_dir / CHECKPOINT_FILE}")
     assert report["files"] == ["events.jsonl", "spec.json"]  # nothing partial
     assert FINAL_MODEL_FILE in report["after"]
+
+
+# -- submitit's result file in <run>/slurm/ ----------------------------------------------------
+
+
+def _job(result: Path):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(job_id="42", paths=SimpleNamespace(result_pickle=result, stdout=result.parent / "out"))
+
+
+def test_a_slurm_result_file_is_read_as_plain_data(tmp_path):
+    from submitit.core.utils import cloudpickle_dump
+
+    from engine.backends.slurm import _outcome
+
+    cloudpickle_dump(("success", 3), tmp_path / "ok.pkl")
+    assert _outcome(_job(tmp_path / "ok.pkl")) == (3, "")
+    cloudpickle_dump(("error", "Traceback (most recent call last):\nValueError: boom"), tmp_path / "err.pkl")
+    assert _outcome(_job(tmp_path / "err.pkl"))[1].startswith("job 42 failed: ValueError: boom;")
+    cloudpickle_dump(("success", _Payload(tmp_path / "pwned")), tmp_path / "hostile.pkl")
+    code, why = _outcome(_job(tmp_path / "hostile.pkl"))
+    assert code == 1 and "unreadable result" in why and "it names" in why
+    assert not (tmp_path / "pwned").exists()
