@@ -136,7 +136,7 @@ def _load_one(path: Path, device: str, run_id: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        named = re.search(r"GLOBAL (\S+)", str(exc))  # torch: "Unsupported global: GLOBAL builtins.open ..."
         if named:  # a reference to a function or class: what a pickle calls when it loads
             raise CheckpointError(
                 f"refusing to load {path}: it names {named.group(1)}, and a checkpoint holds only tensors, "
@@ -144,7 +144,7 @@ def _load_one(path: Path, device: str, run_id: str) -> dict[str, Any]:
                 "put it there, delete it; `xling resume` then falls back to an earlier checkpoint or restarts."
             ) from None
         raise _Damaged("corrupt (not a file torch.save wrote)") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+    except (RuntimeError, EOFError, ValueError) as exc:  # an OSError (no permission) is not damage: it propagates
         raise _Damaged(f"truncated or corrupt ({_first_sentence(exc)})") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise _Damaged("not an xling checkpoint (fields missing)")

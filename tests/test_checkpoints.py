@@ -311,3 +311,25 @@ def test_a_slurm_result_file_is_read_as_plain_data(tmp_path):
     code, why = _outcome(_job(tmp_path / "hostile.pkl"))
     assert code == 1 and "unreadable result" in why and "it names" in why
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_launcher_that_cannot_log_a_dead_worker_says_why_and_goes_on(tmp_path, spec, monkeypatch):
+    """The disk is full: the worker died without a word, and the launcher cannot write either."""
+    from engine.launch.launcher import Launcher
+    from engine.launch.state import RunState
+
+    class Dead:
+        def exit_reason(self, code: int) -> str:
+            return f"worker exited with code {code}"
+
+    def full(run_dir, event):
+        raise DiskFull(run_dir / "events.jsonl")
+
+    state = RunState(spec, _run_dir(tmp_path, spec, "run"), status="running")
+    launcher = Launcher(tmp_path)
+    launcher.procs[spec.run_id] = Dead()
+    launcher.pool.acquire(spec.run_id)
+    monkeypatch.setattr("engine.launch.launcher.append_event", full)
+    launcher._finish(state, 1)
+    assert state.status == "failed"
+    assert state.message.endswith(f"(no space left on {state.run_dir / 'events.jsonl'}; not logged)")
