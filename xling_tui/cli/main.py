@@ -130,6 +130,16 @@ MaxParallelOption = Annotated[
     int | None, typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU slot]", show_default=False)
 ]
 DeviceOption = Annotated[Device, typer.Option(help="where to train")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads per run at most; each run gets what the host's CPU slots grant, shared with every "
+        "other xling session and less when other programs keep the cores busy [default: the cores over --max-parallel]",
+        show_default=False,
+    ),
+]
 
 
 class BackendName(str, Enum):
@@ -230,6 +240,7 @@ def run(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     max_parallel: MaxParallelOption = None,
+    threads: ThreadsOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
     backend: BackendOption = None,
@@ -275,7 +286,7 @@ def run(
     store = _store(db)
     states = enqueue(store.root, experiments)
     names = ", ".join(e.name for e in experiments)
-    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads)
 
 
 def _parse_gpus(gpus: str | None) -> list[int] | None:
@@ -297,10 +308,12 @@ def _launch(
     runs_per_gpu: int,
     cluster=None,
     detach: bool = False,
+    threads: int | None = None,
 ) -> None:
     """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
     from engine.launch.launcher import Launcher
     from engine.launch.pools import ClusterPool, CpuPool, GpuPool
+    from engine.launch.slots import SlotRegistryError
     from xling_tui.cli.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
@@ -309,23 +322,26 @@ def _launch(
         f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
         f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
     )
+    try:  # before the data: a bad XLING_CPUS or CPU slot folder is said at once
+        launcher = Launcher(store.root, sink=store)
+        if cluster:
+            backend, placement = cluster
+            launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
+            launcher.max_parallel = max_parallel or max(1, len(todo))
+            launcher.pool = ClusterPool(placement, launcher.max_parallel)
+        elif dev == "cuda":
+            launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
+            launcher.max_parallel = max_parallel or launcher.pool.capacity
+        else:
+            launcher.max_parallel = max_parallel or 1
+            launcher.pool = CpuPool(launcher.max_parallel, threads)
+    except SlotRegistryError as exc:
+        raise fail(str(exc))
     if todo:
         try:
             _prepare_data(todo)
         except ValueError as exc:
             raise fail(str(exc))
-    launcher = Launcher(store.root, sink=store)
-    if cluster:
-        backend, placement = cluster
-        launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
-        launcher.max_parallel = max_parallel or max(1, len(todo))
-        launcher.pool = ClusterPool(placement, launcher.max_parallel)
-    elif dev == "cuda":
-        launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
-        launcher.max_parallel = max_parallel or launcher.pool.capacity
-    else:
-        launcher.max_parallel = max_parallel or 1
-        launcher.pool = CpuPool(launcher.max_parallel)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
     try:
         with RunProgress(console) as progress:
@@ -499,7 +515,7 @@ def _print_status_table(rows: list[dict]) -> None:
         style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
         status = f"[{style}]{r['status']}[/]"
-        if r["message"] and r["status"] in ("failed", "cancelled"):
+        if r["message"] and r["status"] in ("failed", "cancelled", "queued"):  # queued: why it waits
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(
             r["run_id"][:8],
@@ -556,6 +572,7 @@ def resume(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     max_parallel: MaxParallelOption = None,
+    threads: ThreadsOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
     config: Annotated[
@@ -606,7 +623,9 @@ def resume(
         allowed = _parse_gpus(gpus)
     except UserError as exc:
         raise fail(str(exc))
-    _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+    _launch(
+        store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads
+    )
 
 
 @app.command()
