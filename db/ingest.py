@@ -165,8 +165,8 @@ class RunDelta:
                 setattr(self, name, v)
         self.pid = _or(_pid(ev.get("pid")), self.pid)
         for name in ("total_steps", "total_tokens"):
-            if (v := _int(ev.get(name))) is not None:
-                setattr(self, name, v)
+            if (n := _int(ev.get(name))) is not None:
+                setattr(self, name, n)
         resumed = _int(ev.get("resumed_from"))
         self.step = resumed if resumed is not None else 0
         if resumed is None:

@@ -365,7 +365,7 @@ class InterruptibleQuery:
 
     def __init__(self, store: Store, sql: str, max_rows: int, wait: float = 10.0) -> None:
         self.store, self.sql, self.max_rows, self.wait = store, sql, max_rows, wait
-        self._con = None
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self.cancelled = False
 

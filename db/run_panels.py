@@ -16,24 +16,17 @@ from typing import Any
 
 from db.analysis import CURRENT
 from db.store import Store
+from engine.runs.summary import RunSummary
 
 MAX_POINTS = 400  # per curve; more than a terminal plot has columns
 
 
-@dataclass
-class RunInfo:
-    run_id: str
-    experiment: str | None
-    name: str | None
-    kind: str | None
-    status: str
-    step: int | None
-    total_steps: int | None
+@dataclass(frozen=True, kw_only=True)
+class RunInfo(RunSummary):
+    """The run screen's header: the summary, the model and the languages."""
+
     model: str | None
     languages: list[str]
-    device: str | None
-    message: str | None
-    tokens_per_s: float | None
 
 
 @dataclass
@@ -158,7 +151,20 @@ def run_info(store: Store, run_id: str) -> RunInfo | None:
     if not rows:
         return None
     r = rows[0]
-    return RunInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], list(r[8] or []), r[9], r[10], r[11])
+    return RunInfo(
+        run_id=r[0],
+        experiment=r[1],
+        name=r[2],
+        kind=r[3],
+        status=r[4],
+        step=r[5],
+        total_steps=r[6],
+        model=r[7],
+        languages=list(r[8] or []),
+        device=r[9],
+        message=r[10],
+        tokens_per_s=r[11],
+    )
 
 
 def curves(store: Store, run_id: str, max_points: int = MAX_POINTS) -> CurvePanel:

@@ -86,7 +86,7 @@ def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int 
     from engine.config.spec import RunSpec
 
     run_dir = Path(run_dir)
-    spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text())
+    spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text(encoding="utf-8"), source=str(run_dir / SPEC_FILE))
     stop = StopFlag(run_dir)
     stop.install()
     with EventLog(run_dir) as events:

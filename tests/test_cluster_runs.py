@@ -15,7 +15,7 @@ import pytest
 from db.store import Store
 from engine.config.cluster import RaySettings, SlurmSettings
 from engine.config.spec import load_experiments
-from engine.data.tokens import prepare_tokens
+from engine.data.prepare import prepare_run_data
 from engine.launch.launcher import Launcher
 from engine.launch.pools import ClusterPool
 from engine.launch.queue import enqueue
@@ -25,7 +25,7 @@ from engine.runs.events import iter_events
 def launch(tmp_path: Path, toml: Path, backend, slots: int = 3):
     experiments = load_experiments(toml)
     for spec in {json_key(s): s for e in experiments for s in e.runs}.values():
-        prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)  # as `xling run` does first
+        prepare_run_data(spec.data_recipe(), log=lambda m: None)  # as `xling run` does first
     store = Store(tmp_path / "c.duckdb")
     states = enqueue(store.root, experiments)
     launcher = Launcher(
@@ -43,7 +43,7 @@ def launch(tmp_path: Path, toml: Path, backend, slots: int = 3):
 def json_key(spec) -> str:
     import json
 
-    return json.dumps([spec.data, spec.budget_tokens], sort_keys=True)
+    return json.dumps([spec.to_dict()["data"], spec.budget_tokens], sort_keys=True)
 
 
 def events(run_dir: Path) -> list[dict]:
@@ -88,7 +88,7 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(tmp_path, tiny_corpu
     toml = tmp_path / "experiments.toml"
     toml.write_text(LONG.format(tokens=60_000, corpus=tiny_corpus))
     (spec,) = load_experiments(toml)[0].runs
-    prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)
+    prepare_run_data(spec.data_recipe(), log=lambda m: None)
     store = Store(tmp_path / "t.duckdb")
     (state,) = enqueue(store.root, load_experiments(toml))
     backend = SlurmBackend(SlurmSettings(gpus_per_run=0, cpus_per_run=1), executor="local")
@@ -146,7 +146,7 @@ def test_ray_run_stops_on_request_and_resumes(tmp_path, tiny_corpus, local_ray):
     toml = tmp_path / "experiments.toml"
     toml.write_text(LONG.format(tokens=400_000, corpus=tiny_corpus))
     (spec,) = load_experiments(toml)[0].runs
-    prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)
+    prepare_run_data(spec.data_recipe(), log=lambda m: None)
     store = Store(tmp_path / "r.duckdb")
     (state,) = enqueue(store.root, load_experiments(toml))
     backend = RayBackend(RaySettings(gpus_per_run=0, cpus_per_run=1))

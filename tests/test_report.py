@@ -59,7 +59,7 @@ def test_teff_of_every_language_with_exact_tokens(done):
     spec = json.loads(done.query("SELECT spec FROM runs WHERE name = '90/10'").rows[0][0])
     from engine.config.spec import RunSpec
 
-    assert mix["tokens_seen"] == RunSpec(**spec).marginal_tokens()["EN2"]
+    assert mix["tokens_seen"] == RunSpec.from_dict(spec).marginal_tokens()["EN2"]
     assert by[("90/10", "EN1")]["tokens_seen"] + mix["tokens_seen"] == mix["total_tokens"]
     # a baseline against its own law: TEff is 1 up to the fit's residual
     base = by[("mono EN1 50%", "EN1")]

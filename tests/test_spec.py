@@ -132,3 +132,12 @@ def test_default_experiments_file_is_valid():
     kinds = {r.name for r in table1.runs}
     assert {"50/50", "90/10"} <= kinds
     assert sum(r.kind == "baseline" for r in table1.runs) >= 3
+
+
+def test_an_experiment_table_merges_over_defaults_table_by_table():
+    from engine.config.spec import merge_tables
+
+    defaults = {"model": "cpu-xs", "train": {"lr": 1e-3, "batch_size": 8}, "seeds": [0, 1]}
+    merged = merge_tables(defaults, {"train": {"lr": 3e-3}, "seeds": [2]})
+    assert merged == {"model": "cpu-xs", "train": {"lr": 3e-3, "batch_size": 8}, "seeds": [2]}
+    assert defaults["train"]["lr"] == 1e-3  # the defaults are not changed

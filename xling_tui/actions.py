@@ -45,7 +45,13 @@ def launch_log_path(db_path: Path, what: str, now: float | None = None) -> Path:
     return path
 
 
-def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
+class LoggedProcess(subprocess.Popen[bytes]):
+    """A detached xling process and the file its output goes to (where the user reads what it said)."""
+
+    log_path: Path
+
+
+def _spawn(args: list[str], db_path: Path, what: str) -> LoggedProcess:
     """A detached ``python -m xling_tui.cli ...``: own session, no terminal, output to a file."""
     log_path = launch_log_path(db_path, what)
     cmd = [sys.executable, "-m", "xling_tui.cli", *args, "--db", str(Path(db_path).absolute())]
@@ -53,19 +59,19 @@ def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         log.write(("$ " + " ".join(cmd) + "\n").encode())
         log.flush()
-        proc = subprocess.Popen(
+        proc = LoggedProcess(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-    proc.log_path = log_path  # type: ignore[attr-defined]  # where the user can read what it said
+    proc.log_path = log_path
     return proc
 
 
 def launch_experiment(
     config_path: Path, db_path: Path, experiment: str | None = None, device: str = "auto"
-) -> subprocess.Popen:
+) -> LoggedProcess:
     """``xling run CONFIG [-e EXPERIMENT] --device DEVICE --db DB`` in the background.
 
-    The returned Popen carries ``log_path``. Validation errors of the config end up in
+    The returned process carries ``log_path``. Validation errors of the config end up in
     that log and in the exit code (2); callers that want them up front validate first
     (``engine.config.spec.load_experiments``).
     """
@@ -75,7 +81,7 @@ def launch_experiment(
     return _spawn(args, db_path, experiment or "all")
 
 
-def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> subprocess.Popen:
+def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> LoggedProcess:
     """``xling resume IDS`` in the background: failed or cancelled runs continue from their checkpoint."""
     if not run_ids:
         raise ActionError("no runs selected to resume")

@@ -16,59 +16,39 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.runs.summary import RunSummary
 
 SPARK_BINS = 24  # points in a run's loss sparkline
 GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
 
 
-@dataclass(frozen=True)
-class RunRow:
-    """One run as the dashboard shows it."""
+@dataclass(frozen=True, kw_only=True)
+class RunRow(RunSummary):
+    """One run as the dashboard shows it: the summary, tokens, loss, where it runs, annotations."""
 
-    run_id: str
-    experiment: str | None
-    name: str | None
-    kind: str | None
-    status: str
-    step: int | None
-    total_steps: int | None
     tokens: int | None
     total_tokens: int | None
-    tokens_per_s: float | None
     loss: float | None
-    device: str | None
     host: str | None
     pid: int | None
     best_ppl: tuple[tuple[str, float], ...]
     loss_curve: tuple[float | None, ...]
     tags: tuple[str, ...] = ()
     note: str = ""
-    message: str | None = None
     started: float | None = None
     last_seen: float | None = None
     backend: str | None = None  # local, slurm, ray: where the launcher sent it
     job_id: str | None = None  # the scheduler's job or task id
 
     @property
-    def label(self) -> str:
-        return f"{self.experiment or '?'}/{self.name or self.run_id[:8]}"
-
-    @property
     def waiting(self) -> str | None:
         """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
         return self.message if self.status == "queued" else None
-
-    @property
-    def progress(self) -> float | None:
-        if self.status == "done":
-            return 1.0
-        if not self.total_steps:
-            return None
-        return min(max((self.step or 0) / self.total_steps, 0.0), 1.0)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -334,7 +314,7 @@ class GpuSampler:
         self._mem: dict[int, deque[float]] = {}
         self.history = history
 
-    def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
+    def sample(self, run_pids: Collection[int] = frozenset()) -> GpuSample:
         from engine.launch.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))

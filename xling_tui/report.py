@@ -19,7 +19,9 @@ from engine.config.schedule import Schedule
 
 
 @dataclass
-class RunRow:
+class ReportRow:
+    """One line of the main table: a schedule or baseline, its seeds taken together."""
+
     name: str
     kind: str
     seeds: int
@@ -41,7 +43,7 @@ class Table:
 class Report:
     experiment: str
     languages: list[str]
-    runs: list[RunRow]
+    runs: list[ReportRow]
     tables: list[Table]
     notes: list[str]
 
@@ -82,7 +84,7 @@ def build_report(store, experiment: str) -> Report:
         g["seeds"].add(r["seed"])
         g["ppl"].setdefault(r["language"], []).append(r["ppl"])
         g["teff"].setdefault(r["language"], []).append((r["teff_mark"], r["teff"], r["teff_status"]))
-    runs = [_run_row(name, g) for name, g in grouped.items()]
+    runs = [_report_row(name, g) for name, g in grouped.items()]
     runs.sort(key=lambda row: (row.kind != "baseline", -row.tokens if row.kind == "baseline" else 0))
     tables = [_main_table(runs, languages)]
     tables += _alignment_tables(store, experiment)
@@ -91,13 +93,13 @@ def build_report(store, experiment: str) -> Report:
     return Report(experiment, languages, runs, tables, notes)
 
 
-def _run_row(name: str, g: dict) -> RunRow:
+def _report_row(name: str, g: dict) -> ReportRow:
     spec = g["spec"]
     schedule = Schedule.from_dict(spec["schedule"])
     share = {
         lang: (schedule.label(lang) if any(schedule.percents[i]) else "—") for i, lang in enumerate(spec["languages"])
     }
-    row = RunRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
+    row = ReportRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
     for lang, ppls in g["ppl"].items():
         row.ppl[lang] = mean(p for p in ppls if p is not None)
         marks, values, statuses = zip(*g["teff"][lang])
@@ -111,7 +113,7 @@ def _run_row(name: str, g: dict) -> RunRow:
     return row
 
 
-def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
+def _main_table(runs: list[ReportRow], languages: list[str]) -> Table:
     seeds = any(r.seeds > 1 for r in runs)  # a column only when some run has several
     cols = [
         "run",

@@ -24,8 +24,15 @@ class BackendError(RuntimeError):
 
 
 class Handle(Protocol):
-    pid: int | None  # a local worker's pid; None when the worker lives on another machine
-    job_id: str | None  # the scheduler's id (Slurm job, Ray task); None for a local process
+    @property
+    def pid(self) -> int | None:
+        """A local worker's pid; None when the worker lives on another machine."""
+        ...
+
+    @property
+    def job_id(self) -> str | None:
+        """The scheduler's id (Slurm job, Ray task); None for a local process."""
+        ...
 
     def poll(self) -> int | None: ...
 

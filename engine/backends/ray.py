@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.backends.base import BackendError, JobInfo, Placement, project_root, worker_command
 from engine.config.cluster import RaySettings
@@ -97,7 +98,7 @@ class RayBackend:
     def __init__(self, settings: RaySettings, init_kwargs: dict | None = None) -> None:
         self.settings = settings
         self.init_kwargs = init_kwargs  # tests: a local cluster (num_cpus=2) instead of an address
-        self._remote = None
+        self._remote: Any = None  # ray.remote(run_task), made on first use
 
     def placement(self, device: str) -> Placement:
         return Placement(device, threads=self.settings.cpus_per_run)

@@ -244,9 +244,9 @@ class SlurmBackend:
     def _executor(self, folder: Path) -> submitit.Executor:
         s = self.settings
         if self.executor == "local":
-            ex = submitit.LocalExecutor(folder, max_num_timeout=s.max_requeues, python=s.python)
-            ex.update_parameters(timeout_min=s.time, signal_delay_s=s.signal_delay_s)
-            return ex
+            local = submitit.LocalExecutor(folder, max_num_timeout=s.max_requeues, python=s.python)
+            local.update_parameters(timeout_min=s.time, signal_delay_s=s.signal_delay_s)
+            return local
         try:
             ex = _Executor(folder, max_num_timeout=s.max_requeues, python=s.python)
         except RuntimeError as exc:

@@ -1,12 +1,17 @@
 """Where a field of a TOML file is, so that every config error names file and line.
 
 tomllib keeps no positions; ``TomlLocator`` re-reads the source's table headers and
-keys. ``SpecError`` is the error of every config file xling reads.
+keys. ``SpecError`` is the error of every config file xling reads, and
+``describe_validation_error`` the one way a pydantic error becomes its message.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only a type here: the TUI reaches SpecError before its first frame, without pydantic
+    from pydantic import ValidationError
 
 
 class SpecError(ValueError):
@@ -64,3 +69,26 @@ class TomlLocator:
     def at(self, loc: tuple) -> str:
         line = self.line_of(loc)
         return f"{self.source}:{line}" if line else self.source
+
+
+def validation_problem(exc: ValidationError) -> tuple[tuple[Any, ...], str]:
+    """The first problem pydantic found: the key path of its field and one line for the user."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden":
+        return loc, f"unknown field {str(loc[-1])!r}"
+    if err["type"] == "missing":
+        return loc, "required field is missing"
+    return loc, err["msg"].removeprefix("Value error, ")
+
+
+def describe_validation_error(
+    exc: ValidationError, where: TomlLocator | None = None, prefix: tuple[Any, ...] = ()
+) -> str:
+    """``file:line: table.field: problem``, the field's path under ``prefix`` (its table in the file)."""
+    loc, msg = validation_problem(exc)
+    loc = (*prefix, *loc)
+    n = len(exc.errors())
+    more = f" (and {n - 1} more problem(s))" if n > 1 else ""
+    field = ".".join(str(p) for p in loc)
+    return f"{where.at(loc) + ': ' if where else ''}{field}: {msg}{more}"

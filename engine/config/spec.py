@@ -11,17 +11,19 @@ Every mistake is reported as ``SpecError`` naming file, line, table and field.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.config.locate import SpecError, TomlLocator
+from engine.config.locate import SpecError, TomlLocator, describe_validation_error
 from engine.config.schedule import Schedule, ScheduleError
+from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
 
 SPEC_VERSION = 1
 BUILTIN_CORPORA = ("builtin:synthetic", "builtin:pydocs")
@@ -46,9 +48,9 @@ class CorpusConfig(_Model):
     def _family_only_for_builtin(self) -> CorpusConfig:
         from engine.data.family import FamilyLanguage
 
-        if self.family is not None and self.path != "builtin:family":
-            raise ValueError('family settings only apply to path = "builtin:family"')
-        if self.path == "builtin:family":
+        if self.family is not None and self.path != FAMILY:
+            raise ValueError(f"family settings only apply to path = {FAMILY!r}")
+        if self.path == FAMILY:
             try:
                 FamilyLanguage.from_dict(self.family).synthetic()
             except (TypeError, ValueError) as exc:
@@ -123,6 +125,19 @@ class EvalConfig(_Model):
     probe: ProbeConfig | None = Field(None, description="zero-shot downstream probe at the end")
 
 
+class ResolvedTrain(TrainConfig):
+    """A run's training settings: ``min_lr`` filled in and ``warmup`` capped (``_run_spec``)."""
+
+    min_lr: float = Field(ge=0)
+
+
+class ResolvedEval(EvalConfig):
+    """A run's evaluation settings: ``context`` and ``stride`` filled in (``_run_spec``)."""
+
+    context: int = Field(ge=8)
+    stride: int = Field(ge=1)
+
+
 class ScheduleConfig(_Model):
     name: str = Field(min_length=1)
     ends: list[float] | None = None
@@ -180,37 +195,106 @@ class ExperimentConfig(_Model):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a worker needs to train one run, JSON round-trippable."""
+    """Everything a worker needs to train one run.
+
+    ``data``, ``train`` and ``eval`` are the validated, frozen settings (defaults live
+    in the pydantic models above, nowhere else); ``to_dict`` is the JSON written to
+    spec.json and hashed into the run id, field for field what it has always been.
+    """
 
     experiment: str
     name: str
     kind: str  # "baseline" | "mix"
     seed: int
     languages: list[str]
-    schedule: dict
+    schedule: dict[str, Any]
     model: str
-    data: dict
-    train: dict
-    eval: dict
+    data: DataConfig
+    train: ResolvedTrain
+    eval: ResolvedEval
     budget_tokens: int
     fraction: float
     total_steps: int
     total_tokens: int
     run_id: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        out["data"] = _data_dict(self.data)
+        out["train"] = self.train.model_dump(mode="json")
+        out["eval"] = self.eval.model_dump(mode="json", exclude=_unset_new_fields(self.eval, ("probe",)))
+        return out
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> RunSpec:
-        return cls(**json.loads(text))
+    def from_dict(cls, raw: dict[str, Any], source: str = "spec.json") -> RunSpec:
+        """A spec from its JSON form; fields added since it was written take their defaults.
+
+        Anything that is not a run spec is a ``SpecError`` naming ``source`` and the field.
+        """
+        typed: dict[str, Any] = {}
+        for key, model in _TYPED_PARTS.items():
+            try:
+                typed[key] = model.model_validate(raw.get(key))
+            except ValidationError as exc:
+                raise SpecError(f"{source}: {describe_validation_error(exc, prefix=(key,))}") from None
+        try:
+            return cls(**raw | typed)
+        except TypeError as exc:  # a missing or unknown top-level field
+            raise SpecError(f"{source}: not a run spec ({exc})") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "spec.json") -> RunSpec:
+        """A spec.json's run (see ``from_dict``)."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{source}: not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{source}: not a run spec (a JSON object)")
+        return cls.from_dict(raw, source)
 
     def schedule_obj(self) -> Schedule:
         return Schedule.from_dict(self.schedule)
 
     def marginal_tokens(self) -> dict[str, int]:
-        t = self.train
-        return self.schedule_obj().marginal_tokens(self.total_steps, t["batch_size"], t["context"])
+        return self.schedule_obj().marginal_tokens(self.total_steps, self.train.batch_size, self.train.context)
+
+    def data_recipe(self) -> DataRecipe:
+        """What engine.data reads: each language's corpus, tokenization, parallel sentences."""
+        d = self.data
+        if d.kind == "cloned":
+            source = CorpusSource(d.corpus, d.vocab_size, d.test_fraction, d.max_chars, d.text_field, False, None)
+            return DataRecipe(
+                tuple(self.languages), self.budget_tokens, "cloned", (source,), d.anchors, d.anchor_seed, None
+            )
+        corpora = d.corpora or {}
+        sources = tuple(_corpus_source(d, corpora[lang]) for lang in self.languages)
+        return DataRecipe(
+            tuple(self.languages), self.budget_tokens, d.tokenizer, sources, d.anchors, d.anchor_seed, self._parallel()
+        )
+
+    def _parallel(self) -> ParallelSource | None:
+        """As configured, or generated when every language is of the synthetic family."""
+        par = self.data.parallel
+        if par is not None:
+            return ParallelSource(par.path, tuple(par.columns) if par.columns else None, par.max_pairs)
+        corpora = self.data.corpora or {}
+        if corpora and all(c.path == FAMILY for c in corpora.values()):
+            return ParallelSource(FAMILY, None, self.eval.alignment_sequences)
+        return None
+
+
+_TYPED_PARTS: dict[str, type[BaseModel]] = {"data": DataConfig, "train": ResolvedTrain, "eval": ResolvedEval}
+
+
+def _corpus_source(data: DataConfig, corpus: CorpusConfig) -> CorpusSource:
+    """One real language's corpus: cleaned, with its own or the experiment's vocabulary size."""
+    family = (corpus.family or {}) if corpus.path == FAMILY else None
+    vocab = corpus.vocab_size or data.vocab_size
+    return CorpusSource(corpus.path, vocab, data.test_fraction, corpus.max_chars, corpus.column, True, family)
 
 
 @dataclass
@@ -274,7 +358,7 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
             continue
         if not isinstance(raw, dict):
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
-        cfg = _validate(name, _merge(defaults, raw), where)
+        cfg = _validate(name, merge_tables(defaults, raw), where)
         _check_languages(name, cfg, where)
         cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
         exp = Experiment(name, cfg, source)
@@ -283,11 +367,12 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
     return out
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, table by table: how an experiment's keys override [defaults]."""
     merged = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_tables(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -297,17 +382,7 @@ def _validate(name: str, raw: dict, where: TomlLocator) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ("experiments", name, *err["loc"])
-        field_name = ".".join(str(p) for p in loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field {str(err['loc'][-1])!r}"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-            field_name = ".".join(str(p) for p in loc)
-        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-        raise SpecError(f"{where.at(loc)}: {field_name}: {msg}{more}") from None
+        raise SpecError(describe_validation_error(exc, where, ("experiments", name))) from None
 
 
 def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
@@ -354,7 +429,7 @@ def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> No
         ok = (
             data.corpus == "builtin:synthetic"
             if data.kind == "cloned"
-            else all(c.path == "builtin:family" for c in (data.corpora or {}).values())
+            else all(c.path == FAMILY for c in (data.corpora or {}).values())
         )
         if not ok:
             raise SpecError(
@@ -439,17 +514,14 @@ def _run_spec(
 ) -> RunSpec:
     t = cfg.train
     total_steps = max(1, round(frac * steps_full))
-    min_lr = t.min_lr if t.min_lr is not None else t.lr / 100
-    train = t.model_dump(mode="json") | {
-        "min_lr": min_lr,
-        "warmup": min(t.warmup, total_steps // 10),
-    }
+    train = ResolvedTrain.model_validate(
+        t.model_dump()
+        | {"min_lr": t.min_lr if t.min_lr is not None else t.lr / 100, "warmup": min(t.warmup, total_steps // 10)}
+    )
     ev = cfg.eval
     ctx = min(ev.context or t.context, t.context)
-    evald = ev.model_dump(mode="json", exclude=_unset_new_fields(ev, ("probe",))) | {
-        "context": ctx,
-        "stride": ev.stride or max(1, ctx // 4),
-    }
+    stride = ev.stride or max(1, ctx // 4)
+    evaluation = ResolvedEval.model_validate(ev.model_dump() | {"context": ctx, "stride": stride})
     spec = RunSpec(
         experiment=exp,
         name=name,
@@ -458,15 +530,15 @@ def _run_spec(
         languages=list(cfg.languages),
         schedule=schedule.to_dict(),
         model=cfg.model,
-        data=_data_dict(cfg.data),
+        data=DataConfig.model_validate(_data_dict(cfg.data)),  # what the JSON holds, no more
         train=train,
-        eval=evald,
+        eval=evaluation,
         budget_tokens=cfg.tokens,
         fraction=frac,
         total_steps=total_steps,
         total_tokens=total_steps * t.batch_size * t.context,
     )
-    return RunSpec(**(asdict(spec) | {"run_id": run_id(spec)}))
+    return replace(spec, run_id=run_id(spec))
 
 
 def _unset_new_fields(model: BaseModel, names: tuple[str, ...]) -> set[str]:
@@ -488,7 +560,7 @@ _TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
 
 
 def run_id(spec: RunSpec) -> str:
-    payload = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    payload = {k: v for k, v in spec.to_dict().items() if k not in _NOT_HASHED}
     payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
     payload["_v"] = SPEC_VERSION
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from engine.backends.base import Backend, BackendError
+from engine.backends.base import Backend, BackendError, Handle
 from engine.backends.local import LocalBackend
 from engine.launch.pools import CpuPool, Pool
 from engine.launch.state import RunState
@@ -68,7 +68,7 @@ class Launcher:
         self.sync_every = sync_every
         self.poll = poll if poll is not None else getattr(self.backend, "poll_interval", 0.25)
         self.detach = detach  # return once every run is submitted; the cluster keeps them
-        self.procs: dict[str, object] = {}
+        self.procs: dict[str, Handle] = {}
         self.sync_error: str | None = None
         self._said_waiting: dict[str, str] = {}  # run id -> the waiting reason last logged for it
 
@@ -126,7 +126,7 @@ class Launcher:
                 queue.pop(0)
                 state.skipped = True
                 continue
-            placement = self.pool.acquire(state.spec.run_id)
+            placement = self.pool.acquire(state.spec.run_id, self.our_pids())
             if placement is None:
                 release_claim(state.run_dir)
                 self._log_waiting(state, self.pool.waiting_reason())
@@ -185,6 +185,7 @@ class Launcher:
             if code is None:
                 proc.kill()
                 code = proc.wait()
+                assert code is not None  # without a timeout, wait returns once there is a code
             self._finish(state, code)
 
     def _sync(self) -> None:

@@ -58,12 +58,13 @@ def cancel(state: RunState) -> str:
     """Asks a live worker to checkpoint and stop, or takes a queued run out of the queue."""
     if state.status in ("done", "failed", "cancelled"):
         return f"already {state.status}"
-    if state.on_cluster and state.is_alive():
-        said = job_control(state.backend).cancel(state.job_id, state.run_dir, running=state.status == "running")
+    control = job_control(state.backend)
+    if state.on_cluster and control is not None and state.job_id is not None and state.is_alive():
+        said = control.cancel(state.job_id, state.run_dir, running=state.status == "running")
         if state.status == "queued":  # the job never started a worker that could say so
             append_event(state.run_dir, Status(state.spec.run_id, "cancelled", f"cancelled by user ({said})"))
         return said
-    if state.status == "running" and state.is_alive():
+    if state.status == "running" and state.pid is not None and state.is_alive():
         if state.host and state.host != socket.gethostname():
             request_stop(state.run_dir)
             return f"asked the worker on {state.host} to stop (it checkpoints first; `xling resume` continues it)"

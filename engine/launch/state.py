@@ -51,7 +51,7 @@ class RunState:
     def eta_seconds(self) -> float | None:
         if not self.tokens_per_s or self.status != "running":
             return None
-        left = (self.spec.total_steps - self.step) * self.spec.train["batch_size"] * self.spec.train["context"]
+        left = (self.spec.total_steps - self.step) * self.spec.train.batch_size * self.spec.train.context
         return left / self.tokens_per_s
 
     def refresh(self) -> None:
@@ -114,18 +114,18 @@ class RunState:
 
 def probe_jobs(states: Iterable[RunState]) -> None:
     """Asks each scheduler once about all the given runs' jobs (one sacct for every Slurm run)."""
-    by_backend: dict[str, list[RunState]] = {}
+    by_backend: dict[str, dict[str, RunState]] = {}  # backend -> job id -> run
     for s in states:
-        if s.on_cluster and s.status in ("queued", "running"):
-            by_backend.setdefault(s.backend, []).append(s)
+        if s.on_cluster and s.backend and s.job_id and s.status in ("queued", "running"):
+            by_backend.setdefault(s.backend, {})[s.job_id] = s
     for backend, group in by_backend.items():
         control = job_control(backend)
         try:
-            infos = control.query({s.job_id: s.run_dir for s in group}) if control else {}
+            infos = control.query({job: s.run_dir for job, s in group.items()}) if control else {}
         except BackendError:
             infos = {}
-        for s in group:  # no answer is not an answer: the job counts as alive
-            s.job_info = infos.get(s.job_id, JobInfo("UNKNOWN", True))
+        for job, s in group.items():  # no answer is not an answer: the job counts as alive
+            s.job_info = infos.get(job, JobInfo("UNKNOWN", True))
 
 
 def reconcile(states: Iterable[RunState]) -> list[RunState]:
@@ -159,7 +159,8 @@ def load_state(root: Path, spec: RunSpec) -> RunState:
 
 def state_of(run_dir: Path) -> RunState:
     """A run's state from its folder alone (spec.json + events), for commands given a run id."""
-    spec = RunSpec.from_json((Path(run_dir) / SPEC_FILE).read_text(encoding="utf-8"))
+    path = Path(run_dir) / SPEC_FILE
+    spec = RunSpec.from_json(path.read_text(encoding="utf-8"), source=str(path))
     state = RunState(spec, Path(run_dir))
     state.refresh()
     return state

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from db.analysis import tokens_seen
@@ -160,9 +159,9 @@ def _ppl(tokens: float, budget: float, teff: float = 1.0, wobble: float = 1.0) -
 def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(spec.to_json(), encoding="utf-8")
-    B, C = spec.train["batch_size"], spec.train["context"]
+    B, C = spec.train.batch_size, spec.train.context
     step_s = B * C / TOKENS_PER_S
-    seen = tokens_seen(asdict(spec))
+    seen = tokens_seen(spec.to_dict())
     langs = spec.languages
     last = spec.total_steps
     if spec.name == RUNNING:
@@ -183,7 +182,7 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
     def at(step: int) -> float:
         return start + 5.0 + step * step_s
 
-    eval_every = max(1, round(spec.eval["every"] * spec.total_steps))
+    eval_every = max(1, round(spec.eval.every * spec.total_steps))
     eval_langs = langs if spec.kind == "mix" else [langs[spec.schedule["percents"].index([100.0])]]
     with EventLog(run_dir) as log:
         log.emit(Queued(spec.run_id, time=start))
@@ -199,7 +198,7 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
             )
         )
         for step in range(0, last + 1):
-            if step > 0 and (step % spec.train["log_every"] == 0 or step == last):
+            if step > 0 and (step % spec.train.log_every == 0 or step == last):
                 probs = spec.schedule_obj().probs(step - 1, spec.total_steps)
                 lang_loss = {lang: math.log(ppl(lang, step)) + 0.05 for lang, p in zip(langs, probs) if p > 0}
                 loss = sum(p * lang_loss[lang] for lang, p in zip(langs, probs) if p > 0)
@@ -246,10 +245,10 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
 
 def _lr(spec: RunSpec, step: int) -> float:
     t = spec.train
-    if step < t["warmup"]:
-        return t["lr"] * (step + 1) / max(1, t["warmup"])
-    progress = (step - t["warmup"]) / max(1, spec.total_steps - t["warmup"])
-    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * progress))
+    if step < t.warmup:
+        return t.lr * (step + 1) / max(1, t.warmup)
+    progress = (step - t.warmup) / max(1, spec.total_steps - t.warmup)
+    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
 
 
 def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:

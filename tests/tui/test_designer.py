@@ -347,3 +347,12 @@ async def test_escape_warns_once_about_unsaved_changes(config, tmp_path):
         await pilot.pause()
         assert not isinstance(app.screen, DesignerScreen)
     assert config.read_text(encoding="utf-8") == FIXTURE_CONFIG
+
+
+def test_a_new_draft_takes_the_configs_defaults():
+    from engine.config.spec import DataConfig, ExperimentConfig, TrainConfig
+
+    draft = toml_edit.ExperimentDraft.new("fresh", ["A", "B"], 10_000)
+    assert draft.model == ExperimentConfig.model_fields["model"].default and draft.seeds == [0]
+    assert draft.anchors == DataConfig.model_fields["anchors"].default and draft.is_new
+    assert (draft.batch_size, draft.context) == (TrainConfig().batch_size, TrainConfig().context)

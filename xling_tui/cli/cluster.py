@@ -13,7 +13,7 @@ SLURM_ONLY = ("partition", "time", "account", "sbatch")
 
 
 class ClusterUsageError(ValueError):
-    """Flags that do not fit the chosen backend; one line for the user."""
+    """Launch flags that do not fit together, the chosen backend or this machine; one line for the user."""
 
 
 def cluster_backend(config: Path, backend: str, device: str, flags: dict[str, Any]) -> tuple[Any, Placement] | None:

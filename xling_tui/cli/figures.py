@@ -1,5 +1,7 @@
 """PNG figures for ``xling report --figures DIR`` (matplotlib, Agg: no display needed).
 
+matplotlib is optional (``pip install 'xling[figures]'``): nothing else needs it.
+
 The paper's figures at the scale of an experiment: PPL and TEff against the language
 ratio (Fig. 1/3), the fitted scaling laws with their points and each multilingual
 language placed at its (tokens seen, PPL) (Fig. 5), embedding similarity against the
@@ -11,6 +13,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+
+
+def figures_unavailable() -> str | None:
+    """Why figures cannot be drawn here, for the user; None when matplotlib is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "--figures needs matplotlib, which is not installed: pip install 'xling[figures]'"
+    return None
 
 
 def _plt():

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from xling_tui.cli.launching import CLUSTER_PANEL, BackendName, LaunchFlags, LaunchPlan, launch_options, plan_launch
 
 app = typer.Typer(
     name="xling",
@@ -41,12 +44,6 @@ DbOption = Annotated[
 ]
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
 class OutputFormat(str, Enum):
     table = "table"
     csv = "csv"
@@ -58,7 +55,7 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "[cluster]" is text
     return typer.Exit(code)
 
 
@@ -111,147 +108,16 @@ def _setup() -> None:
             logging.getLogger(name).addHandler(_WARNINGS)
 
 
-def _resolve_device(device: Device) -> str:
-    if device == Device.cpu:
-        return "cpu"
-    from engine.launch.devices import cuda_device_count
-
-    n = cuda_device_count()
-    if device == Device.cuda and n == 0:
-        raise UserError("--device cuda: no CUDA GPU is visible (NVML found none); use --device cpu")
-    return "cuda" if n > 0 else "cpu"
-
-
-GpusOption = Annotated[
-    str | None, typer.Option("--gpus", help="only these GPU indices, e.g. 0,2 (PCI order)", show_default=False)
-]
-RunsPerGpuOption = Annotated[int, typer.Option("--runs-per-gpu", min=1, help="runs sharing one GPU")]
-MaxParallelOption = Annotated[
-    int | None, typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU slot]", show_default=False)
-]
-DeviceOption = Annotated[Device, typer.Option(help="where to train")]
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        help="CPU threads per run at most; each run gets what the host's CPU slots grant, shared with every "
-        "other xling session and less when other programs keep the cores busy [default: the cores over --max-parallel]",
-        show_default=False,
-    ),
-]
-
-
-class BackendName(str, Enum):
-    local = "local"
-    slurm = "slurm"
-    ray = "ray"
-
-
-_CLUSTER = "Cluster (\\[cluster.slurm] / \\[cluster.ray] in the experiments file; flags override)"
-BackendOption = Annotated[
-    BackendName | None,
-    typer.Option(
-        "--backend",
-        help="where runs train: local processes, Slurm jobs (submitit), Ray tasks "
-        "\\[default: local; resume: where the run last went]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-PartitionOption = Annotated[
-    str | None, typer.Option(help="Slurm partition", show_default=False, rich_help_panel=_CLUSTER)
-]
-GpusPerRunOption = Annotated[
-    int | None,
-    typer.Option(
-        "--gpus-per-run",
-        min=0,
-        help="GPUs per run (Slurm job or Ray task); 0 trains on CPUs \\[default: 1]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-CpusPerRunOption = Annotated[
-    int | None,
-    typer.Option(
-        "--cpus-per-run",
-        min=1,
-        help="CPU cores per run \\[default: Slurm 8, Ray 1]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-TimeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--time",
-        help="Slurm time limit per job: minutes, HH:MM:SS or D-HH:MM:SS; a run that needs longer is "
-        "checkpointed and requeued \\[default: 4:00:00]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-AccountOption = Annotated[str | None, typer.Option(help="Slurm account", show_default=False, rich_help_panel=_CLUSTER)]
-SbatchOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--sbatch",
-        help="extra sbatch option KEY=VALUE, e.g. constraint=a100 (repeatable)",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-RayAddressOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ray-address", help="Ray cluster to join \\[default: auto]", show_default=False, rich_help_panel=_CLUSTER
-    ),
-]
-DetachOption = Annotated[
-    bool,
-    typer.Option(
-        "--detach", help="Slurm: submit every run and return; `xling status` follows the jobs", rich_help_panel=_CLUSTER
-    ),
-]
-
-
-def _cluster(config: Path, backend: BackendName | None, device: Device, detach: bool, **flags):
-    """The cluster backend and placement, or None for local runs (errors as UserError)."""
-    from engine.backends.base import BackendError
-    from engine.config.locate import SpecError
-    from xling_tui.cli.cluster import ClusterUsageError, cluster_backend
-
-    name = (backend or BackendName.local).value
-    if detach and name != "slurm":
-        raise UserError("--detach needs --backend slurm (Ray runs live as long as their xling run)")
-    try:
-        return cluster_backend(config, name, device.value, flags)
-    except (SpecError, ClusterUsageError, BackendError) as exc:
-        raise UserError(str(exc)) from None
-
-
 @app.command()
+@launch_options
 def run(
     config: Annotated[Path, typer.Argument(help="experiments file")] = DEFAULT_CONFIG,
     experiment: Annotated[
         list[str] | None, typer.Option("--experiment", "-e", help="run only this experiment (repeatable)")
     ] = None,
     db: DbOption = None,
-    device: DeviceOption = Device.auto,
-    max_parallel: MaxParallelOption = None,
-    threads: ThreadsOption = None,
-    gpus: GpusOption = None,
-    runs_per_gpu: RunsPerGpuOption = 1,
-    backend: BackendOption = None,
-    partition: PartitionOption = None,
-    gpus_per_run: GpusPerRunOption = None,
-    cpus_per_run: CpusPerRunOption = None,
-    time: TimeOption = None,
-    account: AccountOption = None,
-    sbatch: SbatchOption = None,
-    ray_address: RayAddressOption = None,
-    detach: DetachOption = False,
+    *,
+    flags: LaunchFlags,
 ) -> None:
     """Train every run of the experiments in CONFIG that has not finished yet.
 
@@ -264,77 +130,41 @@ def run(
 
     try:
         experiments = load_experiments(config, experiment or None)
-        cluster = _cluster(
-            config,
-            backend,
-            device,
-            detach,
-            partition=partition,
-            gpus_per_run=gpus_per_run,
-            cpus_per_run=cpus_per_run,
-            time=time,
-            account=account,
-            sbatch=sbatch,
-            ray_address=ray_address,
-        )
-        dev = cluster[1].device if cluster else _resolve_device(device)
-        allowed = _parse_gpus(gpus)
+        plan = _plan(config, flags)
     except (SpecError, UserError) as exc:
         raise fail(str(exc))
     from engine.launch.queue import enqueue
 
     store = _store(db)
     states = enqueue(store.root, experiments)
-    names = ", ".join(e.name for e in experiments)
-    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads)
+    _launch(store, states, ", ".join(e.name for e in experiments), plan)
 
 
-def _parse_gpus(gpus: str | None) -> list[int] | None:
-    if gpus is None:
-        return None
+def _plan(config: Path, flags: LaunchFlags) -> LaunchPlan:
+    """The launch the flags ask for; flags that do not fit, a bad [cluster] or no cluster are UserErrors."""
+    from engine.backends.base import BackendError
+    from engine.config.locate import SpecError
+    from xling_tui.cli.cluster import ClusterUsageError
+
     try:
-        return [int(g) for g in gpus.split(",") if g.strip()]
-    except ValueError:
-        raise UserError(f"--gpus {gpus!r}: give GPU indices separated by commas, e.g. 0,2") from None
+        return plan_launch(config, flags)
+    except (SpecError, ClusterUsageError, BackendError) as exc:
+        raise UserError(str(exc)) from None
 
 
-def _launch(
-    store,
-    states,
-    what: str,
-    dev: str,
-    max_parallel: int | None,
-    allowed: list[int] | None,
-    runs_per_gpu: int,
-    cluster=None,
-    detach: bool = False,
-    threads: int | None = None,
-) -> None:
+def _launch(store, states, what: str, plan: LaunchPlan) -> None:
     """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
-    from engine.launch.launcher import Launcher
-    from engine.launch.pools import ClusterPool, CpuPool, GpuPool
     from engine.launch.slots import SlotRegistryError
     from xling_tui.cli.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
-    on = f" on [bold]{cluster[0].name}[/]" if cluster else ""
+    on = f" on [bold]{plan.where}[/]" if plan.cluster else ""
     console.print(
         f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
-        f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
+        f"running elsewhere · device [bold]{plan.device}[/]{on}\n[dim]db {store.db_path}[/]"
     )
     try:  # before the data: a bad XLING_CPUS or CPU slot folder is said at once
-        launcher = Launcher(store.root, sink=store)
-        if cluster:
-            backend, placement = cluster
-            launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
-            launcher.max_parallel = max_parallel or max(1, len(todo))
-            launcher.pool = ClusterPool(placement, launcher.max_parallel)
-        elif dev == "cuda":
-            launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
-            launcher.max_parallel = max_parallel or launcher.pool.capacity
-        else:
-            launcher.max_parallel = max_parallel or 1
-            launcher.pool = CpuPool(launcher.max_parallel, threads)
+        launcher = plan.launcher(store.root, store, len(todo))
     except SlotRegistryError as exc:
         raise fail(str(exc))
     if todo:
@@ -375,18 +205,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _prepare_data(states) -> None:
     """Tokenise each corpus once, before workers start, instead of in every worker at once."""
-    from engine.data.real_languages import prepare_run_data
+    from engine.data.prepare import prepare_run_data
 
     seen = set()
     for s in states:
-        key = json.dumps([s.spec.data, s.spec.languages, s.spec.budget_tokens], sort_keys=True)
+        data = s.spec.data
+        key = json.dumps([data.model_dump(mode="json"), s.spec.languages, s.spec.budget_tokens], sort_keys=True)
         if key not in seen:
             seen.add(key)
-            what = (
-                s.spec.data["corpus"] if s.spec.data.get("kind", "cloned") == "cloned" else ", ".join(s.spec.languages)
-            )
-            with console.status(f"preparing data: {what} (vocab {s.spec.data['vocab_size']})"):
-                prepare_run_data(s.spec.data, s.spec.languages, s.spec.budget_tokens, log=lambda m: None)
+            what = data.corpus if data.kind == "cloned" else ", ".join(s.spec.languages)
+            with console.status(f"preparing data: {what} (vocab {data.vocab_size})"):
+                prepare_run_data(s.spec.data_recipe(), log=lambda m: None)
 
 
 def _final_ingest(store) -> None:
@@ -566,27 +395,19 @@ def cancel(runs: RunIds, db: DbOption = None) -> None:
 
 
 @app.command()
+@launch_options
 def resume(
     runs: Annotated[list[str] | None, typer.Argument(help="run ids or unique prefixes")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="every failed or cancelled run in the database")] = False,
     db: DbOption = None,
-    device: DeviceOption = Device.auto,
-    max_parallel: MaxParallelOption = None,
-    threads: ThreadsOption = None,
-    gpus: GpusOption = None,
-    runs_per_gpu: RunsPerGpuOption = 1,
     config: Annotated[
-        Path, typer.Option("--config", help="experiments file whose [cluster] settings apply", rich_help_panel=_CLUSTER)
+        Path,
+        typer.Option(
+            "--config", help="experiments file whose \\[cluster] settings apply", rich_help_panel=CLUSTER_PANEL
+        ),
     ] = DEFAULT_CONFIG,
-    backend: BackendOption = None,
-    partition: PartitionOption = None,
-    gpus_per_run: GpusPerRunOption = None,
-    cpus_per_run: CpusPerRunOption = None,
-    time: TimeOption = None,
-    account: AccountOption = None,
-    sbatch: SbatchOption = None,
-    ray_address: RayAddressOption = None,
-    detach: DetachOption = False,
+    *,
+    flags: LaunchFlags,
 ) -> None:
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
     from engine.launch.queue import requeue
@@ -598,34 +419,18 @@ def resume(
     if failed:
         states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ("failed", "cancelled")]
     else:
-        states = [state_of(d) for d in _run_dirs(store, runs)]
+        states = [state_of(d) for d in _run_dirs(store, runs or [])]
     if not states:
         console.print("nothing to resume: no failed or cancelled runs")
         raise typer.Exit(0)
-    if backend is None:  # where the runs last went, when they agree
-        last = {s.backend for s in states if s.backend}
-        backend = BackendName(last.pop()) if len(last) == 1 else None
+    last = {s.backend for s in states if s.backend}
+    if flags.cluster.backend is None and len(last) == 1:  # where the runs last went, when they agree
+        flags = replace(flags, cluster=replace(flags.cluster, backend=BackendName(last.pop())))
     try:
-        cluster = _cluster(
-            config,
-            backend,
-            device,
-            detach,
-            partition=partition,
-            gpus_per_run=gpus_per_run,
-            cpus_per_run=cpus_per_run,
-            time=time,
-            account=account,
-            sbatch=sbatch,
-            ray_address=ray_address,
-        )
-        dev = cluster[1].device if cluster else _resolve_device(device)
-        allowed = _parse_gpus(gpus)
+        plan = _plan(config, flags)
     except UserError as exc:
         raise fail(str(exc))
-    _launch(
-        store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads
-    )
+    _launch(store, requeue(states), "the resumed runs", plan)
 
 
 @app.command()
@@ -706,8 +511,11 @@ def report(
     TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
     """
     from db.store import StoreError
+    from xling_tui.cli.figures import figures_unavailable
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
 
+    if figures is not None and (why := figures_unavailable()):
+        raise fail(why)
     store = _results(db)
     try:
         known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]

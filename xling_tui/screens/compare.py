@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from db import run_panels
+from xling_tui.context import xling_app
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
 
 ALL = "all languages"
@@ -142,7 +143,7 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _fetch(self) -> None:
         try:
-            data = fetch_compare(Path(self.app.db_path), self.run_ids)
+            data = fetch_compare(Path(xling_app(self).db_path), self.run_ids)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             report = getattr(self.app, "report_error", None)
             if report is not None:

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from db import run_panels
+from xling_tui.context import xling_app
 from xling_tui.widgets.heat_row import HeatRow
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
 
@@ -56,7 +57,9 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
             )
         teff = None
         if info.experiment and info.model:
-            teff = run_panels.teff_panel(store, info.experiment, info.model, (info.languages or [None])[0])
+            teff = run_panels.teff_panel(
+                store, info.experiment, info.model, info.languages[0] if info.languages else None
+            )
         return RunData(info, run_panels.curves(store, run_id), teff, run_panels.alignment(store, run_id))
     except StoreError as exc:
         return RunData(None, error=str(exc))
@@ -84,7 +87,9 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
     others = [p for p in panel.points if p.run_id != run_id and p.mlte]
     if others:
         fig.series.append(
-            Series("other mixes", [p.mlte for p in others], [p.ppl for p in others], "bright_black", marker="+")
+            Series(
+                "other mixes", [p.mlte for p in others if p.mlte], [p.ppl for p in others], "bright_black", marker="+"
+            )
         )
     for i, lang in enumerate(languages):
         mine = [p for p in panel.points if p.run_id == run_id and p.language == lang and p.mlte]
@@ -92,7 +97,7 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
             fig.series.append(
                 Series(
                     f"{lang} @MLTE",
-                    [p.mlte for p in mine],
+                    [p.mlte for p in mine if p.mlte],
                     [p.ppl for p in mine],
                     PALETTE[i % len(PALETTE)],
                     marker="x",
@@ -202,7 +207,7 @@ class RunScreen(Screen):
     @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
     def _fetch(self, ingest: bool) -> None:
         try:
-            data = fetch_run(Path(self.app.db_path), self.run_id, ingest)
+            data = fetch_run(Path(xling_app(self).db_path), self.run_id, ingest)
         except Exception as exc:  # noqa: BLE001 - a bug in a panel must not take the app down
             report = getattr(self.app, "report_error", None)
             if report is not None:

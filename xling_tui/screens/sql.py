@@ -9,7 +9,7 @@ errors (DuckDB's message, a busy database) are shown under the box, never raised
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -20,8 +20,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TextArea
 
+from xling_tui.context import xling_app
 from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlFinished
+
+if TYPE_CHECKING:
+    from db.queries import InterruptibleQuery
 
 ROW_CAP = 1000
 CELL_WIDTH = 48
@@ -53,7 +57,7 @@ class SqlScreen(Screen[None]):
     def __init__(self, sql: str = EXAMPLE) -> None:
         super().__init__()
         self.initial_sql = sql
-        self._query = None
+        self._query: InterruptibleQuery | None = None
         self._seq = 0
 
     def compose(self) -> ComposeResult:
@@ -88,7 +92,7 @@ class SqlScreen(Screen[None]):
         from db.store import Store
 
         self._seq += 1
-        self._query = InterruptibleQuery(Store(self.app.db_path), sql, ROW_CAP)
+        self._query = InterruptibleQuery(Store(xling_app(self).db_path), sql, ROW_CAP)
         self.running = True
         self._status("running… (esc cancels)", style="bold")
         self.execute(self._query, self._seq)
@@ -98,7 +102,7 @@ class SqlScreen(Screen[None]):
         from db.queries import QueryCancelled
         from db.store import StoreError
 
-        clock = self.app.clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
+        clock = xling_app(self).clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
         start = clock()
         try:
             result = query.run()
@@ -108,7 +112,7 @@ class SqlScreen(Screen[None]):
         except StoreError as exc:
             outcome = SqlOutcome(query.sql, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - shown under the box like any other failure
-            self.app.report_error(exc, "running the query")
+            xling_app(self).report_error(exc, "running the query")
             outcome = SqlOutcome(query.sql, error=f"{type(exc).__name__}: {exc}")
         self.post_message(SqlFinished(_with_time(outcome, clock() - start)))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -158,7 +159,7 @@ def _best(row: RunRow) -> float:
 @dataclass(frozen=True)
 class SortKey:
     name: str
-    key: Callable[[RunRow], object]
+    key: Callable[[RunRow], Any]
 
 
 SORT_KEYS: tuple[SortKey, ...] = (
