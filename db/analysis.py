@@ -11,6 +11,7 @@ are rebuilt, per experiment, rather than appended to; numpy/scipy only, no torch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -262,4 +263,5 @@ def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str]) -> Non
         refresh(con, experiments)
         con.commit()
     except Exception:  # noqa: BLE001 - never lose an ingest to the analysis
-        con.rollback()
+        with contextlib.suppress(duckdb.Error):  # a failed commit (a full disk) has ended it already
+            con.rollback()

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 
 from db.bulk import iso, ndjson_source, stamp, write_ndjson
-from engine.runs.events import read_events
+from engine.runs.events import BadLine, read_events
 from engine.runs.layout import ANNOTATIONS_FILE, EVENTS_FILE, SPEC_FILE
 
 TERMINAL = ("done", "failed", "cancelled")
@@ -45,6 +45,7 @@ class IngestStats:
     finished: list[str] = field(default_factory=list)  # runs that reached status done in this ingest
     experiments: int = 0  # experiments added or changed
     removed: int = 0  # runs whose folder had disappeared
+    skipped: list[BadLine] = field(default_factory=list)  # log lines that are not events (each logged as a warning)
 
 
 # -- coercion: a malformed field must become NULL, never poison the bulk insert --
@@ -197,6 +198,7 @@ class Batch:
     gone_runs: list[str] = field(default_factory=list)
     gone_experiments: list[str] = field(default_factory=list)
     events: int = 0
+    skipped: list[BadLine] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         """Lets an idle ingest (a UI polling) skip the transaction and its fsync."""
@@ -213,7 +215,7 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _new_events(log: Path, stored: int) -> tuple[list[dict[str, Any]], int]:
+def _new_events(log: Path, stored: int, skipped: list[BadLine]) -> tuple[list[dict[str, Any]], int]:
     """A log shorter than its stored offset was replaced: read it again from the top."""
     try:
         size = log.stat().st_size
@@ -222,7 +224,7 @@ def _new_events(log: Path, stored: int) -> tuple[list[dict[str, Any]], int]:
     start = 0 if size < stored else stored
     if size == start:
         return [], start
-    return read_events(log, start)
+    return read_events(log, start, skipped)
 
 
 def _spec_row(run_id: str, run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
@@ -383,7 +385,7 @@ def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[A
     if spec is not None and known.get(run_id) != (spec, str(run_dir), *notes):
         batch.specs.append(_spec_row(run_id, run_dir, spec) | {"tags": notes[0], "note": notes[1]})
         changed = True
-    events, offset = _new_events(run_dir / EVENTS_FILE, stored)
+    events, offset = _new_events(run_dir / EVENTS_FILE, stored, batch.skipped)
     if offset != stored:
         batch.offsets.append({"run_id": run_id, "byte_offset": offset})
     if not events:
@@ -621,7 +623,11 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
     """One ingest on a connection holding the write lock; commits or changes nothing."""
     batch, changed = scan(Path(root), con)
     stats = IngestStats(
-        runs=changed, events=batch.events, experiments=len(batch.experiments), removed=len(batch.gone_runs)
+        runs=changed,
+        events=batch.events,
+        experiments=len(batch.experiments),
+        removed=len(batch.gone_runs),
+        skipped=batch.skipped,
     )
     if batch.is_empty():
         return stats
@@ -631,6 +637,15 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
             apply(con, batch, Path(tmp), stats)
             con.commit()
         except BaseException:
-            con.rollback()
+            rollback(con)
             raise
     return stats
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """A failed commit (a full disk) may already have ended the transaction; DuckDB's
+    'no transaction is active' must not hide the error that says why."""
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass

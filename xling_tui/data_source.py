@@ -100,6 +100,7 @@ class DashboardSource:
         self.store = Store(db_path)
         self.clock = clock
         self.ingest = ingest
+        self.read_only: str | None = None  # why new results cannot be ingested, once tried
         self.spark_bins = spark_bins
         self._fingerprints: dict[str, tuple] = {}
         self._rows: dict[str, RunRow] = {}
@@ -118,6 +119,7 @@ class DashboardSource:
             changed_runs = self._read_runs()
         except Exception as exc:  # noqa: BLE001 - a busy or broken database is shown, never raised
             db_error = _describe(exc)
+        db_error = db_error or self.read_only
         if not (
             force
             or config_changed
@@ -170,7 +172,7 @@ class DashboardSource:
             return False  # nothing run yet with this database; do not create it just by looking
         if self.ingest:
             self._ask_schedulers()
-            self.store.try_ingest()
+            self._catch_up()
         delta = queries.dashboard_delta(self.store, self._fingerprints, self._from_steps(), self.spark_bins)
         gone = set(self._fingerprints) - set(delta.fingerprints)
         for rec in delta.runs:
@@ -197,6 +199,16 @@ class DashboardSource:
             reconcile_cluster_runs(self.store)
         except (StoreError, OSError):  # a busy database: the next poll asks again
             pass
+
+    def _catch_up(self) -> None:
+        """A database that cannot be written here is read as it is; the dashboard says so
+        (``read_only``) and stops trying."""
+        from db.store import StoreReadOnly
+
+        try:
+            self.store.try_ingest()
+        except StoreReadOnly as exc:
+            self.ingest, self.read_only = False, str(exc)
 
     def _from_steps(self) -> dict[str, int]:
         """Per known run, the first step of the bin its last training point fell in: the

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -187,14 +188,30 @@ def _outcome(job: submitit.Job, info: JobInfo | None) -> tuple[int, str]:
     where = f"see {job.paths.stdout}"
     if job.paths.result_pickle.exists():
         try:
-            return int(job.result()), ""
-        except Exception as exc:  # noqa: BLE001 - the task itself failed on the node
-            return (
-                1,
-                f"job {job.job_id} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; {where}",
-            )
+            outcome, value = read_result(job.paths.result_pickle)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as exc:
+            return 1, f"job {job.job_id}: unreadable result {job.paths.result_pickle} ({exc}); {where}"
+        if outcome == "success" and isinstance(value, int) and not isinstance(value, bool):
+            return value, ""
+        last = (str(value).strip().splitlines() or [str(outcome)])[-1]
+        return 1, f"job {job.job_id} failed: {last}; {where}"
     state = info.label if info is not None else "UNKNOWN"
     return -1, f"Slurm job {job.job_id} ended: {state}; {where}"
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads plain values only: a pickle that names a class or function is refused, not run."""
+
+    def find_class(self, module: str, name: str) -> object:
+        raise pickle.UnpicklingError(f"it names {module}.{name}, not a plain value")
+
+
+def read_result(path: Path) -> tuple[object, object]:
+    """submitit's result file: ("success", exit code) or ("error", traceback text). It sits
+    in the run folder, so it is read as plain data (submitit's own reader unpickles anything)."""
+    with open(path, "rb") as fh:
+        outcome, value = _PlainUnpickler(fh).load()
+    return outcome, value
 
 
 class SlurmBackend:

@@ -167,10 +167,12 @@ class Launcher:
         state.refresh()
         if state.status in ("queued", "running"):  # died without reporting: killed or crashed hard
             proc = self.procs[state.spec.run_id]
-            reason = proc.exit_reason(code)
-            append_event(
-                state.run_dir, Status(state.spec.run_id, "failed", reason + f"; see {state.run_dir / WORKER_LOG}")
-            )
+            reason = proc.exit_reason(code) + f"; see {state.run_dir / WORKER_LOG}"
+            try:
+                append_event(state.run_dir, Status(state.spec.run_id, "failed", reason))
+            except OSError as exc:  # a full disk: say it here; the next command marks the dead worker
+                state.status, state.message = "failed", f"{reason} ({exc}; not logged)"
+                return
             state.refresh()
 
     def stop(self, active: list[RunState], grace: float = 30.0) -> None:

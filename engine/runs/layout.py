@@ -19,6 +19,7 @@ STOP_FILE = "stop.request"  # a worker that sees this file in its run folder che
 CLAIM_FILE = ".launcher"  # the pid of the launcher that owns the run (engine.runs.claims)
 ANNOTATIONS_FILE = "annotations.json"  # the user's tags and note, kept across database rebuilds
 CHECKPOINT_FILE = "checkpoint.pt"  # model, optimiser and loss accumulators for an exact resume
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"  # the one before it: the fallback if the newest is damaged
 FINAL_MODEL_FILE = "model.pt"  # the trained model's weights
 
 DEFAULT_DB = "xling.duckdb"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import signal
 import sys
 from dataclasses import replace
@@ -75,8 +76,36 @@ def _results(db: Path | None):
     store = _store(db)
     if not store.db_path.exists() and not store.root.exists():
         raise fail(f"no results at {store.db_path} yet: start with `xling run`")
-    store.try_ingest()
+    _catch_up(store)
     return store
+
+
+def _catch_up(store) -> None:
+    """Readers ingest first; a database that cannot take new results (read-only here, or
+    a full disk) is still read as it is, with a note saying what is missing."""
+    from db.store import StoreDiskFull, StoreReadOnly
+
+    try:
+        store.try_ingest()
+    except (StoreReadOnly, StoreDiskFull) as exc:
+        err_console.print(f"[yellow]note:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+class _WarningsToStderr(logging.Handler):
+    """engine's and db's warnings (a log line that is not an event, ...): a yellow line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
+_WARNINGS = _WarningsToStderr(logging.WARNING)
+
+
+@app.callback()
+def _setup() -> None:
+    for name in ("engine", "db"):
+        if _WARNINGS not in logging.getLogger(name).handlers:
+            logging.getLogger(name).addHandler(_WARNINGS)
 
 
 @app.command()
@@ -190,7 +219,7 @@ def _prepare_data(states) -> None:
 
 
 def _final_ingest(store) -> None:
-    from db.store import StoreBusy, StoreError
+    from db.store import StoreBusy, StoreDiskFull, StoreError, StoreReadOnly
 
     try:
         store.ingest(wait=60)
@@ -199,6 +228,8 @@ def _final_ingest(store) -> None:
             f"[yellow]{store.db_path} is held by another process; every result is kept in "
             f"{store.root} and will be ingested by the next xling command.[/]"
         )
+    except (StoreReadOnly, StoreDiskFull) as exc:  # their message says where the results wait
+        err_console.print(f"[yellow]{escape(str(exc))}[/]")
     except StoreError as exc:
         err_console.print(f"[yellow]{exc}; every result is kept in {store.root}.[/]")
 
@@ -235,7 +266,7 @@ def sql(
     from db.store import StoreError
 
     store = _store(db)
-    store.try_ingest()
+    _catch_up(store)
     try:
         result = store.query(query)
     except StoreError as exc:

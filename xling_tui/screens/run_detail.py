@@ -9,6 +9,7 @@ moves even when no other front end is ingesting.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +44,13 @@ class RunData(Message):
 
 def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
     """Runs in a worker thread: the store, never the UI thread, touches DuckDB."""
-    from db.store import Store, StoreError
+    from db.store import Store, StoreError, StoreReadOnly
 
     store = Store(db_path)
     try:
         if ingest:
-            store.try_ingest()
+            with contextlib.suppress(StoreReadOnly):  # read what it holds; the dashboard says why no more
+                store.try_ingest()
         info = run_panels.run_info(store, run_id)
         if info is None:
             return RunData(
