@@ -7,8 +7,6 @@ success, 1 some runs failed, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import signal
 import sys
@@ -17,8 +15,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from xling_tui.cli.output import console, err_console, fail
 
 app = typer.Typer(
     name="xling",
@@ -28,9 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
 DEFAULT_CONFIG = Path("experiments.toml")
 
 DbOption = Annotated[
@@ -55,11 +52,6 @@ class UserError(Exception):
     """Something the user can fix; shown as one line, exit code 2."""
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
 def _db_path(db: Path | None) -> Path:
     from engine.runs.layout import default_db_path
 
@@ -74,10 +66,15 @@ def _store(db: Path | None):
 
 def _results(db: Path | None):
     """The store of an existing results database, caught up with its run logs."""
+    from db.store import StoreError
+
     store = _store(db)
     if not store.db_path.exists() and not store.root.exists():
         raise fail(f"no results at {store.db_path} yet: start with `xling run`")
-    store.try_ingest()
+    try:
+        store.try_ingest()
+    except StoreError as exc:  # a folder, another program's file, a newer schema
+        raise fail(str(exc))
     return store
 
 
@@ -379,47 +376,59 @@ def _print_summary(summary, states) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the results (read-only)")],
     db: DbOption = None,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")] = OutputFormat.table,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="output format; csv and json stream every row")
+    ] = OutputFormat.table,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="rows a table shows (it says how many it left out)")
+    ] = 1000,
+    allow_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-files",
+            help="also let the query read files in this folder (or this file), e.g. your own CSV or "
+            "Parquet; read only, never written (repeatable)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a read-only SQL query on the results (runs, train_metrics, evals, teff, align_*, ...).
 
     Tables: experiments, runs, train_metrics, evals, align_embeddings, align_hidden,
     align_gradients, scaling_fits, teff; see docs/database.md.
+
+    Read-only: only the results database is readable; nothing is written, attached,
+    downloaded, installed or loaded (no COPY, ATTACH, INSTALL/LOAD, no read_csv of other
+    files; DuckDB's external access is off and its settings are locked). --allow-files
+    opens chosen files to reading, never to writing.
     """
     from db.store import StoreError
+    from db.user_sql import UserQuery
+    from xling_tui.cli import output
 
-    store = _store(db)
-    store.try_ingest()
+    store = _results(db)
+    user_query = UserQuery(store, query, allow_files=allow_files or ())
     try:
-        result = store.query(query)
+        if format == OutputFormat.table:
+            result = user_query.run(max_rows, count_rest=True)
+            output.print_table(result.columns, result.rows, result.left_out)
+            return
+        with user_query.open() as rows:
+            write = output.write_json if format == OutputFormat.json else output.write_csv
+            write(rows.columns, rows.batches(), sys.stdout)
     except StoreError as exc:
         raise fail(str(exc))
-    _print_result(result.columns, result.rows, format)
 
 
 def _print_result(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> None:
+    from xling_tui.cli import output
+
     if fmt == OutputFormat.json:
-        print(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+        output.write_json(columns, [rows], sys.stdout)
     elif fmt == OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        sys.stdout.write(buf.getvalue())
+        output.write_csv(columns, [rows], sys.stdout)
     else:
-        table = Table(*columns, header_style="bold", show_lines=False)
-        for r in rows:
-            table.add_row(*(_cell(v) for v in r))
-        console.print(table)
-        console.print(f"[dim]{len(rows)} row(s)[/]")
-
-
-def _cell(v: object) -> str:
-    if v is None:
-        return "[dim]NULL[/]"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v).replace("[", r"\[")
+        output.print_table(columns, rows)
 
 
 @app.command()
@@ -466,13 +475,13 @@ def _print_status_table(rows: list[dict]) -> None:
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
-        status = f"[{style}]{r['status']}[/]"
+        status = Text(r["status"], style=style)
         if r["message"] and r["status"] in ("failed", "cancelled"):
-            status += f"\n[dim]{_cell(r['message'])}[/]"
+            status.append("\n" + r["message"], style="dim")
         table.add_row(
             r["run_id"][:8],
-            r["experiment"],
-            _cell(r["name"]),
+            Text(r["experiment"]),
+            Text(r["name"]),
             status,
             progress,
             _human(r["tokens"]),
