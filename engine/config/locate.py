@@ -7,20 +7,32 @@ keys. ``SpecError`` is the error of every config file xling reads.
 from __future__ import annotations
 
 import re
+import tomllib
 
 
 class SpecError(ValueError):
     """A user's mistake in experiments.toml; ``str()`` is the whole message."""
 
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-
-
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+# A TOML key: bare, "basic" (with escapes) or 'literal' parts joined by dots.
+_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_KEYPATH = rf"{_PART}(?:\s*\.\s*{_PART})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_KEYPATH})\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(rf"^\s*({_KEYPATH})\s*=")
 
 
 def _split_key(key: str) -> tuple[str, ...]:
-    return tuple(p.strip().strip("\"'") for p in key.split("."))
+    """The parts of a dotted key as tomllib reads them (quotes, escapes and dots inside
+    quotes included), by letting tomllib read ``KEY = 0``."""
+    try:
+        tree = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError:
+        return tuple(p.strip().strip("\"'") for p in key.split("."))
+    parts = []
+    while isinstance(tree, dict) and len(tree) == 1:
+        ((part, tree),) = tree.items()
+        parts.append(part)
+    return tuple(parts)
 
 
 class TomlLocator:
@@ -58,6 +70,9 @@ class TomlLocator:
         while loc:
             if loc in self.lines:
                 return self.lines[loc]
+            under = [n for key, n in self.lines.items() if key[: len(loc)] == loc]
+            if under:  # a table written only as dotted keys (experiments.x.tokens = ...)
+                return min(under)
             loc = loc[:-1]
         return None
 

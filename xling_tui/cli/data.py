@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from xling_tui.cli.output import console, fail
 
 data_app = typer.Typer(
     name="data",
@@ -23,28 +24,22 @@ data_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
 ConfigArg = Annotated[Path, typer.Argument(help="experiments file")]
 ExperimentOpt = Annotated[
     list[str] | None, typer.Option("--experiment", "-e", help="only this experiment (repeatable)")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(2)
-
-
 def _experiments(config: Path, only: list[str] | None):
     from engine.config.locate import SpecError
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
     try:
-        return load_experiments(config, only or None)
+        experiments = load_experiments(config, only or None)
+        check_inputs(experiments)
+        return experiments
     except SpecError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
 
 
 def _distinct_data(experiments) -> list[tuple[str, dict, list[str], int]]:
@@ -94,7 +89,7 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
         for spec in runs:  # parallel pairs and probe tasks: their errors now, not after training
             check_end_inputs(spec)
     except ValueError as exc:  # engine.errors.DataError: a corpus that cannot be read or is too small
-        raise _fail(str(exc))
+        raise fail(str(exc))
     console.print(f"[green]prepared[/] {len(todo)} data configuration(s) of {len({t[0] for t in todo})} experiment(s)")
 
 
@@ -117,7 +112,7 @@ def info(
                 prepared = prepare_run_data(data, langs, budget, log=lambda m: None)
             out.append({"experiment": name, "budget_tokens": budget, **summarize(data, langs, prepared)})
     except ValueError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     if as_json:
         print(json.dumps(out, indent=1))
         return

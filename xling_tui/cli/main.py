@@ -7,7 +7,6 @@ success, 1 some runs failed, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from enum import Enum
@@ -15,10 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from xling_tui.cli.output import console, err_console, fail
+from xling_tui.cli.output import console, err_console, fail, warn
 
 app = typer.Typer(
     name="xling",
@@ -216,10 +216,11 @@ def run(
     file; each run's log and checkpoints in a folder beside it.
     """
     from engine.config.locate import SpecError
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
     try:
         experiments = load_experiments(config, experiment or None)
+        check_inputs(experiments)
         cluster = _cluster(
             config,
             backend,
@@ -237,12 +238,51 @@ def run(
         allowed = _parse_gpus(gpus)
     except (SpecError, UserError) as exc:
         raise fail(str(exc))
-    from engine.launch.queue import enqueue
+    from engine.launch.preflight import locate_in
+    from engine.launch.queue import enqueue, unfinished
 
-    store = _store(db)
+    store = _writable_store(db)
+    _preflight(unfinished(store.root, experiments), locate_in(experiments), dev, allowed, cluster)
     states = enqueue(store.root, experiments)
     names = ", ".join(e.name for e in experiments)
     _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+
+
+def _writable_store(db: Path | None):
+    """The store a launch will ingest into, opened once first: a folder, another
+    program's file or a newer schema stops here, before any run is queued."""
+    from db.store import StoreError
+
+    store = _store(db)
+    try:
+        store.try_ingest()
+    except StoreError as exc:
+        raise fail(str(exc))
+    return store
+
+
+def _preflight(specs, locate, dev: str, allowed: list[int] | None, cluster) -> None:
+    """Sizes against this machine (a cluster's nodes are not known here), then every
+    distinct corpus tokenised and checked, before anything is queued."""
+    from engine.config.locate import SpecError
+    from engine.launch import preflight
+
+    try:
+        if cluster is None:
+            gpu = _smallest_gpu_bytes(allowed) if dev == "cuda" else None
+            preflight.check_memory(specs, locate, preflight.machine_memory(), gpu)
+        for job in preflight.data_jobs(specs):
+            with console.status(f"preparing data: {job.what}"):
+                preflight.prepare(job, locate)
+    except SpecError as exc:
+        raise fail(str(exc))
+
+
+def _smallest_gpu_bytes(allowed: list[int] | None) -> int | None:
+    from engine.launch.devices import snapshot
+
+    sizes = [g.memory_total_mb for g in snapshot().gpus if allowed is None or g.index in allowed]
+    return int(min(sizes) * 2**20) if sizes else None
 
 
 def _parse_gpus(gpus: str | None) -> list[int] | None:
@@ -273,14 +313,9 @@ def _launch(
     todo = [s for s in states if not s.skipped]
     on = f" on [bold]{cluster[0].name}[/]" if cluster else ""
     console.print(
-        f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
-        f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
+        f"[bold]{len(states)}[/] runs in {escape(what)}: {len(todo)} to run, {len(states) - len(todo)} finished or "
+        f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {escape(str(store.db_path))}[/]"
     )
-    if todo:
-        try:
-            _prepare_data(todo)
-        except ValueError as exc:
-            raise fail(str(exc))
     launcher = Launcher(store.root, sink=store)
     if cluster:
         backend, placement = cluster
@@ -300,7 +335,7 @@ def _launch(
     finally:
         signal.signal(signal.SIGTERM, previous)
     if launcher.sync_error:
-        err_console.print(f"[yellow]{launcher.sync_error}[/]")
+        warn(str(launcher.sync_error))
     _final_ingest(store)
     _print_summary(summary, states)
     if summary.interrupted:
@@ -314,7 +349,7 @@ def _print_detached(states) -> None:
     for s in states:
         if not s.skipped and s.status in ("queued", "running"):
             job = where({"backend": s.backend, "job_id": s.job_id, "host": None, "pid": None})
-            console.print(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}")
+            console.print(Text(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}"))
     console.print(
         "[dim]`xling status` follows them, `xling cancel RUN` stops one, `xling logs RUN -f` shows its log[/]"
     )
@@ -324,34 +359,18 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _prepare_data(states) -> None:
-    """Tokenise each corpus once, before workers start, instead of in every worker at once."""
-    from engine.data.real_languages import prepare_run_data
-
-    seen = set()
-    for s in states:
-        key = json.dumps([s.spec.data, s.spec.languages, s.spec.budget_tokens], sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            what = (
-                s.spec.data["corpus"] if s.spec.data.get("kind", "cloned") == "cloned" else ", ".join(s.spec.languages)
-            )
-            with console.status(f"preparing data: {what} (vocab {s.spec.data['vocab_size']})"):
-                prepare_run_data(s.spec.data, s.spec.languages, s.spec.budget_tokens, log=lambda m: None)
-
-
 def _final_ingest(store) -> None:
     from db.store import StoreBusy, StoreError
 
     try:
         store.ingest(wait=60)
     except StoreBusy:
-        err_console.print(
-            f"[yellow]{store.db_path} is held by another process; every result is kept in "
-            f"{store.root} and will be ingested by the next xling command.[/]"
+        warn(
+            f"{store.db_path} is held by another process; every result is kept in "
+            f"{store.root} and will be ingested by the next xling command."
         )
     except StoreError as exc:
-        err_console.print(f"[yellow]{exc}; every result is kept in {store.root}.[/]")
+        warn(f"{exc}; every result is kept in {store.root}.")
 
 
 def _print_summary(summary, states) -> None:
@@ -369,7 +388,11 @@ def _print_summary(summary, states) -> None:
         _print_detached(states)
     for s in states:
         if s.status == "failed" and not s.skipped:
-            console.print(f"  [red]✗[/] {s.spec.experiment}/{s.spec.name} [dim]{s.spec.run_id}[/]: {s.message}")
+            console.print(
+                Text.assemble(
+                    "  ", ("✗", "red"), f" {s.spec.experiment}/{s.spec.name} ", (s.spec.run_id, "dim"), f": {s.message}"
+                )
+            )
 
 
 @app.command()
@@ -513,16 +536,15 @@ def cancel(runs: RunIds, db: DbOption = None) -> None:
     """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
     from engine.backends.base import BackendError
     from engine.launch.queue import cancel as cancel_run
-    from engine.launch.state import state_of
 
     store = _store(db)
     for run_dir in _run_dirs(store, runs):
-        state = state_of(run_dir)
+        (state,) = _states([run_dir])
         try:
             said = cancel_run(state)
         except BackendError as exc:
             raise fail(f"{run_dir.name}: {exc}")
-        console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}")
+        console.print(Text(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}"))
     store.try_ingest()
 
 
@@ -549,16 +571,18 @@ def resume(
     detach: DetachOption = False,
 ) -> None:
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
+    from engine.launch.preflight import locate_run
     from engine.launch.queue import requeue
-    from engine.launch.state import all_run_dirs, state_of
+    from engine.launch.state import all_run_dirs
 
     if not runs and not failed:
         raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
-        states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ("failed", "cancelled")]
+        everything = _states(all_run_dirs(store.root), skip_damaged=True)
+        states = [s for s in everything if s.status in ("failed", "cancelled")]
     else:
-        states = [state_of(d) for d in _run_dirs(store, runs)]
+        states = _states(_run_dirs(store, runs))
     if not states:
         console.print("nothing to resume: no failed or cancelled runs")
         raise typer.Exit(0)
@@ -583,7 +607,25 @@ def resume(
         allowed = _parse_gpus(gpus)
     except UserError as exc:
         raise fail(str(exc))
+    _preflight([s.spec for s in states], locate_run, dev, allowed, cluster)
     _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+
+
+def _states(run_dirs: list[Path], skip_damaged: bool = False) -> list:
+    """Run states from their folders; a damaged spec.json is an error, or with
+    ``skip_damaged`` a warning (one bad folder must not stop `resume --failed`)."""
+    from engine.config.locate import SpecError
+    from engine.launch.state import state_of
+
+    out = []
+    for run_dir in run_dirs:
+        try:
+            out.append(state_of(run_dir))
+        except SpecError as exc:
+            if not skip_damaged:
+                raise fail(str(exc))
+            warn(f"skipped {exc}")
+    return out
 
 
 @app.command()
@@ -595,7 +637,6 @@ def logs(
     """A run's worker log (what its process printed: progress, evaluations, errors)."""
     import time
 
-    from engine.launch.state import state_of
     from engine.runs.layout import WORKER_LOG
 
     (run_dir,) = _run_dirs(_store(db), [run_id])
@@ -611,7 +652,7 @@ def logs(
                 sys.stdout.flush()
             if not follow:
                 break
-            state = state_of(run_dir)
+            (state,) = _states([run_dir])
             if state.status not in ("queued", "running"):
                 break
             if time.monotonic() >= next_check:  # a cluster run's liveness costs a scheduler call
@@ -622,7 +663,7 @@ def logs(
     except KeyboardInterrupt:
         pass
     if not path.exists() and not follow:
-        err_console.print(f"[dim]{run_id}: no worker log yet (the run has not started)[/]")
+        err_console.print(Text(f"{run_id}: no worker log yet (the run has not started)", style="dim"))
 
 
 @app.command()
@@ -684,11 +725,16 @@ def report(
         else:
             print_tables(rep, console)
         if figures is not None:
+            from engine.runs.layout import name_problem
             from xling_tui.cli.figures import write_figures
 
+            problem = name_problem(rep.experiment) if len(reports) > 1 else None
+            if problem:  # names in the database come from run folders: never a path unchecked
+                warn(f"no figures for this experiment: {problem}")
+                continue
             target = figures / rep.experiment if len(reports) > 1 else figures
             for path in write_figures(store, rep, target):
-                err_console.print(f"wrote {path}")
+                err_console.print(Text(f"wrote {path}"))
 
 
 from xling_tui.cli.data import data_app  # noqa: E402

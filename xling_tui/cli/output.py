@@ -28,13 +28,13 @@ Row = Sequence[Any]
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Prints ``error: MESSAGE`` (the message verbatim) and returns the Exit to raise."""
-    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def warn(message: str) -> None:
     """A problem that does not stop the command (results kept elsewhere, a skipped ingest)."""
-    err_console.print(Text(message, style="yellow"), highlight=False)
+    err_console.print(Text(message, style="yellow"), highlight=False, soft_wrap=True)
 
 
 def cell(value: object) -> Text:
