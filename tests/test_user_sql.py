@@ -220,3 +220,16 @@ def test_cli_reader_never_creates_a_database(tmp_path):
         result = invoke(*cmd, "--db", str(target))
         assert result.exit_code == 2 and "xling run" in result.output
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_csv_into_a_closed_pipe_stops_quietly(store):
+    """`xling sql ... -f csv | head -1`: no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "xling_tui.cli", "sql", "SELECT * FROM range(300000)", "--db", str(store.db_path)]
+    proc = subprocess.Popen([*cmd, "-f", "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().rstrip() == b"range"
+    proc.stdout.close()  # the reader goes away, as head does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err

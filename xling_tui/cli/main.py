@@ -439,8 +439,11 @@ def sql(
         with user_query.open() as rows:
             write = output.write_json if format == OutputFormat.json else output.write_csv
             write(rows.columns, rows.batches(), sys.stdout)
+            sys.stdout.flush()
     except StoreError as exc:
         raise fail(str(exc))
+    except BrokenPipeError:  # `| head` read what it wanted: stop quietly, as cat does
+        output.stop_writing_stdout()
 
 
 def _print_result(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> None:

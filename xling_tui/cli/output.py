@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
@@ -75,3 +77,10 @@ def write_json(columns: Sequence[str], batches: Iterable[Sequence[Row]], out: Te
             out.write(sep + json.dumps(dict(zip(columns, r)), default=str, ensure_ascii=False))
             sep = ",\n"
     out.write("\n]\n")
+
+
+def stop_writing_stdout() -> None:
+    """After a reader closed the pipe: later writes (and the flush at exit) go nowhere
+    instead of raising BrokenPipeError (Python's documented recipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
