@@ -58,6 +58,11 @@ class RunRow:
         return f"{self.experiment or '?'}/{self.name or self.run_id[:8]}"
 
     @property
+    def waiting(self) -> str | None:
+        """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
+        return self.message if self.status == "queued" else None
+
+    @property
     def progress(self) -> float | None:
         if self.status == "done":
             return 1.0

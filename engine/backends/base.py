@@ -84,6 +84,7 @@ class Placement:
     env: dict[str, str] = field(default_factory=dict)
     threads: int | None = None
     gpu: int | None = None
+    fds: tuple[int, ...] = ()  # locked CPU slots the worker inherits and holds for its life (local only)
 
     @property
     def label(self) -> str:

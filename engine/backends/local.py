@@ -49,6 +49,12 @@ class LocalBackend:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
         with open(Path(run_dir) / WORKER_LOG, "ab") as log:
             popen = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=project_root()
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                cwd=project_root(),
+                pass_fds=placement.fds,
             )
         return LocalProcess(popen)

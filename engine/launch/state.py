@@ -63,8 +63,8 @@ class RunState:
     def apply(self, e: dict) -> None:
         kind = e.get("kind")
         self.last_event = max(self.last_event, e.get("time", 0.0))
-        if kind == "queued":  # back in xling's queue: any earlier job is over
-            self.status, self.message = "queued", None
+        if kind == "queued":  # back in xling's queue (a message: why it waits); any earlier job is over
+            self.status, self.message = "queued", e.get("message")
             self.backend = self.job_id = self.job_info = None
         elif kind == "submitted":
             self.backend, self.job_id, self.job_info = e.get("backend"), e.get("job_id"), None

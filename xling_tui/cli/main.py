@@ -97,6 +97,16 @@ MaxParallelOption = Annotated[
     int | None, typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU slot]", show_default=False)
 ]
 DeviceOption = Annotated[Device, typer.Option(help="where to train")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads per run at most; each run gets what the host's CPU slots grant, shared with every "
+        "other xling session and less when other programs keep the cores busy [default: the cores over --max-parallel]",
+        show_default=False,
+    ),
+]
 
 
 class BackendName(str, Enum):
@@ -197,6 +207,7 @@ def run(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     max_parallel: MaxParallelOption = None,
+    threads: ThreadsOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
     backend: BackendOption = None,
@@ -242,10 +253,12 @@ def run(
     from engine.launch.queue import enqueue, unfinished
 
     store = _writable_store(db)
-    _preflight(unfinished(store.root, experiments), locate_in(experiments), dev, allowed, cluster)
+    pending = unfinished(store.root, experiments)
+    launcher = _launcher(store, len(pending), dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads)
+    _preflight(pending, locate_in(experiments), dev, allowed, cluster)
     states = enqueue(store.root, experiments)
     names = ", ".join(e.name for e in experiments)
-    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+    _launch(store, states, names, launcher, dev, cluster)
 
 
 def _writable_store(db: Path | None):
@@ -294,20 +307,43 @@ def _parse_gpus(gpus: str | None) -> list[int] | None:
         raise UserError(f"--gpus {gpus!r}: give GPU indices separated by commas, e.g. 0,2") from None
 
 
-def _launch(
+def _launcher(
     store,
-    states,
-    what: str,
+    n_runs: int,
     dev: str,
     max_parallel: int | None,
     allowed: list[int] | None,
     runs_per_gpu: int,
     cluster=None,
     detach: bool = False,
-) -> None:
-    """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
+    threads: int | None = None,
+):
+    """The launcher and its pool, made before anything is queued or prepared: a bad
+    XLING_CPUS or CPU slot folder is said at once."""
     from engine.launch.launcher import Launcher
     from engine.launch.pools import ClusterPool, CpuPool, GpuPool
+    from engine.launch.slots import SlotRegistryError
+
+    try:
+        launcher = Launcher(store.root, sink=store)
+        if cluster:
+            backend, placement = cluster
+            launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
+            launcher.max_parallel = max_parallel or max(1, n_runs)
+            launcher.pool = ClusterPool(placement, launcher.max_parallel)
+        elif dev == "cuda":
+            launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
+            launcher.max_parallel = max_parallel or launcher.pool.capacity
+        else:
+            launcher.max_parallel = max_parallel or 1
+            launcher.pool = CpuPool(launcher.max_parallel, threads)
+    except SlotRegistryError as exc:
+        raise fail(str(exc))
+    return launcher
+
+
+def _launch(store, states, what: str, launcher, dev: str, cluster=None) -> None:
+    """Shared by run and resume: start workers, show progress, exit with a code."""
     from xling_tui.cli.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
@@ -316,18 +352,6 @@ def _launch(
         f"[bold]{len(states)}[/] runs in {escape(what)}: {len(todo)} to run, {len(states) - len(todo)} finished or "
         f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {escape(str(store.db_path))}[/]"
     )
-    launcher = Launcher(store.root, sink=store)
-    if cluster:
-        backend, placement = cluster
-        launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
-        launcher.max_parallel = max_parallel or max(1, len(todo))
-        launcher.pool = ClusterPool(placement, launcher.max_parallel)
-    elif dev == "cuda":
-        launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
-        launcher.max_parallel = max_parallel or launcher.pool.capacity
-    else:
-        launcher.max_parallel = max_parallel or 1
-        launcher.pool = CpuPool(launcher.max_parallel)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
     try:
         with RunProgress(console) as progress:
@@ -502,7 +526,7 @@ def _print_status_table(rows: list[dict]) -> None:
         style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
         status = Text(r["status"], style=style)
-        if r["message"] and r["status"] in ("failed", "cancelled"):
+        if r["message"] and r["status"] in ("failed", "cancelled", "queued"):  # queued: why it waits
             status.append("\n" + r["message"], style="dim")
         table.add_row(
             r["run_id"][:8],
@@ -558,6 +582,7 @@ def resume(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     max_parallel: MaxParallelOption = None,
+    threads: ThreadsOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
     config: Annotated[
@@ -610,8 +635,9 @@ def resume(
         allowed = _parse_gpus(gpus)
     except UserError as exc:
         raise fail(str(exc))
+    launcher = _launcher(store, len(states), dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads)
     _preflight([s.spec for s in states], locate_run, dev, allowed, cluster)
-    _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+    _launch(store, requeue(states), "the resumed runs", launcher, dev, cluster)
 
 
 def _states(run_dirs: list[Path], skip_damaged: bool = False) -> list:
