@@ -6,13 +6,12 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
 
-from db.store import QueryError, QueryResult, SchemaOutdated, Store, StoreError
+from db.store import QueryError, QueryResult, SchemaOutdated, Store
 
 # A run with a spec but no status event yet is being queued by its launcher.
 _RUN_STATUS = """
@@ -311,57 +310,3 @@ def _window_start(old: tuple | None, new: tuple, asked: int) -> int:
     if old is None or old[0] != new[0] or (new[1] or 0) < (old[1] or 0) or old[5] != new[5]:
         return 0
     return int(asked)
-
-
-# -- ad-hoc SQL that can be cancelled -------------------------------------------------
-
-
-class InterruptibleQuery:
-    """A user's read-only query that another thread may cancel (the TUI's SQL screen).
-
-    ``run`` executes on a worker thread; ``cancel`` may be called from any thread and
-    interrupts DuckDB mid-query. The connection is read-only and has no access to
-    other files (``enable_external_access = false``), so the query can neither change
-    the results nor write or attach anything else.
-    """
-
-    def __init__(self, store: Store, sql: str, max_rows: int, wait: float = 10.0) -> None:
-        self.store, self.sql, self.max_rows, self.wait = store, sql, max_rows, wait
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()
-        self.cancelled = False
-
-    def run(self) -> QueryResult:
-        """Raises QueryCancelled when cancelled, QueryError for DuckDB's complaints."""
-        if not self.store.db_path.exists():
-            raise StoreError(f"{self.store.db_path} does not exist yet: no results to query")
-        with self.store.connect(read_only=True, wait=self.wait) as con:
-            with self._lock:
-                if self.cancelled:
-                    raise QueryCancelled("cancelled")
-                self._con = con
-            try:
-                con.execute("SET enable_external_access = false")
-                cur = con.execute(self.sql)
-                if cur.description is None:
-                    return QueryResult([], [])
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchmany(self.max_rows + 1)
-            except duckdb.Error as e:
-                if self.cancelled:
-                    raise QueryCancelled("cancelled") from None
-                raise QueryError(str(e)) from None
-            finally:
-                with self._lock:
-                    self._con = None
-        return QueryResult(columns, rows[: self.max_rows], truncated=len(rows) > self.max_rows)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            if self._con is not None:
-                self._con.interrupt()
-
-
-class QueryCancelled(StoreError):
-    """The user cancelled the query."""

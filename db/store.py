@@ -90,6 +90,7 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool = False  # max_rows cut the result short
+    left_out: int | None = None  # how many rows the cut left out, where counted
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -224,6 +225,8 @@ class Store:
         return con
 
     def _open(self, read_only: bool, budget: float, wait: float) -> duckdb.DuckDBPyConnection:
+        if self.db_path.is_dir():
+            raise StoreError(f"{self.db_path} is a folder, not a results database: give the .duckdb file's path")
         if not self.db_path.exists():
             if read_only:
                 raise StoreError(f"{self.db_path} does not exist yet; ingest creates it")

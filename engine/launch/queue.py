@@ -16,17 +16,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.backends.registry import job_control
-from engine.config.spec import Experiment
+from engine.config.spec import Experiment, RunSpec
 from engine.launch.state import RunState, load_state, reconcile
 from engine.runs.claims import claimed_by_other
 from engine.runs.events import Queued, Status, append_event
-from engine.runs.layout import SPEC_FILE, clear_stop, request_stop
+from engine.runs.layout import SPEC_FILE, clear_stop, experiment_file, request_stop
 
 
 def write_experiment(root: Path, exp: Experiment) -> None:
-    folder = root / "experiments"
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / f"{exp.name}.json", json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
+    path = experiment_file(root, exp.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -72,6 +72,11 @@ def cancel(state: RunState) -> str:
         return f"stopping worker {state.pid} (it checkpoints first; `xling resume` continues it)"
     append_event(state.run_dir, Status(state.spec.run_id, "cancelled", "cancelled by user"))
     return "cancelled"
+
+
+def unfinished(root: Path, experiments: Iterable[Experiment]) -> list[RunSpec]:
+    """The runs of ``experiments`` not done yet, read from their folders without writing."""
+    return [spec for exp in experiments for spec in exp.runs if load_state(root, spec).status != "done"]
 
 
 def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:

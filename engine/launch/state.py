@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.backends.base import BackendError, JobInfo
 from engine.backends.registry import job_control
+from engine.config.locate import SpecError
 from engine.config.spec import RunSpec
 from engine.runs.claims import LIVE_SECONDS, _is_worker, pid_exists
 from engine.runs.events import JobState, Status, append_event, read_events
@@ -195,9 +196,17 @@ def load_state(root: Path, spec: RunSpec) -> RunState:
 
 
 def state_of(run_dir: Path) -> RunState:
-    """A run's state from its folder alone (spec.json + events), for commands given a run id."""
+    """A run's state from its folder alone (spec.json + events), for commands given a run id.
+    A spec.json that cannot be read back is a SpecError naming the file."""
     path = Path(run_dir) / SPEC_FILE
-    spec = RunSpec.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        spec = RunSpec.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        raise SpecError(
+            f"{path}: damaged run spec ({why}); the run cannot be resumed: delete its folder, "
+            "and `xling run` on its experiments file starts it afresh"
+        ) from None
     state = RunState(spec, Path(run_dir))
     state.refresh()
     return state

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from xling_tui.cli.output import console, fail
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -31,28 +31,22 @@ data_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
 ConfigArg = Annotated[Path, typer.Argument(help="experiments file")]
 ExperimentOpt = Annotated[
     list[str] | None, typer.Option("--experiment", "-e", help="only this experiment (repeatable)")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(2)
-
-
 def _experiments(config: Path, only: list[str] | None):
     from engine.config.locate import SpecError
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
     try:
-        return load_experiments(config, only or None)
+        experiments = load_experiments(config, only or None)
+        check_inputs(experiments)
+        return experiments
     except SpecError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
 
 
 def _describe(progress: Progress, task: TaskID, name: str, message: str) -> None:
@@ -109,7 +103,7 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
             probe = spec.eval.probe
             check_end_inputs(spec.data_recipe(), probe.task if probe else None)
     except ValueError as exc:  # engine.errors.DataError: a corpus that cannot be read or is too small
-        raise _fail(str(exc))
+        raise fail(str(exc))
     console.print(f"[green]prepared[/] {len(todo)} data configuration(s) of {len({t[0] for t in todo})} experiment(s)")
 
 
@@ -132,7 +126,7 @@ def info(
                 prepared = prepare_run_data(recipe, log=lambda m: None)
             out.append({"experiment": name, "budget_tokens": recipe.budget_tokens, **summarize(prepared)})
     except ValueError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     if as_json:
         print(json.dumps(out, indent=1))
         return

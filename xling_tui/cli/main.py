@@ -7,9 +7,6 @@ success, 1 some runs failed, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import signal
 import sys
@@ -19,11 +16,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from xling_tui.cli.launching import CLUSTER_PANEL, BackendName, LaunchFlags, LaunchPlan, launch_options, plan_launch
+from xling_tui.cli.output import cell, console, err_console, fail, warn
 
 app = typer.Typer(
     name="xling",
@@ -33,9 +31,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
 DEFAULT_CONFIG = Path("experiments.toml")
 
 DbOption = Annotated[
@@ -54,11 +49,6 @@ class UserError(Exception):
     """Something the user can fix; shown as one line, exit code 2."""
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "[cluster]" is text
-    return typer.Exit(code)
-
-
 def _db_path(db: Path | None) -> Path:
     from engine.runs.layout import default_db_path
 
@@ -73,10 +63,15 @@ def _store(db: Path | None):
 
 def _results(db: Path | None):
     """The store of an existing results database, caught up with its run logs."""
+    from db.store import StoreError
+
     store = _store(db)
     if not store.db_path.exists() and not store.root.exists():
         raise fail(f"no results at {store.db_path} yet: start with `xling run`")
-    _catch_up(store)
+    try:
+        _catch_up(store)
+    except StoreError as exc:  # a folder, another program's file, a newer schema
+        raise fail(str(exc))
     return store
 
 
@@ -126,18 +121,60 @@ def run(
     file; each run's log and checkpoints in a folder beside it.
     """
     from engine.config.locate import SpecError
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
     try:
         experiments = load_experiments(config, experiment or None)
+        check_inputs(experiments)
         plan = _plan(config, flags)
     except (SpecError, UserError) as exc:
         raise fail(str(exc))
-    from engine.launch.queue import enqueue
+    from engine.launch.preflight import locate_in
+    from engine.launch.queue import enqueue, unfinished
+
+    store = _writable_store(db)
+    pending = unfinished(store.root, experiments)
+    launcher = _launcher(store, plan, len(pending))
+    _preflight(pending, locate_in(experiments), plan)
+    states = enqueue(store.root, experiments)
+    _launch(store, states, ", ".join(e.name for e in experiments), plan, launcher)
+
+
+def _writable_store(db: Path | None):
+    """The store a launch will ingest into, opened once first: a folder, another
+    program's file, a read-only copy or a newer schema stops here, before any run is queued."""
+    from db.store import StoreError
 
     store = _store(db)
-    states = enqueue(store.root, experiments)
-    _launch(store, states, ", ".join(e.name for e in experiments), plan)
+    try:
+        store.try_ingest()
+    except StoreError as exc:
+        raise fail(str(exc))
+    return store
+
+
+def _preflight(specs, locate, plan: LaunchPlan) -> None:
+    """Sizes against this machine (a cluster's nodes are not known here), then every
+    distinct corpus tokenised and checked, before anything is queued."""
+    from engine.config.locate import SpecError
+    from engine.launch import preflight
+
+    try:
+        if plan.cluster is None:
+            gpu = _smallest_gpu_bytes(plan.gpus) if plan.device == "cuda" else None
+            preflight.check_memory(specs, locate, preflight.machine_memory(), gpu)
+        for job in preflight.data_jobs(specs):
+            with console.status(f"preparing data: {job.what}"):
+                preflight.prepare(job, locate)
+    except SpecError as exc:
+        raise fail(str(exc))
+
+
+def _smallest_gpu_bytes(allowed: list[int] | None) -> int | None:
+    from engine.launch.devices import snapshot
+
+    sizes = [g.memory_total_mb for g in snapshot().gpus if allowed is None or g.index in allowed]
+    return int(min(sizes) * 2**20) if sizes else None
 
 
 def _plan(config: Path, flags: LaunchFlags) -> LaunchPlan:
@@ -152,26 +189,28 @@ def _plan(config: Path, flags: LaunchFlags) -> LaunchPlan:
         raise UserError(str(exc)) from None
 
 
-def _launch(store, states, what: str, plan: LaunchPlan) -> None:
-    """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
+def _launcher(store, plan: LaunchPlan, n_runs: int):
+    """The launcher and its pool, made before anything is queued or prepared: a bad
+    XLING_CPUS or CPU slot folder is said at once."""
     from engine.launch.slots import SlotRegistryError
+
+    try:
+        launcher = plan.launcher(store.root, store, n_runs)
+    except SlotRegistryError as exc:
+        raise fail(str(exc))
+    return launcher
+
+
+def _launch(store, states, what: str, plan: LaunchPlan, launcher) -> None:
+    """Shared by run and resume: start workers, show progress, exit with a code."""
     from xling_tui.cli.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
     on = f" on [bold]{plan.where}[/]" if plan.cluster else ""
     console.print(
-        f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
-        f"running elsewhere · device [bold]{plan.device}[/]{on}\n[dim]db {store.db_path}[/]"
+        f"[bold]{len(states)}[/] runs in {escape(what)}: {len(todo)} to run, {len(states) - len(todo)} finished or "
+        f"running elsewhere · device [bold]{plan.device}[/]{on}\n[dim]db {escape(str(store.db_path))}[/]"
     )
-    try:  # before the data: a bad XLING_CPUS or CPU slot folder is said at once
-        launcher = plan.launcher(store.root, store, len(todo))
-    except SlotRegistryError as exc:
-        raise fail(str(exc))
-    if todo:
-        try:
-            _prepare_data(todo)
-        except ValueError as exc:
-            raise fail(str(exc))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
     try:
         with RunProgress(console) as progress:
@@ -179,7 +218,7 @@ def _launch(store, states, what: str, plan: LaunchPlan) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if launcher.sync_error:
-        err_console.print(f"[yellow]{launcher.sync_error}[/]")
+        warn(str(launcher.sync_error))
     _final_ingest(store)
     _print_summary(summary, states)
     if summary.interrupted:
@@ -193,7 +232,7 @@ def _print_detached(states) -> None:
     for s in states:
         if not s.skipped and s.status in ("queued", "running"):
             job = where({"backend": s.backend, "job_id": s.job_id, "host": None, "pid": None})
-            console.print(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}")
+            console.print(Text(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}"))
     console.print(
         "[dim]`xling status` follows them, `xling cancel RUN` stops one, `xling logs RUN -f` shows its log[/]"
     )
@@ -203,35 +242,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _prepare_data(states) -> None:
-    """Tokenise each corpus once, before workers start, instead of in every worker at once."""
-    from engine.data.prepare import prepare_run_data
-
-    seen = set()
-    for s in states:
-        data = s.spec.data
-        key = json.dumps([data.model_dump(mode="json"), s.spec.languages, s.spec.budget_tokens], sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            what = data.corpus if data.kind == "cloned" else ", ".join(s.spec.languages)
-            with console.status(f"preparing data: {what} (vocab {data.vocab_size})"):
-                prepare_run_data(s.spec.data_recipe(), log=lambda m: None)
-
-
 def _final_ingest(store) -> None:
     from db.store import StoreBusy, StoreDiskFull, StoreError, StoreReadOnly
 
     try:
         store.ingest(wait=60)
     except StoreBusy:
-        err_console.print(
-            f"[yellow]{store.db_path} is held by another process; every result is kept in "
-            f"{store.root} and will be ingested by the next xling command.[/]"
+        warn(
+            f"{store.db_path} is held by another process; every result is kept in "
+            f"{store.root} and will be ingested by the next xling command."
         )
     except (StoreReadOnly, StoreDiskFull) as exc:  # their message says where the results wait
         err_console.print(f"[yellow]{escape(str(exc))}[/]")
     except StoreError as exc:
-        err_console.print(f"[yellow]{exc}; every result is kept in {store.root}.[/]")
+        warn(f"{exc}; every result is kept in {store.root}.")
 
 
 def _print_summary(summary, states) -> None:
@@ -249,54 +273,73 @@ def _print_summary(summary, states) -> None:
         _print_detached(states)
     for s in states:
         if s.status == "failed" and not s.skipped:
-            console.print(f"  [red]✗[/] {s.spec.experiment}/{s.spec.name} [dim]{s.spec.run_id}[/]: {s.message}")
+            console.print(
+                Text.assemble(
+                    "  ", ("✗", "red"), f" {s.spec.experiment}/{s.spec.name} ", (s.spec.run_id, "dim"), f": {s.message}"
+                )
+            )
 
 
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the results (read-only)")],
     db: DbOption = None,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")] = OutputFormat.table,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="output format; csv and json stream every row")
+    ] = OutputFormat.table,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="rows a table shows (it says how many it left out)")
+    ] = 1000,
+    allow_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-files",
+            help="also let the query read files in this folder (or this file), e.g. your own CSV or "
+            "Parquet; read only, never written (repeatable)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a read-only SQL query on the results (runs, train_metrics, evals, teff, align_*, ...).
 
     Tables: experiments, runs, train_metrics, evals, align_embeddings, align_hidden,
     align_gradients, scaling_fits, teff; see docs/database.md.
+
+    Read-only: only the results database is readable; nothing is written, attached,
+    downloaded, installed or loaded (no COPY, ATTACH, INSTALL/LOAD, no read_csv of other
+    files; DuckDB's external access is off and its settings are locked). --allow-files
+    opens chosen files to reading, never to writing.
     """
     from db.store import StoreError
+    from db.user_sql import UserQuery
+    from xling_tui.cli import output
 
-    store = _store(db)
-    _catch_up(store)
+    store = _results(db)
+    user_query = UserQuery(store, query, allow_files=allow_files or ())
     try:
-        result = store.query(query)
+        if format == OutputFormat.table:
+            result = user_query.run(max_rows, count_rest=True)
+            output.print_table(result.columns, result.rows, result.left_out)
+            return
+        with user_query.open() as rows:
+            write = output.write_json if format == OutputFormat.json else output.write_csv
+            write(rows.columns, rows.batches(), sys.stdout)
+            sys.stdout.flush()
     except StoreError as exc:
         raise fail(str(exc))
-    _print_result(result.columns, result.rows, format)
+    except BrokenPipeError:  # `| head` read what it wanted: stop quietly, as cat does
+        output.stop_writing_stdout()
 
 
 def _print_result(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> None:
+    from xling_tui.cli import output
+
     if fmt == OutputFormat.json:
-        print(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+        output.write_json(columns, [rows], sys.stdout)
     elif fmt == OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        sys.stdout.write(buf.getvalue())
+        output.write_csv(columns, [rows], sys.stdout)
     else:
-        table = Table(*columns, header_style="bold", show_lines=False)
-        for r in rows:
-            table.add_row(*(_cell(v) for v in r))
-        console.print(table)
-        console.print(f"[dim]{len(rows)} row(s)[/]")
-
-
-def _cell(v: object) -> str:
-    if v is None:
-        return "[dim]NULL[/]"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v).replace("[", r"\[")
+        output.print_table(columns, rows)
 
 
 @app.command()
@@ -341,7 +384,7 @@ def _print_seed_summaries(store, experiments: list[str]) -> None:
                 m: "\n".join(f"{r.language} {r.text}" for r in summaries if r.name == name and r.measure == m)
                 for m in ("ppl", "teff")
             }
-            table.add_row(exp, _cell(name), _cell(cells["ppl"]), _cell(cells["teff"]))
+            table.add_row(exp, cell(name), cell(cells["ppl"]), cell(cells["teff"]))
     if table.row_count:
         console.print("over seeds (mean [95% interval] n=seeds; `xling report EXP` for everything):")
         console.print(table)
@@ -367,13 +410,13 @@ def _print_status_table(rows: list[dict]) -> None:
     for r in rows:
         style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
-        status = f"[{style}]{r['status']}[/]"
+        status = Text(r["status"], style=style)
         if r["message"] and r["status"] in ("failed", "cancelled", "queued"):  # queued: why it waits
-            status += f"\n[dim]{_cell(r['message'])}[/]"
+            status.append("\n" + r["message"], style="dim")
         table.add_row(
             r["run_id"][:8],
-            r["experiment"],
-            _cell(r["name"]),
+            Text(r["experiment"]),
+            Text(r["name"]),
             status,
             progress,
             _human(r["tokens"]),
@@ -405,16 +448,15 @@ def cancel(runs: RunIds, db: DbOption = None) -> None:
     """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
     from engine.backends.base import BackendError
     from engine.launch.queue import cancel as cancel_run
-    from engine.launch.state import state_of
 
     store = _store(db)
     for run_dir in _run_dirs(store, runs):
-        state = state_of(run_dir)
+        (state,) = _states([run_dir])
         try:
             said = cancel_run(state)
         except BackendError as exc:
             raise fail(f"{run_dir.name}: {exc}")
-        console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}")
+        console.print(Text(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}"))
     store.try_ingest()
 
 
@@ -434,16 +476,18 @@ def resume(
     flags: LaunchFlags,
 ) -> None:
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
+    from engine.launch.preflight import locate_run
     from engine.launch.queue import requeue
-    from engine.launch.state import all_run_dirs, state_of
+    from engine.launch.state import all_run_dirs
 
     if not runs and not failed:
         raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
-        states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ("failed", "cancelled")]
+        everything = _states(all_run_dirs(store.root), skip_damaged=True)
+        states = [s for s in everything if s.status in ("failed", "cancelled")]
     else:
-        states = [state_of(d) for d in _run_dirs(store, runs or [])]
+        states = _states(_run_dirs(store, runs or []))
     if not states:
         console.print("nothing to resume: no failed or cancelled runs")
         raise typer.Exit(0)
@@ -454,7 +498,26 @@ def resume(
         plan = _plan(config, flags)
     except UserError as exc:
         raise fail(str(exc))
-    _launch(store, requeue(states), "the resumed runs", plan)
+    launcher = _launcher(store, plan, len(states))
+    _preflight([s.spec for s in states], locate_run, plan)
+    _launch(store, requeue(states), "the resumed runs", plan, launcher)
+
+
+def _states(run_dirs: list[Path], skip_damaged: bool = False) -> list:
+    """Run states from their folders; a damaged spec.json is an error, or with
+    ``skip_damaged`` a warning (one bad folder must not stop `resume --failed`)."""
+    from engine.config.locate import SpecError
+    from engine.launch.state import state_of
+
+    out = []
+    for run_dir in run_dirs:
+        try:
+            out.append(state_of(run_dir))
+        except SpecError as exc:
+            if not skip_damaged:
+                raise fail(str(exc))
+            warn(f"skipped {exc}")
+    return out
 
 
 @app.command()
@@ -466,7 +529,6 @@ def logs(
     """A run's worker log (what its process printed: progress, evaluations, errors)."""
     import time
 
-    from engine.launch.state import state_of
     from engine.runs.layout import WORKER_LOG
 
     (run_dir,) = _run_dirs(_store(db), [run_id])
@@ -482,7 +544,7 @@ def logs(
                 sys.stdout.flush()
             if not follow:
                 break
-            state = state_of(run_dir)
+            (state,) = _states([run_dir])
             if state.status not in ("queued", "running"):
                 break
             if time.monotonic() >= next_check:  # a cluster run's liveness costs a scheduler call
@@ -493,7 +555,7 @@ def logs(
     except KeyboardInterrupt:
         pass
     if not path.exists() and not follow:
-        err_console.print(f"[dim]{run_id}: no worker log yet (the run has not started)[/]")
+        err_console.print(Text(f"{run_id}: no worker log yet (the run has not started)", style="dim"))
 
 
 @app.command()
@@ -572,11 +634,16 @@ def report(
         else:
             print_tables(rep, console)
         if figures is not None:
+            from engine.runs.layout import name_problem
             from xling_tui.cli.figures import write_figures
 
+            problem = name_problem(rep.experiment) if len(reports) > 1 else None
+            if problem:  # names in the database come from run folders: never a path unchecked
+                warn(f"no figures for this experiment: {problem}")
+                continue
             target = figures / rep.experiment if len(reports) > 1 else figures
             for path in write_figures(store, rep, target):
-                err_console.print(f"wrote {path}")
+                err_console.print(Text(f"wrote {path}"))
 
 
 def _comparison(store, experiment: str | None, names: tuple[str, str]):

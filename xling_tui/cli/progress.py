@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from engine.launch.state import RunState
@@ -64,12 +65,13 @@ class RunProgress:
             self.tasks[run_id] = self.progress.add_task("", total=s.spec.total_steps, label="", info="")
         style = STATUS_STYLE.get(s.status, "")
         name = f"{s.spec.experiment}/{s.spec.name}" if with_experiment else s.spec.name
-        label = f"[{style}]{_short(name, 24 if with_experiment else 18)}[/]"
+        label = f"[{style}]{escape(_short(name, 24 if with_experiment else 18))}[/]"
         if s.status == "running":
             parts = [f"{s.tokens_per_s or 0:,.0f} tok/s", f"loss {s.loss:.3f}" if s.loss else "", _eta(s.eta_seconds)]
         else:
             ppl = " ".join(f"{k} {v:.1f}" for k, v in sorted(s.best_ppl.items()))
-            parts = [f"[{style}]{s.status}[/]", f"PPL {ppl}" if ppl and s.status == "done" else "", s.message or ""]
+            done = f"PPL {ppl}" if ppl and s.status == "done" else ""
+            parts = [f"[{style}]{s.status}[/]", done, escape(s.message or "")]
         if s.on_cluster and s.status in ("queued", "running"):
-            parts.append(f"[dim]{s.where}[/]")
+            parts.append(f"[dim]{escape(s.where)}[/]")
         self.progress.update(self.tasks[run_id], completed=s.step, label=label, info="  ".join(p for p in parts if p))
