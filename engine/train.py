@@ -43,6 +43,7 @@ from engine.runs.events import (
     TrainMetric,
 )
 from engine.runs.layout import CHECKPOINT_FILE, FINAL_MODEL_FILE
+from engine.runs.status import RunStatus
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -203,8 +204,8 @@ class Trainer:
 
     def run(
         self, events: EventLog, should_stop: Callable[[], bool] = lambda: False, stop_after: int | None = None
-    ) -> str:
-        """Train until done or stopped; returns the final status ("done" or "cancelled")."""
+    ) -> RunStatus:
+        """Train until done or stopped; returns the final status (done or cancelled)."""
         spec, t = self.spec, self.spec.train
         resumed = self.load_checkpoint()
         events.emit(
@@ -228,9 +229,14 @@ class Trainer:
             if should_stop() or (stop_after is not None and self.step >= stop_after):
                 self.save_checkpoint()
                 events.emit(
-                    Status(spec.run_id, "cancelled", f"stopped; resume continues from step {self.step}", step=self.step)
+                    Status(
+                        spec.run_id,
+                        RunStatus.CANCELLED,
+                        f"stopped; resume continues from step {self.step}",
+                        step=self.step,
+                    )
                 )
-                return "cancelled"
+                return RunStatus.CANCELLED
             lr = lr_at(self.step, spec.total_steps, t["lr"], t["min_lr"], t["warmup"])
             self.train_step(lr)
             self.step += 1
@@ -254,8 +260,8 @@ class Trainer:
             self.probe(events)
         torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
         (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-        events.emit(Status(spec.run_id, "done", step=self.step))
-        return "done"
+        events.emit(Status(spec.run_id, RunStatus.DONE, step=self.step))
+        return RunStatus.DONE
 
     def device_label(self) -> str:
         """'cuda:2' for a worker that the launcher pinned to GPU 2 (it sees it as cuda:0)."""

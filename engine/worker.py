@@ -18,6 +18,7 @@ from pathlib import Path
 
 from engine.runs.events import EventLog, Status
 from engine.runs.layout import SPEC_FILE, STOP_FILE
+from engine.runs.status import RunStatus
 
 
 class StopFlag:
@@ -76,9 +77,9 @@ def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int 
             status = trainer.run(events, should_stop=stop, stop_after=stop_after)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
             traceback.print_exc()
-            events.emit(Status(spec.run_id, "failed", failure_reason(exc)))
+            events.emit(Status(spec.run_id, RunStatus.FAILED, failure_reason(exc)))
             return 1
-    return 0 if status == "done" else 3
+    return 0 if status is RunStatus.DONE else 3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from engine.launch.queue import cancel
 from engine.launch.state import find_runs, state_of
 from engine.runs import layout
 from engine.runs.layout import ANNOTATIONS_FILE  # <run_dir>/annotations.json: the user's tags and note
+from engine.runs.status import LIVE
 
 LAUNCH_LOGS = "launches"  # <db>.runs/launches/<time>-<what>.log
 
@@ -107,7 +108,7 @@ def delete_run(db_path: Path, run_id: str) -> str:
     """
     (run_dir,) = _run_dirs(db_path, [run_id])
     state = state_of(run_dir)
-    if state.status in ("running", "queued") and (state.is_alive() or _claimed(run_dir)):
+    if state.status in LIVE and (state.is_alive() or _claimed(run_dir)):
         raise ActionError(f"{state.spec.name} ({run_dir.name[:8]}) is {state.status}: cancel it before deleting")
     shutil.rmtree(run_dir)
     return f"deleted {state.spec.name} ({run_dir.name[:8]}) and its artefacts"

@@ -3,7 +3,8 @@
 These classes run on thread workers only; the UI thread receives the frozen
 dataclasses below inside messages. The module itself imports no database or NVML
 code at import time (the app's first frame must not wait for DuckDB or pydantic):
-``db`` and ``engine`` are imported inside the methods that run on threads.
+``db`` and ``engine`` are imported inside the methods that run on threads, except
+``engine.runs.status``, which is plain Python.
 
 Coalescing: ``DashboardSource.fetch`` first reads a cheap fingerprint of every run
 (status, step, last event, tags) and returns None when nothing changed, so an idle
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.runs.status import RunStatus
 
 SPARK_BINS = 24  # points in a run's loss sparkline
 GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
@@ -59,7 +62,7 @@ class RunRow:
 
     @property
     def progress(self) -> float | None:
-        if self.status == "done":
+        if self.status == RunStatus.DONE:
             return 1.0
         if not self.total_steps:
             return None
@@ -68,7 +71,7 @@ class RunRow:
     @property
     def eta_seconds(self) -> float | None:
         """Tokens still to train over the latest throughput; only while running."""
-        if self.status != "running" or not self.tokens_per_s or not self.total_tokens:
+        if self.status != RunStatus.RUNNING or not self.tokens_per_s or not self.total_tokens:
             return None
         return max(self.total_tokens - (self.tokens or 0), 0) / self.tokens_per_s
 
@@ -225,8 +228,8 @@ class DashboardSource:
         for r in runs:
             c = counts.setdefault(r.experiment or "?", {"runs": 0, "done": 0, "running": 0, "failed": 0})
             c["runs"] += 1
-            if r.status in ("done", "running", "failed"):
-                c[r.status] += 1
+            if r.status in (RunStatus.DONE, RunStatus.RUNNING, RunStatus.FAILED):
+                c[str(r.status)] += 1
         out = []
         for name, description, n in self._config[0]:
             out.append(ExperimentRow(name, description, True, n, **counts.pop(name, {})))
@@ -245,9 +248,6 @@ def queries_bin_start(b: int, total: int | None, bins: int) -> int:
     from db.queries import bin_start
 
     return bin_start(b, total, bins)
-
-
-_STATUS_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}
 
 
 def _default_order(r: RunRow) -> tuple:

@@ -41,6 +41,7 @@ from engine.backends.base import BackendError, JobInfo, Placement, project_root,
 from engine.config.cluster import SlurmSettings
 from engine.runs.events import EventLog, Status
 from engine.runs.layout import WORKER_LOG
+from engine.runs.status import RunStatus
 
 POLL_SECONDS = 30  # steady-state interval between sacct calls (submitit polls faster just after a submission)
 JOB_FOLDER = "slurm"
@@ -107,7 +108,7 @@ class WorkerTask:
             log.emit(
                 Status(
                     Path(run_dir).name,
-                    "queued",
+                    RunStatus.QUEUED,
                     "requeued by Slurm (time limit or preemption); resumes from its last checkpoint",
                 )
             )

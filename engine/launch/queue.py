@@ -21,6 +21,7 @@ from engine.launch.state import RunState, load_state, reconcile
 from engine.runs.claims import claimed_by_other
 from engine.runs.events import Queued, Status, append_event
 from engine.runs.layout import SPEC_FILE, clear_stop, request_stop
+from engine.runs.status import TERMINAL, RunStatus
 
 
 def write_experiment(root: Path, exp: Experiment) -> None:
@@ -42,11 +43,11 @@ def requeue(states: Iterable[RunState]) -> list[RunState]:
     reconcile(states)
     out = []
     for state in states:
-        if state.status == "done" or state.is_alive() or claimed_by_other(state.run_dir):
+        if state.status is RunStatus.DONE or state.is_alive() or claimed_by_other(state.run_dir):
             state.skipped = True
         else:
-            if state.status == "running":
-                append_event(state.run_dir, Status(state.spec.run_id, "failed", "worker died (no heartbeat)"))
+            if state.status is RunStatus.RUNNING:
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, "worker died (no heartbeat)"))
             clear_stop(state.run_dir)
             append_event(state.run_dir, Queued(state.spec.run_id))
             state.refresh()
@@ -56,20 +57,20 @@ def requeue(states: Iterable[RunState]) -> list[RunState]:
 
 def cancel(state: RunState) -> str:
     """Asks a live worker to checkpoint and stop, or takes a queued run out of the queue."""
-    if state.status in ("done", "failed", "cancelled"):
+    if state.status in TERMINAL:
         return f"already {state.status}"
     if state.on_cluster and state.is_alive():
-        said = job_control(state.backend).cancel(state.job_id, state.run_dir, running=state.status == "running")
-        if state.status == "queued":  # the job never started a worker that could say so
-            append_event(state.run_dir, Status(state.spec.run_id, "cancelled", f"cancelled by user ({said})"))
+        said = job_control(state.backend).cancel(state.job_id, state.run_dir, running=state.status is RunStatus.RUNNING)
+        if state.status is RunStatus.QUEUED:  # the job never started a worker that could say so
+            append_event(state.run_dir, Status(state.spec.run_id, RunStatus.CANCELLED, f"cancelled by user ({said})"))
         return said
-    if state.status == "running" and state.is_alive():
+    if state.status is RunStatus.RUNNING and state.is_alive():
         if state.host and state.host != socket.gethostname():
             request_stop(state.run_dir)
             return f"asked the worker on {state.host} to stop (it checkpoints first; `xling resume` continues it)"
         os.kill(state.pid, signal.SIGTERM)
         return f"stopping worker {state.pid} (it checkpoints first; `xling resume` continues it)"
-    append_event(state.run_dir, Status(state.spec.run_id, "cancelled", "cancelled by user"))
+    append_event(state.run_dir, Status(state.spec.run_id, RunStatus.CANCELLED, "cancelled by user"))
     return "cancelled"
 
 

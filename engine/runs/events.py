@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.runs.layout import EVENTS_FILE
-
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
+from engine.runs.status import RunStatus
 
 
 @dataclass
@@ -90,8 +89,10 @@ class EvalResult:
 
 @dataclass
 class Status:
+    """A run's status changed: its worker ended it, or the launcher or a user did."""
+
     run_id: str
-    status: str
+    status: RunStatus
     message: str | None = None
     step: int | None = None
     time: float = field(default_factory=time.time)

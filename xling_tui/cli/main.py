@@ -312,10 +312,11 @@ def _launch(
 
 
 def _print_detached(states) -> None:
+    from engine.runs.status import LIVE
     from xling_tui.cli.cluster import where
 
     for s in states:
-        if not s.skipped and s.status in ("queued", "running"):
+        if not s.skipped and s.status in LIVE:
             job = where({"backend": s.backend, "job_id": s.job_id, "host": None, "pid": None})
             console.print(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}")
     console.print(
@@ -358,6 +359,8 @@ def _final_ingest(store) -> None:
 
 
 def _print_summary(summary, states) -> None:
+    from engine.runs.status import RunStatus
+
     parts = [f"[green]{summary.done} done[/]"]
     if summary.failed:
         parts.append(f"[red]{summary.failed} failed[/]")
@@ -371,7 +374,7 @@ def _print_summary(summary, states) -> None:
     if summary.detached:
         _print_detached(states)
     for s in states:
-        if s.status == "failed" and not s.skipped:
+        if s.status is RunStatus.FAILED and not s.skipped:
             console.print(f"  [red]✗[/] {s.spec.experiment}/{s.spec.name} [dim]{s.spec.run_id}[/]: {s.message}")
 
 
@@ -457,17 +460,18 @@ def _human(n: int | None) -> str:
 
 def _print_status_table(rows: list[dict]) -> None:
     """A terminal-sized view; --format csv/json gives every column."""
+    from engine.runs.status import RunStatus
     from xling_tui.cli.cluster import where
-    from xling_tui.cli.progress import STATUS_STYLE
+    from xling_tui.status_style import status_style
 
     table = Table(
         "run", "experiment", "name", "status", "progress", "tokens", "device", "where", "best PPL", header_style="bold"
     )
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
+        style = status_style(r["status"]) or "default"
         progress = f"{100 * (r['progress'] or 0):.0f}%"
         status = f"[{style}]{r['status']}[/]"
-        if r["message"] and r["status"] in ("failed", "cancelled"):
+        if r["message"] and r["status"] in (RunStatus.FAILED, RunStatus.CANCELLED):
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(
             r["run_id"][:8],
@@ -542,12 +546,14 @@ def resume(
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
     from engine.launch.queue import requeue
     from engine.launch.state import all_run_dirs, state_of
+    from engine.runs.status import RunStatus
 
     if not runs and not failed:
         raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
-        states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ("failed", "cancelled")]
+        ended = (RunStatus.FAILED, RunStatus.CANCELLED)
+        states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ended]
     else:
         states = [state_of(d) for d in _run_dirs(store, runs)]
     if not states:
@@ -588,6 +594,7 @@ def logs(
 
     from engine.launch.state import state_of
     from engine.runs.layout import WORKER_LOG
+    from engine.runs.status import TERMINAL, RunStatus
 
     (run_dir,) = _run_dirs(_store(db), [run_id])
     path, offset, next_check = run_dir / WORKER_LOG, 0, 0.0
@@ -603,11 +610,11 @@ def logs(
             if not follow:
                 break
             state = state_of(run_dir)
-            if state.status not in ("queued", "running"):
+            if state.status in TERMINAL:
                 break
             if time.monotonic() >= next_check:  # a cluster run's liveness costs a scheduler call
                 next_check = time.monotonic() + (30.0 if state.on_cluster else 0.0)
-                if (state.status == "running" or state.on_cluster) and not state.is_alive():
+                if (state.status is RunStatus.RUNNING or state.on_cluster) and not state.is_alive():
                     break
             time.sleep(0.5)
     except KeyboardInterrupt:
