@@ -42,6 +42,7 @@ from engine.runs.events import (
     TokenizerInfo,
     TrainMetric,
 )
+from engine.runs.files import atomic_file
 from engine.runs.layout import CHECKPOINT_FILE, FINAL_MODEL_FILE
 from engine.runs.status import RunStatus
 
@@ -182,9 +183,8 @@ class Trainer:
         }
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
-        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT_FILE)  # atomic: a kill mid-save keeps the previous one
+        with atomic_file(self.run_dir / CHECKPOINT_FILE) as fh:  # a kill mid-save keeps the previous one
+            torch.save(state, fh)
 
     def load_checkpoint(self) -> bool:
         path = self.run_dir / CHECKPOINT_FILE
@@ -258,7 +258,8 @@ class Trainer:
             self.align(events)
         if spec.eval.get("probe"):
             self.probe(events)
-        torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
+        with atomic_file(self.run_dir / FINAL_MODEL_FILE) as fh:
+            torch.save(self.model.state_dict(), fh)
         (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
         events.emit(Status(spec.run_id, RunStatus.DONE, step=self.step))
         return RunStatus.DONE

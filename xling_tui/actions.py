@@ -19,16 +19,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import XlingError
 from engine.launch.queue import cancel
-from engine.launch.state import find_runs, state_of
+from engine.launch.state import UnknownRun, find_runs, state_of
 from engine.runs import layout
+from engine.runs.files import atomic_write
 from engine.runs.layout import ANNOTATIONS_FILE  # <run_dir>/annotations.json: the user's tags and note
 from engine.runs.status import LIVE
 
 LAUNCH_LOGS = "launches"  # <db>.runs/launches/<time>-<what>.log
 
 
-class ActionError(Exception):
+class ActionError(XlingError):
     """A user-facing refusal (unknown run, live run, bad tag); the message is shown as is."""
 
 
@@ -87,7 +89,7 @@ def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> subp
 def _run_dirs(db_path: Path, run_ids: list[str]) -> list[Path]:
     try:
         return find_runs(layout.artefacts_root(Path(db_path).absolute()), run_ids)
-    except LookupError as exc:
+    except UnknownRun as exc:
         raise ActionError(str(exc)) from None
 
 
@@ -110,7 +112,10 @@ def delete_run(db_path: Path, run_id: str) -> str:
     state = state_of(run_dir)
     if state.status in LIVE and (state.is_alive() or _claimed(run_dir)):
         raise ActionError(f"{state.spec.name} ({run_dir.name[:8]}) is {state.status}: cancel it before deleting")
-    shutil.rmtree(run_dir)
+    try:
+        shutil.rmtree(run_dir)
+    except OSError as exc:
+        raise ActionError(f"cannot delete {run_dir}: {exc.strerror or exc}") from None
     return f"deleted {state.spec.name} ({run_dir.name[:8]}) and its artefacts"
 
 
@@ -169,8 +174,8 @@ def write_annotations(
         current.tags = list(tags)
     if note is not None:
         current.note = note.strip()
-    path = run_dir / ANNOTATIONS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(current.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        atomic_write(run_dir / ANNOTATIONS_FILE, current.to_json())
+    except OSError as exc:
+        raise ActionError(f"cannot save the tags and note in {run_dir}: {exc.strerror or exc}") from None
     return current

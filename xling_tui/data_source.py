@@ -285,9 +285,9 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
 
 def _describe(exc: BaseException) -> str:
     """A user-facing line: our own errors carry their message; anything else names its type."""
-    from db.store import StoreError
+    from xling_tui.errors import is_user_error
 
-    if isinstance(exc, StoreError):
+    if is_user_error(exc):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

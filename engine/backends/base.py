@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from engine.errors import XlingError
 
-class BackendError(RuntimeError):
+
+class BackendError(XlingError, RuntimeError):
     """A backend refused a run (sbatch error, no Ray cluster); the message is for the user."""
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 
+from engine.errors import XlingError
 
-class SpecError(ValueError):
+
+class SpecError(XlingError, ValueError):
     """A user's mistake in experiments.toml; ``str()`` is the whole message."""
 
 

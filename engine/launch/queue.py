@@ -20,6 +20,7 @@ from engine.config.spec import Experiment
 from engine.launch.state import RunState, load_state, reconcile
 from engine.runs.claims import claimed_by_other
 from engine.runs.events import Queued, Status, append_event
+from engine.runs.files import atomic_write
 from engine.runs.layout import SPEC_FILE, clear_stop, request_stop
 from engine.runs.status import TERMINAL, RunStatus
 
@@ -27,14 +28,7 @@ from engine.runs.status import TERMINAL, RunStatus
 def write_experiment(root: Path, exp: Experiment) -> None:
     folder = root / "experiments"
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / f"{exp.name}.json", json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Two launchers may write the same file at once: each through its own temporary."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(folder / f"{exp.name}.json", json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
 
 
 def requeue(states: Iterable[RunState]) -> list[RunState]:
@@ -83,6 +77,6 @@ def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
             state = load_state(root, spec)
             state.run_dir.mkdir(parents=True, exist_ok=True)
             if not (state.run_dir / SPEC_FILE).exists():
-                _atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
+                atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
             states.append(state)
     return requeue(states)

@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.backends.base import BackendError, JobInfo
 from engine.backends.registry import job_control
 from engine.config.spec import RunSpec
+from engine.errors import XlingError
 from engine.runs.claims import LIVE_SECONDS, _is_worker, pid_exists
 from engine.runs.coerce import as_float, as_str
 from engine.runs.events import Status, append_event, read_events
@@ -160,8 +161,12 @@ def all_run_dirs(root: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / SPEC_FILE).exists()) if folder.is_dir() else []
 
 
+class UnknownRun(XlingError, LookupError):
+    """A run id (or prefix) that names no run, or more than one."""
+
+
 def find_runs(root: Path, ids: Iterable[str]) -> list[Path]:
-    """Run folders by id or unambiguous id prefix; a LookupError says which id is wrong."""
+    """Run folders by id or unambiguous id prefix; ``UnknownRun`` says which id is wrong."""
     folder = Path(root) / "runs"
     known = all_run_dirs(root)
     found = []
@@ -169,6 +174,6 @@ def find_runs(root: Path, ids: Iterable[str]) -> list[Path]:
         matches = [p for p in known if p.name.startswith(rid)]
         if len(matches) != 1:
             why = "no run" if not matches else f"{len(matches)} runs"
-            raise LookupError(f"{why} with id {rid!r} under {folder} (see `xling status`)")
+            raise UnknownRun(f"{why} with id {rid!r} under {folder} (see `xling status`)")
         found.append(matches[0])
     return found

@@ -8,11 +8,12 @@ from typing import Any
 
 from engine.backends.base import Placement
 from engine.config.cluster import ClusterSettings, load_cluster, parse_sbatch_options, with_flags
+from engine.errors import XlingError
 
 SLURM_ONLY = ("partition", "time", "account", "sbatch")
 
 
-class ClusterUsageError(ValueError):
+class ClusterUsageError(XlingError, ValueError):
     """Flags that do not fit the chosen backend; one line for the user."""
 
 

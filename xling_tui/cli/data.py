@@ -24,7 +24,6 @@ data_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="experiments file")]
 ExperimentOpt = Annotated[
@@ -32,19 +31,10 @@ ExperimentOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(2)
-
-
 def _experiments(config: Path, only: list[str] | None):
-    from engine.config.locate import SpecError
     from engine.config.spec import load_experiments
 
-    try:
-        return load_experiments(config, only or None)
-    except SpecError as exc:
-        raise _fail(str(exc))
+    return load_experiments(config, only or None)
 
 
 def _distinct_data(experiments) -> list[tuple[str, dict, list[str], int]]:
@@ -80,21 +70,18 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    try:
-        with Progress(*columns, console=console) as progress:
-            overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
-            for name, label, fn in steps:
-                task = progress.add_task(f"{name}: {label}", total=1)
-                fn(lambda msg, task=task, name=name: progress.update(task, description=f"{name}: {msg}"))
-                progress.update(task, completed=1, description=f"{name}: {label}")
-                progress.advance(overall)
-            for _name, data, langs, budget in todo:  # combines vocabularies; everything is cached by now
-                prepare_run_data(data, langs, budget, log=lambda m: None)
-                progress.advance(overall)
-        for spec in runs:  # parallel pairs and probe tasks: their errors now, not after training
-            check_end_inputs(spec)
-    except ValueError as exc:  # engine.errors.DataError: a corpus that cannot be read or is too small
-        raise _fail(str(exc))
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
+        for name, label, fn in steps:
+            task = progress.add_task(f"{name}: {label}", total=1)
+            fn(lambda msg, task=task, name=name: progress.update(task, description=f"{name}: {msg}"))
+            progress.update(task, completed=1, description=f"{name}: {label}")
+            progress.advance(overall)
+        for _name, data, langs, budget in todo:  # combines vocabularies; everything is cached by now
+            prepare_run_data(data, langs, budget, log=lambda m: None)
+            progress.advance(overall)
+    for spec in runs:  # parallel pairs and probe tasks: their errors now, not after training
+        check_end_inputs(spec)
     console.print(f"[green]prepared[/] {len(todo)} data configuration(s) of {len({t[0] for t in todo})} experiment(s)")
 
 
@@ -111,13 +98,10 @@ def info(
     from engine.data.real_languages import prepare_run_data, summarize
 
     out = []
-    try:
-        for name, data, langs, budget in _distinct_data(_experiments(config, experiment)):
-            with console.status(f"{name}: loading data"):
-                prepared = prepare_run_data(data, langs, budget, log=lambda m: None)
-            out.append({"experiment": name, "budget_tokens": budget, **summarize(data, langs, prepared)})
-    except ValueError as exc:
-        raise _fail(str(exc))
+    for name, data, langs, budget in _distinct_data(_experiments(config, experiment)):
+        with console.status(f"{name}: loading data"):
+            prepared = prepare_run_data(data, langs, budget, log=lambda m: None)
+        out.append({"experiment": name, "budget_tokens": budget, **summarize(data, langs, prepared)})
     if as_json:
         print(json.dumps(out, indent=1))
         return

@@ -1,8 +1,9 @@
 """The ``xling`` command line: headless runs, SQL over results, status.
 
-Every user mistake (bad config, unknown experiment, bad SQL, busy database) ends as
-one red line and exit code 2; a traceback means a bug in xling. Exit codes: 0
-success, 1 some runs failed, 2 bad input, 130 interrupted.
+Every user mistake (bad config, unknown experiment, bad SQL, busy database) is an
+``XlingError``; ``XlingGroup`` turns it into one red line and exit code 2, in one
+place for every command. A traceback means a bug in xling. Exit codes: 0 success,
+1 some runs failed, 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,8 +20,29 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from engine.errors import XlingError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class XlingGroup(TyperGroup):
+    """The one ``except`` of the CLI: a user's mistake, from any command, is its message."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except XlingError as exc:
+            # Text, not markup: a message such as "[cluster.slurm] time" keeps its brackets.
+            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
+    cls=XlingGroup,
     name="xling",
     help="Experiment manager for cross-lingual generalisation under language imbalance.",
     rich_markup_mode="rich",
@@ -28,8 +50,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 DEFAULT_CONFIG = Path("experiments.toml")
 
@@ -51,13 +71,8 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-class UserError(Exception):
-    """Something the user can fix; shown as one line, exit code 2."""
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+class UserError(XlingError):
+    """Command-line input that cannot work (a flag that does not fit, no results yet)."""
 
 
 def _db_path(db: Path | None) -> Path:
@@ -76,7 +91,7 @@ def _results(db: Path | None):
     """The store of an existing results database, caught up with its run logs."""
     store = _store(db)
     if not store.db_path.exists() and not store.root.exists():
-        raise fail(f"no results at {store.db_path} yet: start with `xling run`")
+        raise UserError(f"no results at {store.db_path} yet: start with `xling run`")
     store.try_ingest()
     return store
 
@@ -177,18 +192,13 @@ DetachOption = Annotated[
 
 
 def _cluster(config: Path, backend: BackendName | None, device: Device, detach: bool, **flags):
-    """The cluster backend and placement, or None for local runs (errors as UserError)."""
-    from engine.backends.base import BackendError
-    from engine.config.locate import SpecError
-    from xling_tui.cli.cluster import ClusterUsageError, cluster_backend
+    """The cluster backend and placement, or None for local runs."""
+    from xling_tui.cli.cluster import cluster_backend
 
     name = (backend or BackendName.local).value
     if detach and name != "slurm":
         raise UserError("--detach needs --backend slurm (Ray runs live as long as their xling run)")
-    try:
-        return cluster_backend(config, name, device.value, flags)
-    except (SpecError, ClusterUsageError, BackendError) as exc:
-        raise UserError(str(exc)) from None
+    return cluster_backend(config, name, device.value, flags)
 
 
 @app.command()
@@ -218,28 +228,24 @@ def run(
     interrupted runs resume from their last checkpoint. Results land in the DuckDB
     file; each run's log and checkpoints in a folder beside it.
     """
-    from engine.config.locate import SpecError
     from engine.config.spec import load_experiments
 
-    try:
-        experiments = load_experiments(config, experiment or None)
-        cluster = _cluster(
-            config,
-            backend,
-            device,
-            detach,
-            partition=partition,
-            gpus_per_run=gpus_per_run,
-            cpus_per_run=cpus_per_run,
-            time=time,
-            account=account,
-            sbatch=sbatch,
-            ray_address=ray_address,
-        )
-        dev = cluster[1].device if cluster else _resolve_device(device)
-        allowed = _parse_gpus(gpus)
-    except (SpecError, UserError) as exc:
-        raise fail(str(exc))
+    experiments = load_experiments(config, experiment or None)
+    cluster = _cluster(
+        config,
+        backend,
+        device,
+        detach,
+        partition=partition,
+        gpus_per_run=gpus_per_run,
+        cpus_per_run=cpus_per_run,
+        time=time,
+        account=account,
+        sbatch=sbatch,
+        ray_address=ray_address,
+    )
+    dev = cluster[1].device if cluster else _resolve_device(device)
+    allowed = _parse_gpus(gpus)
     from engine.launch.queue import enqueue
 
     store = _store(db)
@@ -280,10 +286,7 @@ def _launch(
         f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
     )
     if todo:
-        try:
-            _prepare_data(todo)
-        except ValueError as exc:
-            raise fail(str(exc))
+        _prepare_data(todo)
     launcher = Launcher(store.root, sink=store)
     if cluster:
         backend, placement = cluster
@@ -389,14 +392,9 @@ def sql(
     Tables: experiments, runs, train_metrics, evals, align_embeddings, align_hidden,
     align_gradients, scaling_fits, teff; see docs/database.md.
     """
-    from db.store import StoreError
-
     store = _store(db)
     store.try_ingest()
-    try:
-        result = store.query(query)
-    except StoreError as exc:
-        raise fail(str(exc))
+    result = store.query(query)
     _print_result(result.columns, result.rows, format)
 
 
@@ -433,16 +431,12 @@ def status(
 ) -> None:
     """Runs with their status, progress and best perplexity per language."""
     from db.queries import run_status
-    from db.store import StoreError
     from xling_tui.cli.cluster import reconcile_cluster_runs
 
     store = _results(db)
-    try:
-        if reconcile_cluster_runs(store):  # a job that ended without its worker reporting
-            store.try_ingest()
-        result = run_status(store, experiment)
-    except StoreError as exc:
-        raise fail(str(exc))
+    if reconcile_cluster_runs(store):  # a job that ended without its worker reporting
+        store.try_ingest()
+    result = run_status(store, experiment)
     if format == OutputFormat.table:
         _print_status_table(result.dicts())
     else:
@@ -497,26 +491,19 @@ RunIds = Annotated[list[str], typer.Argument(help="run ids (a unique prefix is e
 def _run_dirs(store, ids: list[str]) -> list[Path]:
     from engine.launch.state import find_runs
 
-    try:
-        return find_runs(store.root, ids)
-    except LookupError as exc:
-        raise fail(str(exc))
+    return find_runs(store.root, ids)
 
 
 @app.command()
 def cancel(runs: RunIds, db: DbOption = None) -> None:
     """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
-    from engine.backends.base import BackendError
     from engine.launch.queue import cancel as cancel_run
     from engine.launch.state import state_of
 
     store = _store(db)
     for run_dir in _run_dirs(store, runs):
         state = state_of(run_dir)
-        try:
-            said = cancel_run(state)
-        except BackendError as exc:
-            raise fail(f"{run_dir.name}: {exc}")
+        said = cancel_run(state)
         console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}")
     store.try_ingest()
 
@@ -549,7 +536,7 @@ def resume(
     from engine.runs.status import RunStatus
 
     if not runs and not failed:
-        raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
+        raise UserError("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
         ended = (RunStatus.FAILED, RunStatus.CANCELLED)
@@ -562,24 +549,21 @@ def resume(
     if backend is None:  # where the runs last went, when they agree
         last = {s.backend for s in states if s.backend}
         backend = BackendName(last.pop()) if len(last) == 1 else None
-    try:
-        cluster = _cluster(
-            config,
-            backend,
-            device,
-            detach,
-            partition=partition,
-            gpus_per_run=gpus_per_run,
-            cpus_per_run=cpus_per_run,
-            time=time,
-            account=account,
-            sbatch=sbatch,
-            ray_address=ray_address,
-        )
-        dev = cluster[1].device if cluster else _resolve_device(device)
-        allowed = _parse_gpus(gpus)
-    except UserError as exc:
-        raise fail(str(exc))
+    cluster = _cluster(
+        config,
+        backend,
+        device,
+        detach,
+        partition=partition,
+        gpus_per_run=gpus_per_run,
+        cpus_per_run=cpus_per_run,
+        time=time,
+        account=account,
+        sbatch=sbatch,
+        ray_address=ray_address,
+    )
+    dev = cluster[1].device if cluster else _resolve_device(device)
+    allowed = _parse_gpus(gpus)
     _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
 
 
@@ -661,17 +645,13 @@ def report(
 
     TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
     """
-    from db.store import StoreError
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
 
     store = _results(db)
-    try:
-        known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
-        if experiment is not None and experiment not in known:
-            raise fail(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
-        reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
-    except StoreError as exc:
-        raise fail(str(exc))
+    known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
+    if experiment is not None and experiment not in known:
+        raise UserError(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
+    reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
     for rep in reports:
         if format == ReportFormat.json:
             print(rep.to_json())
