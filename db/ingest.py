@@ -99,18 +99,6 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _new_events(log: Path, stored: int) -> tuple[list[dict[str, Any]], int]:
-    """A log shorter than its stored offset was replaced: read it again from the top."""
-    try:
-        size = log.stat().st_size
-    except OSError:
-        return [], stored
-    start = 0 if size < stored else stored
-    if size == start:
-        return [], start
-    return read_events(log, start)
-
-
 def _spec_row(run_id: str, run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     model = spec.get("model")
     if isinstance(model, dict):
@@ -272,7 +260,7 @@ def _scan_run(
     if spec is not None and known.get(run_id) != (spec, str(run_dir), *notes):
         batch.specs.append(_spec_row(run_id, run_dir, spec) | {"tags": notes[0], "note": notes[1]})
         changed = True
-    events, offset = _new_events(run_dir / EVENTS_FILE, stored)
+    events, offset = read_events(run_dir / EVENTS_FILE, stored)  # a replaced log is read from its start
     if offset != stored:
         batch.offsets.append({"run_id": run_id, "byte_offset": offset})
     if not events:

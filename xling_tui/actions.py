@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.backends.base import spawn_logged
 from engine.errors import XlingError
 from engine.launch.queue import cancel
 from engine.launch.state import UnknownRun, find_runs, state_of
 from engine.runs import layout
+from engine.runs.claims import launcher_alive
 from engine.runs.files import atomic_write
 from engine.runs.layout import ANNOTATIONS_FILE  # <run_dir>/annotations.json: the user's tags and note
 from engine.runs.status import LIVE
@@ -50,15 +52,14 @@ def launch_log_path(db_path: Path, what: str, now: float | None = None) -> Path:
 
 def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
     """A detached ``python -m xling_tui.cli ...``: own session, no terminal, output to a file."""
-    log_path = launch_log_path(db_path, what)
     cmd = [sys.executable, "-m", "xling_tui.cli", *args, "--db", str(Path(db_path).absolute())]
     env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1", TERM="dumb")
-    with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(cmd) + "\n").encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+    try:
+        log_path = launch_log_path(db_path, what)
+        log_path.write_text("$ " + " ".join(cmd) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ActionError(f"cannot write a launch log beside {db_path}: {exc.strerror or exc}") from None
+    proc = spawn_logged(cmd, log_path, env, new_session=True)
     proc.log_path = log_path  # type: ignore[attr-defined]  # where the user can read what it said
     return proc
 
@@ -110,19 +111,13 @@ def delete_run(db_path: Path, run_id: str) -> str:
     """
     (run_dir,) = _run_dirs(db_path, [run_id])
     state = state_of(run_dir)
-    if state.status in LIVE and (state.is_alive() or _claimed(run_dir)):
+    if state.status in LIVE and (state.is_alive() or launcher_alive(run_dir)):
         raise ActionError(f"{state.spec.name} ({run_dir.name[:8]}) is {state.status}: cancel it before deleting")
     try:
         shutil.rmtree(run_dir)
     except OSError as exc:
         raise ActionError(f"cannot delete {run_dir}: {exc.strerror or exc}") from None
     return f"deleted {state.spec.name} ({run_dir.name[:8]}) and its artefacts"
-
-
-def _claimed(run_dir: Path) -> bool:
-    from engine.runs.claims import claimed_by_other
-
-    return claimed_by_other(run_dir) is not None
 
 
 # -- tags and notes ----------------------------------------------------------------

@@ -13,12 +13,15 @@ are still alive, asked for many runs at once, and how to cancel one.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from engine.errors import XlingError
+from engine.runs.layout import WORKER_LOG
 
 
 class BackendError(XlingError, RuntimeError):
@@ -73,6 +76,32 @@ def worker_command(run_dir: Path | str, placement: Placement, python: str | None
     if placement.threads:
         cmd += ["--threads", str(placement.threads)]
     return cmd
+
+
+def spawn_logged(
+    cmd: list[str], log_path: Path, env: dict[str, str], cwd: str | None = None, new_session: bool = False
+) -> subprocess.Popen:
+    """``cmd`` with its stdout and stderr appended to ``log_path`` and no stdin: a process
+    that must never wait on, or print into, the terminal of whoever started it."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=new_session,
+        )
+
+
+def spawn_worker(run_dir: Path | str, placement: Placement, new_session: bool = False) -> subprocess.Popen:
+    """The worker of one run, its output in the run's worker.log: how every backend starts
+    one (locally; in a Slurm job; in a Ray task). ``new_session`` keeps a terminal's
+    Ctrl-C from reaching it, so its launcher can stop it in order."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
+    cmd = worker_command(run_dir, placement)
+    return spawn_logged(cmd, Path(run_dir) / WORKER_LOG, env, cwd=project_root(), new_session=new_session)
 
 
 def project_root() -> str:

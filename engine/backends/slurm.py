@@ -29,7 +29,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,10 +36,9 @@ import submitit
 from submitit.helpers import DelayedSubmission
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from engine.backends.base import BackendError, JobInfo, Placement, project_root, worker_command
+from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
 from engine.config.cluster import SlurmSettings
 from engine.runs.events import EventLog, Status
-from engine.runs.layout import WORKER_LOG
 from engine.runs.status import RunStatus
 
 POLL_SECONDS = 30  # steady-state interval between sacct calls (submitit polls faster just after a submission)
@@ -77,16 +75,7 @@ class WorkerTask:
         self._proc: subprocess.Popen | None = None
 
     def __call__(self, run_dir: str, device: str, threads: int | None) -> int:
-        placement = Placement(device, threads=threads)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-            self._proc = subprocess.Popen(
-                worker_command(run_dir, placement, sys.executable),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=project_root(),
-            )
+        self._proc = spawn_worker(run_dir, Placement(device, threads=threads))
         try:
             while self._proc.poll() is None:  # not Popen.wait(): a signal handler must be able to reap it
                 time.sleep(0.5)

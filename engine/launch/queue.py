@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.backends.registry import job_control
 from engine.config.spec import Experiment
 from engine.launch.state import RunState, load_state, reconcile
-from engine.runs.claims import claimed_by_other
+from engine.runs.claims import launcher_alive
 from engine.runs.events import Queued, Status, append_event
 from engine.runs.files import atomic_write
 from engine.runs.layout import SPEC_FILE, clear_stop, request_stop
@@ -37,7 +37,7 @@ def requeue(states: Iterable[RunState]) -> list[RunState]:
     reconcile(states)
     out = []
     for state in states:
-        if state.status is RunStatus.DONE or state.is_alive() or claimed_by_other(state.run_dir):
+        if state.status is RunStatus.DONE or state.is_alive() or launcher_alive(state.run_dir):
             state.skipped = True
         else:
             if state.status is RunStatus.RUNNING:

@@ -18,7 +18,7 @@ from engine.backends.base import BackendError, JobInfo
 from engine.backends.registry import job_control
 from engine.config.spec import RunSpec
 from engine.errors import XlingError
-from engine.runs.claims import LIVE_SECONDS, _is_worker, pid_exists
+from engine.runs.claims import LIVE_SECONDS, is_worker, pid_exists
 from engine.runs.coerce import as_float, as_str
 from engine.runs.events import Status, append_event, read_events
 from engine.runs.fold import RunFold
@@ -94,7 +94,7 @@ class RunState(RunFold):
             return self.quiet_for() < LIVE_SECONDS
         if not self.pid or not pid_exists(self.pid):
             return False
-        return self.quiet_for() < LIVE_SECONDS or _is_worker(self.pid, self.run_dir)
+        return self.quiet_for() < LIVE_SECONDS or is_worker(self.pid, self.run_dir)
 
     @property
     def where(self) -> str:

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from engine.runs.layout import EVENTS_FILE
 from engine.runs.status import RunStatus
+from engine.runs.tail import read_new
 
 
 @dataclass
@@ -229,24 +230,22 @@ class EventLog:
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Complete events after ``offset`` and the offset just past the last complete line."""
-    path = Path(path)
-    if not path.exists():
+    """Complete events after ``offset`` and the offset just past the last complete line
+    (a log shorter than ``offset`` was replaced: it is read from its start)."""
+    chunk = read_new(path, offset)
+    if chunk is None:
         return [], offset
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read()
-    end = data.rfind(b"\n")
+    end = chunk.data.rfind(b"\n")
     if end < 0:
-        return [], offset
+        return [], chunk.start
     events = []
-    for line in data[: end + 1].splitlines():
+    for line in chunk.data[: end + 1].splitlines():
         if line.strip():
             try:
                 events.append(json.loads(line))
             except json.JSONDecodeError:
                 continue  # a torn write from a killed process; the next line is intact
-    return events, offset + end + 1
+    return events, chunk.start + end + 1
 
 
 def iter_events(path: Path) -> Iterator[dict[str, Any]]:

@@ -579,16 +579,14 @@ def logs(
     from engine.launch.state import state_of
     from engine.runs.layout import WORKER_LOG
     from engine.runs.status import TERMINAL, RunStatus
+    from engine.runs.tail import LogTail
 
     (run_dir,) = _run_dirs(_store(db), [run_id])
-    path, offset, next_check = run_dir / WORKER_LOG, 0, 0.0
+    path, next_check = run_dir / WORKER_LOG, 0.0
+    tail = LogTail(path)
     try:
         while True:
-            if path.exists():
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                offset += len(chunk)
+            if chunk := tail.read():
                 sys.stdout.write(chunk.decode("utf-8", errors="replace"))
                 sys.stdout.flush()
             if not follow:
