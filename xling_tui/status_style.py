@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from engine.runs.status import RunStatus
 
-STATUS_STYLE: dict[RunStatus, str] = {
+STATUS_STYLE: dict[str, str] = {  # keyed by RunStatus, which is a str: a database row's string finds it too
     RunStatus.RUNNING: "bold cyan",
     RunStatus.QUEUED: "blue",
     RunStatus.DONE: "green",
@@ -18,7 +18,7 @@ STATUS_STYLE: dict[RunStatus, str] = {
 }
 
 # Sorting by status puts what is moving first, then what waits, then what needs a look.
-ATTENTION_ORDER: dict[RunStatus, int] = {
+ATTENTION_ORDER: dict[str, int] = {
     s: i
     for i, s in enumerate((RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.DONE))
 }
@@ -26,8 +26,8 @@ ATTENTION_ORDER: dict[RunStatus, int] = {
 
 def status_style(status: str | None) -> str:
     """The style of a status read from anywhere (a database row's string included); '' if unknown."""
-    return STATUS_STYLE.get(status, "")  # type: ignore[call-overload]  # a StrEnum hashes as its string
+    return STATUS_STYLE.get(status or "", "")
 
 
 def attention_rank(status: str | None) -> int:
-    return ATTENTION_ORDER.get(status, len(ATTENTION_ORDER))  # type: ignore[call-overload]
+    return ATTENTION_ORDER.get(status or "", len(ATTENTION_ORDER))
