@@ -28,7 +28,8 @@ from engine.data.real_languages import RealLanguages, StreamBatches, prepare_run
 from engine.data.tasks import check_end_inputs, family_settings, parallel_config
 from engine.data.tokens import EOS_ID, TokenData
 from engine.losses import linear_cross_entropy
-from engine.model import GPT, preset
+from engine.model import GPT, GPTConfig, preset
+from engine.precision import AMP_DTYPES, cpu_has_native_bf16, resolve_precision
 from engine.runs.events import (
     AlignEmbedding,
     AlignGradient,
@@ -75,24 +76,29 @@ class Runtime:
 
     device: str = "cpu"
     compile: bool = False
-    amp_dtype: torch.dtype | None = None
+    precision: str = "fp32"  # what the matmuls run in (engine.precision): fp32, bf16 or fp16
     scaler: bool = False
     fused_loss: bool = False  # engine.losses: the CPU fast path; CUDA gets torch.compile instead
 
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        return AMP_DTYPES.get(self.precision)
 
-def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
-    """bf16 autocast and torch.compile are GPU paths; on CPU they degrade to plain fp32 eager."""
+
+def resolve_runtime(spec: RunSpec, device: str, cfg: GPTConfig | None = None) -> Runtime:
+    """torch.compile is a GPU path (on CPU only when asked); the precision is
+    ``engine.precision``'s choice for this device and model shape."""
     t = spec.train
     cuda = device.startswith("cuda")
     compile_ = t["compile"] == "on" or (t["compile"] == "auto" and cuda)
-    precision = t["precision"]
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if not cuda and precision != "fp32":
-        precision = "fp32"
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    cfg = cfg or preset(spec.model, spec.data["vocab_size"] * len(spec.languages), t["context"])
+    precision = resolve_precision(t["precision"], device, cfg, t["batch_size"], t["context"])
     return Runtime(
-        device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16", fused_loss=not cuda and not compile_
+        device=device,
+        compile=compile_,
+        precision=precision,
+        scaler=precision == "fp16",
+        fused_loss=not cuda and not compile_,
     )
 
 
@@ -108,7 +114,6 @@ class Trainer:
         log: Callable[[str], None] = print,
     ) -> None:
         self.spec, self.run_dir = spec, Path(run_dir)
-        self.rt = resolve_runtime(spec, device)
         self.say = log
         t = spec.train
         self.B, self.T = t["batch_size"], t["context"]
@@ -132,7 +137,9 @@ class Trainer:
             model_vocab = V * N
         self.eval_languages = [i for i, n in enumerate(schedule.sequence_counts(spec.total_steps, self.B)) if n > 0]
         check_end_inputs(spec)  # a bad parallel or probe file fails now, not after training
-        self.model = GPT(preset(spec.model, model_vocab, self.T)).to(self.rt.device)
+        model_cfg = preset(spec.model, model_vocab, self.T)
+        self.rt = resolve_runtime(spec, device, model_cfg)
+        self.model = GPT(model_cfg).to(self.rt.device)
         cuda = self.rt.device.startswith("cuda")
         self.opt = torch.optim.AdamW(
             self.model.parameters(),
@@ -180,6 +187,7 @@ class Trainer:
             "acc": self._accumulators_state(),
             "torch_rng": torch.get_rng_state(),
             "run_id": self.spec.run_id,
+            "precision": self.rt.precision,
         }
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
@@ -198,7 +206,18 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
         self._acc = self._accumulators_from(state["acc"])
+        self._keep_precision(state.get("precision"))
         return True
+
+    def _keep_precision(self, saved: str | None) -> None:
+        """A resumed run goes on in the precision it started in, so its loss trajectory
+        continues; ``auto`` might otherwise choose differently on another machine."""
+        if self.spec.train["precision"] != "auto" or saved in (None, self.rt.precision):
+            return
+        cuda = self.rt.device.startswith("cuda")
+        if saved == "fp32" or (saved == "bf16" and (torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16())):
+            self.say(f"resuming in {saved}, the precision this run started in")
+            self.rt.precision = saved
 
     # --- the loop ----------------------------------------------------------
 
@@ -217,6 +236,9 @@ class Trainer:
                 total_steps=spec.total_steps,
                 total_tokens=spec.total_tokens,
                 resumed_from=self.step if resumed else None,
+                threads=torch.get_num_threads() if self.rt.device == "cpu" else None,
+                precision=self.rt.precision,
+                compiled=self.rt.compile,
             )
         )
         events.emit(self.tokenizer_info())
@@ -274,7 +296,7 @@ class Trainer:
     def _autocast(self):
         if self.rt.amp_dtype is None:
             return nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.rt.amp_dtype)
+        return torch.autocast(device_type=torch.device(self.rt.device).type, dtype=self.rt.amp_dtype)
 
     def train_step(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -284,7 +306,8 @@ class Trainer:
         x = torch.from_numpy(x).to(dev, non_blocking=True)
         y = torch.from_numpy(y).to(dev, non_blocking=True)
         if self.rt.fused_loss:
-            h = self.model.features(x).flatten(0, 1)
+            with self._autocast():  # the blocks' matmuls; the output layer and loss stay fp32
+                h = self.model.features(x).flatten(0, 1).float()
             tok_loss = linear_cross_entropy(h, self.model.head.weight, self.model.head.bias, y.flatten())
         else:
             with self._autocast():
@@ -508,7 +531,8 @@ class Trainer:
                 batch_size=ev["batch_size"],
                 device=self.rt.device,
                 n_chars=n_chars,
-                autocast_dtype=self.rt.amp_dtype,
+                # on a CPU evaluation stays fp32: PPL of bf16- and fp32-trained runs is measured alike
+                autocast_dtype=self.rt.amp_dtype if self.rt.device.startswith("cuda") else None,
             )
             events.emit(
                 EvalResult(

@@ -5,6 +5,11 @@ event log. SIGTERM / SIGINT / SIGUSR1 / SIGUSR2, or a ``stop.request`` file in t
 ask it to checkpoint and stop (status ``cancelled``);
 any exception becomes status ``failed`` with a one-line reason, the traceback going
 to the worker's own log file, never to the user's terminal.
+
+On this machine a worker runs with ``--threads`` torch threads, the CPU slots its
+launcher took from the host's registry (``engine.launch.slots``); it inherits those
+slots' locked files and holds them for its whole life, so they free themselves when it
+exits, however it exits. On Slurm or Ray ``--threads`` is what the scheduler granted.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int 
             import torch
 
             if threads:
-                torch.set_num_threads(threads)
+                torch.set_num_threads(threads)  # what it was granted, never the machine's every core
             from engine.train import Trainer
 
             trainer = Trainer(spec, run_dir, device=device, log=lambda m: print(m, flush=True))

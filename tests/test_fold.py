@@ -67,7 +67,9 @@ _word = st.one_of(st.none(), st.sampled_from(["local", "slurm", "ray"]), st.inte
 _status = st.one_of(st.sampled_from(list(RunStatus)), st.sampled_from(["paused", "DONE", ""]), st.none(), st.just(3))
 
 _event = st.one_of(
-    st.fixed_dictionaries({"kind": st.just("queued"), "time": _time}),
+    st.fixed_dictionaries(
+        {"kind": st.just("queued"), "time": _time}, optional={"message": st.one_of(st.none(), st.just("no slot"))}
+    ),
     st.fixed_dictionaries(
         {"kind": st.just("submitted"), "backend": _word, "job_id": _word, "host": st.just("login"), "time": _time}
     ),

@@ -61,6 +61,11 @@ class RunRow:
         return f"{self.experiment or '?'}/{self.name or self.run_id[:8]}"
 
     @property
+    def waiting(self) -> str | None:
+        """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
+        return self.message if self.status == RunStatus.QUEUED else None
+
+    @property
     def progress(self) -> float | None:
         if self.status == RunStatus.DONE:
             return 1.0

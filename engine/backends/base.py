@@ -79,7 +79,12 @@ def worker_command(run_dir: Path | str, placement: Placement, python: str | None
 
 
 def spawn_logged(
-    cmd: list[str], log_path: Path, env: dict[str, str], cwd: str | None = None, new_session: bool = False
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    cwd: str | None = None,
+    new_session: bool = False,
+    pass_fds: tuple[int, ...] = (),
 ) -> subprocess.Popen:
     """``cmd`` with its stdout and stderr appended to ``log_path`` and no stdin: a process
     that must never wait on, or print into, the terminal of whoever started it."""
@@ -92,16 +97,19 @@ def spawn_logged(
             env=env,
             cwd=cwd,
             start_new_session=new_session,
+            pass_fds=pass_fds,
         )
 
 
 def spawn_worker(run_dir: Path | str, placement: Placement, new_session: bool = False) -> subprocess.Popen:
     """The worker of one run, its output in the run's worker.log: how every backend starts
     one (locally; in a Slurm job; in a Ray task). ``new_session`` keeps a terminal's
-    Ctrl-C from reaching it, so its launcher can stop it in order."""
+    Ctrl-C from reaching it, so its launcher can stop it in order. The placement's locked
+    CPU slots (``fds``) go with it and are held for as long as it lives."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
     cmd = worker_command(run_dir, placement)
-    return spawn_logged(cmd, Path(run_dir) / WORKER_LOG, env, cwd=project_root(), new_session=new_session)
+    log = Path(run_dir) / WORKER_LOG
+    return spawn_logged(cmd, log, env, cwd=project_root(), new_session=new_session, pass_fds=placement.fds)
 
 
 def project_root() -> str:
@@ -115,6 +123,7 @@ class Placement:
     env: dict[str, str] = field(default_factory=dict)
     threads: int | None = None
     gpu: int | None = None
+    fds: tuple[int, ...] = ()  # locked CPU slots the worker inherits and holds for its life (local only)
 
     @property
     def label(self) -> str:

@@ -19,10 +19,10 @@ from typing import Protocol
 
 from engine.backends.base import Backend, BackendError
 from engine.backends.local import LocalBackend
-from engine.launch.pools import CpuPool, GpuPool
+from engine.launch.pools import CpuPool, Pool
 from engine.launch.state import RunState
 from engine.runs.claims import claim, release_claim
-from engine.runs.events import Status, Submitted, append_event
+from engine.runs.events import Queued, Status, Submitted, append_event
 from engine.runs.layout import WORKER_LOG, clear_stop
 from engine.runs.status import TERMINAL, RunStatus
 
@@ -55,7 +55,7 @@ class Launcher:
         root: Path,
         sink: ResultSink | None = None,
         max_parallel: int = 1,
-        pool: CpuPool | GpuPool | None = None,
+        pool: Pool | None = None,
         backend: Backend | None = None,
         sync_every: float = 10.0,
         poll: float | None = None,
@@ -71,6 +71,7 @@ class Launcher:
         self.detach = detach  # return once every run is submitted; the cluster keeps them
         self.procs: dict[str, object] = {}
         self.sync_error: str | None = None
+        self._said_waiting: dict[str, str] = {}  # run id -> the waiting reason last logged for it
 
     def our_pids(self) -> list[int]:
         return [p.pid for p in self.procs.values() if p.pid is not None and p.poll() is None]
@@ -131,7 +132,7 @@ class Launcher:
             placement = self.pool.acquire(state.spec.run_id)
             if placement is None:
                 release_claim(state.run_dir)
-                state.message = self.pool.waiting_reason()
+                self._log_waiting(state, self.pool.waiting_reason())
                 return
             queue.pop(0)
             clear_stop(state.run_dir)
@@ -143,12 +144,22 @@ class Launcher:
                 append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, str(exc)))
                 state.refresh()
                 continue
+            self.pool.started(state.spec.run_id, handle.pid)
             self.procs[state.spec.run_id] = handle
             append_event(
                 state.run_dir, Submitted(state.spec.run_id, self.backend.name, handle.job_id, socket.gethostname())
             )
             state.refresh()
             active.append(state)
+
+    def _log_waiting(self, state: RunState, reason: str | None) -> None:
+        """Why a run has not started (no CPU slot, no free GPU), once per new reason: as a
+        ``queued`` event with a message, so `xling status` and the dashboard show it."""
+        state.message = reason
+        if reason and self._said_waiting.get(state.spec.run_id) != reason:
+            self._said_waiting[state.spec.run_id] = reason
+            append_event(state.run_dir, Queued(state.spec.run_id, message=reason))
+            state.refresh()
 
     def _finish(self, state: RunState, code: int) -> None:
         self.pool.release(state.spec.run_id)

@@ -27,7 +27,11 @@ from engine.runs.tail import read_new
 
 @dataclass
 class Queued:
+    """In xling's queue; ``message`` says why it waits, when a launcher has tried to
+    start it (no free CPU slot, no free GPU)."""
+
     run_id: str
+    message: str | None = None
     time: float = field(default_factory=time.time)
     kind: str = "queued"
 
@@ -54,6 +58,9 @@ class Started:
     total_steps: int
     total_tokens: int
     resumed_from: int | None = None
+    threads: int | None = None  # torch's intra-op threads: what the CPU slot registry granted
+    precision: str | None = None  # what the matmuls run in: fp32, bf16 (autocast) or fp16
+    compiled: bool | None = None  # the model went through torch.compile
     time: float = field(default_factory=time.time)
     kind: str = "started"
 

@@ -9,8 +9,9 @@ one go or in many pieces folds to the same state.
 The rules, event by event:
 
 - ``queued``: back in xling's own queue, so any earlier scheduler job is over: status
-  queued, message, finish time, backend and job id cleared. The first one's time is
-  kept (re-queueing keeps the queue order).
+  queued, finish time, backend and job id cleared; its message (why it waits: no free
+  CPU slot or GPU) becomes the run's. The first one's time is kept (re-queueing keeps
+  the queue order).
 - ``submitted``: where the launcher sent the run; backend and job id are both set (a
   local process has no job id, so a local submission clears a cluster one).
 - ``started``: running; device, host and pid of the worker; the step it resumes from
@@ -66,7 +67,7 @@ class RunFold:
             self.last_seen = t if self.last_seen is None else max(self.last_seen, t)
         kind = ev.get("kind")
         if kind == "queued":
-            self._queued(t)
+            self._queued(as_str(ev.get("message")), t)
         elif kind == "submitted":
             self.backend, self.job_id = as_str(ev.get("backend")), as_str(ev.get("job_id"))
         elif kind == "started":
@@ -84,8 +85,8 @@ class RunFold:
         self.status, self.message = status, message
         self.finished = t if status.terminal else None
 
-    def _queued(self, t: float | None) -> None:
-        self._set_status(RunStatus.QUEUED, None, t)
+    def _queued(self, message: str | None, t: float | None) -> None:
+        self._set_status(RunStatus.QUEUED, message, t)
         self.queued = _or(self.queued, t)
         self.backend = self.job_id = None
 

@@ -115,6 +115,16 @@ MaxParallelOption = Annotated[
     int | None, typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU slot]", show_default=False)
 ]
 DeviceOption = Annotated[Device, typer.Option(help="where to train")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="CPU threads per run at most; each run gets what the host's CPU slots grant, shared with every "
+        "other xling session and less when other programs keep the cores busy [default: the cores over --max-parallel]",
+        show_default=False,
+    ),
+]
 
 
 class BackendName(str, Enum):
@@ -210,6 +220,7 @@ def run(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     max_parallel: MaxParallelOption = None,
+    threads: ThreadsOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
     backend: BackendOption = None,
@@ -251,7 +262,7 @@ def run(
     store = _store(db)
     states = enqueue(store.root, experiments)
     names = ", ".join(e.name for e in experiments)
-    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads)
 
 
 def _parse_gpus(gpus: str | None) -> list[int] | None:
@@ -273,6 +284,7 @@ def _launch(
     runs_per_gpu: int,
     cluster=None,
     detach: bool = False,
+    threads: int | None = None,
 ) -> None:
     """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
     from engine.launch.launcher import Launcher
@@ -285,8 +297,7 @@ def _launch(
         f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
         f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
     )
-    if todo:
-        _prepare_data(todo)
+    # Before the data: a bad XLING_CPUS or CPU slot folder (SlotRegistryError) is said at once.
     launcher = Launcher(store.root, sink=store)
     if cluster:
         backend, placement = cluster
@@ -298,7 +309,9 @@ def _launch(
         launcher.max_parallel = max_parallel or launcher.pool.capacity
     else:
         launcher.max_parallel = max_parallel or 1
-        launcher.pool = CpuPool(launcher.max_parallel)
+        launcher.pool = CpuPool(launcher.max_parallel, threads)
+    if todo:
+        _prepare_data(todo)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
     try:
         with RunProgress(console) as progress:
@@ -465,7 +478,7 @@ def _print_status_table(rows: list[dict]) -> None:
         style = status_style(r["status"]) or "default"
         progress = f"{100 * (r['progress'] or 0):.0f}%"
         status = f"[{style}]{r['status']}[/]"
-        if r["message"] and r["status"] in (RunStatus.FAILED, RunStatus.CANCELLED):
+        if r["message"] and r["status"] != RunStatus.RUNNING:  # failed, cancelled: why; queued: why it waits
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(
             r["run_id"][:8],
@@ -515,6 +528,7 @@ def resume(
     db: DbOption = None,
     device: DeviceOption = Device.auto,
     max_parallel: MaxParallelOption = None,
+    threads: ThreadsOption = None,
     gpus: GpusOption = None,
     runs_per_gpu: RunsPerGpuOption = 1,
     config: Annotated[
@@ -564,7 +578,9 @@ def resume(
     )
     dev = cluster[1].device if cluster else _resolve_device(device)
     allowed = _parse_gpus(gpus)
-    _launch(store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach)
+    _launch(
+        store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads
+    )
 
 
 @app.command()

@@ -51,7 +51,8 @@ class RunProgress:
         self.progress.update(self.overall, completed=finished, info=f"{finished} finished, {len(todo) - finished} left")
         several = len({s.spec.experiment for s in todo}) > 1  # then "table1/50/50", not just "50/50"
         for state in todo:
-            if state.status is RunStatus.QUEUED and state.spec.run_id not in self.tasks and not state.on_cluster:
+            shown = state.spec.run_id in self.tasks or state.on_cluster or state.message  # message: why it waits
+            if state.status is RunStatus.QUEUED and not shown:
                 continue
             self._update_run(state, several)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -195,6 +196,10 @@ class DashboardScreen(Screen[None]):
                 counts[r.status] = counts.get(r.status, 0) + 1
             shown = f"{len(rows)}/{total} runs" + (f" · filter “{self.filter_text}”" if self.filter_text else "")
             parts.append(shown + " · " + " ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        waiting = [r for r in rows if r.waiting]
+        if waiting:  # the reason is too long for a table cell; one line says it for the first
+            more = f" (+{len(waiting) - 1} more)" if len(waiting) > 1 else ""
+            parts.append(f"[yellow]{escape(waiting[0].label)} {escape(waiting[0].waiting)}{more}[/]")
         if self.sort_key != "default":
             parts.append(f"sort {self.sort_key}{' ↓' if self.sort_reverse else ' ↑'}")
         if self.marked:

@@ -124,6 +124,7 @@ def row_haystack(row: RunRow) -> str:
         row.experiment,
         row.name,
         row.status,
+        "waiting" if row.waiting else None,
         row.kind,
         row.device,
         row.host,
@@ -202,7 +203,7 @@ COLUMNS = (
 
 def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple[object, ...]:
     """``with_experiment`` prefixes the name when runs of several experiments are listed."""
-    status = Text(row.status, style=status_style(row.status))
+    status = Text("waiting" if row.waiting else row.status, style=status_style(row.status))
     tags = " ".join("#" + t for t in row.tags) + (" ✎" if row.note else "")
     return (
         Text("●", style="bold magenta") if marked else " ",
