@@ -478,7 +478,8 @@ def _print_status_table(rows: list[dict]) -> None:
         style = status_style(r["status"]) or "default"
         progress = f"{100 * (r['progress'] or 0):.0f}%"
         status = f"[{style}]{r['status']}[/]"
-        if r["message"] and r["status"] != RunStatus.RUNNING:  # failed, cancelled: why; queued: why it waits
+        explained = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED)  # why it ended; queued: why it waits
+        if r["message"] and r["status"] in explained:
             status += f"\n[dim]{_cell(r['message'])}[/]"
         table.add_row(
             r["run_id"][:8],
