@@ -314,7 +314,7 @@ def step_time(trainer: Trainer, steps: int) -> float:
     for step in range(steps + 2):
         trainer.step = step
         t0 = time.perf_counter()
-        trainer.train_step(lr_at(step, trainer.spec.total_steps, t["lr"], t["min_lr"], t["warmup"]))
+        trainer.train_step(lr_at(step, trainer.spec.total_steps, t.lr, t.min_lr, t.warmup))
         times.append(time.perf_counter() - t0)
         trainer.step = step + 1
     return statistics.median(times[2:])

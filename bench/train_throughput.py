@@ -132,7 +132,7 @@ def xling_steps(trainer: Trainer, steps: int) -> tuple[float, float]:
     for step in range(steps):
         trainer.step = step
         t0 = time.perf_counter()
-        trainer.train_step(lr_at(step, 1000, t["lr"], t["min_lr"], t["warmup"]))
+        trainer.train_step(lr_at(step, 1000, t.lr, t.min_lr, t.warmup))
         _sync(trainer.rt.device)
         total.append(time.perf_counter() - t0)
         # the non-model parts of the step, timed on their own
@@ -241,10 +241,10 @@ def ppl_trajectories(device: str) -> None:
     """The default experiments' first full-budget run in fp32 and in bf16: every eval's PPL."""
     (exp,) = load_experiments(ROOT / "experiments.toml", ["table1"])
     spec = next(r for r in exp.runs if r.kind != "baseline")
-    spec = dataclasses.replace(spec, eval=spec.eval | {"alignment": False})
+    spec = dataclasses.replace(spec, eval=spec.eval.model_copy(update={"alignment": False}))
     curves: dict[str, dict[tuple[int, str], float]] = {}
     for prec in ("fp32", "bf16"):
-        run = dataclasses.replace(spec, train=spec.train | {"precision": prec})
+        run = dataclasses.replace(spec, train=spec.train.model_copy(update={"precision": prec}))
         folder = Path(tempfile.mkdtemp(prefix=f"xling-ppl-{prec}-"))
         t0 = time.perf_counter()
         trainer = Trainer(run, folder, device=device, log=lambda m: None)

@@ -25,7 +25,7 @@ import duckdb
 
 from db.bulk import iso, ndjson_source, stamp, unix_time, write_ndjson
 from engine.runs.coerce import as_float, as_int, as_lang_map, as_str, as_str_list, as_time
-from engine.runs.events import read_events
+from engine.runs.events import BadLine, read_events
 from engine.runs.fold import RunFold
 from engine.runs.layout import ANNOTATIONS_FILE, EVENTS_FILE, SPEC_FILE
 from engine.runs.status import RunStatus
@@ -46,6 +46,7 @@ class IngestStats:
     finished: list[str] = field(default_factory=list)  # runs that reached status done in this ingest
     experiments: int = 0  # experiments added or changed
     removed: int = 0  # runs whose folder had disappeared
+    skipped: list[BadLine] = field(default_factory=list)  # log lines that are not events (each logged as a warning)
 
 
 # -- reading the folder ----------------------------------------------------------
@@ -83,6 +84,7 @@ class Batch:
     gone_runs: list[str] = field(default_factory=list)
     gone_experiments: list[str] = field(default_factory=list)
     events: int = 0
+    skipped: list[BadLine] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         """Lets an idle ingest (a UI polling) skip the transaction and its fsync."""
@@ -260,7 +262,7 @@ def _scan_run(
     if spec is not None and known.get(run_id) != (spec, str(run_dir), *notes):
         batch.specs.append(_spec_row(run_id, run_dir, spec) | {"tags": notes[0], "note": notes[1]})
         changed = True
-    events, offset = read_events(run_dir / EVENTS_FILE, stored)  # a replaced log is read from its start
+    events, offset = read_events(run_dir / EVENTS_FILE, stored, batch.skipped)  # a replaced log is read from its start
     if offset != stored:
         batch.offsets.append({"run_id": run_id, "byte_offset": offset})
     if not events:
@@ -391,6 +393,7 @@ _STATE_COLUMNS = {
     "pid": "INTEGER",
     "backend": "VARCHAR",
     "job_id": "VARCHAR",
+    "job_state": "VARCHAR",
     "total_steps": "BIGINT",
     "total_tokens": "BIGINT",
     "queued": "TIMESTAMP",
@@ -495,7 +498,11 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
     """One ingest on a connection holding the write lock; commits or changes nothing."""
     batch, changed = scan(Path(root), con)
     stats = IngestStats(
-        runs=changed, events=batch.events, experiments=len(batch.experiments), removed=len(batch.gone_runs)
+        runs=changed,
+        events=batch.events,
+        experiments=len(batch.experiments),
+        removed=len(batch.gone_runs),
+        skipped=batch.skipped,
     )
     if batch.is_empty():
         return stats
@@ -505,6 +512,15 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
             apply(con, batch, Path(tmp), stats)
             con.commit()
         except BaseException:
-            con.rollback()
+            rollback(con)
             raise
     return stats
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """A failed commit (a full disk) may already have ended the transaction; DuckDB's
+    'no transaction is active' must not hide the error that says why."""
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass

@@ -64,7 +64,7 @@ def test_the_measurement_times_both_precisions():
 def _spec(tiny_toml, **train):
     (exp,) = load_experiments(tiny_toml)
     spec = next(r for r in exp.runs if r.name == "90/10")
-    return dataclasses.replace(spec, train=spec.train | train)
+    return dataclasses.replace(spec, train=spec.train.model_copy(update=train))
 
 
 def test_bf16_autocast_runs_the_blocks_in_bf16_with_fp32_weights_and_loss(tmp_path, tiny_toml, monkeypatch):

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from engine.backends.base import spawn_logged
 from engine.errors import XlingError
@@ -50,7 +51,13 @@ def launch_log_path(db_path: Path, what: str, now: float | None = None) -> Path:
     return path
 
 
-def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
+class LoggedProcess(subprocess.Popen[bytes]):
+    """A detached xling process and the file its output goes to (where the user reads what it said)."""
+
+    log_path: Path
+
+
+def _spawn(args: list[str], db_path: Path, what: str) -> LoggedProcess:
     """A detached ``python -m xling_tui.cli ...``: own session, no terminal, output to a file."""
     cmd = [sys.executable, "-m", "xling_tui.cli", *args, "--db", str(Path(db_path).absolute())]
     env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1", TERM="dumb")
@@ -59,17 +66,17 @@ def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
         log_path.write_text("$ " + " ".join(cmd) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ActionError(f"cannot write a launch log beside {db_path}: {exc.strerror or exc}") from None
-    proc = spawn_logged(cmd, log_path, env, new_session=True)
-    proc.log_path = log_path  # type: ignore[attr-defined]  # where the user can read what it said
+    proc = cast(LoggedProcess, spawn_logged(cmd, log_path, env, new_session=True, process=LoggedProcess))
+    proc.log_path = log_path
     return proc
 
 
 def launch_experiment(
     config_path: Path, db_path: Path, experiment: str | None = None, device: str = "auto"
-) -> subprocess.Popen:
+) -> LoggedProcess:
     """``xling run CONFIG [-e EXPERIMENT] --device DEVICE --db DB`` in the background.
 
-    The returned Popen carries ``log_path``. Validation errors of the config end up in
+    The returned process carries ``log_path``. Validation errors of the config end up in
     that log and in the exit code (2); callers that want them up front validate first
     (``engine.config.spec.load_experiments``).
     """
@@ -79,7 +86,7 @@ def launch_experiment(
     return _spawn(args, db_path, experiment or "all")
 
 
-def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> subprocess.Popen:
+def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> LoggedProcess:
     """``xling resume IDS`` in the background: failed or cancelled runs continue from their checkpoint."""
     if not run_ids:
         raise ActionError("no runs selected to resume")

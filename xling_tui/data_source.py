@@ -17,61 +17,42 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.runs.status import RunStatus
+from engine.runs.summary import RunSummary
 
 SPARK_BINS = 24  # points in a run's loss sparkline
 GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
+RECONCILE_SECONDS = 15.0  # how often the dashboard asks Slurm/Ray about queued and running cluster runs
 
 
-@dataclass(frozen=True)
-class RunRow:
-    """One run as the dashboard shows it."""
+@dataclass(frozen=True, kw_only=True)
+class RunRow(RunSummary):
+    """One run as the dashboard shows it: the summary, tokens, loss, where it runs, annotations."""
 
-    run_id: str
-    experiment: str | None
-    name: str | None
-    kind: str | None
-    status: str
-    step: int | None
-    total_steps: int | None
     tokens: int | None
     total_tokens: int | None
-    tokens_per_s: float | None
     loss: float | None
-    device: str | None
     host: str | None
     pid: int | None
     best_ppl: tuple[tuple[str, float], ...]
     loss_curve: tuple[float | None, ...]
     tags: tuple[str, ...] = ()
     note: str = ""
-    message: str | None = None
     started: float | None = None
     last_seen: float | None = None
     backend: str | None = None  # local, slurm, ray: where the launcher sent it
     job_id: str | None = None  # the scheduler's job or task id
-
-    @property
-    def label(self) -> str:
-        return f"{self.experiment or '?'}/{self.name or self.run_id[:8]}"
+    job_state: str | None = None  # the scheduler's word on that job when last asked (RUNNING, PENDING (Priority))
 
     @property
     def waiting(self) -> str | None:
         """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
         return self.message if self.status == RunStatus.QUEUED else None
-
-    @property
-    def progress(self) -> float | None:
-        if self.status == RunStatus.DONE:
-            return 1.0
-        if not self.total_steps:
-            return None
-        return min(max((self.step or 0) / self.total_steps, 0.0), 1.0)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -121,6 +102,7 @@ class DashboardSource:
         self.store = Store(db_path)
         self.clock = clock
         self.ingest = ingest
+        self.read_only: str | None = None  # why new results cannot be ingested, once tried
         self.spark_bins = spark_bins
         self._fingerprints: dict[str, tuple] = {}
         self._rows: dict[str, RunRow] = {}
@@ -128,6 +110,7 @@ class DashboardSource:
         self._config_key: tuple | None = None
         self._config: tuple[list[tuple[str, str | None, int]], str | None] = ([], None)
         self._last: DashboardData | None = None
+        self._reconciled = float("-inf")
 
     def fetch(self, force: bool = False) -> DashboardData | None:
         """The current data, or None when nothing changed since the previous fetch."""
@@ -138,6 +121,7 @@ class DashboardSource:
             changed_runs = self._read_runs()
         except Exception as exc:  # noqa: BLE001 - a busy or broken database is shown, never raised
             db_error = _describe(exc)
+        db_error = db_error or self.read_only
         if not (
             force
             or config_changed
@@ -189,7 +173,8 @@ class DashboardSource:
         if not self.store.db_path.exists() and not self.store.root.exists():
             return False  # nothing run yet with this database; do not create it just by looking
         if self.ingest:
-            self.store.try_ingest()
+            self._ask_schedulers()
+            self._catch_up()
         delta = queries.dashboard_delta(self.store, self._fingerprints, self._from_steps(), self.spark_bins)
         gone = set(self._fingerprints) - set(delta.fingerprints)
         for rec in delta.runs:
@@ -201,6 +186,31 @@ class DashboardSource:
         changed = bool(delta.runs or gone)
         self._fingerprints = delta.fingerprints
         return changed
+
+    def _ask_schedulers(self) -> None:
+        """Cluster runs' job states, and jobs that died silently, at most every
+        RECONCILE_SECONDS (one squeue for all): runs submitted with --detach have no
+        launcher following them."""
+        from db.cluster_runs import reconcile_cluster_runs
+        from db.store import StoreError
+
+        if time.monotonic() - self._reconciled < RECONCILE_SECONDS:
+            return
+        self._reconciled = time.monotonic()
+        try:
+            reconcile_cluster_runs(self.store)
+        except (StoreError, OSError):  # a busy database: the next poll asks again
+            pass
+
+    def _catch_up(self) -> None:
+        """A database that cannot be written here is read as it is; the dashboard says so
+        (``read_only``) and stops trying."""
+        from db.store import StoreReadOnly
+
+        try:
+            self.store.try_ingest()
+        except StoreReadOnly as exc:
+            self.ingest, self.read_only = False, str(exc)
 
     def _from_steps(self) -> dict[str, int]:
         """Per known run, the first step of the bin its last training point fell in: the
@@ -278,6 +288,7 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
         pid=rec["pid"],
         backend=rec["backend"],
         job_id=rec["job_id"],
+        job_state=rec["job_state"],
         best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
         loss_curve=tuple(curve),
         tags=tuple(rec["tags"] or ()),
@@ -322,7 +333,7 @@ class GpuSampler:
         self._mem: dict[int, deque[float]] = {}
         self.history = history
 
-    def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
+    def sample(self, run_pids: Collection[int] = frozenset()) -> GpuSample:
         from engine.launch.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))

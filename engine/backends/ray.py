@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
 from engine.config.cluster import RaySettings
@@ -57,7 +58,7 @@ class RayHandle:
                 self._code = int(ray.get(self.ref))
             except Exception as exc:  # noqa: BLE001 - node lost, task killed: for the run's message
                 self._code = -1
-                self._reason = f"Ray task {self.job_id[:12]} failed: {str(exc).strip().splitlines()[0]}"
+                self._reason = f"Ray task {self.job_id[:12]} failed ({type(exc).__name__}): {_first_sentence(exc)}"
         return self._code
 
     def terminate(self) -> None:
@@ -78,6 +79,13 @@ class RayHandle:
         return self._reason or f"Ray task {self.job_id[:12]} ended with code {code}"
 
 
+def _first_sentence(exc: BaseException) -> str:
+    """Ray's errors go on for a paragraph (node ids, where to look); the run's message keeps the gist."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 class RayBackend:
     name = "ray"
     poll_interval = 0.5
@@ -85,7 +93,7 @@ class RayBackend:
     def __init__(self, settings: RaySettings, init_kwargs: dict | None = None) -> None:
         self.settings = settings
         self.init_kwargs = init_kwargs  # tests: a local cluster (num_cpus=2) instead of an address
-        self._remote = None
+        self._remote: Any = None  # ray.remote(run_task), made on first use
 
     def placement(self, device: str) -> Placement:
         return Placement(device, threads=self.settings.cpus_per_run)

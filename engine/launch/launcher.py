@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from engine.backends.base import Backend, BackendError
+from engine.backends.base import Backend, BackendError, Handle
 from engine.backends.local import LocalBackend
 from engine.launch.pools import CpuPool, Pool
-from engine.launch.state import RunState
+from engine.launch.state import RunState, note_job
 from engine.runs.claims import claim, release_claim
 from engine.runs.events import Queued, Status, Submitted, append_event
 from engine.runs.layout import WORKER_LOG, clear_stop
@@ -69,7 +69,7 @@ class Launcher:
         self.sync_every = sync_every
         self.poll = poll if poll is not None else getattr(self.backend, "poll_interval", 0.25)
         self.detach = detach  # return once every run is submitted; the cluster keeps them
-        self.procs: dict[str, object] = {}
+        self.procs: dict[str, Handle] = {}
         self.sync_error: str | None = None
         self._said_waiting: dict[str, str] = {}  # run id -> the waiting reason last logged for it
 
@@ -90,7 +90,10 @@ class Launcher:
                 finished = False
                 for state in list(active):
                     state.refresh()
-                    code = self.procs[state.spec.run_id].poll()
+                    proc = self.procs[state.spec.run_id]
+                    code = proc.poll()
+                    if (info := getattr(proc, "info", None)) is not None:  # a cluster job's latest state
+                        note_job(state, info)
                     if code is not None:
                         self._finish(state, code)
                         active.remove(state)
@@ -129,7 +132,7 @@ class Launcher:
                 queue.pop(0)
                 state.skipped = True
                 continue
-            placement = self.pool.acquire(state.spec.run_id)
+            placement = self.pool.acquire(state.spec.run_id, self.our_pids())
             if placement is None:
                 release_claim(state.run_dir)
                 self._log_waiting(state, self.pool.waiting_reason())
@@ -167,9 +170,12 @@ class Launcher:
         state.refresh()
         if state.status not in TERMINAL:  # died without reporting: killed or crashed hard
             proc = self.procs[state.spec.run_id]
-            reason = proc.exit_reason(code)
-            why = f"{reason}; see {state.run_dir / WORKER_LOG}"
-            append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, why))
+            reason = proc.exit_reason(code) + f"; see {state.run_dir / WORKER_LOG}"
+            try:
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, reason))
+            except OSError as exc:  # a full disk: say it here; the next command marks the dead worker
+                state.status, state.message = RunStatus.FAILED, f"{reason} ({exc}; not logged)"
+                return
             state.refresh()
 
     def stop(self, active: list[RunState], grace: float = 30.0) -> None:
@@ -185,6 +191,7 @@ class Launcher:
             if code is None:
                 proc.kill()
                 code = proc.wait()
+                assert code is not None  # without a timeout, wait returns once there is a code
             self._finish(state, code)
 
     def _sync(self) -> None:

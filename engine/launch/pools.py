@@ -12,10 +12,14 @@ seen the new process, so two runs never grab one GPU in the same instant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from engine.backends.base import Placement
 from engine.launch.slots import CpuSlots, Grant, thread_env
+
+if TYPE_CHECKING:
+    from engine.launch.devices import DeviceSource
 
 
 class CpuPool:
@@ -33,7 +37,8 @@ class CpuPool:
     def capacity(self) -> int:
         return self.slots
 
-    def acquire(self, run_id: str) -> Placement | None:
+    def acquire(self, run_id: str, ours: Collection[int] = ()) -> Placement | None:
+        """A placement for the run, or None while every slot is taken (``ours``: see GpuPool)."""
         if len(self.used) >= self.slots:
             self._reason = f"waiting: this session runs {self.slots} at once (--max-parallel)"
             return None
@@ -67,8 +72,7 @@ class GpuPool:
         self,
         allowed: Collection[int] | None,
         runs_per_gpu: int = 1,
-        source: object | None = None,
-        our_pids: Callable[[], Collection[int]] = lambda: (),
+        source: DeviceSource | None = None,
         max_memory_mb: float = 1024,
         max_utilization: float = 10.0,
     ) -> None:
@@ -77,27 +81,27 @@ class GpuPool:
         self.allowed = None if allowed is None else set(allowed)
         self.runs_per_gpu = max(1, runs_per_gpu)
         source = source or devices.NvmlSource()  # one NVML session for the launcher's life
-        self._snapshot = lambda: devices.snapshot(source, self._our_pids())
-        self._our_pids = our_pids
+        self._snapshot = lambda ours: devices.snapshot(source, ours)
         self.thresholds = (max_memory_mb, max_utilization)
         self.assigned: dict[str, int] = {}
         self._reason: str | None = None
 
     @property
     def capacity(self) -> int:
-        snap = self._snapshot()
+        snap = self._snapshot(())
         gpus = [g.index for g in snap.gpus if not g.mig and (self.allowed is None or g.index in self.allowed)]
         return max(1, len(gpus) * self.runs_per_gpu)
 
-    def acquire(self, run_id: str) -> Placement | None:
+    def acquire(self, run_id: str, ours: Collection[int] = ()) -> Placement | None:
+        """A free GPU for the run; ``ours`` are the launcher's live workers, whose memory and
+        utilisation do not make a GPU busy (they count through ``runs_per_gpu`` instead)."""
         from engine.launch.devices import free_gpus
 
-        snap = self._snapshot()
+        snap = self._snapshot(ours)
         if snap.cpu_mode:
             self._reason = f"no GPU: {snap.reason}"
             return None
-        ours = set(self._our_pids())
-        free = free_gpus(snap, ours, *self.thresholds, allowed=self.allowed)
+        free = free_gpus(snap, set(ours), *self.thresholds, allowed=self.allowed)
         load = {g: sum(1 for v in self.assigned.values() if v == g) for g in free}
         candidates = [g for g in free if load[g] < self.runs_per_gpu]
         if not candidates:
@@ -133,7 +137,7 @@ class ClusterPool:
     def capacity(self) -> int:
         return self.slots
 
-    def acquire(self, run_id: str) -> Placement | None:
+    def acquire(self, run_id: str, ours: Collection[int] = ()) -> Placement | None:
         if len(self.used) >= self.slots:
             return None
         self.used.add(run_id)

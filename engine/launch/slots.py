@@ -167,6 +167,7 @@ class LoadSampler:
 
     def _sample(self, pids: set[int]) -> tuple[float, float, dict[int, float]]:
         procs = {pid: s for pid in pids if (s := self.process(pid)) is not None}
+        assert self.busy is not None  # set in __post_init__
         return self.clock(), self.busy(), procs
 
 

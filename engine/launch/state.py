@@ -16,11 +16,12 @@ from pathlib import Path
 
 from engine.backends.base import BackendError, JobInfo
 from engine.backends.registry import job_control
+from engine.config.locate import SpecError
 from engine.config.spec import RunSpec
 from engine.errors import XlingError
 from engine.runs.claims import LIVE_SECONDS, is_worker, pid_exists
 from engine.runs.coerce import as_float, as_str
-from engine.runs.events import Status, append_event, read_events
+from engine.runs.events import JobState, Status, append_event, read_events
 from engine.runs.fold import RunFold
 from engine.runs.layout import EVENTS_FILE, SPEC_FILE
 from engine.runs.status import LIVE, RunStatus
@@ -49,7 +50,7 @@ class RunState(RunFold):
         if not self.tokens_per_s or self.status is not RunStatus.RUNNING:
             return None
         steps_left = self.spec.total_steps - (self.step or 0)
-        return steps_left * self.spec.train["batch_size"] * self.spec.train["context"] / self.tokens_per_s
+        return steps_left * self.spec.train.batch_size * self.spec.train.context / self.tokens_per_s
 
     def refresh(self) -> None:
         events, self.offset = read_events(self.run_dir / EVENTS_FILE, self.offset)
@@ -104,25 +105,41 @@ class RunState(RunFold):
 
 
 def probe_jobs(states: Iterable[RunState]) -> None:
-    """Asks each scheduler once about all the given runs' jobs (one sacct for every Slurm run)."""
-    by_backend: dict[str, list[RunState]] = {}
+    """Asks each scheduler once about all the given runs' jobs (one squeue for every Slurm
+    run) and logs what changed (``job_state`` events)."""
+    by_backend: dict[str, dict[str, RunState]] = {}
     for s in states:
-        if s.on_cluster and s.status in LIVE:
-            by_backend.setdefault(s.backend, []).append(s)
+        if s.backend and s.job_id and s.on_cluster and s.status in LIVE:
+            by_backend.setdefault(s.backend, {})[s.job_id] = s
     for backend, group in by_backend.items():
         control = job_control(backend)
         try:
-            infos = control.query({s.job_id: s.run_dir for s in group}) if control else {}
+            infos = control.query({job: s.run_dir for job, s in group.items()}) if control else {}
         except BackendError:
             infos = {}
-        for s in group:  # no answer is not an answer: the job counts as alive
-            s.job_info = infos.get(s.job_id, JobInfo("UNKNOWN", True))
+        for job, s in group.items():
+            if job in infos:
+                note_job(s, infos[job])
+            s.job_info = infos.get(job, NO_ANSWER)  # no answer is not an answer: the job counts as alive
+
+
+NO_ANSWER = JobInfo("UNKNOWN", True, reason="the scheduler did not answer")
+
+
+def note_job(state: RunState, info: JobInfo) -> None:
+    """Logs the scheduler's word on the run's job when it differs from the last one logged."""
+    if state.job_id is None or info.label == state.job_state:
+        return
+    append_event(state.run_dir, JobState(state.spec.run_id, state.job_id, info.label, info.host))
+    state.refresh()
 
 
 def reconcile(states: Iterable[RunState]) -> list[RunState]:
     """Runs whose cluster job ended without the worker saying so (node failure, out of
-    memory, killed at the time limit) are marked failed, with the scheduler's reason,
-    as a local launcher does for a worker that died. Returns the runs it changed."""
+    memory, killed at the time limit, forgotten by the scheduler) are marked failed with
+    the scheduler's reason, as a local launcher does for a worker that died; a job the
+    scheduler will never start is taken out of its queue and its run failed. Returns
+    the runs it changed."""
     states = list(states)
     probe_jobs(states)
     changed = []
@@ -131,15 +148,36 @@ def reconcile(states: Iterable[RunState]) -> list[RunState]:
         if s.on_cluster and s.status in LIVE and info is not None and not info.alive:
             s.refresh()  # the worker may have reported since the scheduler was asked
             if s.status in LIVE and s.job_info is info:  # and no new submission since
-                status = RunStatus.CANCELLED if info.state.startswith("CANCELLED") else RunStatus.FAILED
-                why = (
-                    f"{s.backend} job {s.job_id} ended ({info.state}) before the worker reported; "
-                    "`xling resume` continues from its last checkpoint"
-                )
-                append_event(s.run_dir, Status(s.spec.run_id, status, why))
+                if info.never_starts:
+                    _remove(s)
+                append_event(s.run_dir, Status(s.spec.run_id, *_verdict(s, info)))
                 s.refresh()
                 changed.append(s)
     return changed
+
+
+def _remove(s: RunState) -> None:
+    control = job_control(s.backend or "local")
+    try:
+        if control is not None and s.job_id:
+            control.cancel(s.job_id, s.run_dir, running=False)
+    except BackendError:
+        pass  # still marked failed; the next look tries again only if it is resubmitted
+
+
+def _verdict(s: RunState, info: JobInfo) -> tuple[RunStatus, str]:
+    """Status and message of a run whose job ended, or will never start, without its worker's word."""
+    resume = "`xling resume` continues from its last checkpoint"
+    if info.never_starts:
+        return (
+            RunStatus.FAILED,
+            f"{s.backend} job {s.job_id} would never start: {info.explained}; removed it from the queue",
+        )
+    # Taken out of the queue before a worker started: cancelled. A worker killed without its
+    # checkpoint-and-report (scancel --signal=KILL, a node lost, out of memory): failed.
+    queued = info.state == "CANCELLED" and s.status is RunStatus.QUEUED
+    status = RunStatus.CANCELLED if queued else RunStatus.FAILED
+    return status, f"{s.backend} job {s.job_id} ended ({info.explained}) before the worker reported; {resume}"
 
 
 def load_state(root: Path, spec: RunSpec) -> RunState:
@@ -149,8 +187,17 @@ def load_state(root: Path, spec: RunSpec) -> RunState:
 
 
 def state_of(run_dir: Path) -> RunState:
-    """A run's state from its folder alone (spec.json + events), for commands given a run id."""
-    spec = RunSpec.from_json((Path(run_dir) / SPEC_FILE).read_text(encoding="utf-8"))
+    """A run's state from its folder alone (spec.json + events), for commands given a run id.
+    A spec.json that cannot be read back is a SpecError naming the file."""
+    path = Path(run_dir) / SPEC_FILE
+    try:
+        spec = RunSpec.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        raise SpecError(
+            f"{path}: damaged run spec ({why}); the run cannot be resumed: delete its folder, "
+            "and `xling run` on its experiments file starts it afresh"
+        ) from None
     state = RunState(spec, Path(run_dir))
     state.refresh()
     return state

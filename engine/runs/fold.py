@@ -9,18 +9,22 @@ one go or in many pieces folds to the same state.
 The rules, event by event:
 
 - ``queued``: back in xling's own queue, so any earlier scheduler job is over: status
-  queued, finish time, backend and job id cleared; its message (why it waits: no free
-  CPU slot or GPU) becomes the run's. The first one's time is kept (re-queueing keeps
-  the queue order).
+  queued, finish time, backend, job id and job state cleared; its message (why it
+  waits: no free CPU slot or GPU) becomes the run's. The first one's time is kept
+  (re-queueing keeps the queue order).
 - ``submitted``: where the launcher sent the run; backend and job id are both set (a
-  local process has no job id, so a local submission clears a cluster one).
+  local process has no job id, so a local submission clears a cluster one); the job's
+  state is ``SUBMITTED`` until the scheduler is first asked about it (none without a job).
+- ``job_state``: the scheduler's word on the job (``PENDING (Priority)``, ``RUNNING``),
+  kept only when it is about the run's current job.
 - ``started``: running; device, host and pid of the worker; the step it resumes from
   (0 for a fresh start, which also forgets a failed attempt's token count). The first
   one's time is kept (a resumed run keeps its start).
 - ``status``: the status it names, its message, and the step if given. A terminal
   status sets the finish time, any other clears it. A status that is not one of
   ``RunStatus`` is ignored: a log never stores a status xling does not know. (Slurm's
-  requeue writes ``status: queued``: the job is the same, so backend and job id stay.)
+  requeue writes ``status: queued``: the job is the same, so backend, job id and job
+  state stay.)
 - ``train``, ``heartbeat``: the step (and tokens, or the pid).
 - any event: its time moves ``last_seen`` forward.
 
@@ -53,6 +57,7 @@ class RunFold:
     pid: int | None = None  # the latest worker's process id on that host
     backend: str | None = None  # where the latest submission went: local, slurm, ray
     job_id: str | None = None  # that submission's scheduler id (Slurm job, Ray task)
+    job_state: str | None = None  # the scheduler's word on that job when last logged (SUBMITTED, RUNNING, ...)
     total_steps: int | None = None  # as the worker computed them
     total_tokens: int | None = None
     queued: float | None = None  # unix time of the first queued event
@@ -70,6 +75,10 @@ class RunFold:
             self._queued(as_str(ev.get("message")), t)
         elif kind == "submitted":
             self.backend, self.job_id = as_str(ev.get("backend")), as_str(ev.get("job_id"))
+            self.job_state = None if self.job_id is None else "SUBMITTED"
+        elif kind == "job_state":
+            if self.job_id is not None and as_str(ev.get("job_id")) == self.job_id:
+                self.job_state = _or(as_str(ev.get("state")), self.job_state)
         elif kind == "started":
             self._started(ev, t)
         elif kind == "status":
@@ -88,7 +97,7 @@ class RunFold:
     def _queued(self, message: str | None, t: float | None) -> None:
         self._set_status(RunStatus.QUEUED, message, t)
         self.queued = _or(self.queued, t)
-        self.backend = self.job_id = None
+        self.backend = self.job_id = self.job_state = None
 
     def _started(self, ev: dict[str, Any], t: float | None) -> None:
         self._set_status(RunStatus.RUNNING, None, t)

@@ -8,37 +8,34 @@ place for every command. A traceback means a bug in xling. Exit codes: 0 success
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import logging
 import signal
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
 from engine.errors import XlingError
-
-console = Console()
-err_console = Console(stderr=True)
+from xling_tui.cli.launching import CLUSTER_PANEL, BackendName, LaunchFlags, LaunchPlan, launch_options, plan_launch
+from xling_tui.cli.output import cell, console, err_console, fail, warn
 
 
 class XlingGroup(TyperGroup):
-    """The one ``except`` of the CLI: a user's mistake, from any command, is its message."""
+    """The one ``except`` of the CLI: a user's mistake, from any command, is its message
+    (printed as text, so a message such as "[cluster.slurm] time" keeps its brackets)."""
 
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:  # Any: click's Context, or the copy newer typers vendor
         try:
             return super().invoke(ctx)
         except XlingError as exc:
-            # Text, not markup: a message such as "[cluster.slurm] time" keeps its brackets.
-            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
 
 
 app = typer.Typer(
@@ -50,19 +47,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
 DEFAULT_CONFIG = Path("experiments.toml")
 
 DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="DuckDB results file [default: $XLING_DB or ./xling.duckdb]", show_default=False),
 ]
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 class OutputFormat(str, Enum):
@@ -88,150 +78,53 @@ def _store(db: Path | None):
 
 
 def _results(db: Path | None):
-    """The store of an existing results database, caught up with its run logs."""
+    """The store of an existing results database, caught up with its run logs (a folder,
+    another program's file or a newer schema is a StoreError)."""
     store = _store(db)
     if not store.db_path.exists() and not store.root.exists():
         raise UserError(f"no results at {store.db_path} yet: start with `xling run`")
-    store.try_ingest()
+    _catch_up(store)
     return store
 
 
-def _resolve_device(device: Device) -> str:
-    if device == Device.cpu:
-        return "cpu"
-    from engine.launch.devices import cuda_device_count
+def _catch_up(store) -> None:
+    """Readers ingest first; a database that cannot take new results (read-only here, or
+    a full disk) is still read as it is, with a note saying what is missing."""
+    from db.store import StoreDiskFull, StoreReadOnly
 
-    n = cuda_device_count()
-    if device == Device.cuda and n == 0:
-        raise UserError("--device cuda: no CUDA GPU is visible (NVML found none); use --device cpu")
-    return "cuda" if n > 0 else "cpu"
-
-
-GpusOption = Annotated[
-    str | None, typer.Option("--gpus", help="only these GPU indices, e.g. 0,2 (PCI order)", show_default=False)
-]
-RunsPerGpuOption = Annotated[int, typer.Option("--runs-per-gpu", min=1, help="runs sharing one GPU")]
-MaxParallelOption = Annotated[
-    int | None, typer.Option(min=1, help="runs at once [default: 1 on CPU, one per GPU slot]", show_default=False)
-]
-DeviceOption = Annotated[Device, typer.Option(help="where to train")]
-ThreadsOption = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        min=1,
-        help="CPU threads per run at most; each run gets what the host's CPU slots grant, shared with every "
-        "other xling session and less when other programs keep the cores busy [default: the cores over --max-parallel]",
-        show_default=False,
-    ),
-]
+    try:
+        store.try_ingest()
+    except (StoreReadOnly, StoreDiskFull) as exc:
+        err_console.print(f"[yellow]note:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
-class BackendName(str, Enum):
-    local = "local"
-    slurm = "slurm"
-    ray = "ray"
+class _WarningsToStderr(logging.Handler):
+    """engine's and db's warnings (a log line that is not an event, ...): a yellow line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]warning:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
 
 
-_CLUSTER = "Cluster (\\[cluster.slurm] / \\[cluster.ray] in the experiments file; flags override)"
-BackendOption = Annotated[
-    BackendName | None,
-    typer.Option(
-        "--backend",
-        help="where runs train: local processes, Slurm jobs (submitit), Ray tasks "
-        "\\[default: local; resume: where the run last went]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-PartitionOption = Annotated[
-    str | None, typer.Option(help="Slurm partition", show_default=False, rich_help_panel=_CLUSTER)
-]
-GpusPerRunOption = Annotated[
-    int | None,
-    typer.Option(
-        "--gpus-per-run",
-        min=0,
-        help="GPUs per run (Slurm job or Ray task); 0 trains on CPUs \\[default: 1]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-CpusPerRunOption = Annotated[
-    int | None,
-    typer.Option(
-        "--cpus-per-run",
-        min=1,
-        help="CPU cores per run \\[default: Slurm 8, Ray 1]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-TimeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--time",
-        help="Slurm time limit per job: minutes, HH:MM:SS or D-HH:MM:SS; a run that needs longer is "
-        "checkpointed and requeued \\[default: 4:00:00]",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-AccountOption = Annotated[str | None, typer.Option(help="Slurm account", show_default=False, rich_help_panel=_CLUSTER)]
-SbatchOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--sbatch",
-        help="extra sbatch option KEY=VALUE, e.g. constraint=a100 (repeatable)",
-        show_default=False,
-        rich_help_panel=_CLUSTER,
-    ),
-]
-RayAddressOption = Annotated[
-    str | None,
-    typer.Option(
-        "--ray-address", help="Ray cluster to join \\[default: auto]", show_default=False, rich_help_panel=_CLUSTER
-    ),
-]
-DetachOption = Annotated[
-    bool,
-    typer.Option(
-        "--detach", help="Slurm: submit every run and return; `xling status` follows the jobs", rich_help_panel=_CLUSTER
-    ),
-]
+_WARNINGS = _WarningsToStderr(logging.WARNING)
 
 
-def _cluster(config: Path, backend: BackendName | None, device: Device, detach: bool, **flags):
-    """The cluster backend and placement, or None for local runs."""
-    from xling_tui.cli.cluster import cluster_backend
-
-    name = (backend or BackendName.local).value
-    if detach and name != "slurm":
-        raise UserError("--detach needs --backend slurm (Ray runs live as long as their xling run)")
-    return cluster_backend(config, name, device.value, flags)
+@app.callback()
+def _setup() -> None:
+    for name in ("engine", "db"):
+        if _WARNINGS not in logging.getLogger(name).handlers:
+            logging.getLogger(name).addHandler(_WARNINGS)
 
 
 @app.command()
+@launch_options
 def run(
     config: Annotated[Path, typer.Argument(help="experiments file")] = DEFAULT_CONFIG,
     experiment: Annotated[
         list[str] | None, typer.Option("--experiment", "-e", help="run only this experiment (repeatable)")
     ] = None,
     db: DbOption = None,
-    device: DeviceOption = Device.auto,
-    max_parallel: MaxParallelOption = None,
-    threads: ThreadsOption = None,
-    gpus: GpusOption = None,
-    runs_per_gpu: RunsPerGpuOption = 1,
-    backend: BackendOption = None,
-    partition: PartitionOption = None,
-    gpus_per_run: GpusPerRunOption = None,
-    cpus_per_run: CpusPerRunOption = None,
-    time: TimeOption = None,
-    account: AccountOption = None,
-    sbatch: SbatchOption = None,
-    ray_address: RayAddressOption = None,
-    detach: DetachOption = False,
+    *,
+    flags: LaunchFlags,
 ) -> None:
     """Train every run of the experiments in CONFIG that has not finished yet.
 
@@ -239,79 +132,67 @@ def run(
     interrupted runs resume from their last checkpoint. Results land in the DuckDB
     file; each run's log and checkpoints in a folder beside it.
     """
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
     experiments = load_experiments(config, experiment or None)
-    cluster = _cluster(
-        config,
-        backend,
-        device,
-        detach,
-        partition=partition,
-        gpus_per_run=gpus_per_run,
-        cpus_per_run=cpus_per_run,
-        time=time,
-        account=account,
-        sbatch=sbatch,
-        ray_address=ray_address,
-    )
-    dev = cluster[1].device if cluster else _resolve_device(device)
-    allowed = _parse_gpus(gpus)
-    from engine.launch.queue import enqueue
+    check_inputs(experiments)
+    plan = plan_launch(config, flags)
+    from engine.launch.preflight import locate_in
+    from engine.launch.queue import enqueue, unfinished
 
-    store = _store(db)
+    store = _writable_store(db)
+    pending = unfinished(store.root, experiments)
+    launcher = _launcher(store, plan, len(pending))
+    _preflight(pending, locate_in(experiments), plan)
     states = enqueue(store.root, experiments)
-    names = ", ".join(e.name for e in experiments)
-    _launch(store, states, names, dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads)
+    _launch(store, states, ", ".join(e.name for e in experiments), plan, launcher)
 
 
-def _parse_gpus(gpus: str | None) -> list[int] | None:
-    if gpus is None:
-        return None
-    try:
-        return [int(g) for g in gpus.split(",") if g.strip()]
-    except ValueError:
-        raise UserError(f"--gpus {gpus!r}: give GPU indices separated by commas, e.g. 0,2") from None
+def _writable_store(db: Path | None):
+    """The store a launch will ingest into, opened once first: a folder, another
+    program's file, a read-only copy or a newer schema stops here (a StoreError), before
+    any run is queued."""
+    store = _store(db)
+    store.try_ingest()
+    return store
 
 
-def _launch(
-    store,
-    states,
-    what: str,
-    dev: str,
-    max_parallel: int | None,
-    allowed: list[int] | None,
-    runs_per_gpu: int,
-    cluster=None,
-    detach: bool = False,
-    threads: int | None = None,
-) -> None:
-    """Shared by run and resume: prepare data, start workers, show progress, exit with a code."""
-    from engine.launch.launcher import Launcher
-    from engine.launch.pools import ClusterPool, CpuPool, GpuPool
+def _preflight(specs, locate, plan: LaunchPlan) -> None:
+    """Sizes against this machine (a cluster's nodes are not known here), then every
+    distinct corpus tokenised and checked, before anything is queued (a SpecError)."""
+    from engine.launch import preflight
+
+    if plan.cluster is None:
+        gpu = _smallest_gpu_bytes(plan.gpus) if plan.device == "cuda" else None
+        preflight.check_memory(specs, locate, preflight.machine_memory(), gpu)
+    for job in preflight.data_jobs(specs):
+        with console.status(f"preparing data: {job.what}"):
+            preflight.prepare(job, locate)
+
+
+def _smallest_gpu_bytes(allowed: list[int] | None) -> int | None:
+    from engine.launch.devices import snapshot
+
+    sizes = [g.memory_total_mb for g in snapshot().gpus if allowed is None or g.index in allowed]
+    return int(min(sizes) * 2**20) if sizes else None
+
+
+def _launcher(store, plan: LaunchPlan, n_runs: int):
+    """The launcher and its pool, made before anything is queued or prepared: a bad
+    XLING_CPUS or CPU slot folder (SlotRegistryError) is said at once."""
+    return plan.launcher(store.root, store, n_runs)
+
+
+def _launch(store, states, what: str, plan: LaunchPlan, launcher) -> None:
+    """Shared by run and resume: start workers, show progress, exit with a code."""
     from xling_tui.cli.progress import RunProgress
 
     todo = [s for s in states if not s.skipped]
-    on = f" on [bold]{cluster[0].name}[/]" if cluster else ""
+    on = f" on [bold]{plan.where}[/]" if plan.cluster else ""
     console.print(
-        f"[bold]{len(states)}[/] runs in {what}: {len(todo)} to run, {len(states) - len(todo)} finished or "
-        f"running elsewhere · device [bold]{dev}[/]{on}\n[dim]db {store.db_path}[/]"
+        f"[bold]{len(states)}[/] runs in {escape(what)}: {len(todo)} to run, {len(states) - len(todo)} finished or "
+        f"running elsewhere · device [bold]{plan.device}[/]{on}\n[dim]db {escape(str(store.db_path))}[/]"
     )
-    # Before the data: a bad XLING_CPUS or CPU slot folder (SlotRegistryError) is said at once.
-    launcher = Launcher(store.root, sink=store)
-    if cluster:
-        backend, placement = cluster
-        launcher = Launcher(store.root, sink=store, backend=backend, detach=detach)
-        launcher.max_parallel = max_parallel or max(1, len(todo))
-        launcher.pool = ClusterPool(placement, launcher.max_parallel)
-    elif dev == "cuda":
-        launcher.pool = GpuPool(allowed, runs_per_gpu, our_pids=launcher.our_pids)
-        launcher.max_parallel = max_parallel or launcher.pool.capacity
-    else:
-        launcher.max_parallel = max_parallel or 1
-        launcher.pool = CpuPool(launcher.max_parallel, threads)
-    if todo:
-        _prepare_data(todo)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of xling run stops workers like Ctrl-C
     try:
         with RunProgress(console) as progress:
@@ -319,7 +200,7 @@ def _launch(
     finally:
         signal.signal(signal.SIGTERM, previous)
     if launcher.sync_error:
-        err_console.print(f"[yellow]{launcher.sync_error}[/]")
+        warn(str(launcher.sync_error))
     _final_ingest(store)
     _print_summary(summary, states)
     if summary.interrupted:
@@ -334,7 +215,7 @@ def _print_detached(states) -> None:
     for s in states:
         if not s.skipped and s.status in LIVE:
             job = where({"backend": s.backend, "job_id": s.job_id, "host": None, "pid": None})
-            console.print(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}")
+            console.print(Text(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}"))
     console.print(
         "[dim]`xling status` follows them, `xling cancel RUN` stops one, `xling logs RUN -f` shows its log[/]"
     )
@@ -344,34 +225,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _prepare_data(states) -> None:
-    """Tokenise each corpus once, before workers start, instead of in every worker at once."""
-    from engine.data.real_languages import prepare_run_data
-
-    seen = set()
-    for s in states:
-        key = json.dumps([s.spec.data, s.spec.languages, s.spec.budget_tokens], sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            what = (
-                s.spec.data["corpus"] if s.spec.data.get("kind", "cloned") == "cloned" else ", ".join(s.spec.languages)
-            )
-            with console.status(f"preparing data: {what} (vocab {s.spec.data['vocab_size']})"):
-                prepare_run_data(s.spec.data, s.spec.languages, s.spec.budget_tokens, log=lambda m: None)
-
-
 def _final_ingest(store) -> None:
-    from db.store import StoreBusy, StoreError
+    from db.store import StoreBusy, StoreDiskFull, StoreError, StoreReadOnly
 
     try:
         store.ingest(wait=60)
     except StoreBusy:
-        err_console.print(
-            f"[yellow]{store.db_path} is held by another process; every result is kept in "
-            f"{store.root} and will be ingested by the next xling command.[/]"
+        warn(
+            f"{store.db_path} is held by another process; every result is kept in "
+            f"{store.root} and will be ingested by the next xling command."
         )
+    except (StoreReadOnly, StoreDiskFull) as exc:  # their message says where the results wait
+        err_console.print(f"[yellow]{escape(str(exc))}[/]")
     except StoreError as exc:
-        err_console.print(f"[yellow]{exc}; every result is kept in {store.root}.[/]")
+        warn(f"{exc}; every result is kept in {store.root}.")
 
 
 def _print_summary(summary, states) -> None:
@@ -391,49 +258,70 @@ def _print_summary(summary, states) -> None:
         _print_detached(states)
     for s in states:
         if s.status is RunStatus.FAILED and not s.skipped:
-            console.print(f"  [red]✗[/] {s.spec.experiment}/{s.spec.name} [dim]{s.spec.run_id}[/]: {s.message}")
+            console.print(
+                Text.assemble(
+                    "  ", ("✗", "red"), f" {s.spec.experiment}/{s.spec.name} ", (s.spec.run_id, "dim"), f": {s.message}"
+                )
+            )
 
 
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the results (read-only)")],
     db: DbOption = None,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")] = OutputFormat.table,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="output format; csv and json stream every row")
+    ] = OutputFormat.table,
+    max_rows: Annotated[
+        int, typer.Option("--max-rows", min=1, help="rows a table shows (it says how many it left out)")
+    ] = 1000,
+    allow_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-files",
+            help="also let the query read files in this folder (or this file), e.g. your own CSV or "
+            "Parquet; read only, never written (repeatable)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a read-only SQL query on the results (runs, train_metrics, evals, teff, align_*, ...).
 
     Tables: experiments, runs, train_metrics, evals, align_embeddings, align_hidden,
     align_gradients, scaling_fits, teff; see docs/database.md.
+
+    Read-only: only the results database is readable; nothing is written, attached,
+    downloaded, installed or loaded (no COPY, ATTACH, INSTALL/LOAD, no read_csv of other
+    files; DuckDB's external access is off and its settings are locked). --allow-files
+    opens chosen files to reading, never to writing.
     """
-    store = _store(db)
-    store.try_ingest()
-    result = store.query(query)
-    _print_result(result.columns, result.rows, format)
+    from db.user_sql import UserQuery
+    from xling_tui.cli import output
+
+    store = _results(db)
+    user_query = UserQuery(store, query, allow_files=allow_files or ())
+    try:
+        if format == OutputFormat.table:
+            result = user_query.run(max_rows, count_rest=True)
+            output.print_table(result.columns, result.rows, result.left_out)
+            return
+        with user_query.open() as rows:
+            write = output.write_json if format == OutputFormat.json else output.write_csv
+            write(rows.columns, rows.batches(), sys.stdout)
+            sys.stdout.flush()
+    except BrokenPipeError:  # `| head` read what it wanted: stop quietly, as cat does
+        output.stop_writing_stdout()
 
 
 def _print_result(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> None:
+    from xling_tui.cli import output
+
     if fmt == OutputFormat.json:
-        print(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+        output.write_json(columns, [rows], sys.stdout)
     elif fmt == OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        sys.stdout.write(buf.getvalue())
+        output.write_csv(columns, [rows], sys.stdout)
     else:
-        table = Table(*columns, header_style="bold", show_lines=False)
-        for r in rows:
-            table.add_row(*(_cell(v) for v in r))
-        console.print(table)
-        console.print(f"[dim]{len(rows)} row(s)[/]")
-
-
-def _cell(v: object) -> str:
-    if v is None:
-        return "[dim]NULL[/]"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v).replace("[", r"\[")
+        output.print_table(columns, rows)
 
 
 @app.command()
@@ -443,17 +331,38 @@ def status(
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="output format")] = OutputFormat.table,
 ) -> None:
     """Runs with their status, progress and best perplexity per language."""
+    from db.cluster_runs import reconcile_cluster_runs
     from db.queries import run_status
-    from xling_tui.cli.cluster import reconcile_cluster_runs
 
     store = _results(db)
-    if reconcile_cluster_runs(store):  # a job that ended without its worker reporting
+    if reconcile_cluster_runs(store):  # job states, and jobs that ended without their worker reporting
         store.try_ingest()
     result = run_status(store, experiment)
     if format == OutputFormat.table:
-        _print_status_table(result.dicts())
+        rows = result.dicts()
+        _print_status_table(rows)
+        _print_seed_summaries(store, list(dict.fromkeys(r["experiment"] for r in rows if r["experiment"])))
     else:
         _print_result(result.columns, result.rows, format)
+
+
+def _print_seed_summaries(store, experiments: list[str]) -> None:
+    """Schedules with several finished seeds: final PPL and TEff as mean [95% interval] n."""
+    from db.summary import experiment_summary
+
+    table = Table("experiment", "schedule", "final PPL (95%)", "TEff (95%)", header_style="bold")
+    for exp in experiments:
+        summaries = experiment_summary(store, exp)
+        several = {r.name for r in summaries if r.n > 1}
+        for name in dict.fromkeys(r.name for r in summaries if r.name in several):
+            cells = {
+                m: "\n".join(f"{r.language} {r.text}" for r in summaries if r.name == name and r.measure == m)
+                for m in ("ppl", "teff")
+            }
+            table.add_row(exp, cell(name), cell(cells["ppl"]), cell(cells["teff"]))
+    if table.row_count:
+        console.print("over seeds (mean [95% interval] n=seeds; `xling report EXP` for everything):")
+        console.print(table)
 
 
 def _human(n: int | None) -> str:
@@ -475,16 +384,15 @@ def _print_status_table(rows: list[dict]) -> None:
         "run", "experiment", "name", "status", "progress", "tokens", "device", "where", "best PPL", header_style="bold"
     )
     for r in rows:
-        style = status_style(r["status"]) or "default"
         progress = f"{100 * (r['progress'] or 0):.0f}%"
-        status = f"[{style}]{r['status']}[/]"
+        status = Text(r["status"], style=status_style(r["status"]))
         explained = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED)  # why it ended; queued: why it waits
         if r["message"] and r["status"] in explained:
-            status += f"\n[dim]{_cell(r['message'])}[/]"
+            status.append("\n" + r["message"], style="dim")
         table.add_row(
             r["run_id"][:8],
-            r["experiment"],
-            _cell(r["name"]),
+            Text(r["experiment"]),
+            Text(r["name"]),
             status,
             progress,
             _human(r["tokens"]),
@@ -512,76 +420,71 @@ def _run_dirs(store, ids: list[str]) -> list[Path]:
 def cancel(runs: RunIds, db: DbOption = None) -> None:
     """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
     from engine.launch.queue import cancel as cancel_run
-    from engine.launch.state import state_of
 
     store = _store(db)
     for run_dir in _run_dirs(store, runs):
-        state = state_of(run_dir)
+        (state,) = _states([run_dir])
         said = cancel_run(state)
-        console.print(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}")
+        console.print(Text(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}"))
     store.try_ingest()
 
 
 @app.command()
+@launch_options
 def resume(
     runs: Annotated[list[str] | None, typer.Argument(help="run ids or unique prefixes")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="every failed or cancelled run in the database")] = False,
     db: DbOption = None,
-    device: DeviceOption = Device.auto,
-    max_parallel: MaxParallelOption = None,
-    threads: ThreadsOption = None,
-    gpus: GpusOption = None,
-    runs_per_gpu: RunsPerGpuOption = 1,
     config: Annotated[
-        Path, typer.Option("--config", help="experiments file whose [cluster] settings apply", rich_help_panel=_CLUSTER)
+        Path,
+        typer.Option(
+            "--config", help="experiments file whose \\[cluster] settings apply", rich_help_panel=CLUSTER_PANEL
+        ),
     ] = DEFAULT_CONFIG,
-    backend: BackendOption = None,
-    partition: PartitionOption = None,
-    gpus_per_run: GpusPerRunOption = None,
-    cpus_per_run: CpusPerRunOption = None,
-    time: TimeOption = None,
-    account: AccountOption = None,
-    sbatch: SbatchOption = None,
-    ray_address: RayAddressOption = None,
-    detach: DetachOption = False,
+    *,
+    flags: LaunchFlags,
 ) -> None:
     """Continue failed or cancelled runs from their last checkpoint, with the same loss trajectory."""
+    from engine.launch.preflight import locate_run
     from engine.launch.queue import requeue
-    from engine.launch.state import all_run_dirs, state_of
+    from engine.launch.state import all_run_dirs
     from engine.runs.status import RunStatus
 
     if not runs and not failed:
         raise UserError("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
-        ended = (RunStatus.FAILED, RunStatus.CANCELLED)
-        states = [s for s in map(state_of, all_run_dirs(store.root)) if s.status in ended]
+        everything = _states(all_run_dirs(store.root), skip_damaged=True)
+        states = [s for s in everything if s.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
     else:
-        states = [state_of(d) for d in _run_dirs(store, runs)]
+        states = _states(_run_dirs(store, runs or []))
     if not states:
         console.print("nothing to resume: no failed or cancelled runs")
         raise typer.Exit(0)
-    if backend is None:  # where the runs last went, when they agree
-        last = {s.backend for s in states if s.backend}
-        backend = BackendName(last.pop()) if len(last) == 1 else None
-    cluster = _cluster(
-        config,
-        backend,
-        device,
-        detach,
-        partition=partition,
-        gpus_per_run=gpus_per_run,
-        cpus_per_run=cpus_per_run,
-        time=time,
-        account=account,
-        sbatch=sbatch,
-        ray_address=ray_address,
-    )
-    dev = cluster[1].device if cluster else _resolve_device(device)
-    allowed = _parse_gpus(gpus)
-    _launch(
-        store, requeue(states), "the resumed runs", dev, max_parallel, allowed, runs_per_gpu, cluster, detach, threads
-    )
+    last = {s.backend for s in states if s.backend}
+    if flags.cluster.backend is None and len(last) == 1:  # where the runs last went, when they agree
+        flags = replace(flags, cluster=replace(flags.cluster, backend=BackendName(last.pop())))
+    plan = plan_launch(config, flags)
+    launcher = _launcher(store, plan, len(states))
+    _preflight([s.spec for s in states], locate_run, plan)
+    _launch(store, requeue(states), "the resumed runs", plan, launcher)
+
+
+def _states(run_dirs: list[Path], skip_damaged: bool = False) -> list:
+    """Run states from their folders; a damaged spec.json is an error, or with
+    ``skip_damaged`` a warning (one bad folder must not stop `resume --failed`)."""
+    from engine.config.locate import SpecError
+    from engine.launch.state import state_of
+
+    out = []
+    for run_dir in run_dirs:
+        try:
+            out.append(state_of(run_dir))
+        except SpecError as exc:
+            if not skip_damaged:
+                raise
+            warn(f"skipped {exc}")
+    return out
 
 
 @app.command()
@@ -593,7 +496,6 @@ def logs(
     """A run's worker log (what its process printed: progress, evaluations, errors)."""
     import time
 
-    from engine.launch.state import state_of
     from engine.runs.layout import WORKER_LOG
     from engine.runs.status import TERMINAL, RunStatus
     from engine.runs.tail import LogTail
@@ -608,7 +510,7 @@ def logs(
                 sys.stdout.flush()
             if not follow:
                 break
-            state = state_of(run_dir)
+            (state,) = _states([run_dir])
             if state.status in TERMINAL:
                 break
             if time.monotonic() >= next_check:  # a cluster run's liveness costs a scheduler call
@@ -619,7 +521,7 @@ def logs(
     except KeyboardInterrupt:
         pass
     if not path.exists() and not follow:
-        err_console.print(f"[dim]{run_id}: no worker log yet (the run has not started)[/]")
+        err_console.print(Text(f"{run_id}: no worker log yet (the run has not started)", style="dim"))
 
 
 @app.command()
@@ -655,18 +557,35 @@ def report(
     db: DbOption = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", help="output format")] = ReportFormat.table,
     figures: Annotated[Path | None, typer.Option("--figures", help="also write PNG figures into this folder")] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--compare",
+            metavar="A B",
+            help="two schedules of EXPERIMENT paired by seed: the change in PPL, TEff and alignment, with a verdict",
+        ),
+    ] = None,
 ) -> None:
     """The paper's tables for an experiment: PPL and TEff per language, alignment per layer and component.
 
-    TEff uses the experiment's monolingual scaling law, refitted whenever a run finishes.
+    Every value is the mean over seeds with its 95% interval and the number of seeds; TEff
+    uses the experiment's monolingual scaling law (refitted whenever a run finishes) and
+    its interval includes the law's error.
     """
+    from xling_tui.cli.figures import figures_unavailable
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
 
+    if figures is not None and (why := figures_unavailable()):
+        raise UserError(why)
     store = _results(db)
     known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
     if experiment is not None and experiment not in known:
         raise UserError(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
-    reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
+    if compare is not None:
+        reports = [_comparison(store, experiment, compare)]
+        figures = None  # the figures are the experiment's, not a comparison's
+    else:
+        reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
     for rep in reports:
         if format == ReportFormat.json:
             print(rep.to_json())
@@ -677,11 +596,35 @@ def report(
         else:
             print_tables(rep, console)
         if figures is not None:
+            from engine.runs.layout import name_problem
             from xling_tui.cli.figures import write_figures
 
+            problem = name_problem(rep.experiment) if len(reports) > 1 else None
+            if problem:  # names in the database come from run folders: never a path unchecked
+                warn(f"no figures for this experiment: {problem}")
+                continue
             target = figures / rep.experiment if len(reports) > 1 else figures
             for path in write_figures(store, rep, target):
-                err_console.print(f"wrote {path}")
+                err_console.print(Text(f"wrote {path}"))
+
+
+def _comparison(store, experiment: str | None, names: tuple[str, str]):
+    """The paired comparison of two finished schedules; a clear exit 2 for a wrong name."""
+    from db.paired import schedule_names
+    from xling_tui.report import build_comparison
+
+    if experiment is None:
+        raise UserError("--compare needs the experiment: xling report EXPERIMENT --compare A B")
+    done = schedule_names(store, experiment)
+    for name in names:
+        if name not in done:
+            raise UserError(
+                f"--compare: no finished schedule named {name!r} in experiment {experiment!r}; "
+                f"finished: {', '.join(repr(n) for n in done) or 'none yet'}"
+            )
+    if names[0] == names[1]:
+        raise UserError("--compare needs two different schedules")
+    return build_comparison(store, experiment, *names)
 
 
 from xling_tui.cli.data import data_app  # noqa: E402

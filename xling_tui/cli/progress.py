@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from engine.launch.state import RunState
@@ -40,7 +43,7 @@ class RunProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     def update(self, states: list[RunState]) -> None:
@@ -62,14 +65,14 @@ class RunProgress:
             self.tasks[run_id] = self.progress.add_task("", total=s.spec.total_steps, label="", info="")
         style = status_style(s.status) or "default"
         name = f"{s.spec.experiment}/{s.spec.name}" if with_experiment else s.spec.name
-        label = f"[{style}]{_short(name, 24 if with_experiment else 18)}[/]"
+        label = f"[{style}]{escape(_short(name, 24 if with_experiment else 18))}[/]"
         if s.status is RunStatus.RUNNING:
             parts = [f"{s.tokens_per_s or 0:,.0f} tok/s", f"loss {s.loss:.3f}" if s.loss else "", _eta(s.eta_seconds)]
         else:
             ppl = " ".join(f"{k} {v:.1f}" for k, v in sorted(s.best_ppl.items()))
-            done = s.status is RunStatus.DONE
-            parts = [f"[{style}]{s.status}[/]", f"PPL {ppl}" if ppl and done else "", s.message or ""]
+            done = f"PPL {ppl}" if ppl and s.status is RunStatus.DONE else ""
+            parts = [f"[{style}]{s.status}[/]", done, escape(s.message or "")]
         if s.on_cluster and s.status in LIVE:
-            parts.append(f"[dim]{s.where}[/]")
+            parts.append(f"[dim]{escape(s.where)}[/]")
         info = "  ".join(p for p in parts if p)
         self.progress.update(self.tasks[run_id], completed=s.step or 0, label=label, info=info)

@@ -9,6 +9,7 @@ moves even when no other front end is ingesting.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,12 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from db import run_panels
 from engine.runs.status import TERMINAL, RunStatus
+from xling_tui.context import xling_app
 from xling_tui.status_style import status_style
 from xling_tui.widgets.heat_row import HeatRow
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
+
+MEASURE_LABEL = {"ppl": "PPL", "teff": "TEff"}
 
 
 @dataclass
@@ -41,12 +45,13 @@ class RunData(Message):
 
 def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
     """Runs in a worker thread: the store, never the UI thread, touches DuckDB."""
-    from db.store import Store, StoreError
+    from db.store import Store, StoreError, StoreReadOnly
 
     store = Store(db_path)
     try:
         if ingest:
-            store.try_ingest()
+            with contextlib.suppress(StoreReadOnly):  # read what it holds; the dashboard says why no more
+                store.try_ingest()
         info = run_panels.run_info(store, run_id)
         if info is None:
             return RunData(
@@ -54,7 +59,13 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
             )
         teff = None
         if info.experiment and info.model:
-            teff = run_panels.teff_panel(store, info.experiment, info.model, (info.languages or [None])[0])
+            teff = run_panels.teff_panel(
+                store,
+                info.experiment,
+                info.model,
+                info.languages[0] if info.languages else None,
+                info.name if info.status == RunStatus.DONE else None,
+            )
         return RunData(info, run_panels.curves(store, run_id), teff, run_panels.alignment(store, run_id))
     except StoreError as exc:
         return RunData(None, error=str(exc))
@@ -82,7 +93,9 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
     others = [p for p in panel.points if p.run_id != run_id and p.mlte]
     if others:
         fig.series.append(
-            Series("other mixes", [p.mlte for p in others], [p.ppl for p in others], "bright_black", marker="+")
+            Series(
+                "other mixes", [p.mlte for p in others if p.mlte], [p.ppl for p in others], "bright_black", marker="+"
+            )
         )
     for i, lang in enumerate(languages):
         mine = [p for p in panel.points if p.run_id == run_id and p.language == lang and p.mlte]
@@ -90,7 +103,7 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
             fig.series.append(
                 Series(
                     f"{lang} @MLTE",
-                    [p.mlte for p in mine],
+                    [p.mlte for p in mine if p.mlte],
                     [p.ppl for p in mine],
                     PALETTE[i % len(PALETTE)],
                     marker="x",
@@ -112,11 +125,16 @@ def teff_text(panel: run_panels.TeffPanel, run_id: str) -> Text:
         mlte = human(p.mlte) if p.mlte else "—"
         out.append(f"{p.language:<6} step {p.step:<6} seen {human(p.tokens_seen):<7} PPL {p.ppl:<8.1f} MLTE {mlte:<7} ")
         out.append(f"TEff {p.mark or 'n/a'}", style="bold")
+        if p.lo is not None and p.hi is not None and p.status == "inside":
+            out.append(f" [{p.lo:.2f}, {p.hi:.2f}] law", style="yellow" if p.wide else "")
         if p.status and p.status != "inside":
             out.append(
                 f" ({p.status} the fitted range)" if p.status != "impossible" else " (below the asymptote)", style="dim"
             )
         out.append("\n")
+    if panel.seeds:
+        out.append(f"{panel.seeds[0].name} over seeds (95%): ", style="dim")
+        out.append(" · ".join(f"{MEASURE_LABEL[r.measure]} {r.language} {r.text}" for r in panel.seeds), style="dim")
     return out
 
 
@@ -151,7 +169,7 @@ class RunScreen(Screen):
     RunScreen #run-header { height: auto; text-style: bold; padding: 0 1; }
     RunScreen TabbedContent { height: 1fr; }
     RunScreen TabPane { padding: 0; }
-    RunScreen #teff-text { height: auto; max-height: 6; padding: 0 1; }
+    RunScreen #teff-text { height: auto; max-height: 8; padding: 0 1; }
     RunScreen #align-body { padding: 0 1; }
     RunScreen HeatRow { margin: 1 0; }
     """
@@ -200,7 +218,7 @@ class RunScreen(Screen):
     @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
     def _fetch(self, ingest: bool) -> None:
         try:
-            data = fetch_run(Path(self.app.db_path), self.run_id, ingest)
+            data = fetch_run(Path(xling_app(self).db_path), self.run_id, ingest)
         except Exception as exc:  # noqa: BLE001 - a bug in a panel must not take the app down
             report = getattr(self.app, "report_error", None)
             if report is not None:

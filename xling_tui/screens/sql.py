@@ -1,6 +1,6 @@
 """``:``: a read-only SQL box over the results, its answer in a table.
 
-The query runs on a thread worker through ``db.queries.InterruptibleQuery`` (a
+The query runs on a thread worker through ``db.user_sql.UserQuery`` (a
 read-only connection with no access to other files); ``esc`` while it runs calls
 DuckDB's ``interrupt()`` from the UI thread. At most ``ROW_CAP`` rows are fetched;
 errors (DuckDB's message, a busy database) are shown under the box, never raised.
@@ -9,7 +9,7 @@ errors (DuckDB's message, a busy database) are shown under the box, never raised
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -20,8 +20,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TextArea
 
+from xling_tui.context import xling_app
 from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlFinished
+
+if TYPE_CHECKING:
+    from db.user_sql import UserQuery
 
 ROW_CAP = 1000
 CELL_WIDTH = 48
@@ -53,7 +57,7 @@ class SqlScreen(Screen[None]):
     def __init__(self, sql: str = EXAMPLE) -> None:
         super().__init__()
         self.initial_sql = sql
-        self._query = None
+        self._query: UserQuery | None = None
         self._seq = 0
 
     def compose(self) -> ComposeResult:
@@ -84,31 +88,31 @@ class SqlScreen(Screen[None]):
         if self.running:
             self._status("a query is still running: esc cancels it", style="yellow")
             return
-        from db.queries import InterruptibleQuery
         from db.store import Store
+        from db.user_sql import UserQuery
 
         self._seq += 1
-        self._query = InterruptibleQuery(Store(self.app.db_path), sql, ROW_CAP)
+        self._query = UserQuery(Store(xling_app(self).db_path), sql)
         self.running = True
         self._status("running… (esc cancels)", style="bold")
         self.execute(self._query, self._seq)
 
     @work(thread=True, exclusive=True, group="sql", exit_on_error=False)
     def execute(self, query, seq: int) -> None:
-        from db.queries import QueryCancelled
         from db.store import StoreError
+        from db.user_sql import QueryCancelled
 
-        clock = self.app.clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
+        clock = xling_app(self).clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
         start = clock()
         try:
-            result = query.run()
+            result = query.run(ROW_CAP)
             outcome = SqlOutcome(query.sql, tuple(result.columns), tuple(result.rows), result.truncated)
         except QueryCancelled:
             outcome = SqlOutcome(query.sql, cancelled=True)
         except StoreError as exc:
             outcome = SqlOutcome(query.sql, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - shown under the box like any other failure
-            self.app.report_error(exc, "running the query")
+            xling_app(self).report_error(exc, "running the query")
             outcome = SqlOutcome(query.sql, error=f"{type(exc).__name__}: {exc}")
         self.post_message(SqlFinished(_with_time(outcome, clock() - start)))
 

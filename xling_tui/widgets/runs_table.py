@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
-from engine.runs.status import RunStatus
+from engine.runs.status import LIVE, RunStatus
 from xling_tui.data_source import RunRow
 from xling_tui.status_style import attention_rank, status_style
 
@@ -108,11 +109,14 @@ def best_ppl_text(best: Iterable[tuple[str, float]]) -> str:
 
 
 def device_text(row: RunRow) -> str:
-    """Where the run is: device@host, then its scheduler job when a cluster runs it
-    ('cuda:0@node7 slurm 1234'), the same facts `xling status` shows."""
+    """Where the run is: device@host, then its scheduler job when a cluster runs it and,
+    while the run is not over, the job's state ('cuda:0@node7 slurm 1234 RUNNING'): the
+    same facts `xling status` shows."""
     where = (row.device or "") if not row.host else f"{row.device or '?'}@{row.host}"
     if row.job_id and row.backend not in (None, "local"):
         where = f"{where} {row.backend} {row.job_id}".strip()
+        if row.job_state and row.status in LIVE:
+            where = f"{where} {row.job_state}"
     return where
 
 
@@ -159,7 +163,7 @@ def _best(row: RunRow) -> float:
 @dataclass(frozen=True)
 class SortKey:
     name: str
-    key: Callable[[RunRow], object]
+    key: Callable[[RunRow], Any]
 
 
 SORT_KEYS: tuple[SortKey, ...] = (
