@@ -11,30 +11,45 @@ it whole.
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 
 @contextmanager
-def atomic_file(path: Path | str) -> Iterator[BinaryIO]:
-    """A binary file to write; on a clean exit it becomes ``path``, on an error it vanishes."""
+def atomic_file(path: Path | str, before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
+    """A binary file to write; on a clean exit it becomes ``path``, on an error it vanishes.
+
+    ``before_replace`` runs once the new bytes are safely on disk, just before they take
+    ``path``'s place (a checkpoint moves the one it replaces aside there)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
+    tmp = temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:  # x: a name no other writer holds; the umask applies, as for any new file
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def temp_name(path: Path) -> Path:
+    """Where ``atomic_file`` writes ``path`` first: beside it, hidden, unique to this write."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def leftovers(path: Path) -> list[Path]:
+    """Temporary files of writes of ``path`` that a kill cut short."""
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
 
 def atomic_write(path: Path | str, data: str | bytes) -> None:
