@@ -41,9 +41,9 @@ CREATE TABLE runs (
     device       VARCHAR,             -- from the latest 'started' event
     host         VARCHAR,             -- from the latest 'started' event
     pid          INTEGER,             -- worker process id (latest 'started' or heartbeat)
-    job_id       VARCHAR,             -- scheduler job id (Slurm job, Ray task), from the latest 'submitted' event
-    backend      VARCHAR,             -- where the launcher sent it: local, slurm, ray (latest 'submitted' event)
-    job_state    VARCHAR,             -- the scheduler's word on that job when last asked: SUBMITTED, 'PENDING (Priority)', RUNNING ... (latest 'job_state' event)
+    job_id       VARCHAR,             -- scheduler job id (Slurm job, Ray task) of the latest 'submitted' event; NULL after a 'queued' one
+    backend      VARCHAR,             -- where the launcher sent it: local, slurm, ray (latest 'submitted' event; NULL after a 'queued' one)
+    job_state    VARCHAR,             -- the scheduler's word on that job when last asked: SUBMITTED, 'PENDING (Priority)', RUNNING ... (latest 'job_state' event about it; NULL after a 'queued' one)
     queued       TIMESTAMP,           -- first 'queued' event
     started      TIMESTAMP,           -- first 'started' event (a resumed run keeps it)
     finished     TIMESTAMP,           -- time of the terminal status; NULL unless status is done/failed/cancelled

@@ -34,6 +34,7 @@ from tenacity import (
 from db.analysis import refresh_finished
 from db.bulk import utc_timestamp
 from db.ingest import IngestStats, ingest_into, rollback
+from engine.errors import XlingError
 from engine.runs import layout
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
@@ -60,7 +61,7 @@ TRY_WAIT = 0.5  # how long try_ingest waits: a UI tick, not a user-visible stall
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 
-class StoreError(Exception):
+class StoreError(XlingError):
     """Anything the store reports to a user; the message is meant to be shown as is."""
 
 

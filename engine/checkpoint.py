@@ -7,7 +7,7 @@ booleans and None (RNG states are tensors), and it is loaded with
 ``torch.load(weights_only=True)``, which refuses anything else without running it.
 
 Why two files: the newest checkpoint is written under a temporary name, flushed to
-disk, and only then renamed into place, the one it replaces becoming
+disk, and only then renamed into place (``engine.runs.files.atomic_file``), the one it replaces becoming
 ``checkpoint.prev.pt``. A crash, a kill or a full disk mid-write leaves the last good
 checkpoint untouched, and a newest one damaged later (a truncated copy, a bad disk)
 falls back to the previous one. A write that finds no space says so, by path, and
@@ -20,6 +20,7 @@ import errno
 import os
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from engine.errors import CheckpointError, DiskFull
+from engine.runs.files import atomic_file, leftovers
 from engine.runs.layout import CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE
 
 REQUIRED = ("step", "model", "opt", "acc", "torch_rng")  # what Trainer.load_checkpoint reads
@@ -57,16 +59,13 @@ def check_plain(obj: Any, where: str = "checkpoint") -> None:
         raise TypeError(f"{where} is a {type(obj).__name__}; checkpoints hold plain data only")
 
 
-def _write(obj: Any, path: Path, target: Path) -> None:
-    """``torch.save`` to ``path``, flushed to disk; on any failure ``path`` is removed, and a
+def _write(obj: Any, target: Path, before_replace: Callable[[], None] | None = None) -> None:
+    """``torch.save`` through ``atomic_file``: on any failure nothing partial is left, and a
     full disk is reported as DiskFull naming ``target`` (the file the user knows)."""
     try:
-        with open(path, "wb") as fh:  # a file object: a full disk surfaces as OSError(ENOSPC)
+        with atomic_file(target, before_replace) as fh:  # a file object: a full disk surfaces as OSError(ENOSPC)
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
     except BaseException as exc:
-        path.unlink(missing_ok=True)
         if _no_space(exc):
             raise DiskFull(target) from exc
         raise
@@ -81,25 +80,21 @@ def _no_space(exc: BaseException | None) -> bool:
     return False
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
-
-
 def save_whole(obj: Any, path: Path) -> None:
     """Readers see the old file or the complete new one, never a partial one (the final model)."""
-    path = Path(path)
-    _write(obj, _tmp(path), path)
-    os.replace(_tmp(path), path)
+    _write(obj, Path(path))
 
 
 def save(run_dir: Path, state: dict[str, Any]) -> None:
     """The newest checkpoint, complete on disk before the one it replaces becomes the fallback."""
     check_plain(state)
     current, previous = Path(run_dir) / CHECKPOINT_FILE, Path(run_dir) / PREVIOUS_CHECKPOINT_FILE
-    _write(state, _tmp(current), current)
-    if current.exists():
-        os.replace(current, previous)
-    os.replace(_tmp(current), current)
+
+    def keep_previous() -> None:
+        if current.exists():
+            os.replace(current, previous)
+
+    _write(state, current, keep_previous)
 
 
 def load(run_dir: Path, device: str, run_id: str) -> Loaded | None:
@@ -164,4 +159,5 @@ def remove(run_dir: Path) -> None:
     for name in (CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE):
         path = Path(run_dir) / name
         path.unlink(missing_ok=True)
-        _tmp(path).unlink(missing_ok=True)
+        for stray in leftovers(path):
+            stray.unlink(missing_ok=True)

@@ -45,6 +45,7 @@ from engine.runs.events import (
     TrainMetric,
 )
 from engine.runs.layout import FINAL_MODEL_FILE
+from engine.runs.status import RunStatus
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -101,7 +102,7 @@ def resolve_runtime(spec: RunSpec, device: str, cfg: GPTConfig | None = None) ->
     )
 
 
-class StopRequested(Exception):
+class _StopRequested(Exception):
     """Raised out of training or a long evaluation, alignment or probe loop once a stop is
     asked for; ``Trainer.run`` checkpoints, with what was left undone at that step."""
 
@@ -223,8 +224,8 @@ class Trainer:
 
     def run(
         self, events: EventLog, should_stop: Callable[[], bool] = lambda: False, stop_after: int | None = None
-    ) -> str:
-        """Train until done or stopped; returns the final status ("done" or "cancelled").
+    ) -> RunStatus:
+        """Train until done or stopped; returns the final status (done or cancelled).
 
         A stop takes effect between steps, or within one batch of an evaluation, alignment
         or probe; the checkpoint then records which of them the step still owes."""
@@ -255,7 +256,7 @@ class Trainer:
             self._run_analyses(events)  # a fresh start's step 0, or what a stop left undone
             while self.step < spec.total_steps:
                 if should_stop() or (stop_after is not None and self.step >= stop_after):
-                    raise StopRequested
+                    raise _StopRequested
                 lr = lr_at(self.step, spec.total_steps, t.lr, t.min_lr, t.warmup)
                 self.train_step(lr)
                 self.step += 1
@@ -271,16 +272,18 @@ class Trainer:
                 if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
                     events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
                     last_beat = time.perf_counter()
-        except StopRequested:
+        except _StopRequested:
             self.save_checkpoint()
             events.emit(
-                Status(spec.run_id, "cancelled", f"stopped; resume continues from step {self.step}", step=self.step)
+                Status(
+                    spec.run_id, RunStatus.CANCELLED, f"stopped; resume continues from step {self.step}", step=self.step
+                )
             )
-            return "cancelled"
+            return RunStatus.CANCELLED
         checkpoint.save_whole(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
         checkpoint.remove(self.run_dir)
-        events.emit(Status(spec.run_id, "done", step=self.step))
-        return "done"
+        events.emit(Status(spec.run_id, RunStatus.DONE, step=self.step))
+        return RunStatus.DONE
 
     # --- stopping inside analyses -------------------------------------------
 
@@ -305,7 +308,7 @@ class Trainer:
     def _interrupt(self) -> None:
         """Called between batches of long analysis loops: a stop request ends them there."""
         if self._should_stop():
-            raise StopRequested
+            raise _StopRequested
 
     def device_label(self) -> str:
         """'cuda:2' for a worker that the launcher pinned to GPU 2 (it sees it as cuda:0)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from engine.runs.events import EventLog, Status
 from engine.runs.layout import SPEC_FILE, STOP_FILE
+from engine.runs.status import RunStatus
 
 
 class StopFlag:
@@ -72,7 +73,7 @@ def _say_failure(events: EventLog, run_id: str, reason: str) -> None:
     """The reason into the run's log first, the traceback into worker.log second: with the
     disk full either may fail, and the other must still be tried."""
     try:
-        events.emit(Status(run_id, "failed", reason))
+        events.emit(Status(run_id, RunStatus.FAILED, reason))
         logged = True
     except OSError:
         logged = False
@@ -102,7 +103,7 @@ def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int 
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
             _say_failure(events, spec.run_id, failure_reason(exc))
             return 1
-    return 0 if status == "done" else 3
+    return 0 if status is RunStatus.DONE else 3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from engine.worker import run_worker
 def spec(tiny_toml):
     """16 steps, checkpoints every 4."""
     text = tiny_toml.read_text().replace("tokens = 24_576", "tokens = 4_096")
-    text = text.replace("baselines = [1.0, 0.5]", "baselines = [1.0]")  # a half-budget baseline would be 8 steps
+    text = text.replace("baselines = [1.0, 0.5]", "baselines = [1.0]")  # half of 4,096 tokens is under 10 steps
     tiny_toml.write_text(text.replace("checkpoint_every = 5", "checkpoint_every = 4"))
     (exp,) = load_experiments(tiny_toml)
     return next(r for r in exp.runs if r.name == "90/10")
@@ -209,7 +209,7 @@ def test_a_full_disk_mid_checkpoint_leaves_no_partial_file_and_the_run_resumes(t
 
 def test_a_full_disk_while_writing_the_model_leaves_no_partial_model(tmp_path, spec, monkeypatch):
     run_dir = _run_dir(tmp_path, spec, "run")
-    _full_disk_on(monkeypatch, lambda path: path.name.startswith(FINAL_MODEL_FILE))
+    _full_disk_on(monkeypatch, lambda path: FINAL_MODEL_FILE in path.name)
     assert run_worker(run_dir, "cpu", threads=1) == 1
     assert _statuses(run_dir)[-1][1].startswith(f"no space left on {run_dir / FINAL_MODEL_FILE}")
     assert not (run_dir / FINAL_MODEL_FILE).exists() and _leftovers(run_dir) == []
@@ -334,3 +334,11 @@ def test_a_launcher_that_cannot_log_a_dead_worker_says_why_and_goes_on(tmp_path,
     launcher._finish(state, 1)
     assert state.status == "failed"
     assert state.message.endswith(f"(no space left on {state.run_dir / 'events.jsonl'}; not logged)")
+
+
+def test_a_killed_saves_temporary_file_goes_with_the_checkpoints(tmp_path):
+    checkpoint.save(tmp_path, _state(1))
+    stray = tmp_path / f".{CHECKPOINT_FILE}.4242.0badf00d.tmp"  # what atomic_file leaves when killed mid-write
+    stray.write_bytes(b"partial")
+    checkpoint.remove(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,8 @@
 These classes run on thread workers only; the UI thread receives the frozen
 dataclasses below inside messages. The module itself imports no database or NVML
 code at import time (the app's first frame must not wait for DuckDB or pydantic):
-``db`` and ``engine`` are imported inside the methods that run on threads.
+``db`` and ``engine`` are imported inside the methods that run on threads, except
+``engine.runs.status``, which is plain Python.
 
 Coalescing: ``DashboardSource.fetch`` first reads a cheap fingerprint of every run
 (status, step, last event, tags) and returns None when nothing changed, so an idle
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.runs.status import RunStatus
 from engine.runs.summary import RunSummary
 
 SPARK_BINS = 24  # points in a run's loss sparkline
@@ -50,12 +52,12 @@ class RunRow(RunSummary):
     @property
     def waiting(self) -> str | None:
         """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
-        return self.message if self.status == "queued" else None
+        return self.message if self.status == RunStatus.QUEUED else None
 
     @property
     def eta_seconds(self) -> float | None:
         """Tokens still to train over the latest throughput; only while running."""
-        if self.status != "running" or not self.tokens_per_s or not self.total_tokens:
+        if self.status != RunStatus.RUNNING or not self.tokens_per_s or not self.total_tokens:
             return None
         return max(self.total_tokens - (self.tokens or 0), 0) / self.tokens_per_s
 
@@ -241,8 +243,8 @@ class DashboardSource:
         for r in runs:
             c = counts.setdefault(r.experiment or "?", {"runs": 0, "done": 0, "running": 0, "failed": 0})
             c["runs"] += 1
-            if r.status in ("done", "running", "failed"):
-                c[r.status] += 1
+            if r.status in (RunStatus.DONE, RunStatus.RUNNING, RunStatus.FAILED):
+                c[str(r.status)] += 1
         out = []
         for name, description, n in self._config[0]:
             out.append(ExperimentRow(name, description, True, n, **counts.pop(name, {})))
@@ -261,9 +263,6 @@ def queries_bin_start(b: int, total: int | None, bins: int) -> int:
     from db.queries import bin_start
 
     return bin_start(b, total, bins)
-
-
-_STATUS_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}
 
 
 def _default_order(r: RunRow) -> tuple:
@@ -302,9 +301,9 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
 
 def _describe(exc: BaseException) -> str:
     """A user-facing line: our own errors carry their message; anything else names its type."""
-    from db.store import StoreError
+    from xling_tui.errors import is_user_error
 
-    if isinstance(exc, StoreError):
+    if is_user_error(exc):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

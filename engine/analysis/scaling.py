@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import XlingError
+
 FORMS = ("paper", "power")
 PARAM_NAMES: dict[str, tuple[str, ...]] = {"paper": ("a", "b", "c"), "power": ("k", "b")}
 MIN_POINTS = {"paper": 3, "power": 2}
@@ -89,7 +91,7 @@ BOUND_RTOL = 1e-2
 """How close (relative) to a bound a parameter must be to count as 'at the bound'."""
 
 
-class ScalingError(ValueError):
+class ScalingError(XlingError, ValueError):
     """A scaling law that cannot be fitted or used; ``str()`` says what to change."""
 
 

@@ -13,13 +13,18 @@ are still alive, asked for many runs at once, and how to cancel one.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from engine.errors import XlingError
+from engine.runs.layout import WORKER_LOG
 
-class BackendError(RuntimeError):
+
+class BackendError(XlingError, RuntimeError):
     """A backend refused a run (sbatch error, no Ray cluster); the message is for the user."""
 
 
@@ -95,6 +100,42 @@ def worker_command(run_dir: Path | str, placement: Placement, python: str | None
     if placement.threads:
         cmd += ["--threads", str(placement.threads)]
     return cmd
+
+
+def spawn_logged(
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    cwd: str | None = None,
+    new_session: bool = False,
+    pass_fds: tuple[int, ...] = (),
+    process: type[subprocess.Popen[bytes]] = subprocess.Popen,
+) -> subprocess.Popen[bytes]:
+    """``cmd`` with its stdout and stderr appended to ``log_path`` and no stdin: a process
+    that must never wait on, or print into, the terminal of whoever started it.
+    ``process`` is the Popen class to start it with (a subclass that carries more)."""
+    with open(log_path, "ab") as log:
+        return process(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=new_session,
+            pass_fds=pass_fds,
+        )
+
+
+def spawn_worker(run_dir: Path | str, placement: Placement, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """The worker of one run, its output in the run's worker.log: how every backend starts
+    one (locally; in a Slurm job; in a Ray task). ``new_session`` keeps a terminal's
+    Ctrl-C from reaching it, so its launcher can stop it in order. The placement's locked
+    CPU slots (``fds``) go with it and are held for as long as it lives."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
+    cmd = worker_command(run_dir, placement)
+    log = Path(run_dir) / WORKER_LOG
+    return spawn_logged(cmd, log, env, cwd=project_root(), new_session=new_session, pass_fds=placement.fds)
 
 
 def project_root() -> str:

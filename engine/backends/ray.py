@@ -11,16 +11,13 @@ belong to the driver that submitted them, so a Ray run lives as long as its
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.backends.base import BackendError, JobInfo, Placement, project_root, worker_command
+from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
 from engine.config.cluster import RaySettings
-from engine.runs.layout import WORKER_LOG, request_stop
+from engine.runs.layout import request_stop
 
 
 def _ray():
@@ -33,16 +30,7 @@ def _ray():
 
 def run_task(run_dir: str, device: str, threads: int | None) -> int:
     """The body of the Ray task, on the node: the worker as a child process."""
-    placement = Placement(device, threads=threads)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-        proc = subprocess.Popen(
-            worker_command(run_dir, placement, sys.executable),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=project_root(),
-        )
+    proc = spawn_worker(run_dir, Placement(device, threads=threads))
     try:
         return proc.wait()
     except BaseException:  # ray.cancel raises KeyboardInterrupt here: let the worker checkpoint

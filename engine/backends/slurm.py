@@ -33,7 +33,6 @@ import pickle
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,11 +40,11 @@ from pathlib import Path
 import submitit
 from submitit.helpers import DelayedSubmission
 
-from engine.backends.base import BackendError, JobInfo, Placement, project_root, worker_command
+from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
 from engine.backends.slurm_jobs import JobWatcher, cancel_job, never_starts_message, signal_job
 from engine.config.cluster import SlurmSettings
 from engine.runs.events import EventLog, Status
-from engine.runs.layout import WORKER_LOG
+from engine.runs.status import RunStatus
 
 JOB_FOLDER = "slurm"
 FINISHED_ON_ITS_OWN = (0, 1)  # the worker's exit codes for done and failed (3: stopped, resumable)
@@ -62,16 +61,7 @@ class WorkerTask:
         self._proc: subprocess.Popen | None = None
 
     def __call__(self, run_dir: str, device: str, threads: int | None) -> int:
-        placement = Placement(device, threads=threads)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-            self._proc = subprocess.Popen(
-                worker_command(run_dir, placement, sys.executable),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=project_root(),
-            )
+        self._proc = spawn_worker(run_dir, Placement(device, threads=threads))
         try:
             while self._proc.poll() is None:  # not Popen.wait(): a signal handler must be able to reap it
                 time.sleep(0.5)
@@ -97,7 +87,7 @@ class WorkerTask:
             log.emit(
                 Status(
                     Path(run_dir).name,
-                    "queued",
+                    RunStatus.QUEUED,
                     "requeued by Slurm (time limit or preemption); resumes from its last checkpoint",
                 )
             )

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # only a type here: the TUI reaches SpecError before its first frame, without pydantic
     from pydantic import ValidationError
 
+from engine.errors import XlingError
 
-class SpecError(ValueError):
+
+class SpecError(XlingError, ValueError):
     """A user's mistake in experiments.toml; ``str()`` is the whole message."""
 
 

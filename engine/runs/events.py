@@ -25,9 +25,10 @@ from typing import Any
 
 from engine.errors import DiskFull
 from engine.runs.layout import EVENTS_FILE
+from engine.runs.status import RunStatus
+from engine.runs.tail import read_new
 
 logger = logging.getLogger(__name__)
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
 
 @dataclass
@@ -115,8 +116,10 @@ class EvalResult:
 
 @dataclass
 class Status:
+    """A run's status changed: its worker ended it, or the launcher or a user did."""
+
     run_id: str
-    status: str
+    status: RunStatus
     message: str | None = None
     step: int | None = None
     time: float = field(default_factory=time.time)
@@ -310,7 +313,7 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, "not valid JSON (a write cut short by a crash or a full disk?)"
     if not isinstance(event, dict):
         return None, f"JSON but not an object ({text.strip()[:40]})"
-    if event.get("kind") == "status" and event.get("status") not in STATUSES:
+    if event.get("kind") == "status" and RunStatus.parse(event.get("status")) is None:
         return None, f"a status event with an unknown status {event.get('status')!r}"
     return event, None
 
@@ -329,24 +332,23 @@ def _line_number(path: Path, offset: int) -> int:
 
 
 def read_events(path: Path, offset: int = 0, skipped: list[BadLine] | None = None) -> tuple[list[dict[str, Any]], int]:
-    """Complete events after ``offset`` and the offset just past the last complete line.
+    """Complete events after ``offset`` and the offset just past the last complete line
+    (a log shorter than ``offset`` was replaced: it is read from its start).
 
     A complete line that is not an event (not UTF-8, not JSON, not an object, a status
     xling does not know) is skipped, added to ``skipped`` and logged as a warning naming
     the file and line, once per process; the lines after it are read as usual.
     """
     path = Path(path)
-    if not path.exists():
+    chunk = read_new(path, offset)
+    if chunk is None:
         return [], offset
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read()
-    end = data.rfind(b"\n")
+    end = chunk.data.rfind(b"\n")
     if end < 0:
-        return [], offset
+        return [], chunk.start
     events: list[dict[str, Any]] = []
     bad: list[tuple[int, str]] = []
-    for i, raw in enumerate(data[: end + 1].split(b"\n")[:-1]):
+    for i, raw in enumerate(chunk.data[: end + 1].split(b"\n")[:-1]):
         if raw.strip():
             event, why = _parse(raw)
             if event is not None:
@@ -354,12 +356,12 @@ def read_events(path: Path, offset: int = 0, skipped: list[BadLine] | None = Non
             else:
                 bad.append((i, why or "not an event"))
     if bad:
-        first = _line_number(path, offset) + 1
+        first = _line_number(path, chunk.start) + 1
         found = [BadLine(path, first + i, why) for i, why in bad]
         _report(found)
         if skipped is not None:
             skipped.extend(found)
-    return events, offset + end + 1
+    return events, chunk.start + end + 1
 
 
 def _report(found: list[BadLine]) -> None:

@@ -8,11 +8,13 @@ from typing import Any
 
 from engine.backends.base import Placement
 from engine.config.cluster import ClusterSettings, load_cluster, parse_sbatch_options, with_flags
+from engine.errors import XlingError
+from engine.runs.status import LIVE
 
 SLURM_ONLY = ("partition", "time", "account", "sbatch")
 
 
-class ClusterUsageError(ValueError):
+class ClusterUsageError(XlingError, ValueError):
     """Launch flags that do not fit together, the chosen backend or this machine; one line for the user."""
 
 
@@ -81,7 +83,7 @@ def where(row: dict) -> str:
     backend, job_id = row.get("backend"), row.get("job_id")
     if job_id and backend not in (None, "local"):
         job = f"{backend} {job_id if len(job_id) <= 12 else job_id[:10] + '…'}"
-        if row.get("job_state") and row.get("status") in ("queued", "running"):
+        if row.get("job_state") and row.get("status") in LIVE:
             job = f"{job} {row['job_state']}"
     else:
         job = f"pid {row['pid']}" if row.get("pid") else ""

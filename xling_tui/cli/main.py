@@ -1,8 +1,9 @@
 """The ``xling`` command line: headless runs, SQL over results, status.
 
-Every user mistake (bad config, unknown experiment, bad SQL, busy database) ends as
-one red line and exit code 2; a traceback means a bug in xling. Exit codes: 0
-success, 1 some runs failed, 2 bad input, 130 interrupted.
+Every user mistake (bad config, unknown experiment, bad SQL, busy database) is an
+``XlingError``; ``XlingGroup`` turns it into one red line and exit code 2, in one
+place for every command. A traceback means a bug in xling. Exit codes: 0 success,
+1 some runs failed, 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,17 +14,32 @@ import sys
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
+from engine.errors import XlingError
 from xling_tui.cli.launching import CLUSTER_PANEL, BackendName, LaunchFlags, LaunchPlan, launch_options, plan_launch
 from xling_tui.cli.output import cell, console, err_console, fail, warn
 
+
+class XlingGroup(TyperGroup):
+    """The one ``except`` of the CLI: a user's mistake, from any command, is its message
+    (printed as text, so a message such as "[cluster.slurm] time" keeps its brackets)."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: click's Context, or the copy newer typers vendor
+        try:
+            return super().invoke(ctx)
+        except XlingError as exc:
+            raise fail(str(exc)) from None
+
+
 app = typer.Typer(
+    cls=XlingGroup,
     name="xling",
     help="Experiment manager for cross-lingual generalisation under language imbalance.",
     rich_markup_mode="rich",
@@ -45,8 +61,8 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-class UserError(Exception):
-    """Something the user can fix; shown as one line, exit code 2."""
+class UserError(XlingError):
+    """Command-line input that cannot work (a flag that does not fit, no results yet)."""
 
 
 def _db_path(db: Path | None) -> Path:
@@ -62,16 +78,12 @@ def _store(db: Path | None):
 
 
 def _results(db: Path | None):
-    """The store of an existing results database, caught up with its run logs."""
-    from db.store import StoreError
-
+    """The store of an existing results database, caught up with its run logs (a folder,
+    another program's file or a newer schema is a StoreError)."""
     store = _store(db)
     if not store.db_path.exists() and not store.root.exists():
-        raise fail(f"no results at {store.db_path} yet: start with `xling run`")
-    try:
-        _catch_up(store)
-    except StoreError as exc:  # a folder, another program's file, a newer schema
-        raise fail(str(exc))
+        raise UserError(f"no results at {store.db_path} yet: start with `xling run`")
+    _catch_up(store)
     return store
 
 
@@ -120,15 +132,11 @@ def run(
     interrupted runs resume from their last checkpoint. Results land in the DuckDB
     file; each run's log and checkpoints in a folder beside it.
     """
-    from engine.config.locate import SpecError
     from engine.config.spec import check_inputs, load_experiments
 
-    try:
-        experiments = load_experiments(config, experiment or None)
-        check_inputs(experiments)
-        plan = _plan(config, flags)
-    except (SpecError, UserError) as exc:
-        raise fail(str(exc))
+    experiments = load_experiments(config, experiment or None)
+    check_inputs(experiments)
+    plan = plan_launch(config, flags)
     from engine.launch.preflight import locate_in
     from engine.launch.queue import enqueue, unfinished
 
@@ -142,32 +150,24 @@ def run(
 
 def _writable_store(db: Path | None):
     """The store a launch will ingest into, opened once first: a folder, another
-    program's file, a read-only copy or a newer schema stops here, before any run is queued."""
-    from db.store import StoreError
-
+    program's file, a read-only copy or a newer schema stops here (a StoreError), before
+    any run is queued."""
     store = _store(db)
-    try:
-        store.try_ingest()
-    except StoreError as exc:
-        raise fail(str(exc))
+    store.try_ingest()
     return store
 
 
 def _preflight(specs, locate, plan: LaunchPlan) -> None:
     """Sizes against this machine (a cluster's nodes are not known here), then every
-    distinct corpus tokenised and checked, before anything is queued."""
-    from engine.config.locate import SpecError
+    distinct corpus tokenised and checked, before anything is queued (a SpecError)."""
     from engine.launch import preflight
 
-    try:
-        if plan.cluster is None:
-            gpu = _smallest_gpu_bytes(plan.gpus) if plan.device == "cuda" else None
-            preflight.check_memory(specs, locate, preflight.machine_memory(), gpu)
-        for job in preflight.data_jobs(specs):
-            with console.status(f"preparing data: {job.what}"):
-                preflight.prepare(job, locate)
-    except SpecError as exc:
-        raise fail(str(exc))
+    if plan.cluster is None:
+        gpu = _smallest_gpu_bytes(plan.gpus) if plan.device == "cuda" else None
+        preflight.check_memory(specs, locate, preflight.machine_memory(), gpu)
+    for job in preflight.data_jobs(specs):
+        with console.status(f"preparing data: {job.what}"):
+            preflight.prepare(job, locate)
 
 
 def _smallest_gpu_bytes(allowed: list[int] | None) -> int | None:
@@ -177,28 +177,10 @@ def _smallest_gpu_bytes(allowed: list[int] | None) -> int | None:
     return int(min(sizes) * 2**20) if sizes else None
 
 
-def _plan(config: Path, flags: LaunchFlags) -> LaunchPlan:
-    """The launch the flags ask for; flags that do not fit, a bad [cluster] or no cluster are UserErrors."""
-    from engine.backends.base import BackendError
-    from engine.config.locate import SpecError
-    from xling_tui.cli.cluster import ClusterUsageError
-
-    try:
-        return plan_launch(config, flags)
-    except (SpecError, ClusterUsageError, BackendError) as exc:
-        raise UserError(str(exc)) from None
-
-
 def _launcher(store, plan: LaunchPlan, n_runs: int):
     """The launcher and its pool, made before anything is queued or prepared: a bad
-    XLING_CPUS or CPU slot folder is said at once."""
-    from engine.launch.slots import SlotRegistryError
-
-    try:
-        launcher = plan.launcher(store.root, store, n_runs)
-    except SlotRegistryError as exc:
-        raise fail(str(exc))
-    return launcher
+    XLING_CPUS or CPU slot folder (SlotRegistryError) is said at once."""
+    return plan.launcher(store.root, store, n_runs)
 
 
 def _launch(store, states, what: str, plan: LaunchPlan, launcher) -> None:
@@ -227,10 +209,11 @@ def _launch(store, states, what: str, plan: LaunchPlan, launcher) -> None:
 
 
 def _print_detached(states) -> None:
+    from engine.runs.status import LIVE
     from xling_tui.cli.cluster import where
 
     for s in states:
-        if not s.skipped and s.status in ("queued", "running"):
+        if not s.skipped and s.status in LIVE:
             job = where({"backend": s.backend, "job_id": s.job_id, "host": None, "pid": None})
             console.print(Text(f"  {s.spec.run_id[:8]} {s.spec.experiment}/{s.spec.name}: {job}"))
     console.print(
@@ -259,6 +242,8 @@ def _final_ingest(store) -> None:
 
 
 def _print_summary(summary, states) -> None:
+    from engine.runs.status import RunStatus
+
     parts = [f"[green]{summary.done} done[/]"]
     if summary.failed:
         parts.append(f"[red]{summary.failed} failed[/]")
@@ -272,7 +257,7 @@ def _print_summary(summary, states) -> None:
     if summary.detached:
         _print_detached(states)
     for s in states:
-        if s.status == "failed" and not s.skipped:
+        if s.status is RunStatus.FAILED and not s.skipped:
             console.print(
                 Text.assemble(
                     "  ", ("✗", "red"), f" {s.spec.experiment}/{s.spec.name} ", (s.spec.run_id, "dim"), f": {s.message}"
@@ -310,7 +295,6 @@ def sql(
     files; DuckDB's external access is off and its settings are locked). --allow-files
     opens chosen files to reading, never to writing.
     """
-    from db.store import StoreError
     from db.user_sql import UserQuery
     from xling_tui.cli import output
 
@@ -325,8 +309,6 @@ def sql(
             write = output.write_json if format == OutputFormat.json else output.write_csv
             write(rows.columns, rows.batches(), sys.stdout)
             sys.stdout.flush()
-    except StoreError as exc:
-        raise fail(str(exc))
     except BrokenPipeError:  # `| head` read what it wanted: stop quietly, as cat does
         output.stop_writing_stdout()
 
@@ -351,22 +333,15 @@ def status(
     """Runs with their status, progress and best perplexity per language."""
     from db.cluster_runs import reconcile_cluster_runs
     from db.queries import run_status
-    from db.store import StoreError
 
     store = _results(db)
-    try:
-        if reconcile_cluster_runs(store):  # job states, and jobs that ended without their worker reporting
-            store.try_ingest()
-        result = run_status(store, experiment)
-    except StoreError as exc:
-        raise fail(str(exc))
+    if reconcile_cluster_runs(store):  # job states, and jobs that ended without their worker reporting
+        store.try_ingest()
+    result = run_status(store, experiment)
     if format == OutputFormat.table:
         rows = result.dicts()
         _print_status_table(rows)
-        try:
-            _print_seed_summaries(store, list(dict.fromkeys(r["experiment"] for r in rows if r["experiment"])))
-        except StoreError as exc:
-            raise fail(str(exc))
+        _print_seed_summaries(store, list(dict.fromkeys(r["experiment"] for r in rows if r["experiment"])))
     else:
         _print_result(result.columns, result.rows, format)
 
@@ -401,17 +376,18 @@ def _human(n: int | None) -> str:
 
 def _print_status_table(rows: list[dict]) -> None:
     """A terminal-sized view; --format csv/json gives every column."""
+    from engine.runs.status import RunStatus
     from xling_tui.cli.cluster import where
-    from xling_tui.cli.progress import STATUS_STYLE
+    from xling_tui.status_style import status_style
 
     table = Table(
         "run", "experiment", "name", "status", "progress", "tokens", "device", "where", "best PPL", header_style="bold"
     )
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
         progress = f"{100 * (r['progress'] or 0):.0f}%"
-        status = Text(r["status"], style=style)
-        if r["message"] and r["status"] in ("failed", "cancelled", "queued"):  # queued: why it waits
+        status = Text(r["status"], style=status_style(r["status"]))
+        explained = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED)  # why it ended; queued: why it waits
+        if r["message"] and r["status"] in explained:
             status.append("\n" + r["message"], style="dim")
         table.add_row(
             r["run_id"][:8],
@@ -437,25 +413,18 @@ RunIds = Annotated[list[str], typer.Argument(help="run ids (a unique prefix is e
 def _run_dirs(store, ids: list[str]) -> list[Path]:
     from engine.launch.state import find_runs
 
-    try:
-        return find_runs(store.root, ids)
-    except LookupError as exc:
-        raise fail(str(exc))
+    return find_runs(store.root, ids)
 
 
 @app.command()
 def cancel(runs: RunIds, db: DbOption = None) -> None:
     """Stop runs: a running worker checkpoints and stops (resumable), a queued run leaves the queue."""
-    from engine.backends.base import BackendError
     from engine.launch.queue import cancel as cancel_run
 
     store = _store(db)
     for run_dir in _run_dirs(store, runs):
         (state,) = _states([run_dir])
-        try:
-            said = cancel_run(state)
-        except BackendError as exc:
-            raise fail(f"{run_dir.name}: {exc}")
+        said = cancel_run(state)
         console.print(Text(f"{run_dir.name} {state.spec.experiment}/{state.spec.name}: {said}"))
     store.try_ingest()
 
@@ -479,13 +448,14 @@ def resume(
     from engine.launch.preflight import locate_run
     from engine.launch.queue import requeue
     from engine.launch.state import all_run_dirs
+    from engine.runs.status import RunStatus
 
     if not runs and not failed:
-        raise fail("name the runs to resume, or give --failed for every failed or cancelled run")
+        raise UserError("name the runs to resume, or give --failed for every failed or cancelled run")
     store = _store(db)
     if failed:
         everything = _states(all_run_dirs(store.root), skip_damaged=True)
-        states = [s for s in everything if s.status in ("failed", "cancelled")]
+        states = [s for s in everything if s.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
     else:
         states = _states(_run_dirs(store, runs or []))
     if not states:
@@ -494,10 +464,7 @@ def resume(
     last = {s.backend for s in states if s.backend}
     if flags.cluster.backend is None and len(last) == 1:  # where the runs last went, when they agree
         flags = replace(flags, cluster=replace(flags.cluster, backend=BackendName(last.pop())))
-    try:
-        plan = _plan(config, flags)
-    except UserError as exc:
-        raise fail(str(exc))
+    plan = plan_launch(config, flags)
     launcher = _launcher(store, plan, len(states))
     _preflight([s.spec for s in states], locate_run, plan)
     _launch(store, requeue(states), "the resumed runs", plan, launcher)
@@ -515,7 +482,7 @@ def _states(run_dirs: list[Path], skip_damaged: bool = False) -> list:
             out.append(state_of(run_dir))
         except SpecError as exc:
             if not skip_damaged:
-                raise fail(str(exc))
+                raise
             warn(f"skipped {exc}")
     return out
 
@@ -530,26 +497,25 @@ def logs(
     import time
 
     from engine.runs.layout import WORKER_LOG
+    from engine.runs.status import TERMINAL, RunStatus
+    from engine.runs.tail import LogTail
 
     (run_dir,) = _run_dirs(_store(db), [run_id])
-    path, offset, next_check = run_dir / WORKER_LOG, 0, 0.0
+    path, next_check = run_dir / WORKER_LOG, 0.0
+    tail = LogTail(path)
     try:
         while True:
-            if path.exists():
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                offset += len(chunk)
+            if chunk := tail.read():
                 sys.stdout.write(chunk.decode("utf-8", errors="replace"))
                 sys.stdout.flush()
             if not follow:
                 break
             (state,) = _states([run_dir])
-            if state.status not in ("queued", "running"):
+            if state.status in TERMINAL:
                 break
             if time.monotonic() >= next_check:  # a cluster run's liveness costs a scheduler call
                 next_check = time.monotonic() + (30.0 if state.on_cluster else 0.0)
-                if (state.status == "running" or state.on_cluster) and not state.is_alive():
+                if (state.status is RunStatus.RUNNING or state.on_cluster) and not state.is_alive():
                     break
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -606,24 +572,20 @@ def report(
     uses the experiment's monolingual scaling law (refitted whenever a run finishes) and
     its interval includes the law's error.
     """
-    from db.store import StoreError
     from xling_tui.cli.figures import figures_unavailable
     from xling_tui.report import build_report, print_tables, to_csv, to_markdown
 
     if figures is not None and (why := figures_unavailable()):
-        raise fail(why)
+        raise UserError(why)
     store = _results(db)
-    try:
-        known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
-        if experiment is not None and experiment not in known:
-            raise fail(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
-        if compare is not None:
-            reports = [_comparison(store, experiment, compare)]
-            figures = None  # the figures are the experiment's, not a comparison's
-        else:
-            reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
-    except StoreError as exc:
-        raise fail(str(exc))
+    known = [r[0] for r in store.query("SELECT name FROM experiments ORDER BY name").rows]
+    if experiment is not None and experiment not in known:
+        raise UserError(f"no experiment named {experiment!r} in {store.db_path}; known: {', '.join(known) or 'none'}")
+    if compare is not None:
+        reports = [_comparison(store, experiment, compare)]
+        figures = None  # the figures are the experiment's, not a comparison's
+    else:
+        reports = [build_report(store, name) for name in ([experiment] if experiment else known)]
     for rep in reports:
         if format == ReportFormat.json:
             print(rep.to_json())
@@ -652,16 +614,16 @@ def _comparison(store, experiment: str | None, names: tuple[str, str]):
     from xling_tui.report import build_comparison
 
     if experiment is None:
-        raise fail("--compare needs the experiment: xling report EXPERIMENT --compare A B")
+        raise UserError("--compare needs the experiment: xling report EXPERIMENT --compare A B")
     done = schedule_names(store, experiment)
     for name in names:
         if name not in done:
-            raise fail(
+            raise UserError(
                 f"--compare: no finished schedule named {name!r} in experiment {experiment!r}; "
                 f"finished: {', '.join(repr(n) for n in done) or 'none yet'}"
             )
     if names[0] == names[1]:
-        raise fail("--compare needs two different schedules")
+        raise UserError("--compare needs two different schedules")
     return build_comparison(store, experiment, *names)
 
 

@@ -23,11 +23,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from db import run_panels
+from engine.runs.status import TERMINAL, RunStatus
 from xling_tui.context import xling_app
+from xling_tui.status_style import status_style
 from xling_tui.widgets.heat_row import HeatRow
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
 
-TERMINAL = ("done", "failed", "cancelled")
 MEASURE_LABEL = {"ppl": "PPL", "teff": "TEff"}
 
 
@@ -63,7 +64,7 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
                 info.experiment,
                 info.model,
                 info.languages[0] if info.languages else None,
-                info.name if info.status == "done" else None,
+                info.name if info.status == RunStatus.DONE else None,
             )
         return RunData(info, run_panels.curves(store, run_id), teff, run_panels.alignment(store, run_id))
     except StoreError as exc:
@@ -234,12 +235,12 @@ class RunScreen(Screen):
             return
         self.info = info = data.info
         progress = f"{info.step or 0}/{info.total_steps or '?'}"
-        speed = f" · {human(info.tokens_per_s)} tok/s" if info.tokens_per_s and info.status == "running" else ""
+        speed = f" · {human(info.tokens_per_s)} tok/s" if info.tokens_per_s and info.status == RunStatus.RUNNING else ""
         text = Text(f"{info.name} · {info.experiment} · ")
-        text.append(info.status, style={"running": "green", "failed": "red", "done": "cyan"}.get(info.status, ""))
+        text.append(info.status, style=status_style(info.status))
         text.append(f" · step {progress} · {info.model} · {info.device or '—'}{speed} · {info.run_id}")
-        if info.message and info.status != "done":
-            text.append(f"\n{info.message}", style="red" if info.status == "failed" else "dim")
+        if info.message and info.status != RunStatus.DONE:
+            text.append(f"\n{info.message}", style="red" if info.status == RunStatus.FAILED else "dim")
         if data.error:
             text.append(f"\n{data.error}", style="yellow")
         header.update(text)
