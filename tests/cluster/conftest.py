@@ -113,15 +113,21 @@ class RayCluster:
     env: dict[str, str]  # what a driver needs: the address and the cluster's token
 
 
+def _ray_alive() -> bool:
+    """Both nodes' processes recorded by ray.sh still run (its env file outlives them)."""
+    done = subprocess.run([str(SCRIPTS / "ray.sh"), "status"], capture_output=True, timeout=60)
+    return done.returncode == 0
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'xling[ray]')")
     started = False
-    env_file = CLUSTER_DIR / "ray" / "env"
-    if IN_CI and read_env_file(env_file) is None:
+    alive = _ray_alive()
+    if IN_CI and not alive:
         script("ray.sh", "up", env={"PYTHON": sys.executable})
-        started = True
-    env = read_env_file(env_file)
+        started = alive = True
+    env = read_env_file(CLUSTER_DIR / "ray" / "env") if alive else None  # a dead cluster's env file is stale
     if not env or "XLING_TEST_RAY_ADDRESS" not in env:
         unavailable(
             "raycluster", f"no live Ray cluster: run `{SCRIPTS / 'ray.sh'} up` (with xling's Python as $PYTHON)"
