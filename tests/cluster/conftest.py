@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.helpers import end_leftovers
+
 SCRIPTS = Path(__file__).resolve().parent
 CLUSTER_DIR = Path(os.environ.get("XLING_CLUSTER_DIR", "/tmp/xling-cluster"))
 IN_CI = os.environ.get("XLING_CI_CLUSTERS") == "1"
@@ -111,6 +113,12 @@ def slurm_cluster() -> Iterator[Slurm]:
 class RayCluster:
     address: str
     env: dict[str, str]  # what a driver needs: the address and the cluster's token
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_xling() -> Iterator[None]:
+    yield
+    end_leftovers()
 
 
 def _ray_alive() -> bool:
