@@ -15,7 +15,7 @@ from db.store import Store
 from engine.backends.base import Placement
 from engine.backends.local import LocalBackend
 from engine.config.spec import load_experiments
-from engine.data.tokens import prepare_tokens
+from engine.data.prepare import prepare_run_data
 from engine.launch.launcher import Launcher
 from engine.launch.pools import ClusterPool
 from engine.launch.queue import enqueue
@@ -53,7 +53,7 @@ def prepare(toml: Path) -> None:
     """Tokenizers and token arrays, as `xling run` builds them before it starts anything."""
     for exp in load_experiments(toml):
         for spec in exp.runs:
-            prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)
+            prepare_run_data(spec.data_recipe(), log=lambda m: None)
 
 
 def train_locally(toml: Path, db: Path) -> Store:
