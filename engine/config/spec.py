@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.config.locate import SpecError, TomlLocator, describe_validation_error
 from engine.config.schedule import Schedule, ScheduleError
+from engine.config.sweep import SweepConfig, clone_names, point_label, ratio_mix, uniform_mix
 from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
 
 SPEC_VERSION = 1
@@ -159,6 +160,17 @@ class ExperimentConfig(_Model):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     schedules: list[ScheduleConfig] = Field(default_factory=list)
+    sweep: SweepConfig | None = Field(None, description="axes: one point per combination of their values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_from_sweep(cls, raw: Any) -> Any:
+        """With ``sweep.tokens`` the experiment's own ``tokens`` may be left out: the largest is its T."""
+        if isinstance(raw, dict) and "tokens" not in raw and isinstance(raw.get("sweep"), dict):
+            budgets = raw["sweep"].get("tokens")
+            if isinstance(budgets, list) and budgets and all(isinstance(t, int | float) for t in budgets):
+                return raw | {"tokens": max(budgets)}
+        return raw
 
     @field_validator("languages")
     @classmethod
@@ -188,8 +200,9 @@ class ExperimentConfig(_Model):
         for lang in self.baseline_languages or []:
             if lang not in self.languages:
                 raise ValueError(f"baseline language {lang!r} is not one of {self.languages}")
-        if not self.schedules and not self.baselines:
-            raise ValueError("an experiment needs at least one schedule or baseline")
+        generated = self.sweep is not None and (self.sweep.ratio or self.sweep.languages)
+        if not self.schedules and not self.baselines and not generated:
+            raise ValueError("an experiment needs at least one schedule or baseline (or sweep.ratio)")
         return self
 
 
@@ -217,9 +230,15 @@ class RunSpec:
     total_steps: int
     total_tokens: int
     run_id: str = ""
+    # Added with sweeps, left out of the JSON while unset so older runs keep their ids:
+    data_tokens: int | None = None  # the budget the data is sized for (a tokens sweep: its largest)
+    point: dict[str, Any] = field(default_factory=dict)  # the sweep point, e.g. {"ratio": 90.0}
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        for key in ("data_tokens", "point"):
+            if not out[key]:
+                del out[key]
         out["data"] = _data_dict(self.data)
         out["train"] = self.train.model_dump(mode="json")
         out["eval"] = self.eval.model_dump(mode="json", exclude=_unset_new_fields(self.eval, ("probe",)))
@@ -265,15 +284,14 @@ class RunSpec:
     def data_recipe(self) -> DataRecipe:
         """What engine.data reads: each language's corpus, tokenization, parallel sentences."""
         d = self.data
+        budget = self.data_tokens or self.budget_tokens
         if d.kind == "cloned":
             source = CorpusSource(d.corpus, d.vocab_size, d.test_fraction, d.max_chars, d.text_field, False, None)
-            return DataRecipe(
-                tuple(self.languages), self.budget_tokens, "cloned", (source,), d.anchors, d.anchor_seed, None
-            )
+            return DataRecipe(tuple(self.languages), budget, "cloned", (source,), d.anchors, d.anchor_seed, None)
         corpora = d.corpora or {}
         sources = tuple(_corpus_source(d, corpora[lang]) for lang in self.languages)
         return DataRecipe(
-            tuple(self.languages), self.budget_tokens, d.tokenizer, sources, d.anchors, d.anchor_seed, self._parallel()
+            tuple(self.languages), budget, d.tokenizer, sources, d.anchors, d.anchor_seed, self._parallel()
         )
 
     def _parallel(self) -> ParallelSource | None:
@@ -360,6 +378,7 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
         cfg = _validate(name, merge_tables(defaults, raw), where)
         _check_languages(name, cfg, where)
+        _check_sweep(name, cfg, where)
         cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
         exp = Experiment(name, cfg, source)
         exp.runs = expand_runs(name, cfg, where)
@@ -470,21 +489,92 @@ def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
 
 
 def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = None) -> list[RunSpec]:
-    """The experiment's baselines and schedules, each once per seed, with stable ids."""
+    """The experiment's runs: every sweep point's schedules and baselines, each once per seed.
+
+    A run requested by several points (the baselines of a ratio sweep) appears once.
+    """
+    if cfg.sweep is None:
+        return _expand_point(name, cfg, where)
+    data_tokens = max(cfg.sweep.tokens) if cfg.sweep.tokens else None
+    runs: dict[str, RunSpec] = {}
+    for point in cfg.sweep.points():
+        for spec in _expand_point(name, point_config(cfg, point), where, point, data_tokens):
+            runs.setdefault(spec.run_id, spec)
+    return list(runs.values())
+
+
+def point_config(cfg: ExperimentConfig, point: dict[str, Any]) -> ExperimentConfig:
+    """The experiment's settings at one sweep point; its schedules named after the point.
+
+    ``ratio`` generates the one schedule (the first language at that share, the others
+    evenly); ``languages`` clones that many languages and, without a ratio or schedules
+    of its own, trains them uniformly.
+    """
+    label = point_label(point)
+    languages = clone_names(cfg.languages[0], point["languages"]) if "languages" in point else list(cfg.languages)
+    if "ratio" in point:
+        schedules = [ScheduleConfig(name=label, mix=ratio_mix(languages, point["ratio"]))]
+    elif "languages" in point and not cfg.schedules:
+        schedules = [ScheduleConfig(name=f"{label} uniform", mix=uniform_mix(languages))]
+    else:
+        schedules = [sc.model_copy(update={"name": f"{label} {sc.name}"}) for sc in cfg.schedules]
+    update: dict[str, Any] = {"languages": languages, "schedules": schedules, "sweep": None}
+    if "model" in point:
+        update["model"] = point["model"]
+    if "tokens" in point:
+        update["tokens"] = point["tokens"]
+    if "anchors" in point:
+        update["data"] = cfg.data.model_copy(update={"anchors": point["anchors"]})
+    return cfg.model_copy(update=update)
+
+
+def _expand_point(
+    name: str,
+    cfg: ExperimentConfig,
+    where: TomlLocator | None,
+    point: dict[str, Any] | None = None,
+    data_tokens: int | None = None,
+) -> list[RunSpec]:
+    """One point's schedules and baselines (a plain experiment is its one point)."""
+    point = point or {}
     runs = []
     steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
     for i, sc in enumerate(cfg.schedules):
         schedule = _schedule(name, i, sc, cfg.languages, where)
         for seed in cfg.seeds:
-            runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full))
+            runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full, point, data_tokens))
     base_langs = cfg.baseline_languages or cfg.languages[:1]
+    prefix = point_label(point, leave_out=("ratio",))  # a ratio does not change a baseline
     for lang in base_langs:
         for frac in cfg.baselines:
             schedule = Schedule.monolingual(cfg.languages, lang)
             for seed in cfg.seeds:
-                label = f"mono {lang} {_pct(frac)}"
-                runs.append(_run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full))
+                label = f"{prefix} mono {lang} {_pct(frac)}".strip()
+                spec = _run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full, point, data_tokens)
+                runs.append(spec)
     return runs
+
+
+def _check_sweep(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
+    """Axes that cannot apply to this experiment, located at the axis."""
+    sweep = cfg.sweep
+    if sweep is None:
+        return
+    at = lambda axis: f"{where.at(('experiments', name, 'sweep', axis))}: experiments.{name}.sweep.{axis}"  # noqa: E731
+    if sweep.ratio and cfg.schedules:
+        raise SpecError(f"{at('ratio')}: a ratio sweep makes the schedules; remove the [[schedules]] or the axis")
+    if sweep.ratio and not sweep.languages and len(cfg.languages) < 2:
+        raise SpecError(f"{at('ratio')}: a ratio needs at least two languages")
+    for axis in ("languages", "anchors"):
+        if getattr(sweep, axis) and cfg.data.kind == "real":
+            raise SpecError(f'{at(axis)}: only for cloned languages (data.kind = "cloned")')
+    for lang in cfg.baseline_languages or []:
+        smallest = min(sweep.languages or [len(cfg.languages)])
+        if sweep.languages and lang not in clone_names(cfg.languages[0], smallest):
+            raise SpecError(
+                f"{at('languages')}: baseline language {lang!r} is not one of the "
+                f"{smallest} languages of the smallest point"
+            )
 
 
 def _pct(frac: float) -> str:
@@ -510,7 +600,16 @@ def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where:
 
 
 def _run_spec(
-    exp: str, name: str, kind: str, seed: int, cfg: ExperimentConfig, schedule: Schedule, frac: float, steps_full: float
+    exp: str,
+    name: str,
+    kind: str,
+    seed: int,
+    cfg: ExperimentConfig,
+    schedule: Schedule,
+    frac: float,
+    steps_full: float,
+    point: dict[str, Any] | None = None,
+    data_tokens: int | None = None,
 ) -> RunSpec:
     t = cfg.train
     total_steps = max(1, round(frac * steps_full))
@@ -537,6 +636,8 @@ def _run_spec(
         fraction=frac,
         total_steps=total_steps,
         total_tokens=total_steps * t.batch_size * t.context,
+        data_tokens=data_tokens,
+        point=dict(point or {}),
     )
     return replace(spec, run_id=run_id(spec))
 
@@ -554,7 +655,7 @@ def _data_dict(data: DataConfig) -> dict:
 
 
 # Fields that do not change what a run computes: renaming a schedule keeps its run.
-_NOT_HASHED = {"name", "run_id"}
+_NOT_HASHED = {"name", "run_id", "point"}
 # Bookkeeping that never changes a result (how often to log or checkpoint).
 _TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
 
