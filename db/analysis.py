@@ -22,11 +22,6 @@ from db.bulk import ndjson_source, stamp, write_ndjson
 from engine.analysis.scaling import ScalingError, ScalingLaw, fit_scaling_law
 from engine.config.schedule import Schedule
 
-# A run belongs to its experiment's current definition (an edited spec leaves older runs behind).
-CURRENT = (
-    "list_contains(coalesce((SELECT x.run_ids FROM experiments x WHERE x.name = r.experiment), [r.run_id]), r.run_id)"
-)
-
 _FIT_COLUMNS = {
     "experiment": "VARCHAR",
     "model": "VARCHAR",
@@ -65,9 +60,7 @@ _TEFF_COLUMNS = {
 def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None) -> int:
     """Refits the laws and recomputes TEff for ``experiments`` (all when None); returns fits made."""
     if experiments is None:
-        experiments = [
-            r[0] for r in con.execute("SELECT DISTINCT experiment FROM runs WHERE experiment IS NOT NULL").fetchall()
-        ]
+        experiments = [r[0] for r in con.execute("SELECT DISTINCT experiment FROM member_runs").fetchall()]
     fits, teffs, done = [], [], []
     for exp in experiments:
         try:
@@ -94,9 +87,9 @@ def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
 def _final_baseline_points(con: duckdb.DuckDBPyConnection, exp: str) -> dict[tuple[str, str], list[tuple]]:
     """(model, language) -> [(run_id, tokens, ppl)] of finished monolingual runs, final evals."""
     rows = con.execute(
-        f"""SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
-           FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
-           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done' AND {CURRENT}
+        """SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
+           FROM member_runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
+           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done'
            ORDER BY r.total_tokens, r.run_id""",
         [exp],
     ).fetchall()
@@ -172,8 +165,8 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
     if not laws:
         return []
     evals = con.execute(
-        f"""SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
-           FROM runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0 AND {CURRENT}
+        """SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
+           FROM member_runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0
            ORDER BY r.run_id, e.step""",
         [exp],
     ).fetchall()
@@ -212,16 +205,19 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
     return rows
 
 
-def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
-    """A finished run can change its experiment's scaling law and every TEff in it.
+def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str], changed: list[str] = ()) -> None:
+    """A finished run can change the scaling law and every TEff of each experiment it belongs to;
+    so can an experiment's new definition (``changed``: finished runs it now shares).
 
     Its own transaction, after the events are committed: derived tables may fail or
     lag (the report recomputes them), the measurements themselves never wait on them.
     """
-    if not finished:
+    if not finished and not changed:
         return
-    rows = con.execute("SELECT DISTINCT experiment FROM runs WHERE list_contains(?::VARCHAR[], run_id)", [finished])
-    experiments = [r[0] for r in rows.fetchall() if r[0] is not None]
+    rows = con.execute(
+        "SELECT DISTINCT experiment FROM member_runs WHERE list_contains(?::VARCHAR[], run_id)", [finished]
+    )
+    experiments = sorted({r[0] for r in rows.fetchall() if r[0] is not None} | set(changed))
     if not experiments:
         return
     con.begin()

@@ -45,6 +45,7 @@ class IngestStats:
     finished: list[str] = field(default_factory=list)  # runs that reached status done in this ingest
     experiments: int = 0  # experiments added or changed
     removed: int = 0  # runs whose folder had disappeared
+    changed_experiments: list[str] = field(default_factory=list)  # their names: their runs may be new to them
 
 
 # -- coercion: a malformed field must become NULL, never poison the bulk insert --
@@ -421,9 +422,25 @@ def _scan_experiments(batch: Batch, exp_dir: Path, known: dict[str, tuple]) -> l
             "updated": stamp(_time(mtime)),
         }
         row["run_ids"] = _str_list(data.get("run_ids"))
+        row["members"] = _members(data.get("runs"))
         if known.get(name) != (row["description"], row["source"], row["config"], row["updated"], row["run_ids"]):
             batch.experiments.append(row)
     return present
+
+
+def _members(raw: Any) -> list[dict[str, Any]] | None:
+    """An experiment file's runs with their names in it; None when absent or not a list of objects."""
+    if not isinstance(raw, list) or not all(isinstance(m, dict) and isinstance(m.get("run_id"), str) for m in raw):
+        return None
+    return [
+        {
+            "run_id": m["run_id"],
+            "name": _str(m.get("name")),
+            "kind": _str(m.get("kind")),
+            "point": json.dumps(m["point"]) if isinstance(m.get("point"), dict) else None,
+        }
+        for m in raw
+    ]
 
 
 def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
@@ -521,6 +538,7 @@ _EXPERIMENT_COLUMNS = {
     "config": "JSON",
     "updated": "TIMESTAMP",
     "run_ids": "VARCHAR[]",
+    "members": "STRUCT(run_id VARCHAR, name VARCHAR, kind VARCHAR, point JSON)[]",
 }
 
 
@@ -601,8 +619,8 @@ def apply(con: duckdb.DuckDBPyConnection, batch: Batch, tmp: Path, stats: Ingest
     if batch.experiments:
         src = ndjson_source(write_ndjson(tmp / "experiments.ndjson", batch.experiments), _EXPERIMENT_COLUMNS)
         con.execute(
-            "INSERT OR REPLACE INTO experiments (name, description, source, config, updated, run_ids) "
-            f"SELECT name, description, source, config, updated, run_ids FROM {src}"
+            "INSERT OR REPLACE INTO experiments (name, description, source, config, updated, run_ids, members) "
+            f"SELECT name, description, source, config, updated, run_ids, members FROM {src}"
         )
     if batch.offsets:
         src = ndjson_source(write_ndjson(tmp / "offsets.ndjson", batch.offsets), _OFFSET_COLUMNS)
@@ -614,7 +632,11 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
     """One ingest on a connection holding the write lock; commits or changes nothing."""
     batch, changed = scan(Path(root), con)
     stats = IngestStats(
-        runs=changed, events=batch.events, experiments=len(batch.experiments), removed=len(batch.gone_runs)
+        runs=changed,
+        events=batch.events,
+        experiments=len(batch.experiments),
+        removed=len(batch.gone_runs),
+        changed_experiments=[e["name"] for e in batch.experiments],
     )
     if batch.is_empty():
         return stats

@@ -48,7 +48,7 @@ SELECT
     r.message
 FROM runs r
 LEFT JOIN best_text b USING (run_id)
-WHERE $experiment IS NULL OR r.experiment = $experiment
+WHERE $experiment IS NULL OR r.run_id IN (SELECT m.run_id FROM member_runs m WHERE m.experiment = $experiment)
 ORDER BY r.experiment NULLS LAST, r.queued NULLS LAST, r.run_id
 """
 
@@ -87,7 +87,7 @@ SELECT
     count(r.run_id) FILTER (WHERE r.status = 'running') AS running,
     count(r.run_id) FILTER (WHERE r.status = 'failed') AS failed
 FROM experiments e
-LEFT JOIN runs r ON r.experiment = e.name
+LEFT JOIN member_runs r ON r.experiment = e.name
 GROUP BY ALL
 ORDER BY e.name
 """
@@ -130,24 +130,24 @@ _REPORT_RUNS = """
 SELECT r.run_id, r.name, r.kind, r.seed, r.total_tokens, r.spec, r.status,
        e.language, e.ppl, e.char_ppl, e.accuracy,
        t.tokens_seen, t.teff, t.teff_status, t.teff_mark, t.mlte, t.mlte_status
-FROM runs r
+FROM member_runs r
 JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
 LEFT JOIN teff t ON t.run_id = r.run_id AND t.language = e.language AND t.step = e.step
-WHERE r.experiment = $experiment AND r.status = 'done' AND {current}
+WHERE r.experiment = $experiment AND r.status = 'done'
 ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
 """
 
 _REPORT_HIDDEN = """
 SELECT r.name, r.seed, h.lang_a, h.lang_b, h.layer, h.similarity
-FROM align_hidden h JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND h.step = r.total_steps AND {current}
+FROM align_hidden h JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment AND h.step = r.total_steps
 ORDER BY r.name, r.seed, h.lang_b, h.layer
 """
 
 _REPORT_EMBEDDINGS = """
 SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
-FROM align_embeddings a JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND a.step = r.total_steps AND {current}
+FROM align_embeddings a JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment AND a.step = r.total_steps
 ORDER BY r.name, r.seed, a.lang_b, a.matrix
 """
 
@@ -156,8 +156,8 @@ _REPORT_GRADIENTS = """
 SELECT r.name, r.seed, g.lang_a, g.lang_b,
        regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', '') AS component,
        avg(g.similarity) AS similarity
-FROM align_gradients g JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND g.step = r.total_steps AND {current}
+FROM align_gradients g JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment AND g.step = r.total_steps
 GROUP BY ALL
 ORDER BY r.name, r.seed, g.lang_b, component
 """
@@ -166,14 +166,6 @@ _REPORT_LAWS = """
 SELECT model, language, form, params, n_points, token_min, token_max, residuals, warnings, error, law
 FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
 """
-
-
-from db.analysis import CURRENT as _CURRENT  # noqa: E402
-
-_REPORT_RUNS = _REPORT_RUNS.format(current=_CURRENT)
-_REPORT_HIDDEN = _REPORT_HIDDEN.format(current=_CURRENT)
-_REPORT_EMBEDDINGS = _REPORT_EMBEDDINGS.format(current=_CURRENT)
-_REPORT_GRADIENTS = _REPORT_GRADIENTS.format(current=_CURRENT)
 
 
 def report_runs(store: Store, experiment: str) -> QueryResult:
@@ -199,17 +191,17 @@ def report_laws(store: Store, experiment: str) -> QueryResult:
 
 # -- real languages: tokenisation and the downstream probe ---------------------------
 
-_REPORT_PROBES = f"""
+_REPORT_PROBES = """
 SELECT r.name, r.seed, p.task, p.train_language, p.language, p.accuracy, p.chance, p.n_examples
-FROM probes p JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND p.step = r.total_steps AND {_CURRENT}
+FROM probes p JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment AND p.step = r.total_steps
 ORDER BY r.kind DESC, r.name, r.seed, p.task, p.train_language, p.language
 """
 
-_REPORT_TOKENIZERS = f"""
+_REPORT_TOKENIZERS = """
 SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
-FROM tokenizers t JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND {_CURRENT}
+FROM tokenizers t JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment
 GROUP BY ALL ORDER BY runs DESC
 """
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engine.config.locate import SpecError, TomlLocator, describe_validation_error
 from engine.config.schedule import Schedule, ScheduleError
 from engine.config.sweep import SweepConfig, clone_names, point_label, ratio_mix, uniform_mix
+from engine.data.corpora import budget_sized_chars
 from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
 
 SPEC_VERSION = 1
@@ -329,6 +330,8 @@ class Experiment:
             "source": self.source,
             "config": self.config.model_dump(mode="json"),
             "run_ids": [r.run_id for r in self.runs],
+            # a run is shared by every experiment that asks for it: its name here, and its point
+            "runs": [{"run_id": r.run_id, "name": r.name, "kind": r.kind, "point": r.point} for r in self.runs],
         }
 
 
@@ -654,16 +657,46 @@ def _data_dict(data: DataConfig) -> dict:
     return data.model_dump(mode="json", exclude=_unset_new_fields(data, ("parallel",)))
 
 
-# Fields that do not change what a run computes: renaming a schedule keeps its run.
-_NOT_HASHED = {"name", "run_id", "point"}
+# What a run computes: its id hashes these, never the experiment that asked for it, its name
+# there, or the budget T it was a fraction of (``total_steps`` says how long it trains).
+_IDENTITY = ("languages", "schedule", "model", "data", "train", "eval", "seed", "total_steps")
 # Bookkeeping that never changes a result (how often to log or checkpoint).
 _TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
+IDENTITY_VERSION = 2
 
 
 def run_id(spec: RunSpec) -> str:
-    payload = {k: v for k, v in spec.to_dict().items() if k not in _NOT_HASHED}
+    """The hash of what determines the run's result, so two experiments share one run.
+
+    Besides the settings, the length of generated text the budget sizes (built-in corpora
+    without ``max_chars``): runs on different text are different runs.
+    """
+    d = spec.to_dict()
+    payload = {k: d[k] for k in _IDENTITY}
+    payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
+    recipe = spec.data_recipe()
+    payload["text_chars"] = [budget_sized_chars(src, recipe.budget_tokens) for src in recipe.sources]
+    payload["_v"] = IDENTITY_VERSION
+    return _digest(payload)
+
+
+# Fields the first run ids (SPEC_VERSION 1) left out: they hashed everything else.
+_LEGACY_NOT_HASHED = {"name", "run_id", "point", "data_tokens"}
+
+
+def legacy_run_id(spec: RunSpec) -> str:
+    """The id a run had before ids were content hashes (it hashed the experiment and T too).
+
+    Kept so run folders made then keep their results: ``engine.launch.queue`` uses a
+    run's legacy folder when it exists and the content-hashed one does not.
+    """
+    payload = {k: v for k, v in spec.to_dict().items() if k not in _LEGACY_NOT_HASHED}
     payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
     payload["_v"] = SPEC_VERSION
+    return _digest(payload)
+
+
+def _digest(payload: dict[str, Any]) -> str:
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
