@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +206,7 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
     return rows
 
 
-def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str], changed: list[str] = ()) -> None:
+def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str], changed: Sequence[str] = ()) -> None:
     """A finished run can change the scaling law and every TEff of each experiment it belongs to;
     so can an experiment's new definition (``changed``: finished runs it now shares).
 
