@@ -395,3 +395,16 @@ class InterruptibleQuery:
 
 class QueryCancelled(StoreError):
     """The user cancelled the query."""
+
+
+# -- planning ------------------------------------------------------------------------
+
+_RUN_DURATIONS = """
+SELECT run_id, epoch(finished) - epoch(started) AS seconds
+FROM runs WHERE status = 'done' AND started IS NOT NULL AND finished >= started
+"""
+
+
+def run_durations(store: Store) -> dict[str, float]:
+    """Wall seconds from first start to finish of every finished run (what `xling plan` counts as measured)."""
+    return {run_id: float(seconds) for run_id, seconds in store.query(_RUN_DURATIONS).rows}

@@ -322,6 +322,7 @@ class Experiment:
     config: ExperimentConfig
     source: str
     runs: list[RunSpec] = field(default_factory=list)
+    requests: list[RunSpec] = field(default_factory=list)  # every point's runs, repeats included
 
     def to_record(self) -> dict:
         return {
@@ -384,7 +385,8 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
         _check_sweep(name, cfg, where)
         cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
         exp = Experiment(name, cfg, source)
-        exp.runs = expand_runs(name, cfg, where)
+        exp.requests = expand_requests(name, cfg, where)
+        exp.runs = unique_runs(exp.requests)
         out.append(exp)
     return out
 
@@ -496,13 +498,26 @@ def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = No
 
     A run requested by several points (the baselines of a ratio sweep) appears once.
     """
+    return unique_runs(expand_requests(name, cfg, where))
+
+
+def expand_requests(name: str, cfg: ExperimentConfig, where: TomlLocator | None = None) -> list[RunSpec]:
+    """What every sweep point asks for, a run as often as it is asked for (``xling plan`` counts them)."""
     if cfg.sweep is None:
         return _expand_point(name, cfg, where)
     data_tokens = max(cfg.sweep.tokens) if cfg.sweep.tokens else None
+    return [
+        spec
+        for point in cfg.sweep.points()
+        for spec in _expand_point(name, point_config(cfg, point), where, point, data_tokens)
+    ]
+
+
+def unique_runs(specs: list[RunSpec]) -> list[RunSpec]:
+    """Each run once, as first asked for (its name there)."""
     runs: dict[str, RunSpec] = {}
-    for point in cfg.sweep.points():
-        for spec in _expand_point(name, point_config(cfg, point), where, point, data_tokens):
-            runs.setdefault(spec.run_id, spec)
+    for spec in specs:
+        runs.setdefault(spec.run_id, spec)
     return list(runs.values())
 
 

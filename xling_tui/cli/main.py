@@ -511,8 +511,10 @@ def report(
 
 
 from xling_tui.cli.data import data_app  # noqa: E402
+from xling_tui.cli.plan import plan_command  # noqa: E402
 
 app.add_typer(data_app, name="data")
+app.command("plan")(plan_command)
 
 
 def main() -> None:
