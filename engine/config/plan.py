@@ -35,18 +35,25 @@ class ExperimentPlan:
 
 @dataclass(frozen=True)
 class Throughput:
-    """Training tokens/s of one preset on the target machine; other presets scaled by FLOPs per token."""
+    """Training tokens/s of one preset on the target machine; other shapes scaled by FLOPs per token.
+
+    ``vocab_size`` (the model's rows) and ``context`` are those it was measured with; None: the
+    same as the run's.
+    """
 
     model: str
     tokens_per_s: float
+    vocab_size: int | None = None
+    context: int | None = None
 
     def seconds(self, spec: RunSpec) -> float:
-        return spec.total_tokens / self.tokens_per_s * _flops(spec) / _flops(spec, self.model)
+        vocab, context = _vocab(spec), spec.train.context
+        measured = flops_per_token(preset(self.model, self.vocab_size or vocab, self.context or context))
+        return spec.total_tokens / self.tokens_per_s * flops_per_token(preset(spec.model, vocab, context)) / measured
 
 
-def _flops(spec: RunSpec, model: str | None = None) -> float:
-    vocab = spec.data.vocab_size * len(spec.languages)
-    return flops_per_token(preset(model or spec.model, vocab, spec.train.context))
+def _vocab(spec: RunSpec) -> int:
+    return spec.data.vocab_size * len(spec.languages)
 
 
 def plan(
