@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.config.locate import SpecError, TomlLocator, describe_validation_error
 from engine.config.schedule import Schedule, ScheduleError
-from engine.config.sweep import SweepConfig, clone_names, point_label, ratio_mix, uniform_mix
+from engine.config.sweep import SweepConfig, clone_names, format_tokens, point_label, ratio_mix, uniform_mix
 from engine.data.corpora import budget_sized_chars
 from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
 
@@ -152,7 +153,12 @@ class ExperimentConfig(_Model):
     model: str = "cpu-xs"
     tokens: int = Field(gt=0, description="the experiment's full token budget T")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    baselines: list[float] = Field(default_factory=list, description="monolingual runs, fractions of T")
+    baselines: list[float] | Literal["auto"] = Field(
+        default_factory=list,
+        description='monolingual runs, fractions of T; "auto": enough to cover every mix run\'s MLTE',
+    )
+    baseline_tokens: list[int] = Field(default_factory=list, description="monolingual runs, absolute token counts")
+    max_baselines: int = Field(8, ge=2, description='cap on "auto" baselines per language (and sweep point)')
     baseline_languages: list[str] | None = None
     scaling_law: Literal["paper", "power"] = Field(
         "paper", description="form of the monolingual law: 1/PPL = c - a x^-b (paper) or PPL = k x^-b (power)"
@@ -191,9 +197,16 @@ class ExperimentConfig(_Model):
 
     @field_validator("baselines")
     @classmethod
-    def _positive_fractions(cls, v: list[float]) -> list[float]:
-        if any(f <= 0 for f in v):
+    def _positive_fractions(cls, v: list[float] | str) -> list[float] | str:
+        if isinstance(v, list) and any(f <= 0 for f in v):
             raise ValueError("baseline fractions must be > 0")
+        return v
+
+    @field_validator("baseline_tokens")
+    @classmethod
+    def _positive_counts(cls, v: list[int]) -> list[int]:
+        if any(n <= 0 for n in v):
+            raise ValueError("baseline token counts must be > 0")
         return v
 
     @model_validator(mode="after")
@@ -202,7 +215,7 @@ class ExperimentConfig(_Model):
             if lang not in self.languages:
                 raise ValueError(f"baseline language {lang!r} is not one of {self.languages}")
         generated = self.sweep is not None and (self.sweep.ratio or self.sweep.languages)
-        if not self.schedules and not self.baselines and not generated:
+        if not self.schedules and not self.baselines and not self.baseline_tokens and not generated:
             raise ValueError("an experiment needs at least one schedule or baseline (or sweep.ratio)")
         return self
 
@@ -563,14 +576,62 @@ def _expand_point(
             runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full, point, data_tokens))
     base_langs = cfg.baseline_languages or cfg.languages[:1]
     prefix = point_label(point, leave_out=("ratio",))  # a ratio does not change a baseline
+    sizes = [(f, _pct(f)) for f in baseline_fractions(cfg, [r.schedule_obj() for r in runs])]
+    sizes += [(n / cfg.tokens, format_tokens(n)) for n in cfg.baseline_tokens]
+    baselines = []
     for lang in base_langs:
-        for frac in cfg.baselines:
+        for frac, size in sizes:
             schedule = Schedule.monolingual(cfg.languages, lang)
             for seed in cfg.seeds:
-                label = f"{prefix} mono {lang} {_pct(frac)}".strip()
+                label = f"{prefix} mono {lang} {size}".strip()
                 spec = _run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full, point, data_tokens)
-                runs.append(spec)
-    return runs
+                baselines.append(spec)
+    return baselines + runs  # baselines first: the law, and so TEff, can appear while the mixes train
+
+
+def added_baselines(exp: Experiment, mix: RunSpec, language: str, tokens: int) -> list[RunSpec]:
+    """Monolingual runs of ``tokens`` in ``language`` beside ``mix`` (its sweep point), one per seed.
+
+    For ``baselines = "auto"``: when a mix run's MLTE falls outside the law's range, a
+    baseline that long brings it inside. Nothing once the point has ``max_baselines`` runs
+    in that language (per seed), or when it already has one that long.
+    """
+    cfg = point_config(exp.config, mix.point) if exp.config.sweep else exp.config
+    data_tokens = max(exp.config.sweep.tokens) if exp.config.sweep and exp.config.sweep.tokens else None
+    schedule = Schedule.monolingual(cfg.languages, language)
+    steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
+    have = [r for r in exp.runs if r.kind == "baseline" and r.point == mix.point and r.schedule == schedule.to_dict()]
+    label = f"{point_label(mix.point, leave_out=('ratio',))} mono {language} {format_tokens(tokens)}".strip()
+    out = []
+    for seed in cfg.seeds:
+        frac = tokens / cfg.tokens
+        spec = _run_spec(exp.name, label, "baseline", seed, cfg, schedule, frac, steps_full, mix.point, data_tokens)
+        mine = [r for r in have if r.seed == seed]
+        if len(mine) < cfg.max_baselines and all(r.total_steps != spec.total_steps for r in mine):
+            out.append(spec)
+    return out
+
+
+# "auto" without mixes to cover: the fractions of the paper's own laws (DESIGN.md).
+_DEFAULT_FRACTIONS = [1.0, 0.5, 0.25, 0.1]
+
+
+def baseline_fractions(cfg: ExperimentConfig, mixes: list[Schedule]) -> list[float]:
+    """The fractions of T to train monolingual runs at: as given, or (``"auto"``) enough for the mixes.
+
+    A mix run's MLTE in a language is its TEff times the tokens it saw there; the paper's
+    TEffs lie between about 0.8 and 2, so "auto" spans from half the smallest share any mix
+    gives a language up to the full budget, geometrically, at most ``max_baselines`` runs
+    (about one per halving). Answers that still fall outside are flagged as extrapolations.
+    """
+    if cfg.baselines != "auto":
+        return list(cfg.baselines)
+    shares = [f for sched in mixes for f in sched.marginal_fractions().values() if f > 0]
+    if not shares:
+        return _DEFAULT_FRACTIONS[: cfg.max_baselines]
+    smallest = min(1.0, min(shares) / 2)
+    n = min(cfg.max_baselines, max(2, math.ceil(math.log2(1 / smallest)) + 1))
+    return [round(smallest ** (i / (n - 1)), 6) for i in range(n)]
 
 
 def _check_sweep(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
