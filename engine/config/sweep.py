@@ -12,6 +12,7 @@ This module holds what a sweep is and the small pure pieces of that expansion
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import Any
 
@@ -97,12 +98,14 @@ def format_value(axis: str, value: Any) -> str:
     return str(value)
 
 
-def format_tokens(n: int) -> str:
-    """``2_500_000`` -> ``2.5M``, ``120_000`` -> ``120k``: token counts in names."""
-    for unit, size in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n >= size:
-            return f"{n / size:.4g}{unit}"
-    return str(n)
+def format_tokens(tokens: float) -> str:
+    """Paper-style token counts ("1.2B", "350M", "12k"): in run names, reports and marks."""
+    if not math.isfinite(tokens):
+        return "inf"
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(tokens) >= scale:
+            return f"{tokens / scale:.3g}{suffix}"
+    return f"{tokens:.3g}"
 
 
 def point_label(point: dict[str, Any], leave_out: tuple[str, ...] = ()) -> str:
