@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.ingest import utc_timestamp  # noqa: E402
+from db.bulk import utc_timestamp  # noqa: E402
 from db.store import SCHEMA_SQL, Store  # noqa: E402
 from engine.config.spec import ExperimentConfig, expand_runs  # noqa: E402
 from engine.runs.events import EvalResult, EventLog, Heartbeat, Queued, Started, TrainMetric

@@ -5,9 +5,9 @@ nanoGPT's own model and step (fused qkv, scaled_dot_product_attention, an untied
 as in the paper), for two CPU presets; < 2% of xling's step time outside the model
 (batch assembly, schedule lookup, metric bookkeeping). Also printed per preset:
 
-- the fraction of this machine's fp32 matmul peak that xling's step reaches (model
-  FLOPs per second, counted as nanoGPT's estimate_mfu does, over a large sgemm timed in
-  the same process with the same threads);
+- the fraction of this machine's fp32 matmul rate that xling's step reaches (model
+  FLOPs per second, counted as nanoGPT's estimate_mfu does, over a 2048^3 sgemm timed
+  in the same process, same threads, step by step beside it);
 - bf16 autocast against fp32 for xling's step (the CPU's native bf16, if any), and
   what ``precision = "auto"`` picks from it (bf16 only at >= 1.1x).
 
@@ -18,7 +18,7 @@ bf16 and prints both PPL trajectories (target: bf16's final PPL within 1% of fp3
     python bench/train_throughput.py --device cuda --presets tiny,small --batch 32 --context 512
 
 Absolute times on a shared machine are noise; the ratios are measured in one process,
-alternating the implementations, and are what to read.
+the implementations called in turn step by step, and are what to read.
 """
 
 from __future__ import annotations
@@ -102,47 +102,68 @@ class NanoGPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
-def reference_steps(trainer: Trainer, steps: int) -> float:
-    """Seconds per step of nanoGPT's training loop on the same batches (loss.item() only
-    at its log interval, as train.py does; AdamW, fused on CUDA)."""
-    c, ctx = PRESETS[trainer.spec.model], trainer.T
-    dev = trainer.rt.device
-    model = NanoGPT(c, trainer.model.cfg.vocab_size, ctx).to(dev)
-    cuda = dev.startswith("cuda")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0, fused=cuda or None)
-    times = []
-    for step in range(steps):
+class Reference:
+    """nanoGPT's model and training step on a trainer's batches (loss.item() only at its
+    log interval, as train.py does; AdamW, fused on CUDA). ``step(i)`` times step i."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        c, ctx = PRESETS[trainer.spec.model], trainer.T
+        self.trainer, self.dev = trainer, trainer.rt.device
+        self.model = NanoGPT(c, trainer.model.cfg.vocab_size, ctx).to(self.dev)
+        cuda = self.dev.startswith("cuda")
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0, fused=cuda or None
+        )
+
+    def step(self, i: int) -> float:
         t0 = time.perf_counter()
-        x, y, _ = trainer.batches.get(step)
-        loss = model(torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev))
+        x, y, _ = self.trainer.batches.get(i)
+        loss = self.model(torch.from_numpy(x).to(self.dev), torch.from_numpy(y).to(self.dev))
         loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if step % 10 == 0:
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if i % 10 == 0:
             loss.item()
-        _sync(dev)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[2:])
+        _sync(self.dev)
+        return time.perf_counter() - t0
+
+
+def xling_step(trainer: Trainer, i: int) -> tuple[float, float]:
+    """Seconds of xling's step i, and of its non-model parts timed on their own."""
+    t = trainer.spec.train
+    trainer.step = i
+    t0 = time.perf_counter()
+    trainer.train_step(lr_at(i, 1000, t.lr, t.min_lr, t.warmup))
+    _sync(trainer.rt.device)
+    total = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    x, y, langs = trainer.batches.get(i)
+    torch.from_numpy(x), torch.from_numpy(y)
+    trainer._accumulate(torch.zeros(len(langs), dtype=torch.float64, device=trainer.rt.device), langs)
+    _sync(trainer.rt.device)
+    return total, time.perf_counter() - t1
+
+
+def reference_steps(trainer: Trainer, steps: int) -> float:
+    """Median seconds per step of nanoGPT's step (the first two warm up)."""
+    ref = Reference(trainer)
+    return statistics.median([ref.step(i) for i in range(steps)][2:])
 
 
 def xling_steps(trainer: Trainer, steps: int) -> tuple[float, float]:
-    """Seconds per step of xling's step, and the seconds of it spent outside the model."""
-    total, outside = [], []
-    t = trainer.spec.train
-    for step in range(steps):
-        trainer.step = step
-        t0 = time.perf_counter()
-        trainer.train_step(lr_at(step, 1000, t.lr, t.min_lr, t.warmup))
-        _sync(trainer.rt.device)
-        total.append(time.perf_counter() - t0)
-        # the non-model parts of the step, timed on their own
-        t1 = time.perf_counter()
-        x, y, langs = trainer.batches.get(step)
-        torch.from_numpy(x), torch.from_numpy(y)
-        trainer._accumulate(torch.zeros(len(langs), dtype=torch.float64, device=trainer.rt.device), langs)
-        _sync(trainer.rt.device)
-        outside.append(time.perf_counter() - t1)
+    """Median seconds per step of xling's step, and of the part spent outside the model."""
+    total, outside = zip(*(xling_step(trainer, i) for i in range(steps)))
     return statistics.median(total[2:]), statistics.median(outside[2:])
+
+
+def side_by_side(sides: dict[str, object], steps: int) -> dict[str, float]:
+    """Median seconds per call of each side, called in turn step by step, so load from
+    elsewhere on a shared machine falls on every side alike."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for i in range(steps):
+        for name, fn in sides.items():
+            times[name].append(fn(i))
+    return {name: statistics.median(ts[2:]) for name, ts in times.items()}
 
 
 def _sync(device: str) -> None:
@@ -178,49 +199,54 @@ def flops_per_token(trainer: Trainer) -> float:
     return 6 * n + 12 * c.n_layer * c.attn_width * c.context
 
 
-def fp32_matmul_peak(device: str, n: int = 2048, reps: int = 5) -> float:
-    """FLOP/s of a large fp32 matmul here and now: the machine's attainable peak."""
+def matmul_seconds(device: str, n: int = 2048):
+    """A large fp32 matmul to time beside the steps: what the machine's BLAS attains now."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
+
+    def once(i: int) -> float:
         _sync(device)
         t0 = time.perf_counter()
         a @ b
         _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
+        return time.perf_counter() - t0
+
+    return once, 2 * n**3
 
 
-def throughput(args: argparse.Namespace, peak: float) -> None:
+def throughput(args: argparse.Namespace) -> None:
     cpu = not args.device.startswith("cuda")
     bf16 = not cpu or precision.cpu_has_native_bf16()
     for preset in args.presets.split(","):
         trainer = make_trainer(preset, False, args.device, args.batch, args.context)
         half = make_trainer(preset, False, args.device, args.batch, args.context, "bf16") if bf16 else None
-        tokens = trainer.B * trainer.T
-        refs, ours, halves, outside = [], [], [], []
-        for _ in range(2):  # alternating, so drift on a shared machine hits every side alike
-            refs.append(reference_steps(trainer, args.steps))
-            step, out = xling_steps(trainer, args.steps)
-            ours.append(step)
+        ref = Reference(trainer)
+        matmul, matmul_flops = matmul_seconds(args.device)
+        outside: list[float] = []
+
+        def ours(i: int, trainer=trainer, outside=outside) -> float:
+            total, out = xling_step(trainer, i)
             outside.append(out)
-            if half is not None:
-                halves.append(xling_steps(half, args.steps)[0])
-        ref, mine = min(refs), min(ours)
-        mfu = flops_per_token(trainer) * tokens / mine / peak
+            return total
+
+        sides = {"nanoGPT": ref.step, "xling": ours, "matmul": matmul}
+        if half is not None:
+            sides["bf16"] = lambda i, half=half: xling_step(half, i)[0]
+        t = side_by_side(sides, args.steps)
+        tokens = trainer.B * trainer.T
+        peak = matmul_flops / t["matmul"]
+        mfu = flops_per_token(trainer) * tokens / t["xling"] / peak
         mode = "xling" if not cpu else "xling eager"
         print(
-            f"{preset:8s} nanoGPT {tokens / ref:9,.0f} tok/s | {mode} {tokens / mine:9,.0f} tok/s "
-            f"| ratio {ref / mine:4.2f}x (target >= 1.3x) "
-            f"| outside the model {100 * min(outside) / mine:4.2f}% (target < 2%) "
-            f"| {100 * mfu:4.1f}% of the fp32 matmul peak"
+            f"{preset:8s} nanoGPT {tokens / t['nanoGPT']:9,.0f} tok/s | {mode} {tokens / t['xling']:9,.0f} tok/s "
+            f"| ratio {t['nanoGPT'] / t['xling']:4.2f}x (target >= 1.3x) "
+            f"| outside the model {100 * statistics.median(outside[2:]) / t['xling']:4.2f}% (target < 2%) "
+            f"| {100 * mfu:4.1f}% of the fp32 matmul rate ({peak / 1e9:,.0f} GFLOP/s beside it)"
         )
         if half is not None:
-            speedup = mine / min(halves)
+            speedup = t["xling"] / t["bf16"]
             pick = "bf16" if speedup >= precision.CPU_BF16_MIN_SPEEDUP or not cpu else "fp32"
             print(
-                f"{preset:8s} bf16 autocast {tokens / min(halves):9,.0f} tok/s | speed-up over fp32 {speedup:4.2f}x "
+                f"{preset:8s} bf16 autocast {tokens / t['bf16']:9,.0f} tok/s | speed-up over fp32 {speedup:4.2f}x "
                 f"| precision = auto here: {pick}"
             )
         if args.compile:
@@ -230,7 +256,7 @@ def throughput(args: argparse.Namespace, peak: float) -> None:
             warm = time.perf_counter() - t0
             ours_c, _ = xling_steps(compiled, args.steps)
             print(
-                f"{preset:8s} xling compiled {tokens / ours_c:9,.0f} tok/s | ratio {ref / ours_c:4.2f}x "
+                f"{preset:8s} xling compiled {tokens / ours_c:9,.0f} tok/s | ratio {t['nanoGPT'] / ours_c:4.2f}x "
                 f"| first step (compile) {warm:.1f}s"
             )
     if cpu and not precision.cpu_has_native_bf16():
@@ -274,12 +300,11 @@ def main() -> None:
     args = ap.parse_args()
     cuda = args.device.startswith("cuda")
     where = torch.cuda.get_device_name() if cuda else f"{torch.get_num_threads()} threads"
-    peak = fp32_matmul_peak(args.device)
     print(
         f"torch {torch.__version__}, {where}, batch {args.batch} x {args.context} tokens, vocab 2x2048; "
-        f"fp32 matmul peak {peak / 1e9:,.0f} GFLOP/s; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
-    throughput(args, peak)
+    throughput(args)
     if args.ppl:
         ppl_trajectories(args.device)
 

@@ -6,13 +6,12 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
 
-from db.store import QueryError, QueryResult, SchemaOutdated, Store, StoreError
+from db.store import QueryError, QueryResult, SchemaOutdated, Store
 
 # A run with a spec but no status event yet is being queued by its launcher.
 _RUN_STATUS = """
@@ -43,6 +42,7 @@ SELECT
     r.pid,
     r.backend,
     r.job_id,
+    r.job_state,
     r.started,
     r.finished,
     r.message
@@ -137,29 +137,11 @@ WHERE r.experiment = $experiment AND r.status = 'done'
 ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
 """
 
-_REPORT_HIDDEN = """
-SELECT r.name, r.seed, h.lang_a, h.lang_b, h.layer, h.similarity
-FROM align_hidden h JOIN member_runs r USING (run_id)
-WHERE r.experiment = $experiment AND h.step = r.total_steps
-ORDER BY r.name, r.seed, h.lang_b, h.layer
-"""
-
 _REPORT_EMBEDDINGS = """
 SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
 FROM align_embeddings a JOIN member_runs r USING (run_id)
 WHERE r.experiment = $experiment AND a.step = r.total_steps
 ORDER BY r.name, r.seed, a.lang_b, a.matrix
-"""
-
-# Components: a tensor name without its block index, e.g. 'attn.qkv.weight'.
-_REPORT_GRADIENTS = """
-SELECT r.name, r.seed, g.lang_a, g.lang_b,
-       regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', '') AS component,
-       avg(g.similarity) AS similarity
-FROM align_gradients g JOIN member_runs r USING (run_id)
-WHERE r.experiment = $experiment AND g.step = r.total_steps
-GROUP BY ALL
-ORDER BY r.name, r.seed, g.lang_b, component
 """
 
 _REPORT_LAWS = """
@@ -173,30 +155,15 @@ def report_runs(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_RUNS, {"experiment": experiment})
 
 
-def report_hidden(store: Store, experiment: str) -> QueryResult:
-    return store.query(_REPORT_HIDDEN, {"experiment": experiment})
-
-
 def report_embeddings(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_EMBEDDINGS, {"experiment": experiment})
-
-
-def report_gradients(store: Store, experiment: str) -> QueryResult:
-    return store.query(_REPORT_GRADIENTS, {"experiment": experiment})
 
 
 def report_laws(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_LAWS, {"experiment": experiment})
 
 
-# -- real languages: tokenisation and the downstream probe ---------------------------
-
-_REPORT_PROBES = """
-SELECT r.name, r.seed, p.task, p.train_language, p.language, p.accuracy, p.chance, p.n_examples
-FROM probes p JOIN member_runs r USING (run_id)
-WHERE r.experiment = $experiment AND p.step = r.total_steps
-ORDER BY r.kind DESC, r.name, r.seed, p.task, p.train_language, p.language
-"""
+# -- real languages: tokenisation ------------------------------------------------
 
 _REPORT_TOKENIZERS = """
 SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
@@ -204,11 +171,6 @@ FROM tokenizers t JOIN member_runs r USING (run_id)
 WHERE r.experiment = $experiment
 GROUP BY ALL ORDER BY runs DESC
 """
-
-
-def report_probes(store: Store, experiment: str) -> QueryResult:
-    """Final probe accuracies per run, seed, task and evaluation language."""
-    return store.query(_REPORT_PROBES, {"experiment": experiment})
 
 
 def report_tokenizers(store: Store, experiment: str) -> QueryResult:
@@ -235,7 +197,8 @@ WITH best AS (
 )
 SELECT r.run_id, r.experiment, r.name, r.kind, coalesce(r.status, 'queued') AS status,
        r.step, r.total_steps, r.tokens, r.total_tokens,
-       r.device, r.host, r.pid, r.backend, r.job_id, b.languages AS best_languages, b.ppls AS best_ppls,
+       r.device, r.host, r.pid, r.backend, r.job_id, r.job_state, b.languages AS best_languages,
+       b.ppls AS best_ppls,
        r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen
 FROM runs r
 LEFT JOIN best_lists b USING (run_id)
@@ -341,60 +304,6 @@ def _window_start(old: tuple | None, new: tuple, asked: int) -> int:
     if old is None or old[0] != new[0] or (new[1] or 0) < (old[1] or 0) or old[5] != new[5]:
         return 0
     return int(asked)
-
-
-# -- ad-hoc SQL that can be cancelled -------------------------------------------------
-
-
-class InterruptibleQuery:
-    """A user's read-only query that another thread may cancel (the TUI's SQL screen).
-
-    ``run`` executes on a worker thread; ``cancel`` may be called from any thread and
-    interrupts DuckDB mid-query. The connection is read-only and has no access to
-    other files (``enable_external_access = false``), so the query can neither change
-    the results nor write or attach anything else.
-    """
-
-    def __init__(self, store: Store, sql: str, max_rows: int, wait: float = 10.0) -> None:
-        self.store, self.sql, self.max_rows, self.wait = store, sql, max_rows, wait
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()
-        self.cancelled = False
-
-    def run(self) -> QueryResult:
-        """Raises QueryCancelled when cancelled, QueryError for DuckDB's complaints."""
-        if not self.store.db_path.exists():
-            raise StoreError(f"{self.store.db_path} does not exist yet: no results to query")
-        with self.store.connect(read_only=True, wait=self.wait) as con:
-            with self._lock:
-                if self.cancelled:
-                    raise QueryCancelled("cancelled")
-                self._con = con
-            try:
-                con.execute("SET enable_external_access = false")
-                cur = con.execute(self.sql)
-                if cur.description is None:
-                    return QueryResult([], [])
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchmany(self.max_rows + 1)
-            except duckdb.Error as e:
-                if self.cancelled:
-                    raise QueryCancelled("cancelled") from None
-                raise QueryError(str(e)) from None
-            finally:
-                with self._lock:
-                    self._con = None
-        return QueryResult(columns, rows[: self.max_rows], truncated=len(rows) > self.max_rows)
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            if self._con is not None:
-                self._con.interrupt()
-
-
-class QueryCancelled(StoreError):
-    """The user cancelled the query."""
 
 
 # -- planning ------------------------------------------------------------------------

@@ -55,6 +55,9 @@ class TeffPoint:
     teff: float | None
     mark: str | None
     status: str | None
+    lo: float | None = None  # the law's 95% interval of teff (this run's PPL as measured)
+    hi: float | None = None
+    wide: bool | None = None  # hi / lo > 2: the law is too uncertain to answer
 
 
 @dataclass
@@ -64,6 +67,7 @@ class TeffPanel:
     curve: list[tuple[float, float]]  # (tokens, ppl) of the fitted law, over the range plotted
     baselines: list[tuple[float, float]]  # (tokens, ppl) of finished monolingual runs
     points: list[TeffPoint]  # every multilingual run's languages at their latest evaluation
+    seeds: list = field(default_factory=list)  # db.summary.SummaryRow: PPL and TEff of the run's schedule over seeds
 
 
 @dataclass
@@ -113,7 +117,8 @@ ORDER BY r.total_tokens
 """
 
 _TEFF = """
-SELECT t.run_id, r.name, t.language, t.step, t.tokens_seen, t.ppl, t.mlte, t.teff, t.teff_mark, t.teff_status
+SELECT t.run_id, r.name, t.language, t.step, t.tokens_seen, t.ppl, t.mlte, t.teff, t.teff_mark, t.teff_status,
+       t.teff_lo, t.teff_hi, t.law_wide
 FROM teff t JOIN member_runs r ON r.run_id = t.run_id AND r.experiment = t.experiment
 WHERE t.experiment = $experiment AND r.kind = 'mix' AND r.model = $model
 QUALIFY row_number() OVER (PARTITION BY t.run_id, t.language ORDER BY t.step DESC) = 1
@@ -192,13 +197,25 @@ def eval_curves(store: Store, run_ids: list[str]) -> dict[str, dict[str, Curve]]
     return out
 
 
-def teff_panel(store: Store, experiment: str, model: str, language: str | None = None) -> TeffPanel:
-    """The experiment's monolingual law with its points, and every mix run's languages at their MLTE."""
+def teff_panel(
+    store: Store, experiment: str, model: str, language: str | None = None, name: str | None = None
+) -> TeffPanel:
+    """The experiment's monolingual law with its points, every mix run's languages at their MLTE,
+    and (for the run named ``name``) its schedule's PPL and TEff over seeds."""
+    panel = _teff_panel(store, experiment, model, language)
+    if name is not None:
+        from db.summary import schedule_summary
+
+        panel.seeds = schedule_summary(store, experiment, name, ("ppl", "teff"))
+    return panel
+
+
+def _teff_panel(store: Store, experiment: str, model: str, language: str | None) -> TeffPanel:
     from engine.analysis.scaling import ScalingError, ScalingLaw
 
     law_rows = store.query(_LAW, {"experiment": experiment, "model": model, "language": language or ""}).rows
     points = [
-        TeffPoint(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5]), r[6], r[7], r[8], r[9])
+        TeffPoint(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5]), *r[6:])
         for r in store.query(_TEFF, {"experiment": experiment, "model": model}).rows
     ]
     if not law_rows:

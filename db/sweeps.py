@@ -68,6 +68,7 @@ def axis_curves(store: Store, experiment: str) -> dict[str, list[Curve]]:
     """For each axis of the experiment's sweep, its curves (empty when it has no sweep points)."""
     rows = store.query(_FINAL, {"experiment": experiment}).rows
     runs = [(json.loads(point), seed, lang, ppl, teff, status) for _, seed, point, lang, ppl, teff, status in rows]
+    runs = [run for run in runs if isinstance(run[0], dict) and run[0]]  # a plain experiment has no points
     axes = list(dict.fromkeys(a for point, *_ in runs for a in point))
     return {axis: _curves(axis, runs) for axis in axes}
 

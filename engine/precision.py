@@ -30,6 +30,7 @@ import torch
 from filelock import FileLock
 
 from engine.config.presets import GPTConfig
+from engine.runs.files import atomic_write
 from engine.runs.layout import cache_dir
 
 CPU_BF16_MIN_SPEEDUP = 1.1  # below this, bf16's rounding is not worth it
@@ -80,9 +81,7 @@ def cpu_bf16_speedup(cfg: GPTConfig, batch: int, context: int) -> float:
         if isinstance(known.get(key), (int, float)):
             return float(known[key])
         ratio = measure_cpu_bf16_speedup(cfg, batch, context)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known | {key: round(ratio, 3)}, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(known | {key: round(ratio, 3)}, indent=1, sort_keys=True))
     return ratio
 
 

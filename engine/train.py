@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import checkpoint
 from engine.analysis.evaluate import evaluate_stream
 from engine.config.spec import RunSpec
 from engine.data.prepare import prepare_run_data
@@ -43,7 +44,8 @@ from engine.runs.events import (
     TokenizerInfo,
     TrainMetric,
 )
-from engine.runs.layout import CHECKPOINT_FILE, FINAL_MODEL_FILE
+from engine.runs.layout import FINAL_MODEL_FILE
+from engine.runs.status import RunStatus
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -100,6 +102,11 @@ def resolve_runtime(spec: RunSpec, device: str, cfg: GPTConfig | None = None) ->
     )
 
 
+class _StopRequested(Exception):
+    """Raised out of training or a long evaluation, alignment or probe loop once a stop is
+    asked for; ``Trainer.run`` checkpoints, with what was left undone at that step."""
+
+
 class Trainer:
     """Owns one run's model, optimiser, data and log; ``run()`` trains to the end or a stop."""
 
@@ -141,6 +148,8 @@ class Trainer:
         self.forward = torch.compile(self.model) if self.rt.compile else self.model
         self.step = 0
         self._acc = self._new_accumulators()
+        self._todo: list[str] = []  # analyses due at this step and not yet done ("eval", "align", "probe")
+        self._should_stop: Callable[[], bool] = lambda: False
 
     # --- checkpointing -----------------------------------------------------
 
@@ -168,6 +177,7 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
+        """Plain data only (engine.checkpoint): a resume never unpickles code."""
         state = {
             "step": self.step,
             "model": self.model.state_dict(),
@@ -176,18 +186,19 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "run_id": self.spec.run_id,
             "precision": self.rt.precision,
+            "todo": list(self._todo),
         }
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
-        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT_FILE)  # atomic: a kill mid-save keeps the previous one
+        checkpoint.save(self.run_dir, state)
 
     def load_checkpoint(self) -> bool:
-        path = self.run_dir / CHECKPOINT_FILE
-        if not path.exists():
+        loaded = checkpoint.load(self.run_dir, self.rt.device, self.spec.run_id)
+        if loaded is None:
             return False
-        state = torch.load(path, map_location=self.rt.device, weights_only=False)
+        for why in loaded.damaged:
+            self.say(f"removed a damaged checkpoint ({why}); resuming from {loaded.path.name}")
+        state = loaded.state
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         if self.scaler and "scaler" in state:
@@ -195,6 +206,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
         self._acc = self._accumulators_from(state["acc"])
+        self._todo = list(state.get("todo", []))
         self._keep_precision(state.get("precision"))
         return True
 
@@ -212,9 +224,13 @@ class Trainer:
 
     def run(
         self, events: EventLog, should_stop: Callable[[], bool] = lambda: False, stop_after: int | None = None
-    ) -> str:
-        """Train until done or stopped; returns the final status ("done" or "cancelled")."""
+    ) -> RunStatus:
+        """Train until done or stopped; returns the final status (done or cancelled).
+
+        A stop takes effect between steps, or within one batch of an evaluation, alignment
+        or probe; the checkpoint then records which of them the step still owes."""
         spec, t = self.spec, self.spec.train
+        self._should_stop = should_stop
         resumed = self.load_checkpoint()
         events.emit(
             Started(
@@ -231,43 +247,68 @@ class Trainer:
             )
         )
         events.emit(self.tokenizer_info())
-        evals = [s for s in eval_steps(spec.total_steps, spec.eval.every) if s >= self.step]
-        if evals and evals[0] == self.step and not resumed:
-            self.evaluate(events)
+        evals = set(eval_steps(spec.total_steps, spec.eval.every))
+        if not resumed:
+            self._todo = self._analyses_due(evals)
         last_beat = tick = time.perf_counter()
         tick_step = self.step
-        while self.step < spec.total_steps:
-            if should_stop() or (stop_after is not None and self.step >= stop_after):
-                self.save_checkpoint()
-                events.emit(
-                    Status(spec.run_id, "cancelled", f"stopped; resume continues from step {self.step}", step=self.step)
+        try:
+            self._run_analyses(events)  # a fresh start's step 0, or what a stop left undone
+            while self.step < spec.total_steps:
+                if should_stop() or (stop_after is not None and self.step >= stop_after):
+                    raise _StopRequested
+                lr = lr_at(self.step, spec.total_steps, t.lr, t.min_lr, t.warmup)
+                self.train_step(lr)
+                self.step += 1
+                if self.step % t.log_every == 0 or self.step == spec.total_steps:
+                    now = time.perf_counter()
+                    tps = (self.step - tick_step) * self.B * self.T / max(now - tick, 1e-9)
+                    self._emit_metric(events, lr, tps)
+                    tick, tick_step = now, self.step
+                self._todo = self._analyses_due(evals)
+                self._run_analyses(events)
+                if self.step % t.checkpoint_every == 0 and self.step < spec.total_steps:
+                    self.save_checkpoint()
+                if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
+                    events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
+                    last_beat = time.perf_counter()
+        except _StopRequested:
+            self.save_checkpoint()
+            events.emit(
+                Status(
+                    spec.run_id, RunStatus.CANCELLED, f"stopped; resume continues from step {self.step}", step=self.step
                 )
-                return "cancelled"
-            lr = lr_at(self.step, spec.total_steps, t.lr, t.min_lr, t.warmup)
-            self.train_step(lr)
-            self.step += 1
-            if self.step % t.log_every == 0 or self.step == spec.total_steps:
-                now = time.perf_counter()
-                tps = (self.step - tick_step) * self.B * self.T / max(now - tick, 1e-9)
-                self._emit_metric(events, lr, tps)
-                tick, tick_step = now, self.step
-            if self.step in evals:
-                self.evaluate(events)
-                if spec.eval.alignment_at_evals and self.step < spec.total_steps:
-                    self.align(events)
-            if self.step % t.checkpoint_every == 0 and self.step < spec.total_steps:
-                self.save_checkpoint()
-            if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
-                events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
-                last_beat = time.perf_counter()
-        if spec.eval.alignment:
-            self.align(events)
-        if spec.eval.probe:
-            self.probe(events)
-        torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
-        (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-        events.emit(Status(spec.run_id, "done", step=self.step))
-        return "done"
+            )
+            return RunStatus.CANCELLED
+        checkpoint.save_whole(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
+        checkpoint.remove(self.run_dir)
+        events.emit(Status(spec.run_id, RunStatus.DONE, step=self.step))
+        return RunStatus.DONE
+
+    # --- stopping inside analyses -------------------------------------------
+
+    def _analyses_due(self, evals: set[int]) -> list[str]:
+        """What the current step owes, in order: its evaluation, alignment, probe."""
+        ev, final = self.spec.eval, self.step == self.spec.total_steps
+        due = ["eval"] if self.step in evals else []
+        at_eval = self.step in evals and ev.alignment_at_evals
+        if self.step > 0 and (ev.alignment if final else at_eval):
+            due.append("align")
+        if final and ev.probe:
+            due.append("probe")
+        return due
+
+    def _run_analyses(self, events: EventLog) -> None:
+        """Each done analysis leaves the list, so a stop mid-way resumes with the rest."""
+        run = {"eval": self.evaluate, "align": self.align, "probe": self.probe}
+        while self._todo:
+            run[self._todo[0]](events)
+            self._todo.pop(0)
+
+    def _interrupt(self) -> None:
+        """Called between batches of long analysis loops: a stop request ends them there."""
+        if self._should_stop():
+            raise _StopRequested
 
     def device_label(self) -> str:
         """'cuda:2' for a worker that the launcher pinned to GPU 2 (it sees it as cuda:0)."""
@@ -363,7 +404,16 @@ class Trainer:
         if probe.train_language not in trained:  # a baseline of another language probes its own
             probe = probe.model_copy(update={"train_language": trained[0]})
         scores = run_probe(
-            self.model, probe, spec.languages, self.data.encode, self.data.eos, self.T, self.family, spec.seed, trained
+            self.model,
+            probe,
+            spec.languages,
+            self.data.encode,
+            self.data.eos,
+            self.T,
+            self.family,
+            spec.seed,
+            trained,
+            interrupt=self._interrupt,
         )
         common: dict[str, Any] = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         for sc in scores:
@@ -391,10 +441,12 @@ class Trainer:
         from engine.analysis.alignment import embedding_similarity, gradient_similarity, hidden_similarity
 
         spec = self.spec
-        counts = self.data.seen_id_counts(self.batches.languages[: self.step], self.T)  # what it trained on so far
+        seen = self.batches.languages[: self.step]  # what it trained on so far
+        counts = self.data.seen_id_counts(seen, self.T, interrupt=self._interrupt)
         common: dict[str, Any] = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         a = self.eval_languages[0]
         for b in self.eval_languages[1:]:
+            self._interrupt()
             text = self.data.alignment_text(a, b, self.T, spec.eval.alignment_sequences)
             if isinstance(text, str):
                 self.say(text)
@@ -414,9 +466,11 @@ class Trainer:
                             bins=e.bins,
                         )
                     )
-            hidden = hidden_similarity(self.model, text, pair["lang_a"], pair["lang_b"])
+            self._interrupt()
+            hidden = hidden_similarity(self.model, text, pair["lang_a"], pair["lang_b"], self._interrupt)
             for layer, sim in enumerate(hidden.per_layer):
                 events.emit(AlignHidden(**common, **pair, layer=layer, similarity=sim, n_sequences=hidden.n_sequences))
+            self._interrupt()
             grads = gradient_similarity(
                 self.model,
                 torch.from_numpy(text.gradient_a),
@@ -430,6 +484,7 @@ class Trainer:
     def evaluate(self, events: EventLog) -> None:
         ev = self.spec.eval
         for i in self.eval_languages:
+            self._interrupt()
             ids, n_chars = self.data.test_ids(i, ev.max_tokens)
             score = evaluate_stream(
                 self.model,
@@ -441,6 +496,7 @@ class Trainer:
                 n_chars=n_chars,
                 # on a CPU evaluation stays fp32: PPL of bf16- and fp32-trained runs is measured alike
                 autocast_dtype=self.rt.amp_dtype if self.rt.device.startswith("cuda") else None,
+                interrupt=self._interrupt,
             )
             events.emit(
                 EvalResult(

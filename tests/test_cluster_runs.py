@@ -157,3 +157,23 @@ def test_ray_run_stops_on_request_and_resumes(tmp_path, tiny_corpus, local_ray):
     assert handle.wait(timeout=60) == 3  # the worker's "stopped, resumable" exit
     state.refresh()
     assert state.status == "cancelled" and (state.run_dir / "checkpoint.pt").exists()
+
+
+def test_a_signal_after_the_worker_finished_requeues_nothing(tmp_path):
+    """Slurm's time-limit signal can come just as the run ends: a worker that is done (or
+    failed) has nothing to resume, and a requeue would train a finished run again."""
+    import subprocess
+    import sys
+
+    from engine.backends.slurm import WorkerTask
+
+    for code, requeued in ((0, False), (1, False), (3, True)):
+        run_dir = tmp_path / str(code)
+        run_dir.mkdir()
+        task = WorkerTask()
+        task._proc = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+        task._proc.wait()
+        again = task.checkpoint(str(run_dir), "cpu", 1)
+        assert (again is not None) == requeued
+        logged = [e["status"] for e in iter_events(run_dir / "events.jsonl") if e["kind"] == "status"]
+        assert logged == (["queued"] if requeued else [])

@@ -78,3 +78,35 @@ def test_report_figures_draw_one_png_per_axis(tmp_path):
     assert sorted(p.name for p in paths) == ["sweep_model.png", "sweep_ratio.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
     assert axis_figures(sweep_db(tmp_path / "again"), "other", out, plt) == []  # no sweep, no curves
+
+
+def test_sweep_points_are_ingested_from_the_experiment_file(tmp_path):
+    import tomllib
+
+    from engine.config.spec import parse_experiments
+    from engine.launch.queue import write_experiment
+
+    text = """\
+[experiments.fig]
+languages = ["EN1", "EN2"]
+model = "cpu-xxs"
+tokens = 100_000
+baselines = [1.0]
+train = { batch_size = 8, context = 32 }
+sweep.ratio = [50, 90]
+"""
+    (exp,) = parse_experiments(tomllib.loads(text), text, str(tmp_path / "e.toml"))
+    store = Store(tmp_path / "s.duckdb")
+    write_experiment(store.root, exp)
+    for spec in exp.runs:
+        folder = store.root / "runs" / spec.run_id
+        folder.mkdir(parents=True)
+        (folder / "spec.json").write_text(spec.to_json())
+    store.ingest()
+    rows = store.query("SELECT name, kind, point FROM member_runs ORDER BY name").rows
+    points = {name: (kind, json.loads(point) if point else None) for name, kind, point in rows}
+    assert points == {
+        "mono EN1 100%": ("baseline", None),  # a ratio does not change a baseline: no point
+        "ratio=50": ("mix", {"ratio": 50.0}),
+        "ratio=90": ("mix", {"ratio": 90.0}),
+    }

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from tomlkit.items import AoT, Comment, Item, Table, Whitespace
 from engine.config.locate import SpecError
 from engine.config.spec import DataConfig, ExperimentConfig, TrainConfig, merge_tables, parse_experiments
 from engine.config.sweep import AXES
+from engine.errors import XlingError
+from engine.runs.files import atomic_write
 
 
 @dataclass
@@ -69,7 +70,7 @@ class ExperimentDraft:
         )
 
 
-class DraftError(ValueError):
+class DraftError(XlingError, ValueError):
     """The draft cannot be written (the message says why, for the user)."""
 
 
@@ -361,9 +362,7 @@ def save(path: Path, draft: ExperimentDraft, original: ExperimentDraft | None) -
     """Validates, then replaces ``path`` atomically; returns the text written."""
     path = Path(path)
     text = render(path, draft, original)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return text
 
 

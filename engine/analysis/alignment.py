@@ -14,7 +14,7 @@ two *unrelated* rows have on average, computed in closed form.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -216,24 +216,45 @@ def _layer_states(model, idx: torch.Tensor) -> list[torch.Tensor]:
     return [model.embed(idx), *hidden]
 
 
-def hidden_similarity(model, text: AlignmentText, lang_a: str, lang_b: str) -> HiddenSimilarity:
-    """Position by position for the same text under two id maps, else by token matching."""
+def hidden_similarity(
+    model, text: AlignmentText, lang_a: str, lang_b: str, interrupt: Callable[[], None] = lambda: None
+) -> HiddenSimilarity:
+    """Position by position for the same text under two id maps, else by token matching.
+
+    ``interrupt()`` is called before each batch and may raise to abandon the loop (a
+    worker's stop request)."""
     if text.same_positions:
-        return hidden_similarity_aligned(model, np.asarray(text.hidden_a), np.asarray(text.hidden_b), lang_a, lang_b)
-    return hidden_similarity_parallel(model, text.hidden_a, text.hidden_b, lang_a, lang_b)
+        a, b = np.asarray(text.hidden_a), np.asarray(text.hidden_b)
+        return hidden_similarity_aligned(model, a, b, lang_a, lang_b, interrupt=interrupt)
+    return hidden_similarity_parallel(model, text.hidden_a, text.hidden_b, lang_a, lang_b, interrupt)
 
 
 def hidden_similarity_cloned(
-    model, base_sequences: torch.Tensor, tables: np.ndarray, languages: list[str], a: int, b: int, batch_size: int = 16
+    model,
+    base_sequences: torch.Tensor,
+    tables: np.ndarray,
+    languages: list[str],
+    a: int,
+    b: int,
+    batch_size: int = 16,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> HiddenSimilarity:
     """Same text under both id maps: position t of one is position t of the other."""
     base = np.asarray(base_sequences, dtype=np.int64)
     tables = np.asarray(tables)
-    return hidden_similarity_aligned(model, tables[a][base], tables[b][base], languages[a], languages[b], batch_size)
+    return hidden_similarity_aligned(
+        model, tables[a][base], tables[b][base], languages[a], languages[b], batch_size, interrupt
+    )
 
 
 def hidden_similarity_aligned(
-    model, ids_a: np.ndarray, ids_b: np.ndarray, lang_a: str, lang_b: str, batch_size: int = 16
+    model,
+    ids_a: np.ndarray,
+    ids_b: np.ndarray,
+    lang_a: str,
+    lang_b: str,
+    batch_size: int = 16,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> HiddenSimilarity:
     """(S, T) model ids of both languages whose position t corresponds.
 
@@ -246,6 +267,7 @@ def hidden_similarity_aligned(
     totals: torch.Tensor | None = None
     with torch.no_grad(), _eval_mode(model):
         for start in range(0, len(seqs_a), batch_size):
+            interrupt()
             chunk_a, chunk_b = seqs_a[start : start + batch_size], seqs_b[start : start + batch_size]
             states = _layer_states(model, torch.cat([chunk_a, chunk_b]).to(device))
             n = len(chunk_a)
@@ -281,6 +303,7 @@ def hidden_similarity_parallel(
     seqs_b: Sequence[np.ndarray | torch.Tensor],
     lang_a: str,
     lang_b: str,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> HiddenSimilarity:
     """Real languages: parallel sentences (already mapped ids, any lengths), matched per layer."""
     if len(seqs_a) != len(seqs_b):
@@ -289,6 +312,7 @@ def hidden_similarity_parallel(
     totals = np.zeros(len(model.blocks) + 1)
     with torch.no_grad(), _eval_mode(model):
         for sa, sb in zip(seqs_a, seqs_b):
+            interrupt()
             states_a = _layer_states(model, torch.as_tensor(sa, dtype=torch.long, device=device).view(1, -1))
             states_b = _layer_states(model, torch.as_tensor(sb, dtype=torch.long, device=device).view(1, -1))
             totals += [matched_similarity(x[0], y[0]) for x, y in zip(states_a, states_b)]

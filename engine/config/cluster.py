@@ -40,6 +40,7 @@ class SlurmSettings(_Settings):
     setup: list[str] = Field(default_factory=list, description="shell lines run before the worker")
     signal_delay_s: int = Field(120, ge=10, description="the job is told to checkpoint this long before its limit")
     max_requeues: int = Field(3, ge=0, description="times a timed-out job is requeued to continue")
+    poll_s: int = Field(30, ge=1, description="seconds between squeue/sacct calls while xling follows its jobs")
     python: str | None = Field(None, description="interpreter on the nodes [default: this one]")
 
     @field_validator("time", mode="before")

@@ -11,25 +11,32 @@ Every mistake is reported as ``SpecError`` naming file, line, table and field.
 
 from __future__ import annotations
 
+import codecs
 import copy
+import glob
 import hashlib
 import json
 import math
+import os
+import re
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.config.locate import SpecError, TomlLocator, describe_validation_error
+from engine.config.locate import SpecError, TomlLocator, describe_validation_error, did_you_mean, validation_problem
 from engine.config.schedule import Schedule, ScheduleError
 from engine.config.sweep import SweepConfig, clone_names, format_tokens, point_label, ratio_mix, uniform_mix
 from engine.data.corpora import budget_sized_chars
 from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
+from engine.runs.layout import name_problem
 
 SPEC_VERSION = 1
 BUILTIN_CORPORA = ("builtin:synthetic", "builtin:pydocs")
+MIN_STEPS = 10  # a run shorter than this has no warmup, no curve and no evaluation worth the name
 
 
 class _Model(BaseModel):
@@ -197,9 +204,25 @@ class ExperimentConfig(_Model):
 
     @field_validator("baselines")
     @classmethod
-    def _positive_fractions(cls, v: list[float] | str) -> list[float] | str:
-        if isinstance(v, list) and any(f <= 0 for f in v):
-            raise ValueError("baseline fractions must be > 0")
+    def _fractions(cls, v: list[float] | str) -> list[float] | str:
+        if isinstance(v, str):  # "auto" (the Literal says which strings)
+            return v
+        bad = [f for f in v if not 0 < f <= 1]
+        if bad:
+            raise ValueError(
+                f"baseline fractions are shares of the budget, in (0, 1]; got {bad[0]:g} "
+                "(baseline_tokens gives absolute counts, beyond the budget too)"
+            )
+        _no_repeats(v, "baseline fraction")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 0 <= s < 2**32]
+        if bad:
+            raise ValueError(f"seeds are integers from 0 to 2**32 - 1; got {bad[0]}")
+        _no_repeats(v, "seed")
         return v
 
     @field_validator("baseline_tokens")
@@ -218,6 +241,16 @@ class ExperimentConfig(_Model):
         if not self.schedules and not self.baselines and not self.baseline_tokens and not generated:
             raise ValueError("an experiment needs at least one schedule or baseline (or sweep.ratio)")
         return self
+
+
+def _no_repeats(values: list, what: str) -> None:
+    """Two equal entries would be one run listed twice (one id, one folder)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            shown = f"{v:g}" if isinstance(v, float) else str(v)
+            raise ValueError(f"{what} {shown} is listed twice (a repeated {what} is the same run)")
+        seen.add(v)
 
 
 @dataclass(frozen=True)
@@ -336,6 +369,12 @@ class Experiment:
     source: str
     runs: list[RunSpec] = field(default_factory=list)
     requests: list[RunSpec] = field(default_factory=list)  # every point's runs, repeats included
+    where: TomlLocator | None = field(default=None, repr=False, compare=False)
+
+    def at(self, *loc: str | int) -> str:
+        """'file:line: experiments.NAME.FIELD' at the line that set the field: the
+        experiment's own table, else ``[defaults]``, else the experiment's header."""
+        return _place(self.where, self.source, self.name, loc, None)
 
     def to_record(self) -> dict:
         return {
@@ -355,32 +394,62 @@ class Experiment:
 def load_experiments(path: Path | str, only: list[str] | None = None) -> list[Experiment]:
     """Parse, validate and expand ``path``; ``only`` selects experiments by name."""
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _toml_error_line(str(exc), text)
+        at = f"{path}:{line}" if line else str(path)
+        raise SpecError(f"{at}: not valid TOML: {exc}") from None
+    return parse_experiments(doc, text, str(path), only)
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; a file that is not UTF-8 gets the line of its first bad byte."""
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise SpecError(f"{path}:1: the file is UTF-16 text; save it as UTF-8 (TOML files are UTF-8)")
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_experiments(doc, text, str(path), only)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(
+            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "an experiments file is UTF-8 TOML"
+        ) from None
+
+
+def _toml_error_line(message: str, text: str) -> int | None:
+    """tomllib (before 3.14) puts the place in its message: 'at line N' or 'at end of document'."""
+    m = re.search(r"\(at line (\d+)", message)
+    if m:
+        return int(m.group(1))
+    return len(text.splitlines()) or 1 if "at end of document" in message else None
+
+
+TOP_LEVEL = ("defaults", "experiments", "cluster")  # [cluster]: engine.config.cluster reads it
 
 
 def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None = None) -> list[Experiment]:
     where = TomlLocator(text, source)
-    unknown = set(doc) - {"defaults", "experiments", "cluster"}  # [cluster]: engine.config.cluster reads it
+    unknown = set(doc) - set(TOP_LEVEL)
     if unknown:
         key = sorted(unknown)[0]
         raise SpecError(
-            f"{where.at((key,))}: unknown top-level table or key {key!r} "
+            f"{where.at((key,))}: unknown top-level table or key {key!r}{did_you_mean(key, TOP_LEVEL)} "
             "(expected [defaults], [experiments.NAME] and [cluster.slurm|ray])"
         )
     experiments = doc.get("experiments")
     if not isinstance(experiments, dict) or not experiments:
-        raise SpecError(f"{source}: no experiments defined (add an [experiments.NAME] table)")
+        raise SpecError(f"{where.at(('experiments',))}: no experiments defined (add an [experiments.NAME] table)")
     defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise SpecError(f"{where.at(('defaults',))}: defaults must be a table ([defaults])")
     if only:
         missing = [n for n in only if n not in experiments]
         if missing:
@@ -391,15 +460,19 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
     for name, raw in experiments.items():
         if only and name not in only:
             continue
+        problem = name_problem(name)
+        if problem:
+            raise SpecError(f"{where.at(('experiments', name))}: {problem}")
         if not isinstance(raw, dict):
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
-        cfg = _validate(name, merge_tables(defaults, raw), where)
+        cfg = _validate(name, raw, defaults, where)
         _check_languages(name, cfg, where)
         _check_sweep(name, cfg, where)
         cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
-        exp = Experiment(name, cfg, source)
+        exp = Experiment(name, cfg, source, where=where)
         exp.requests = expand_requests(name, cfg, where)
         exp.runs = unique_runs(exp.requests)
+        _check_runs(exp)
         out.append(exp)
     return out
 
@@ -415,11 +488,66 @@ def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _validate(name: str, raw: dict, where: TomlLocator) -> ExperimentConfig:
+def _validate(name: str, raw: dict, defaults: dict, where: TomlLocator) -> ExperimentConfig:
+    """The experiment's table over ``[defaults]``; the first problem, at the line that
+    caused it. A misspelt field is reported before the required field it left missing."""
     try:
-        return ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(merge_tables(defaults, raw))
     except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, where, ("experiments", name))) from None
+        loc, msg = validation_problem(exc, _fields_at)
+        n = len(exc.errors())
+        more = f" (and {n - 1} more problem(s))" if n > 1 else ""
+        in_defaults = not _has(raw, loc) and _has(defaults, loc)
+        raise SpecError(f"{_place(where, where.source, name, loc, in_defaults)}: {msg}{more}") from None
+
+
+def _place(where: TomlLocator | None, source: str, name: str, loc: tuple, in_defaults: bool | None) -> str:
+    """'file:line: experiments.NAME.a.b' or, for a value set in [defaults], 'file:line: defaults.a.b'.
+    ``in_defaults=None`` asks the source: the longest part of ``loc`` written under the
+    experiment wins over one written under [defaults]."""
+    own, shared = ("experiments", name, *loc), ("defaults", *loc)
+    if in_defaults is None and where is not None:
+        in_defaults = False
+        for n in range(len(loc), 0, -1):
+            if ("experiments", name, *loc[:n]) in where.lines:
+                break
+            if ("defaults", *loc[:n]) in where.lines:
+                in_defaults = True
+                break
+    key = shared if in_defaults else own
+    dotted = ".".join(str(p) for p in key)
+    return f"{where.at(key) if where else source}: {dotted}"
+
+
+def _has(tree: Any, loc: tuple) -> bool:
+    for part in loc:
+        if isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, list) and isinstance(part, int) and 0 <= part < len(tree):
+            tree = tree[part]
+        else:
+            return False
+    return True
+
+
+def _fields_at(path: tuple) -> list[str]:
+    """The field names of the config table at ``path`` (list indices and dict keys skipped)."""
+    model: Any = ExperimentConfig
+    for part in path:
+        if isinstance(part, str) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation) or model
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The config model inside an annotation such as ``X | None``, ``list[X]``, ``dict[str, X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
@@ -476,12 +604,9 @@ def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> No
 
 
 def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
-    """Real-language corpora, parallel and probe files: relative to the experiments file.
-
-    Workers run elsewhere than the user's shell, so these paths are made absolute here;
-    ``builtin:`` names stay as they are. (The cloned ``corpus`` keeps its old meaning.)
-    """
-    import os
+    """Every path (corpus, corpora, parallel pairs, probe tasks) made absolute against
+    the experiments file's folder: workers run elsewhere than the user's shell.
+    ``builtin:`` names stay as they are."""
 
     def fix(path: str) -> str:
         if path.startswith("builtin:"):
@@ -490,6 +615,8 @@ def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
 
     data, ev = cfg.data, cfg.eval
     update: dict[str, Any] = {}
+    if data.kind == "cloned":
+        update["data"] = data.model_copy(update={"corpus": fix(data.corpus)})
     if data.corpora:
         corpora = {k: c.model_copy(update={"path": fix(c.path)}) for k, c in data.corpora.items()}
         update["data"] = data.model_copy(update={"corpora": corpora})
@@ -501,6 +628,37 @@ def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
         task = {k: fix(v) for k, v in task.items()} if isinstance(task, dict) else fix(task)
         update["eval"] = ev.model_copy(update={"probe": ev.probe.model_copy(update={"task": task})})
     return cfg.model_copy(update=update) if update else cfg
+
+
+def input_files(cfg: ExperimentConfig) -> list[tuple[tuple[str, ...], str, bool]]:
+    """(field path, path, is a glob) of every file an experiment reads; builtins left out."""
+    data = cfg.data
+    out: list[tuple[tuple[str, ...], str, bool]] = []
+    if data.kind == "cloned":
+        out.append((("data", "corpus"), data.corpus, True))
+    for lang, corpus in (data.corpora or {}).items():
+        out.append((("data", "corpora", lang, "path"), corpus.path, True))
+    if data.parallel:
+        out.append((("data", "parallel", "path"), data.parallel.path, False))
+    probe = cfg.eval.probe
+    if probe:
+        tasks: typing.Iterable[tuple[str | None, str]] = (
+            probe.task.items() if isinstance(probe.task, dict) else [(None, probe.task)]
+        )
+        for task_lang, task in tasks:
+            out.append(((("eval", "probe", "task") + ((task_lang,) if task_lang else ())), task, False))
+    return [(loc, path, is_glob) for loc, path, is_glob in out if not path.startswith("builtin:")]
+
+
+def check_inputs(experiments: typing.Iterable[Experiment]) -> None:
+    """Every corpus, parallel file and probe task exists: one located error before
+    anything is queued, rather than one failed run per run."""
+    for exp in experiments:
+        for loc, path, is_glob in input_files(exp.config):
+            found = any(os.path.isfile(p) for p in glob.glob(path)) if is_glob else os.path.isfile(path)
+            if not found:
+                what = "no file matches" if is_glob and glob.has_magic(path) else "no such file:"
+                raise SpecError(f"{exp.at(*loc)}: {what} {path} (paths are relative to the experiments file's folder)")
 
 
 # --- expansion ---------------------------------------------------------------
@@ -516,6 +674,7 @@ def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = No
 
 def expand_requests(name: str, cfg: ExperimentConfig, where: TomlLocator | None = None) -> list[RunSpec]:
     """What every sweep point asks for, a run as often as it is asked for (``xling plan`` counts them)."""
+    _check_schedule_names(name, cfg, where)
     if cfg.sweep is None:
         return _expand_point(name, cfg, where)
     data_tokens = max(cfg.sweep.tokens) if cfg.sweep.tokens else None
@@ -576,6 +735,7 @@ def _expand_point(
             runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full, point, data_tokens))
     base_langs = cfg.baseline_languages or cfg.languages[:1]
     prefix = point_label(point, leave_out=("ratio",))  # a ratio does not change a baseline
+    base_point = {axis: v for axis, v in point.items() if axis != "ratio"}
     sizes = [(f, _pct(f)) for f in baseline_fractions(cfg, [r.schedule_obj() for r in runs])]
     sizes += [(n / cfg.tokens, format_tokens(n)) for n in cfg.baseline_tokens]
     baselines = []
@@ -583,8 +743,10 @@ def _expand_point(
         for frac, size in sizes:
             schedule = Schedule.monolingual(cfg.languages, lang)
             for seed in cfg.seeds:
-                label = f"{prefix} mono {lang} {size}".strip()
-                spec = _run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full, point, data_tokens)
+                label = f"{prefix} {_baseline_name(lang, size)}".strip()
+                spec = _run_spec(
+                    name, label, "baseline", seed, cfg, schedule, frac, steps_full, base_point, data_tokens
+                )
                 baselines.append(spec)
     return baselines + runs  # baselines first: the law, and so TEff, can appear while the mixes train
 
@@ -600,12 +762,13 @@ def added_baselines(exp: Experiment, mix: RunSpec, language: str, tokens: int) -
     data_tokens = max(exp.config.sweep.tokens) if exp.config.sweep and exp.config.sweep.tokens else None
     schedule = Schedule.monolingual(cfg.languages, language)
     steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
-    have = [r for r in exp.runs if r.kind == "baseline" and r.point == mix.point and r.schedule == schedule.to_dict()]
-    label = f"{point_label(mix.point, leave_out=('ratio',))} mono {language} {format_tokens(tokens)}".strip()
+    point = {axis: v for axis, v in mix.point.items() if axis != "ratio"}  # a ratio does not change a baseline
+    have = [r for r in exp.runs if r.kind == "baseline" and r.point == point and r.schedule == schedule.to_dict()]
+    label = f"{point_label(point)} {_baseline_name(language, format_tokens(tokens))}".strip()
     out = []
     for seed in cfg.seeds:
         frac = tokens / cfg.tokens
-        spec = _run_spec(exp.name, label, "baseline", seed, cfg, schedule, frac, steps_full, mix.point, data_tokens)
+        spec = _run_spec(exp.name, label, "baseline", seed, cfg, schedule, frac, steps_full, point, data_tokens)
         mine = [r for r in have if r.seed == seed]
         if len(mine) < cfg.max_baselines and all(r.total_steps != spec.total_steps for r in mine):
             out.append(spec)
@@ -658,6 +821,63 @@ def _check_sweep(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
 
 def _pct(frac: float) -> str:
     return f"{frac * 100:g}%"
+
+
+def _baseline_name(lang: str, size: float | str) -> str:
+    """'mono EN1 50%' (a fraction of T) or 'mono EN1 2M' (a token count, already written)."""
+    return f"mono {lang} {size if isinstance(size, str) else _pct(size)}"
+
+
+def _check_schedule_names(name: str, cfg: ExperimentConfig, where: TomlLocator | None) -> None:
+    """Two schedules under one name would be reported as one row, the mean of both."""
+    first: dict[str, int] = {}
+    base_langs = cfg.baseline_languages or cfg.languages[:1]
+    fractions = cfg.baselines if isinstance(cfg.baselines, list) else []
+    baselines = {_baseline_name(lang, f) for lang in base_langs for f in fractions}
+    for i, sc in enumerate(cfg.schedules):
+        loc = ("experiments", name, "schedules", i, "name")
+        at = f"{where.at(loc) if where else name}: experiments.{name}.schedules[{i}].name"
+        if sc.name in first:
+            raise SpecError(f"{at}: {sc.name!r} is already the name of schedules[{first[sc.name]}]; give each its own")
+        if sc.name in baselines:
+            raise SpecError(f"{at}: {sc.name!r} is the name of a baseline run; choose another")
+        first[sc.name] = i
+
+
+def _check_runs(exp: Experiment) -> None:
+    """Every run trains at least MIN_STEPS steps, and no two schedules are one run
+    (a run's id ignores its name, so the second would never reach the database)."""
+    t = exp.config.train
+    batch = t.batch_size * t.context
+    if batch > exp.config.tokens:  # one batch is the whole budget: the batch is what is wrong
+        field = "batch_size" if t.batch_size / 32 >= t.context / 128 else "context"
+        raise SpecError(
+            f"{exp.at('train', field)}: one batch of batch_size × context = {t.batch_size} × {t.context} "
+            f"= {batch:,} tokens is more than the whole budget, tokens = {exp.config.tokens:,}"
+        )
+    for spec in exp.runs:
+        if spec.total_steps < MIN_STEPS:  # the run's own budget: a sweep point's T
+            least = math.ceil(MIN_STEPS * t.batch_size * t.context / spec.fraction)
+            steps = spec.fraction * spec.budget_tokens / (t.batch_size * t.context)
+            raise SpecError(
+                f"{exp.at('tokens')}: {spec.name!r} would train {spec.fraction * spec.budget_tokens:,.0f} tokens, "
+                f"{steps:.3g} step(s) of batch_size × context = {t.batch_size} × {t.context} tokens; "
+                f"a run needs at least {MIN_STEPS} steps: give tokens ≥ {int(least):,} "
+                "(or a smaller batch_size or context)"
+            )
+    # before sharing: two of one point's schedules that are one run (points themselves differ)
+    seen: dict[str, int] = {}
+    first_point = exp.requests[0].point if exp.requests else {}
+    mixes = [r for r in exp.requests if r.kind == "mix" and r.seed == exp.config.seeds[0] and r.point == first_point]
+    for i, spec in enumerate(mixes):
+        if spec.run_id in seen:
+            j = seen[spec.run_id]
+            raise SpecError(
+                f"{exp.at('schedules', i, 'mix')}: schedules[{i}] ({spec.name!r}) is the same run as "
+                f"schedules[{j}] ({mixes[j].name!r}): same mix and stages (a name does not change a run); "
+                "remove one"
+            )
+        seen[spec.run_id] = i
 
 
 def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where: TomlLocator | None) -> Schedule:

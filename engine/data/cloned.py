@@ -9,6 +9,7 @@ in nothing but the language mix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ def token_counts(
     n_windows: int,
     n_languages: int | None = None,
     chunk_windows: int = 1 << 14,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> np.ndarray:
     """(N, V) int64 counts of base ids seen as inputs, per language, over a run's sequences.
 
@@ -93,6 +95,7 @@ def token_counts(
     usage = np.bincount(langs * n_windows + window, minlength=n_lang * n_windows).reshape(n_lang, n_windows)
     counts = np.zeros((n_lang, vocab_size), dtype=np.float64)
     for start in range(0, n_windows, chunk_windows):
+        interrupt()  # may raise to abandon the count (a worker's stop request)
         stop = min(start + chunk_windows, n_windows)
         tokens = np.asarray(stream[start * context : stop * context], dtype=np.int64)
         if len(tokens) and tokens.max() >= vocab_size:
@@ -160,9 +163,12 @@ class ClonedLanguages:
     def identical_pieces(self) -> int:
         return self.n_anchors  # clones share exactly their anchors
 
-    def seen_id_counts(self, labels: np.ndarray, context: int) -> np.ndarray:
+    def seen_id_counts(
+        self, labels: np.ndarray, context: int, interrupt: Callable[[], None] = lambda: None
+    ) -> np.ndarray:
         n_windows = (len(self.tokens.train) - 1) // context
-        return token_counts(self.tokens.train, self.tokens.vocab_size, labels, context, n_windows, len(self.languages))
+        tokens, vocab = self.tokens.train, self.tokens.vocab_size
+        return token_counts(tokens, vocab, labels, context, n_windows, len(self.languages), interrupt=interrupt)
 
     def alignment_text(self, a: int, b: int, context: int, n_sequences: int) -> AlignmentText:
         """Consecutive test windows, the same text in both languages; half of them for gradients."""

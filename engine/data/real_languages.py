@@ -93,7 +93,7 @@ class RealLanguages:
             return self.vocab.n_anchors
         return anchored([sentencepiece_pieces(t.tokenizer_path) for t in self.tokens]).n_anchors
 
-    def seen_id_counts(self, labels: np.ndarray, context: int) -> None:
+    def seen_id_counts(self, labels: np.ndarray, context: int, interrupt: Callable[[], None] = lambda: None) -> None:
         return None  # no equivalent ids: each language has its own tokenizer
 
     def alignment_text(self, a: int, b: int, context: int, n_sequences: int) -> AlignmentText | str:

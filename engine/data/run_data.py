@@ -8,7 +8,7 @@ this protocol; ``engine.data.prepare.prepare_run_data`` picks the implementation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,9 +86,12 @@ class RunData(Protocol):
         """Tokenizer pieces the languages have in common (what an anchored vocabulary merges)."""
         ...
 
-    def seen_id_counts(self, labels: np.ndarray, context: int) -> np.ndarray | None:
+    def seen_id_counts(
+        self, labels: np.ndarray, context: int, interrupt: Callable[[], None] = lambda: None
+    ) -> np.ndarray | None:
         """(N, V) how often each base id went in as input per language over ``labels``'
-        sequences; None when languages have no equivalent ids to compare embeddings of."""
+        sequences; None when languages have no equivalent ids to compare embeddings of.
+        ``interrupt()`` is called between chunks and may raise (a worker's stop)."""
         ...
 
     def alignment_text(self, a: int, b: int, context: int, n_sequences: int) -> AlignmentText | str:

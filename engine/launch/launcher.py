@@ -20,10 +20,11 @@ from typing import Protocol
 from engine.backends.base import Backend, BackendError, Handle
 from engine.backends.local import LocalBackend
 from engine.launch.pools import CpuPool, Pool
-from engine.launch.state import RunState
+from engine.launch.state import RunState, note_job
 from engine.runs.claims import claim, release_claim
 from engine.runs.events import Queued, Status, Submitted, append_event
 from engine.runs.layout import WORKER_LOG, clear_stop
+from engine.runs.status import TERMINAL, RunStatus
 
 
 class ResultSink(Protocol):
@@ -89,7 +90,10 @@ class Launcher:
                 finished = False
                 for state in list(active):
                     state.refresh()
-                    code = self.procs[state.spec.run_id].poll()
+                    proc = self.procs[state.spec.run_id]
+                    code = proc.poll()
+                    if (info := getattr(proc, "info", None)) is not None:  # a cluster job's latest state
+                        note_job(state, info)
                     if code is not None:
                         self._finish(state, code)
                         active.remove(state)
@@ -103,7 +107,9 @@ class Launcher:
             if not isinstance(exc, KeyboardInterrupt):
                 raise
             for state in queue:
-                append_event(state.run_dir, Status(state.spec.run_id, "cancelled", "interrupted before it started"))
+                append_event(
+                    state.run_dir, Status(state.spec.run_id, RunStatus.CANCELLED, "interrupted before it started")
+                )
                 state.refresh()
             on_update(states)
             summary = self._summary(states)
@@ -118,7 +124,7 @@ class Launcher:
         while queue and len(active) < self.max_parallel:
             state = queue[0]
             state.refresh()
-            if state.status in ("cancelled", "done"):  # cancelled (or finished elsewhere) while queued
+            if state.status in (RunStatus.CANCELLED, RunStatus.DONE):  # cancelled (or finished elsewhere) while queued
                 queue.pop(0)
                 continue
             if not claim(state.run_dir) or state.is_alive():  # another launcher took it since we queued it
@@ -138,7 +144,7 @@ class Launcher:
             except BackendError as exc:
                 self.pool.release(state.spec.run_id)
                 release_claim(state.run_dir)
-                append_event(state.run_dir, Status(state.spec.run_id, "failed", str(exc)))
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, str(exc)))
                 state.refresh()
                 continue
             self.pool.started(state.spec.run_id, handle.pid)
@@ -162,12 +168,14 @@ class Launcher:
         self.pool.release(state.spec.run_id)
         release_claim(state.run_dir)
         state.refresh()
-        if state.status in ("queued", "running"):  # died without reporting: killed or crashed hard
+        if state.status not in TERMINAL:  # died without reporting: killed or crashed hard
             proc = self.procs[state.spec.run_id]
-            reason = proc.exit_reason(code)
-            append_event(
-                state.run_dir, Status(state.spec.run_id, "failed", reason + f"; see {state.run_dir / WORKER_LOG}")
-            )
+            reason = proc.exit_reason(code) + f"; see {state.run_dir / WORKER_LOG}"
+            try:
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, reason))
+            except OSError as exc:  # a full disk: say it here; the next command marks the dead worker
+                state.status, state.message = RunStatus.FAILED, f"{reason} ({exc}; not logged)"
+                return
             state.refresh()
 
     def stop(self, active: list[RunState], grace: float = 30.0) -> None:
@@ -202,12 +210,12 @@ class Launcher:
         for state in states:
             if state.skipped:
                 s.skipped += 1
-            elif state.status in ("queued", "running"):
-                s.detached += 1
-            elif state.status == "done":
+            elif state.status is RunStatus.DONE:
                 s.done += 1
-            elif state.status == "cancelled":
+            elif state.status is RunStatus.CANCELLED:
                 s.cancelled += 1
-            else:
+            elif state.status is RunStatus.FAILED:
                 s.failed += 1
+            else:  # queued or running: left with the cluster
+                s.detached += 1
         return s

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.runs.status import RunStatus
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunSummary:
@@ -29,7 +31,7 @@ class RunSummary:
     @property
     def progress(self) -> float | None:
         """Fraction of its steps done (1 once done; None without a step count)."""
-        if self.status == "done":
+        if self.status == RunStatus.DONE:
             return 1.0
         if not self.total_steps:
             return None

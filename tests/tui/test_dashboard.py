@@ -57,6 +57,15 @@ def test_where_a_run_is_names_its_cluster_job_and_filters_on_it():
     queued = _row("c", "x", status="queued", device=None, host=None, backend="slurm", job_id="81235")
     assert device_text(queued) == "slurm 81235"
     assert [r.run_id for r in filter_rows([local, slurm, queued], "8123")] == ["b", "c"]
+    # the scheduler's word on the job while the run goes; not once it is over
+    waiting = _row(
+        "d", "x", status="queued", device=None, host=None, backend="slurm", job_id="9", job_state="PENDING (Priority)"
+    )
+    assert device_text(waiting) == "slurm 9 PENDING (Priority)"
+    running = _row("e", "x", status="running", host="node7", backend="slurm", job_id="10", job_state="RUNNING")
+    assert device_text(running) == "cpu@node7 slurm 10 RUNNING"
+    done = _row("f", "x", status="done", host="node7", backend="slurm", job_id="11", job_state="RUNNING")
+    assert device_text(done) == "cpu@node7 slurm 11"
 
 
 def test_sort_by_progress_and_best_ppl_of_the_weakest_language():

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from xling_tui.cli.output import console
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -31,28 +31,18 @@ data_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
 ConfigArg = Annotated[Path, typer.Argument(help="experiments file")]
 ExperimentOpt = Annotated[
     list[str] | None, typer.Option("--experiment", "-e", help="only this experiment (repeatable)")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(2)
-
-
 def _experiments(config: Path, only: list[str] | None):
-    from engine.config.locate import SpecError
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
-    try:
-        return load_experiments(config, only or None)
-    except SpecError as exc:
-        raise _fail(str(exc))
+    experiments = load_experiments(config, only or None)
+    check_inputs(experiments)
+    return experiments
 
 
 def _describe(progress: Progress, task: TaskID, name: str, message: str) -> None:
@@ -94,22 +84,19 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    try:
-        with Progress(*columns, console=console) as progress:
-            overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
-            for name, label, fn in steps:
-                task = progress.add_task(f"{name}: {label}", total=1)
-                fn(functools.partial(_describe, progress, task, name))
-                progress.update(task, completed=1, description=f"{name}: {label}")
-                progress.advance(overall)
-            for _name, recipe in todo:  # combines vocabularies; everything is cached by now
-                prepare_run_data(recipe, log=lambda m: None)
-                progress.advance(overall)
-        for spec in runs.values():  # parallel pairs and probe tasks: their errors now, not after training
-            probe = spec.eval.probe
-            check_end_inputs(spec.data_recipe(), probe.task if probe else None)
-    except ValueError as exc:  # engine.errors.DataError: a corpus that cannot be read or is too small
-        raise _fail(str(exc))
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
+        for name, label, fn in steps:
+            task = progress.add_task(f"{name}: {label}", total=1)
+            fn(functools.partial(_describe, progress, task, name))
+            progress.update(task, completed=1, description=f"{name}: {label}")
+            progress.advance(overall)
+        for _name, recipe in todo:  # combines vocabularies; everything is cached by now
+            prepare_run_data(recipe, log=lambda m: None)
+            progress.advance(overall)
+    for spec in runs.values():  # parallel pairs and probe tasks: their errors now, not after training
+        probe = spec.eval.probe
+        check_end_inputs(spec.data_recipe(), probe.task if probe else None)
     console.print(f"[green]prepared[/] {len(todo)} data configuration(s) of {len({t[0] for t in todo})} experiment(s)")
 
 
@@ -126,13 +113,10 @@ def info(
     from engine.data.prepare import prepare_run_data, summarize
 
     out = []
-    try:
-        for name, recipe in _distinct_data(_experiments(config, experiment)):
-            with console.status(f"{name}: loading data"):
-                prepared = prepare_run_data(recipe, log=lambda m: None)
-            out.append({"experiment": name, "budget_tokens": recipe.budget_tokens, **summarize(prepared)})
-    except ValueError as exc:
-        raise _fail(str(exc))
+    for name, recipe in _distinct_data(_experiments(config, experiment)):
+        with console.status(f"{name}: loading data"):
+            prepared = prepare_run_data(recipe, log=lambda m: None)
+        out.append({"experiment": name, "budget_tokens": recipe.budget_tokens, **summarize(prepared)})
     if as_json:
         print(json.dumps(out, indent=1))
         return

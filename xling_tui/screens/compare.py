@@ -1,8 +1,11 @@
-"""Several runs side by side: their PPL curves overlaid, and the paper-style table.
+"""Several runs side by side: their PPL curves overlaid, the paired comparison, the paper-style table.
 
-The table is ``xling report``'s own (``xling_tui.report.build_report``), for each
-experiment the picked runs belong to, with the picked runs' rows in bold; the curves
-are the held-out PPL of each run, one language at a time (``l`` cycles) or all.
+The tables are ``xling report``'s own: first, when the picked runs are of two or more
+finished schedules of one experiment, the first schedule against each other one paired
+by seed (``xling_tui.report.build_comparison``, as ``--compare A B``); then, for each
+experiment the picked runs belong to, its report (``build_report``) with the picked
+runs' rows in bold. The curves are the held-out PPL of each run, one language at a time
+(``l`` cycles) or all.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class CompareData(Message):
     names: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # run_id -> (name, seed)
     curves: dict[str, dict[str, run_panels.Curve]] = field(default_factory=dict)
     reports: list = field(default_factory=list)  # xling_tui.report.Report per experiment
+    comparisons: list = field(default_factory=list)  # xling_tui.report.Report per paired comparison
     error: str | None = None
 
 
@@ -46,12 +50,27 @@ def fetch_compare(db_path: Path, run_ids: list[str]) -> CompareData:
     try:
         names = run_panels.run_names(store, run_ids)
         curves = run_panels.eval_curves(store, run_ids)
-        reports = [build_report(store, exp) for exp in run_panels.experiment_of(store, run_ids)]
+        experiments = run_panels.experiment_of(store, run_ids)
+        reports = [build_report(store, exp) for exp in experiments]
+        comparisons = _comparisons(store, experiments, [names[r][0] for r in run_ids if r in names])
     except StoreError as exc:
         return CompareData(error=str(exc))
     missing = [r for r in run_ids if r not in names]
     error = f"not in the database: {', '.join(missing)}" if missing else None
-    return CompareData(names, curves, reports, error)
+    return CompareData(names, curves, reports, comparisons, error)
+
+
+def _comparisons(store, experiments: list[str], picked: list[str]) -> list:
+    """The first picked finished schedule of an experiment against each other picked one."""
+    from db.paired import schedule_names
+    from xling_tui.report import build_comparison
+
+    out = []
+    for exp in experiments:
+        done = set(schedule_names(store, exp))
+        names = [n for n in dict.fromkeys(picked) if n in done]
+        out += [build_comparison(store, exp, names[0], other) for other in names[1:]]
+    return out
 
 
 def compare_figure(data: CompareData, run_ids: list[str], language: str) -> Figure:
@@ -75,7 +94,7 @@ def languages_of(data: CompareData) -> list[str]:
 
 def report_renderables(data: CompareData, picked: set[str]) -> list:
     out: list = []
-    for report in data.reports:
+    for report in [*data.comparisons, *data.reports]:
         out.append(Text(f"{report.experiment}", style="bold underline"))
         for t in report.tables:
             table = RichTable(

@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from engine.runs.status import LIVE, RunStatus
 from xling_tui.context import xling_app
 from xling_tui.data_source import DashboardData, DashboardSource, RunRow
 from xling_tui.messages import ActionFinished, DashboardFetched, GpusSampled
@@ -163,7 +164,7 @@ class DashboardScreen(Screen[None]):
         if bar.selected is not None and bar.selected not in [e.name for e in data.experiments]:
             bar.selected = None
         self.query_one(GpuPanel).run_names = {
-            r.pid: r.label for r in data.runs if r.pid is not None and r.status == "running"
+            r.pid: r.label for r in data.runs if r.pid is not None and r.status == RunStatus.RUNNING
         }
         self.render_table()
 
@@ -251,7 +252,8 @@ class DashboardScreen(Screen[None]):
         try:
             while not self._stop.is_set():
                 try:
-                    pids = {r.pid for r in (self.data.runs if self.data else ()) if r.pid and r.status == "running"}
+                    runs = self.data.runs if self.data else ()
+                    pids = {r.pid for r in runs if r.pid and r.status == RunStatus.RUNNING}
                     self.post_message(GpusSampled(sampler.sample(pids)))
                 except Exception as exc:  # noqa: BLE001
                     xling_app(self).report_error(exc, "sampling the GPUs")
@@ -397,7 +399,7 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(ChoiceScreen(f"Launch {what}", body, choices), chosen)
 
     def action_cancel_runs(self) -> None:
-        rows = [r for r in self._need_selection() if r.status in ("running", "queued")]
+        rows = [r for r in self._need_selection() if r.status in LIVE]
         if not rows:
             if self.selected_rows():
                 self.notify("nothing to cancel: the selected runs are not running or queued", severity="warning")
@@ -414,7 +416,7 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(ConfirmScreen(f"Cancel {len(rows)} run(s)?", body, yes="Cancel runs"), confirmed)
 
     def action_resume_runs(self) -> None:
-        rows = [r for r in self._need_selection() if r.status in ("failed", "cancelled")]
+        rows = [r for r in self._need_selection() if r.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
         if not rows:
             if self.selected_rows():
                 self.notify("only failed or cancelled runs can be resumed", severity="warning")

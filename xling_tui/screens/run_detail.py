@@ -9,6 +9,7 @@ moves even when no other front end is ingesting.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from db import run_panels
+from engine.runs.status import TERMINAL, RunStatus
 from xling_tui.context import xling_app
+from xling_tui.status_style import status_style
 from xling_tui.widgets.heat_row import HeatRow
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
 
-TERMINAL = ("done", "failed", "cancelled")
+MEASURE_LABEL = {"ppl": "PPL", "teff": "TEff"}
 
 
 @dataclass
@@ -42,12 +45,13 @@ class RunData(Message):
 
 def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
     """Runs in a worker thread: the store, never the UI thread, touches DuckDB."""
-    from db.store import Store, StoreError
+    from db.store import Store, StoreError, StoreReadOnly
 
     store = Store(db_path)
     try:
         if ingest:
-            store.try_ingest()
+            with contextlib.suppress(StoreReadOnly):  # read what it holds; the dashboard says why no more
+                store.try_ingest()
         info = run_panels.run_info(store, run_id)
         if info is None:
             return RunData(
@@ -56,7 +60,11 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool) -> RunData:
         teff = None
         if info.experiment and info.model:
             teff = run_panels.teff_panel(
-                store, info.experiment, info.model, info.languages[0] if info.languages else None
+                store,
+                info.experiment,
+                info.model,
+                info.languages[0] if info.languages else None,
+                info.name if info.status == RunStatus.DONE else None,
             )
         return RunData(info, run_panels.curves(store, run_id), teff, run_panels.alignment(store, run_id))
     except StoreError as exc:
@@ -117,11 +125,16 @@ def teff_text(panel: run_panels.TeffPanel, run_id: str) -> Text:
         mlte = human(p.mlte) if p.mlte else "—"
         out.append(f"{p.language:<6} step {p.step:<6} seen {human(p.tokens_seen):<7} PPL {p.ppl:<8.1f} MLTE {mlte:<7} ")
         out.append(f"TEff {p.mark or 'n/a'}", style="bold")
+        if p.lo is not None and p.hi is not None and p.status == "inside":
+            out.append(f" [{p.lo:.2f}, {p.hi:.2f}] law", style="yellow" if p.wide else "")
         if p.status and p.status != "inside":
             out.append(
                 f" ({p.status} the fitted range)" if p.status != "impossible" else " (below the asymptote)", style="dim"
             )
         out.append("\n")
+    if panel.seeds:
+        out.append(f"{panel.seeds[0].name} over seeds (95%): ", style="dim")
+        out.append(" · ".join(f"{MEASURE_LABEL[r.measure]} {r.language} {r.text}" for r in panel.seeds), style="dim")
     return out
 
 
@@ -156,7 +169,7 @@ class RunScreen(Screen):
     RunScreen #run-header { height: auto; text-style: bold; padding: 0 1; }
     RunScreen TabbedContent { height: 1fr; }
     RunScreen TabPane { padding: 0; }
-    RunScreen #teff-text { height: auto; max-height: 6; padding: 0 1; }
+    RunScreen #teff-text { height: auto; max-height: 8; padding: 0 1; }
     RunScreen #align-body { padding: 0 1; }
     RunScreen HeatRow { margin: 1 0; }
     """
@@ -222,12 +235,12 @@ class RunScreen(Screen):
             return
         self.info = info = data.info
         progress = f"{info.step or 0}/{info.total_steps or '?'}"
-        speed = f" · {human(info.tokens_per_s)} tok/s" if info.tokens_per_s and info.status == "running" else ""
+        speed = f" · {human(info.tokens_per_s)} tok/s" if info.tokens_per_s and info.status == RunStatus.RUNNING else ""
         text = Text(f"{info.name} · {info.experiment} · ")
-        text.append(info.status, style={"running": "green", "failed": "red", "done": "cyan"}.get(info.status, ""))
+        text.append(info.status, style=status_style(info.status))
         text.append(f" · step {progress} · {info.model} · {info.device or '—'}{speed} · {info.run_id}")
-        if info.message and info.status != "done":
-            text.append(f"\n{info.message}", style="red" if info.status == "failed" else "dim")
+        if info.message and info.status != RunStatus.DONE:
+            text.append(f"\n{info.message}", style="red" if info.status == RunStatus.FAILED else "dim")
         if data.error:
             text.append(f"\n{data.error}", style="yellow")
         header.update(text)

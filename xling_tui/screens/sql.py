@@ -1,6 +1,6 @@
 """``:``: a read-only SQL box over the results, its answer in a table.
 
-The query runs on a thread worker through ``db.queries.InterruptibleQuery`` (a
+The query runs on a thread worker through ``db.user_sql.UserQuery`` (a
 read-only connection with no access to other files); ``esc`` while it runs calls
 DuckDB's ``interrupt()`` from the UI thread. At most ``ROW_CAP`` rows are fetched;
 errors (DuckDB's message, a busy database) are shown under the box, never raised.
@@ -25,7 +25,7 @@ from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlFinished
 
 if TYPE_CHECKING:
-    from db.queries import InterruptibleQuery
+    from db.user_sql import UserQuery
 
 ROW_CAP = 1000
 CELL_WIDTH = 48
@@ -57,7 +57,7 @@ class SqlScreen(Screen[None]):
     def __init__(self, sql: str = EXAMPLE) -> None:
         super().__init__()
         self.initial_sql = sql
-        self._query: InterruptibleQuery | None = None
+        self._query: UserQuery | None = None
         self._seq = 0
 
     def compose(self) -> ComposeResult:
@@ -88,24 +88,24 @@ class SqlScreen(Screen[None]):
         if self.running:
             self._status("a query is still running: esc cancels it", style="yellow")
             return
-        from db.queries import InterruptibleQuery
         from db.store import Store
+        from db.user_sql import UserQuery
 
         self._seq += 1
-        self._query = InterruptibleQuery(Store(xling_app(self).db_path), sql, ROW_CAP)
+        self._query = UserQuery(Store(xling_app(self).db_path), sql)
         self.running = True
         self._status("running… (esc cancels)", style="bold")
         self.execute(self._query, self._seq)
 
     @work(thread=True, exclusive=True, group="sql", exit_on_error=False)
     def execute(self, query, seq: int) -> None:
-        from db.queries import QueryCancelled
         from db.store import StoreError
+        from db.user_sql import QueryCancelled
 
         clock = xling_app(self).clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
         start = clock()
         try:
-            result = query.run()
+            result = query.run(ROW_CAP)
             outcome = SqlOutcome(query.sql, tuple(result.columns), tuple(result.rows), result.truncated)
         except QueryCancelled:
             outcome = SqlOutcome(query.sql, cancelled=True)
