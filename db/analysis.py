@@ -15,6 +15,7 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,11 @@ import numpy as np
 
 from db import summary
 from db.bulk import ndjson_source, stamp, write_ndjson
-from db.current import CURRENT
 from engine.analysis.scaling import LawBootstrap, ScalingError, ScalingLaw, bootstrap_law, fit_scaling_law
 from engine.analysis.uncertainty import WIDE, law_interval
 from engine.config.schedule import Schedule
 
-__all__ = ["CURRENT", "refresh", "refresh_finished", "tokens_seen"]
+__all__ = ["refresh", "refresh_finished", "tokens_seen"]
 
 
 _FIT_COLUMNS = {
@@ -77,9 +77,7 @@ _TEFF_COLUMNS = {
 def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None) -> int:
     """Refits the laws and recomputes TEff for ``experiments`` (all when None); returns fits made."""
     if experiments is None:
-        experiments = [
-            r[0] for r in con.execute("SELECT DISTINCT experiment FROM runs WHERE experiment IS NOT NULL").fetchall()
-        ]
+        experiments = [r[0] for r in con.execute("SELECT DISTINCT experiment FROM member_runs").fetchall()]
     fits, teffs, done = [], [], []
     for exp in experiments:
         try:
@@ -107,9 +105,9 @@ def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
 def _final_baseline_points(con: duckdb.DuckDBPyConnection, exp: str) -> dict[tuple[str, str], list[tuple]]:
     """(model, language) -> [(run_id, tokens, ppl)] of finished monolingual runs, final evals."""
     rows = con.execute(
-        f"""SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
-           FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
-           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done' AND {CURRENT}
+        """SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
+           FROM member_runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
+           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done'
            ORDER BY r.total_tokens, r.run_id""",
         [exp],
     ).fetchall()
@@ -194,8 +192,8 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: Laws) -> list[dic
     if not laws:
         return []
     evals = con.execute(
-        f"""SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
-           FROM runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0 AND {CURRENT}
+        """SELECT r.run_id, r.model, r.spec, e.language, e.step, e.ppl
+           FROM member_runs r JOIN evals e USING (run_id) WHERE r.experiment = ? AND e.step > 0
            ORDER BY r.run_id, e.step""",
         [exp],
     ).fetchall()
@@ -246,16 +244,19 @@ def _estimates(law: ScalingLaw, boot: LawBootstrap, ppl: float, tokens: int) -> 
     }
 
 
-def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
-    """A finished run can change its experiment's scaling law and every TEff in it.
+def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str], changed: Sequence[str] = ()) -> None:
+    """A finished run can change the scaling law and every TEff of each experiment it belongs to;
+    so can an experiment's new definition (``changed``: finished runs it now shares).
 
     Its own transaction, after the events are committed: derived tables may fail or
     lag (the report recomputes them), the measurements themselves never wait on them.
     """
-    if not finished:
+    if not finished and not changed:
         return
-    rows = con.execute("SELECT DISTINCT experiment FROM runs WHERE list_contains(?::VARCHAR[], run_id)", [finished])
-    experiments = [r[0] for r in rows.fetchall() if r[0] is not None]
+    rows = con.execute(
+        "SELECT DISTINCT experiment FROM member_runs WHERE list_contains(?::VARCHAR[], run_id)", [finished]
+    )
+    experiments = sorted({r[0] for r in rows.fetchall() if r[0] is not None} | set(changed))
     if not experiments:
         return
     con.begin()

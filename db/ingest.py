@@ -46,6 +46,7 @@ class IngestStats:
     finished: list[str] = field(default_factory=list)  # runs that reached status done in this ingest
     experiments: int = 0  # experiments added or changed
     removed: int = 0  # runs whose folder had disappeared
+    changed_experiments: list[str] = field(default_factory=list)  # their names: their runs may be new to them
     skipped: list[BadLine] = field(default_factory=list)  # log lines that are not events (each logged as a warning)
 
 
@@ -309,9 +310,25 @@ def _scan_experiments(batch: Batch, exp_dir: Path, known: dict[str, tuple]) -> l
             "updated": stamp(as_time(mtime)),
         }
         row["run_ids"] = as_str_list(data.get("run_ids"))
+        row["members"] = _members(data.get("runs"))
         if known.get(name) != (row["description"], row["source"], row["config"], row["updated"], row["run_ids"]):
             batch.experiments.append(row)
     return present
+
+
+def _members(raw: Any) -> list[dict[str, Any]] | None:
+    """An experiment file's runs with their names in it; None when absent or not a list of objects."""
+    if not isinstance(raw, list) or not all(isinstance(m, dict) and isinstance(m.get("run_id"), str) for m in raw):
+        return None
+    return [
+        {
+            "run_id": m["run_id"],
+            "name": as_str(m.get("name")),
+            "kind": as_str(m.get("kind")),
+            "point": m["point"] if isinstance(m.get("point"), dict) and m["point"] else None,  # JSON as it is
+        }
+        for m in raw
+    ]
 
 
 def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
@@ -409,6 +426,7 @@ _EXPERIMENT_COLUMNS = {
     "config": "JSON",
     "updated": "TIMESTAMP",
     "run_ids": "VARCHAR[]",
+    "members": "STRUCT(run_id VARCHAR, name VARCHAR, kind VARCHAR, point JSON)[]",
 }
 
 
@@ -485,8 +503,8 @@ def apply(con: duckdb.DuckDBPyConnection, batch: Batch, tmp: Path, stats: Ingest
     if batch.experiments:
         src = ndjson_source(write_ndjson(tmp / "experiments.ndjson", batch.experiments), _EXPERIMENT_COLUMNS)
         con.execute(
-            "INSERT OR REPLACE INTO experiments (name, description, source, config, updated, run_ids) "
-            f"SELECT name, description, source, config, updated, run_ids FROM {src}"
+            "INSERT OR REPLACE INTO experiments (name, description, source, config, updated, run_ids, members) "
+            f"SELECT name, description, source, config, updated, run_ids, members FROM {src}"
         )
     if batch.offsets:
         src = ndjson_source(write_ndjson(tmp / "offsets.ndjson", batch.offsets), _OFFSET_COLUMNS)
@@ -502,6 +520,7 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
         events=batch.events,
         experiments=len(batch.experiments),
         removed=len(batch.gone_runs),
+        changed_experiments=[e["name"] for e in batch.experiments],
         skipped=batch.skipped,
     )
     if batch.is_empty():

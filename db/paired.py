@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from db.current import CURRENT
 from db.summary import (
     GRADIENT_MEAN,
     MEASURES,
@@ -64,8 +63,7 @@ class Comparison:
 def schedule_names(store, experiment: str) -> list[str]:
     """Names of the experiment's current runs that have finished (what can be compared)."""
     rows = store.query(
-        f"SELECT DISTINCT r.name FROM runs r WHERE r.experiment = $experiment AND r.status = 'done' AND {CURRENT} "
-        "ORDER BY 1",
+        "SELECT DISTINCT r.name FROM member_runs r WHERE r.experiment = $experiment AND r.status = 'done' ORDER BY 1",
         {"experiment": experiment},
     ).rows
     return [r[0] for r in rows]

@@ -48,7 +48,7 @@ SELECT
     r.message
 FROM runs r
 LEFT JOIN best_text b USING (run_id)
-WHERE $experiment IS NULL OR r.experiment = $experiment
+WHERE $experiment IS NULL OR r.run_id IN (SELECT m.run_id FROM member_runs m WHERE m.experiment = $experiment)
 ORDER BY r.experiment NULLS LAST, r.queued NULLS LAST, r.run_id
 """
 
@@ -87,7 +87,7 @@ SELECT
     count(r.run_id) FILTER (WHERE r.status = 'running') AS running,
     count(r.run_id) FILTER (WHERE r.status = 'failed') AS failed
 FROM experiments e
-LEFT JOIN runs r ON r.experiment = e.name
+LEFT JOIN member_runs r ON r.experiment = e.name
 GROUP BY ALL
 ORDER BY e.name
 """
@@ -130,17 +130,17 @@ _REPORT_RUNS = """
 SELECT r.run_id, r.name, r.kind, r.seed, r.total_tokens, r.spec, r.status,
        e.language, e.ppl, e.char_ppl, e.accuracy,
        t.tokens_seen, t.teff, t.teff_status, t.teff_mark, t.mlte, t.mlte_status
-FROM runs r
+FROM member_runs r
 JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
 LEFT JOIN teff t ON t.run_id = r.run_id AND t.language = e.language AND t.step = e.step
-WHERE r.experiment = $experiment AND r.status = 'done' AND {current}
+WHERE r.experiment = $experiment AND r.status = 'done'
 ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
 """
 
 _REPORT_EMBEDDINGS = """
 SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
-FROM align_embeddings a JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND a.step = r.total_steps AND {current}
+FROM align_embeddings a JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment AND a.step = r.total_steps
 ORDER BY r.name, r.seed, a.lang_b, a.matrix
 """
 
@@ -148,12 +148,6 @@ _REPORT_LAWS = """
 SELECT model, language, form, params, n_points, token_min, token_max, residuals, warnings, error, law
 FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
 """
-
-
-from db.current import CURRENT as _CURRENT  # noqa: E402
-
-_REPORT_RUNS = _REPORT_RUNS.format(current=_CURRENT)
-_REPORT_EMBEDDINGS = _REPORT_EMBEDDINGS.format(current=_CURRENT)
 
 
 def report_runs(store: Store, experiment: str) -> QueryResult:
@@ -171,10 +165,10 @@ def report_laws(store: Store, experiment: str) -> QueryResult:
 
 # -- real languages: tokenisation ------------------------------------------------
 
-_REPORT_TOKENIZERS = f"""
+_REPORT_TOKENIZERS = """
 SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
-FROM tokenizers t JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND {_CURRENT}
+FROM tokenizers t JOIN member_runs r USING (run_id)
+WHERE r.experiment = $experiment
 GROUP BY ALL ORDER BY runs DESC
 """
 
@@ -310,3 +304,16 @@ def _window_start(old: tuple | None, new: tuple, asked: int) -> int:
     if old is None or old[0] != new[0] or (new[1] or 0) < (old[1] or 0) or old[5] != new[5]:
         return 0
     return int(asked)
+
+
+# -- planning ------------------------------------------------------------------------
+
+_RUN_DURATIONS = """
+SELECT run_id, epoch(finished) - epoch(started) AS seconds
+FROM runs WHERE status = 'done' AND started IS NOT NULL AND finished >= started
+"""
+
+
+def run_durations(store: Store) -> dict[str, float]:
+    """Wall seconds from first start to finish of every finished run (what `xling plan` counts as measured)."""
+    return {run_id: float(seconds) for run_id, seconds in store.query(_RUN_DURATIONS).rows}

@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.current import CURRENT
 from db.store import Store
 from engine.runs.summary import RunSummary
 
@@ -110,18 +109,18 @@ FROM scaling_fits f WHERE f.experiment = $experiment AND f.model = $model
 ORDER BY f.language = $language DESC, f.language LIMIT 1
 """
 
-_BASELINES = f"""
-SELECT r.total_tokens, e.ppl FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
+_BASELINES = """
+SELECT r.total_tokens, e.ppl FROM member_runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
 WHERE r.experiment = $experiment AND r.model = $model AND r.kind = 'baseline' AND r.status = 'done'
-  AND e.language = $language AND {CURRENT}
+  AND e.language = $language
 ORDER BY r.total_tokens
 """
 
-_TEFF = f"""
+_TEFF = """
 SELECT t.run_id, r.name, t.language, t.step, t.tokens_seen, t.ppl, t.mlte, t.teff, t.teff_mark, t.teff_status,
        t.teff_lo, t.teff_hi, t.law_wide
-FROM teff t JOIN runs r USING (run_id)
-WHERE t.experiment = $experiment AND r.kind = 'mix' AND r.model = $model AND {CURRENT}
+FROM teff t JOIN member_runs r ON r.run_id = t.run_id AND r.experiment = t.experiment
+WHERE t.experiment = $experiment AND r.kind = 'mix' AND r.model = $model
 QUALIFY row_number() OVER (PARTITION BY t.run_id, t.language ORDER BY t.step DESC) = 1
 ORDER BY r.name, r.seed, t.language
 """

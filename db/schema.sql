@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 6
+-- @version 7
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -23,8 +23,11 @@ CREATE TABLE experiments (
     source      VARCHAR,              -- the TOML file the experiment was defined in
     config      JSON,                 -- the whole experiment configuration
     updated     TIMESTAMP,            -- modification time of experiments/<name>.json, UTC
-    run_ids     VARCHAR[]             -- the runs its current definition expands to; older runs of the
+    run_ids     VARCHAR[],            -- the runs its current definition expands to; older runs of the
                                       -- same name (an edited spec) stay in `runs` but leave the report
+    members     STRUCT(run_id VARCHAR, name VARCHAR, kind VARCHAR, point JSON)[]
+                                      -- the same runs with their name, kind and sweep point in this
+                                      -- experiment (a run can belong to many); NULL in files older than that
 );
 COMMENT ON TABLE experiments IS 'Experiment definitions seen by xling, one row per experiments/<name>.json.';
 
@@ -58,6 +61,27 @@ CREATE TABLE runs (
     note         VARCHAR              -- the user's note on the run (annotations.json)
 );
 COMMENT ON TABLE runs IS 'One row per run folder: its spec plus the latest state from its event log.';
+
+-- A run is what it computes, so one run can belong to several experiments (and points of a
+-- sweep): this view has one row per (experiment, run) of each experiment's current
+-- definition, the run's columns with its name and kind in that experiment, and its point.
+-- Experiments whose file lists no members use run_ids; runs whose experiment file is gone
+-- stay with the experiment that made them.
+CREATE VIEW member_runs AS
+WITH m AS (
+    SELECT experiment, m.run_id, m.name AS member_name, m.kind AS member_kind, m.point
+    FROM (SELECT name AS experiment, unnest(members) AS m FROM experiments WHERE members IS NOT NULL)
+    UNION ALL BY NAME
+    SELECT name AS experiment, unnest(run_ids) AS run_id FROM experiments WHERE members IS NULL
+    UNION ALL BY NAME
+    SELECT experiment, run_id FROM runs
+    WHERE experiment IS NOT NULL AND experiment NOT IN (SELECT name FROM experiments)
+)
+SELECT r.* REPLACE (m.experiment AS experiment, coalesce(m.member_name, r.name) AS name,
+                    coalesce(m.member_kind, r.kind) AS kind),
+       m.point
+FROM m JOIN runs r USING (run_id);
+COMMENT ON VIEW member_runs IS 'Runs as each experiment sees them: one row per (experiment, run).';
 
 CREATE TABLE train_metrics (
     run_id       VARCHAR NOT NULL,

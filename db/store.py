@@ -152,6 +152,7 @@ def _build_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Drops and recreates our tables: the file is a cache, the folder refills it."""
     con.begin()
     try:
+        con.execute("DROP VIEW IF EXISTS member_runs")  # views first: they depend on the tables
         for table in TABLES:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(SCHEMA_SQL)
@@ -371,5 +372,5 @@ def _ingest_and_refresh(con: duckdb.DuckDBPyConnection, root: Path) -> IngestSta
     """New events in; then, in a transaction of its own, the laws and TEffs that a run's
     finishing may have changed (derived tables may lag, measurements never wait on them)."""
     stats = ingest_into(con, root)
-    refresh_finished(con, stats.finished)
+    refresh_finished(con, stats.finished, stats.changed_experiments)
     return stats

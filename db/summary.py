@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from db.bulk import ndjson_source, write_ndjson
-from db.current import CURRENT
 from engine.analysis.scaling import LawBootstrap, ScalingError
 from engine.analysis.uncertainty import Scale, Summary, replicate_spread, summarise
 
@@ -69,7 +68,7 @@ def split_probe_detail(detail: str) -> tuple[str, str]:
 # One row per (run, measure, language, detail) at the run's final step.
 _OBSERVATIONS = f"""
 WITH r AS (
-    SELECT * FROM runs r WHERE r.experiment = $experiment AND r.status = 'done' AND {CURRENT}
+    SELECT * FROM member_runs r WHERE r.experiment = $experiment AND r.status = 'done'
 ), obs AS (
     SELECT r.name, r.kind, r.seed, 'ppl' AS measure, e.language, '' AS detail, e.ppl AS value,
            NULL AS status, NULL AS mark, NULL AS model, NULL AS law_language, NULL AS tokens_seen, NULL AS ppl

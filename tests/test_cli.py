@@ -158,3 +158,12 @@ def test_figures_without_matplotlib_say_which_extra_to_install(tmp_path, monkeyp
     result = invoke("report", "--db", str(tmp_path / "r.duckdb"), "--figures", str(tmp_path / "figs"))
     assert result.exit_code == 2 and "pip install 'xling[figures]'" in " ".join(result.output.split())
     assert not (tmp_path / "figs").exists()
+
+
+def test_plan_counts_finished_runs_with_their_measured_time(finished):
+    toml, db = finished
+    out = invoke("plan", str(toml), "--db", db, "--json")
+    assert out.exit_code == 0, out.output
+    totals = json.loads("{" + out.output.rsplit("\n{", 1)[1])
+    assert totals["asked"] == 3 and totals["done"] == 3
+    assert totals["seconds"] is not None and totals["seconds"] > 0  # wall time of the runs as trained

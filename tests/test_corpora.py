@@ -44,10 +44,15 @@ def test_clean_text_normalises_but_keeps_french_spaces():
 
 def test_cloned_run_ids_are_unchanged():
     """Ids computed by the xling before real languages existed (tests/conftest.py TINY)."""
+    from engine.config.spec import legacy_run_id
     from tests.conftest import TINY
 
     runs = _parse(TINY.format(corpus="/x/c.txt"))[0].runs
-    assert [r.run_id for r in runs] == ["151c278e8a51", "ac419c23baad", "93d2ad74788c"]
+    assert {r.name: legacy_run_id(r) for r in runs} == {
+        "90/10": "151c278e8a51",
+        "mono EN1 100%": "ac419c23baad",
+        "mono EN1 50%": "93d2ad74788c",
+    }
     stored = runs[0].to_dict()  # spec.json: cloned runs keep exactly their original fields
     assert "corpora" not in stored["data"] and "probe" not in stored["eval"]
 

@@ -150,3 +150,71 @@ def test_trained_runs_have_intervals_and_compare(done):
     )
     assert result.exit_code == 0, result.output
     assert "TEff EN2" in result.output and "n=1: no verdict" in result.output
+
+
+def _copy(done, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(done.db_path.parent, folder)
+    return folder / "experiments.toml", folder / "sci.duckdb"
+
+
+def _run(toml, db) -> str:
+    result = runner.invoke(app, ["run", str(toml), "--db", str(db), "--device", "cpu"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _report(db, experiment: str) -> dict:
+    result = runner.invoke(app, ["report", experiment, "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_run_is_what_it_computes_another_or_renamed_experiment_trains_nothing(done, tmp_path):
+    toml, db = _copy(done, tmp_path)
+    text = toml.read_text()
+    renamed = text.replace("experiments.sci", "experiments.renamed")
+    toml.write_text(renamed + "\n" + renamed.replace("experiments.renamed", "experiments.again"))
+    assert "0 to run, 5 finished" in _run(toml, db)
+    store = Store(db)
+    assert store.query("SELECT count(*) FROM runs").rows[0][0] == 5  # one folder per run, whoever asked
+    members = store.query("SELECT experiment, count(*) FROM member_runs GROUP BY 1 ORDER BY 1").rows
+    assert members == [("again", 5), ("renamed", 5), ("sci", 5)]  # one run, three experiments
+    for name in ("renamed", "again"):
+        report = _report(db, name)
+        assert {"50/50", "90/10", "mono EN1 25%"} <= {r["name"] for r in report["runs"]}
+    (mix,) = [r for r in _report(db, "again")["runs"] if r["name"] == "90/10"]
+    assert mix["teff_value"]["EN2"] is not None  # the law and TEff of an experiment that trained nothing
+
+
+def _make_legacy(run_dir) -> None:
+    """The folder today's code made before ids hashed content: named, and logged, by ``legacy_run_id``."""
+    from engine.config.spec import RunSpec, legacy_run_id
+
+    spec_path = run_dir / "spec.json"
+    spec = RunSpec.from_json(spec_path.read_text())
+    old = legacy_run_id(spec)
+    raw = json.loads(spec_path.read_text()) | {"run_id": old}
+    spec_path.write_text(json.dumps(raw, indent=2))
+    log = run_dir / "events.jsonl"
+    lines = [json.loads(line) | {"run_id": old} for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    run_dir.rename(run_dir.with_name(old))
+
+
+def test_run_folders_from_before_content_ids_keep_their_results(done, tmp_path):
+    toml, db = _copy(done, tmp_path)
+    from engine.runs.layout import runs_dir
+
+    runs = runs_dir(db)
+    new_ids = sorted(p.name for p in runs.iterdir())
+    for run_dir in list(runs.iterdir()):
+        _make_legacy(run_dir)
+    db.unlink()  # the database is a cache: rebuilt from the folders
+    assert "0 to run, 5 finished" in _run(toml, db)
+    assert set(new_ids).isdisjoint(p.name for p in runs.iterdir())  # nothing new was made
+    report = _report(db, "sci")
+    assert {"50/50", "90/10", "mono EN1 100%"} <= {r["name"] for r in report["runs"]}
+    assert Store(db).query("SELECT count(*) FROM teff WHERE teff IS NOT NULL").rows[0][0] > 0

@@ -1,7 +1,7 @@
 """experiments.toml as the schedule designer reads and writes it, comments and layout kept.
 
 The designer edits one experiment at a time as an ``ExperimentDraft`` (its languages,
-model preset, token budget, seeds, anchors and schedule grids). Saving re-reads the
+model preset, token budget, seeds, anchors, schedule grids and sweep axes). Saving re-reads the
 file, changes only the values that differ from what it says (a value that comes from
 ``[defaults]`` and was not changed stays there), validates the whole result with
 ``engine.config.spec`` and only then replaces the file, so a save can never leave an
@@ -25,6 +25,7 @@ from tomlkit.items import AoT, Comment, Item, Table, Whitespace
 
 from engine.config.locate import SpecError
 from engine.config.spec import DataConfig, ExperimentConfig, TrainConfig, merge_tables, parse_experiments
+from engine.config.sweep import AXES
 from engine.errors import XlingError
 from engine.runs.files import atomic_write
 
@@ -53,6 +54,7 @@ class ExperimentDraft:
     batch_size: int = TrainConfig.model_fields["batch_size"].default  # read only: for the marginal token counts
     context: int = TrainConfig.model_fields["context"].default
     is_new: bool = False
+    sweep: dict[str, list] = field(default_factory=dict)  # axis -> values (engine.config.sweep.AXES)
 
     @classmethod
     def new(cls, name: str, languages: list[str], tokens: int) -> ExperimentDraft:
@@ -119,6 +121,9 @@ def read_draft(doc: tomlkit.TOMLDocument, name: str) -> ExperimentDraft:
     )
     for i, sc in enumerate(raw.get("schedules") or []):
         draft.schedules.append(_read_schedule(sc, languages, i))
+    sweep = raw.get("sweep")
+    if isinstance(sweep, dict):
+        draft.sweep = {axis: list(sweep[axis]) for axis in AXES if isinstance(sweep.get(axis), list)}
     return draft
 
 
@@ -224,7 +229,37 @@ def apply_draft(doc: tomlkit.TOMLDocument, draft: ExperimentDraft, original: Exp
         _set(exp, "seeds", _list_text(draft.seeds, str))
     if draft.anchors != base.anchors or (original is None and draft.anchors):
         _set_anchors(exp, draft.anchors)
+    if draft.sweep != (base.sweep if original is not None else {}):
+        _apply_sweep(exp, draft.sweep, base.sweep if original is not None else {})
     _apply_schedules(exp, draft, base if original is not None else None)
+
+
+def _apply_sweep(exp: Table, sweep: dict[str, list], before: dict[str, list]) -> None:
+    """``sweep.AXIS = [...]`` lines: changed axes rewritten, emptied ones removed, new ones added."""
+    table = exp.get("sweep")
+    for axis in AXES:
+        values = sweep.get(axis) or []
+        if values == before.get(axis, []):
+            continue
+        if not values:
+            if table is not None and axis in table:
+                del table[axis]
+            continue
+        fmt = (lambda v: tomlkit.string(str(v)).as_string()) if axis == "model" else _axis_number(axis)
+        item = _value(_list_text(values, fmt))
+        item.trivia.trail = "\n"  # a new dotted key needs its own line (tomlkit leaves it off)
+        if table is None:
+            exp.add(tomlkit.key(["sweep", axis]), item)
+            table = exp["sweep"]
+        else:
+            _set(table, axis, _list_text(values, fmt))
+            table[axis].trivia.trail = "\n"
+    if table is not None and not len(table):
+        del exp["sweep"]
+
+
+def _axis_number(axis: str):
+    return (lambda v: _format_int(int(v))) if axis in ("tokens", "languages") else format_number
 
 
 def _set_anchors(exp: Table, anchors: float) -> None:

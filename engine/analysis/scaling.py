@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+# re-exported: reports and TEff marks use it from here; run names from engine.config
+from engine.config.sweep import format_tokens as format_tokens
 from engine.errors import XlingError
 
 FORMS = ("paper", "power")
@@ -102,16 +104,6 @@ Formatter = str | Callable[[float], str]
 
 def _format(value: float, fmt: Formatter) -> str:
     return fmt(value) if callable(fmt) else fmt.format(value)
-
-
-def format_tokens(tokens: float) -> str:
-    """Paper-style token counts ("1.2B", "350M", "12k") for ``Estimate.mark(fmt=...)``."""
-    if not math.isfinite(tokens):
-        return "inf"
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(tokens) >= scale:
-            return f"{tokens / scale:.3g}{suffix}"
-    return f"{tokens:.3g}"
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,13 @@ def preset(name: str, vocab_size: int, context: int) -> GPTConfig:
 
 
 PRESET_NAMES = tuple(PRESETS)
+
+
+def flops_per_token(cfg: GPTConfig) -> float:
+    """Training FLOPs per token (forward and backward): 6 x the weights a token passes
+    through (blocks and output layer; the input embedding is a lookup) plus attention
+    over the context. An estimate for planning (``xling plan``), not a measurement."""
+    attn = cfg.n_head * cfg.head_dim
+    per_block = 4 * cfg.d_model * attn + 2 * cfg.d_model * cfg.d_ff
+    weights = cfg.n_layer * per_block + cfg.d_model * cfg.vocab_size
+    return 6.0 * weights + 12.0 * cfg.n_layer * cfg.context * attn

@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.config.locate import SpecError, TomlLocator, describe_validation_error, did_you_mean, validation_problem
 from engine.config.schedule import Schedule, ScheduleError
+from engine.config.sweep import SweepConfig, clone_names, format_tokens, point_label, ratio_mix, uniform_mix
+from engine.data.corpora import budget_sized_chars
 from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
 from engine.runs.layout import name_problem
 
@@ -158,7 +160,12 @@ class ExperimentConfig(_Model):
     model: str = "cpu-xs"
     tokens: int = Field(gt=0, description="the experiment's full token budget T")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    baselines: list[float] = Field(default_factory=list, description="monolingual runs, fractions of T")
+    baselines: list[float] | Literal["auto"] = Field(
+        default_factory=list,
+        description='monolingual runs, fractions of T; "auto": enough to cover every mix run\'s MLTE',
+    )
+    baseline_tokens: list[int] = Field(default_factory=list, description="monolingual runs, absolute token counts")
+    max_baselines: int = Field(8, ge=2, description='cap on "auto" baselines per language (and sweep point)')
     baseline_languages: list[str] | None = None
     scaling_law: Literal["paper", "power"] = Field(
         "paper", description="form of the monolingual law: 1/PPL = c - a x^-b (paper) or PPL = k x^-b (power)"
@@ -167,6 +174,17 @@ class ExperimentConfig(_Model):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     schedules: list[ScheduleConfig] = Field(default_factory=list)
+    sweep: SweepConfig | None = Field(None, description="axes: one point per combination of their values")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_from_sweep(cls, raw: Any) -> Any:
+        """With ``sweep.tokens`` the experiment's own ``tokens`` may be left out: the largest is its T."""
+        if isinstance(raw, dict) and "tokens" not in raw and isinstance(raw.get("sweep"), dict):
+            budgets = raw["sweep"].get("tokens")
+            if isinstance(budgets, list) and budgets and all(isinstance(t, int | float) for t in budgets):
+                return raw | {"tokens": max(budgets)}
+        return raw
 
     @field_validator("languages")
     @classmethod
@@ -186,10 +204,15 @@ class ExperimentConfig(_Model):
 
     @field_validator("baselines")
     @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
+    def _fractions(cls, v: list[float] | str) -> list[float] | str:
+        if isinstance(v, str):  # "auto" (the Literal says which strings)
+            return v
         bad = [f for f in v if not 0 < f <= 1]
         if bad:
-            raise ValueError(f"baseline fractions are shares of the budget, in (0, 1]; got {bad[0]:g}")
+            raise ValueError(
+                f"baseline fractions are shares of the budget, in (0, 1]; got {bad[0]:g} "
+                "(baseline_tokens gives absolute counts, beyond the budget too)"
+            )
         _no_repeats(v, "baseline fraction")
         return v
 
@@ -202,13 +225,21 @@ class ExperimentConfig(_Model):
         _no_repeats(v, "seed")
         return v
 
+    @field_validator("baseline_tokens")
+    @classmethod
+    def _positive_counts(cls, v: list[int]) -> list[int]:
+        if any(n <= 0 for n in v):
+            raise ValueError("baseline token counts must be > 0")
+        return v
+
     @model_validator(mode="after")
     def _languages_known(self) -> ExperimentConfig:
         for lang in self.baseline_languages or []:
             if lang not in self.languages:
                 raise ValueError(f"baseline language {lang!r} is not one of {self.languages}")
-        if not self.schedules and not self.baselines:
-            raise ValueError("an experiment needs at least one schedule or baseline")
+        generated = self.sweep is not None and (self.sweep.ratio or self.sweep.languages)
+        if not self.schedules and not self.baselines and not self.baseline_tokens and not generated:
+            raise ValueError("an experiment needs at least one schedule or baseline (or sweep.ratio)")
         return self
 
 
@@ -246,9 +277,15 @@ class RunSpec:
     total_steps: int
     total_tokens: int
     run_id: str = ""
+    # Added with sweeps, left out of the JSON while unset so older runs keep their ids:
+    data_tokens: int | None = None  # the budget the data is sized for (a tokens sweep: its largest)
+    point: dict[str, Any] = field(default_factory=dict)  # the sweep point, e.g. {"ratio": 90.0}
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        for key in ("data_tokens", "point"):
+            if not out[key]:
+                del out[key]
         out["data"] = _data_dict(self.data)
         out["train"] = self.train.model_dump(mode="json")
         out["eval"] = self.eval.model_dump(mode="json", exclude=_unset_new_fields(self.eval, ("probe",)))
@@ -294,15 +331,14 @@ class RunSpec:
     def data_recipe(self) -> DataRecipe:
         """What engine.data reads: each language's corpus, tokenization, parallel sentences."""
         d = self.data
+        budget = self.data_tokens or self.budget_tokens
         if d.kind == "cloned":
             source = CorpusSource(d.corpus, d.vocab_size, d.test_fraction, d.max_chars, d.text_field, False, None)
-            return DataRecipe(
-                tuple(self.languages), self.budget_tokens, "cloned", (source,), d.anchors, d.anchor_seed, None
-            )
+            return DataRecipe(tuple(self.languages), budget, "cloned", (source,), d.anchors, d.anchor_seed, None)
         corpora = d.corpora or {}
         sources = tuple(_corpus_source(d, corpora[lang]) for lang in self.languages)
         return DataRecipe(
-            tuple(self.languages), self.budget_tokens, d.tokenizer, sources, d.anchors, d.anchor_seed, self._parallel()
+            tuple(self.languages), budget, d.tokenizer, sources, d.anchors, d.anchor_seed, self._parallel()
         )
 
     def _parallel(self) -> ParallelSource | None:
@@ -332,6 +368,7 @@ class Experiment:
     config: ExperimentConfig
     source: str
     runs: list[RunSpec] = field(default_factory=list)
+    requests: list[RunSpec] = field(default_factory=list)  # every point's runs, repeats included
     where: TomlLocator | None = field(default=None, repr=False, compare=False)
 
     def at(self, *loc: str | int) -> str:
@@ -346,6 +383,8 @@ class Experiment:
             "source": self.source,
             "config": self.config.model_dump(mode="json"),
             "run_ids": [r.run_id for r in self.runs],
+            # a run is shared by every experiment that asks for it: its name here, and its point
+            "runs": [{"run_id": r.run_id, "name": r.name, "kind": r.kind, "point": r.point} for r in self.runs],
         }
 
 
@@ -428,9 +467,11 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
         cfg = _validate(name, raw, defaults, where)
         _check_languages(name, cfg, where)
+        _check_sweep(name, cfg, where)
         cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
         exp = Experiment(name, cfg, source, where=where)
-        exp.runs = expand_runs(name, cfg, where)
+        exp.requests = expand_requests(name, cfg, where)
+        exp.runs = unique_runs(exp.requests)
         _check_runs(exp)
         out.append(exp)
     return out
@@ -624,37 +665,175 @@ def check_inputs(experiments: typing.Iterable[Experiment]) -> None:
 
 
 def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = None) -> list[RunSpec]:
-    """The experiment's baselines and schedules, each once per seed, with stable ids."""
+    """The experiment's runs: every sweep point's schedules and baselines, each once per seed.
+
+    A run requested by several points (the baselines of a ratio sweep) appears once.
+    """
+    return unique_runs(expand_requests(name, cfg, where))
+
+
+def expand_requests(name: str, cfg: ExperimentConfig, where: TomlLocator | None = None) -> list[RunSpec]:
+    """What every sweep point asks for, a run as often as it is asked for (``xling plan`` counts them)."""
+    _check_schedule_names(name, cfg, where)
+    if cfg.sweep is None:
+        return _expand_point(name, cfg, where)
+    data_tokens = max(cfg.sweep.tokens) if cfg.sweep.tokens else None
+    return [
+        spec
+        for point in cfg.sweep.points()
+        for spec in _expand_point(name, point_config(cfg, point), where, point, data_tokens)
+    ]
+
+
+def unique_runs(specs: list[RunSpec]) -> list[RunSpec]:
+    """Each run once, as first asked for (its name there)."""
+    runs: dict[str, RunSpec] = {}
+    for spec in specs:
+        runs.setdefault(spec.run_id, spec)
+    return list(runs.values())
+
+
+def point_config(cfg: ExperimentConfig, point: dict[str, Any]) -> ExperimentConfig:
+    """The experiment's settings at one sweep point; its schedules named after the point.
+
+    ``ratio`` generates the one schedule (the first language at that share, the others
+    evenly); ``languages`` clones that many languages and, without a ratio or schedules
+    of its own, trains them uniformly.
+    """
+    label = point_label(point)
+    languages = clone_names(cfg.languages[0], point["languages"]) if "languages" in point else list(cfg.languages)
+    if "ratio" in point:
+        schedules = [ScheduleConfig(name=label, mix=ratio_mix(languages, point["ratio"]))]
+    elif "languages" in point and not cfg.schedules:
+        schedules = [ScheduleConfig(name=f"{label} uniform", mix=uniform_mix(languages))]
+    else:
+        schedules = [sc.model_copy(update={"name": f"{label} {sc.name}"}) for sc in cfg.schedules]
+    update: dict[str, Any] = {"languages": languages, "schedules": schedules, "sweep": None}
+    if "model" in point:
+        update["model"] = point["model"]
+    if "tokens" in point:
+        update["tokens"] = point["tokens"]
+    if "anchors" in point:
+        update["data"] = cfg.data.model_copy(update={"anchors": point["anchors"]})
+    return cfg.model_copy(update=update)
+
+
+def _expand_point(
+    name: str,
+    cfg: ExperimentConfig,
+    where: TomlLocator | None,
+    point: dict[str, Any] | None = None,
+    data_tokens: int | None = None,
+) -> list[RunSpec]:
+    """One point's schedules and baselines (a plain experiment is its one point)."""
+    point = point or {}
     runs = []
     steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
-    _check_schedule_names(name, cfg, where)
     for i, sc in enumerate(cfg.schedules):
         schedule = _schedule(name, i, sc, cfg.languages, where)
         for seed in cfg.seeds:
-            runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full))
+            runs.append(_run_spec(name, sc.name, "mix", seed, cfg, schedule, 1.0, steps_full, point, data_tokens))
     base_langs = cfg.baseline_languages or cfg.languages[:1]
+    prefix = point_label(point, leave_out=("ratio",))  # a ratio does not change a baseline
+    base_point = {axis: v for axis, v in point.items() if axis != "ratio"}
+    sizes = [(f, _pct(f)) for f in baseline_fractions(cfg, [r.schedule_obj() for r in runs])]
+    sizes += [(n / cfg.tokens, format_tokens(n)) for n in cfg.baseline_tokens]
+    baselines = []
     for lang in base_langs:
-        for frac in cfg.baselines:
+        for frac, size in sizes:
             schedule = Schedule.monolingual(cfg.languages, lang)
             for seed in cfg.seeds:
-                label = _baseline_name(lang, frac)
-                runs.append(_run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full))
-    return runs
+                label = f"{prefix} {_baseline_name(lang, size)}".strip()
+                spec = _run_spec(
+                    name, label, "baseline", seed, cfg, schedule, frac, steps_full, base_point, data_tokens
+                )
+                baselines.append(spec)
+    return baselines + runs  # baselines first: the law, and so TEff, can appear while the mixes train
+
+
+def added_baselines(exp: Experiment, mix: RunSpec, language: str, tokens: int) -> list[RunSpec]:
+    """Monolingual runs of ``tokens`` in ``language`` beside ``mix`` (its sweep point), one per seed.
+
+    For ``baselines = "auto"``: when a mix run's MLTE falls outside the law's range, a
+    baseline that long brings it inside. Nothing once the point has ``max_baselines`` runs
+    in that language (per seed), or when it already has one that long.
+    """
+    cfg = point_config(exp.config, mix.point) if exp.config.sweep else exp.config
+    data_tokens = max(exp.config.sweep.tokens) if exp.config.sweep and exp.config.sweep.tokens else None
+    schedule = Schedule.monolingual(cfg.languages, language)
+    steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
+    point = {axis: v for axis, v in mix.point.items() if axis != "ratio"}  # a ratio does not change a baseline
+    have = [r for r in exp.runs if r.kind == "baseline" and r.point == point and r.schedule == schedule.to_dict()]
+    label = f"{point_label(point)} {_baseline_name(language, format_tokens(tokens))}".strip()
+    out = []
+    for seed in cfg.seeds:
+        frac = tokens / cfg.tokens
+        spec = _run_spec(exp.name, label, "baseline", seed, cfg, schedule, frac, steps_full, point, data_tokens)
+        mine = [r for r in have if r.seed == seed]
+        if len(mine) < cfg.max_baselines and all(r.total_steps != spec.total_steps for r in mine):
+            out.append(spec)
+    return out
+
+
+# "auto" without mixes to cover: the fractions of the paper's own laws (DESIGN.md).
+_DEFAULT_FRACTIONS = [1.0, 0.5, 0.25, 0.1]
+
+
+def baseline_fractions(cfg: ExperimentConfig, mixes: list[Schedule]) -> list[float]:
+    """The fractions of T to train monolingual runs at: as given, or (``"auto"``) enough for the mixes.
+
+    A mix run's MLTE in a language is its TEff times the tokens it saw there; the paper's
+    TEffs lie between about 0.8 and 2, so "auto" spans from half the smallest share any mix
+    gives a language up to the full budget, geometrically, at most ``max_baselines`` runs
+    (about one per halving). Answers that still fall outside are flagged as extrapolations.
+    """
+    if cfg.baselines != "auto":
+        return list(cfg.baselines)
+    shares = [f for sched in mixes for f in sched.marginal_fractions().values() if f > 0]
+    if not shares:
+        return _DEFAULT_FRACTIONS[: cfg.max_baselines]
+    smallest = min(1.0, min(shares) / 2)
+    n = min(cfg.max_baselines, max(2, math.ceil(math.log2(1 / smallest)) + 1))
+    return [round(smallest ** (i / (n - 1)), 6) for i in range(n)]
+
+
+def _check_sweep(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
+    """Axes that cannot apply to this experiment, located at the axis."""
+    sweep = cfg.sweep
+    if sweep is None:
+        return
+    at = lambda axis: f"{where.at(('experiments', name, 'sweep', axis))}: experiments.{name}.sweep.{axis}"  # noqa: E731
+    if sweep.ratio and cfg.schedules:
+        raise SpecError(f"{at('ratio')}: a ratio sweep makes the schedules; remove the [[schedules]] or the axis")
+    if sweep.ratio and not sweep.languages and len(cfg.languages) < 2:
+        raise SpecError(f"{at('ratio')}: a ratio needs at least two languages")
+    for axis in ("languages", "anchors"):
+        if getattr(sweep, axis) and cfg.data.kind == "real":
+            raise SpecError(f'{at(axis)}: only for cloned languages (data.kind = "cloned")')
+    for lang in cfg.baseline_languages or []:
+        smallest = min(sweep.languages or [len(cfg.languages)])
+        if sweep.languages and lang not in clone_names(cfg.languages[0], smallest):
+            raise SpecError(
+                f"{at('languages')}: baseline language {lang!r} is not one of the "
+                f"{smallest} languages of the smallest point"
+            )
 
 
 def _pct(frac: float) -> str:
     return f"{frac * 100:g}%"
 
 
-def _baseline_name(lang: str, frac: float) -> str:
-    return f"mono {lang} {_pct(frac)}"
+def _baseline_name(lang: str, size: float | str) -> str:
+    """'mono EN1 50%' (a fraction of T) or 'mono EN1 2M' (a token count, already written)."""
+    return f"mono {lang} {size if isinstance(size, str) else _pct(size)}"
 
 
 def _check_schedule_names(name: str, cfg: ExperimentConfig, where: TomlLocator | None) -> None:
     """Two schedules under one name would be reported as one row, the mean of both."""
     first: dict[str, int] = {}
     base_langs = cfg.baseline_languages or cfg.languages[:1]
-    baselines = {_baseline_name(lang, f) for lang in base_langs for f in cfg.baselines}
+    fractions = cfg.baselines if isinstance(cfg.baselines, list) else []
+    baselines = {_baseline_name(lang, f) for lang in base_langs for f in fractions}
     for i, sc in enumerate(cfg.schedules):
         loc = ("experiments", name, "schedules", i, "name")
         at = f"{where.at(loc) if where else name}: experiments.{name}.schedules[{i}].name"
@@ -677,17 +856,19 @@ def _check_runs(exp: Experiment) -> None:
             f"= {batch:,} tokens is more than the whole budget, tokens = {exp.config.tokens:,}"
         )
     for spec in exp.runs:
-        if spec.total_steps < MIN_STEPS:
+        if spec.total_steps < MIN_STEPS:  # the run's own budget: a sweep point's T
             least = math.ceil(MIN_STEPS * t.batch_size * t.context / spec.fraction)
-            steps = spec.fraction * exp.config.tokens / (t.batch_size * t.context)
+            steps = spec.fraction * spec.budget_tokens / (t.batch_size * t.context)
             raise SpecError(
-                f"{exp.at('tokens')}: {spec.name!r} would train {spec.fraction * exp.config.tokens:,.0f} tokens, "
+                f"{exp.at('tokens')}: {spec.name!r} would train {spec.fraction * spec.budget_tokens:,.0f} tokens, "
                 f"{steps:.3g} step(s) of batch_size × context = {t.batch_size} × {t.context} tokens; "
                 f"a run needs at least {MIN_STEPS} steps: give tokens ≥ {int(least):,} "
                 "(or a smaller batch_size or context)"
             )
+    # before sharing: two of one point's schedules that are one run (points themselves differ)
     seen: dict[str, int] = {}
-    mixes = [r for r in exp.runs if r.kind == "mix" and r.seed == exp.config.seeds[0]]
+    first_point = exp.requests[0].point if exp.requests else {}
+    mixes = [r for r in exp.requests if r.kind == "mix" and r.seed == exp.config.seeds[0] and r.point == first_point]
     for i, spec in enumerate(mixes):
         if spec.run_id in seen:
             j = seen[spec.run_id]
@@ -718,7 +899,16 @@ def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where:
 
 
 def _run_spec(
-    exp: str, name: str, kind: str, seed: int, cfg: ExperimentConfig, schedule: Schedule, frac: float, steps_full: float
+    exp: str,
+    name: str,
+    kind: str,
+    seed: int,
+    cfg: ExperimentConfig,
+    schedule: Schedule,
+    frac: float,
+    steps_full: float,
+    point: dict[str, Any] | None = None,
+    data_tokens: int | None = None,
 ) -> RunSpec:
     t = cfg.train
     total_steps = max(1, round(frac * steps_full))
@@ -745,6 +935,8 @@ def _run_spec(
         fraction=frac,
         total_steps=total_steps,
         total_tokens=total_steps * t.batch_size * t.context,
+        data_tokens=data_tokens,
+        point=dict(point or {}),
     )
     return replace(spec, run_id=run_id(spec))
 
@@ -761,16 +953,46 @@ def _data_dict(data: DataConfig) -> dict:
     return data.model_dump(mode="json", exclude=_unset_new_fields(data, ("parallel",)))
 
 
-# Fields that do not change what a run computes: renaming a schedule keeps its run.
-_NOT_HASHED = {"name", "run_id"}
+# What a run computes: its id hashes these, never the experiment that asked for it, its name
+# there, or the budget T it was a fraction of (``total_steps`` says how long it trains).
+_IDENTITY = ("languages", "schedule", "model", "data", "train", "eval", "seed", "total_steps")
 # Bookkeeping that never changes a result (how often to log or checkpoint).
 _TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
+IDENTITY_VERSION = 2
 
 
 def run_id(spec: RunSpec) -> str:
-    payload = {k: v for k, v in spec.to_dict().items() if k not in _NOT_HASHED}
+    """The hash of what determines the run's result, so two experiments share one run.
+
+    Besides the settings, the length of generated text the budget sizes (built-in corpora
+    without ``max_chars``): runs on different text are different runs.
+    """
+    d = spec.to_dict()
+    payload = {k: d[k] for k in _IDENTITY}
+    payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
+    recipe = spec.data_recipe()
+    payload["text_chars"] = [budget_sized_chars(src, recipe.budget_tokens) for src in recipe.sources]
+    payload["_v"] = IDENTITY_VERSION
+    return _digest(payload)
+
+
+# Fields the first run ids (SPEC_VERSION 1) left out: they hashed everything else.
+_LEGACY_NOT_HASHED = {"name", "run_id", "point", "data_tokens"}
+
+
+def legacy_run_id(spec: RunSpec) -> str:
+    """The id a run had before ids were content hashes (it hashed the experiment and T too).
+
+    Kept so run folders made then keep their results: ``engine.launch.queue`` uses a
+    run's legacy folder when it exists and the content-hashed one does not.
+    """
+    payload = {k: v for k, v in spec.to_dict().items() if k not in _LEGACY_NOT_HASHED}
     payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
     payload["_v"] = SPEC_VERSION
+    return _digest(payload)
+
+
+def _digest(payload: dict[str, Any]) -> str:
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

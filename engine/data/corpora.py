@@ -44,6 +44,18 @@ def _synthetic_chars(budget_tokens: int) -> int:
     return int(min(max(4.5 * budget_tokens, 400_000), 60_000_000))
 
 
+def budget_sized_chars(src: CorpusSource, budget_tokens: int) -> int | None:
+    """How much of a generated corpus the budget makes a run read; None when the budget does not matter.
+
+    Built-in generated text is as long as the budget needs unless ``max_chars`` fixes it,
+    so two runs of different budgets read different text (and test splits): a run's
+    identity must say how much (``engine.config.spec.run_id``).
+    """
+    if src.corpus in ("builtin:synthetic", FAMILY) and not src.max_chars:
+        return _synthetic_chars(budget_tokens)
+    return None
+
+
 def corpus_key(src: CorpusSource, budget_tokens: int) -> str:
     """Identifies the raw text without reading it where possible (builtins), else by content."""
     source = src.corpus

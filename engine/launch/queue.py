@@ -13,10 +13,11 @@ import os
 import signal
 import socket
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from engine.backends.registry import job_control
-from engine.config.spec import Experiment, RunSpec
+from engine.config.spec import Experiment, RunSpec, legacy_run_id
 from engine.launch.state import RunState, load_state, reconcile
 from engine.runs.claims import launcher_alive
 from engine.runs.events import Queued, Status, append_event
@@ -70,19 +71,47 @@ def cancel(state: RunState) -> str:
 
 
 def unfinished(root: Path, experiments: Iterable[Experiment]) -> list[RunSpec]:
-    """The runs of ``experiments`` not done yet, read from their folders without writing."""
-    return [spec for exp in experiments for spec in exp.runs if load_state(root, spec).status is not RunStatus.DONE]
+    """The runs of ``experiments`` not done yet (each once), read from their folders without writing."""
+    experiments = list(experiments)
+    adopt_legacy_ids(root, experiments)
+    runs = {spec.run_id: spec for exp in experiments for spec in exp.runs}
+    return [spec for spec in runs.values() if load_state(root, spec).status is not RunStatus.DONE]
 
 
 def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
-    """Folders and ``queued`` events for every run; finished and live runs are marked skipped."""
-    states = []
+    """Folders and ``queued`` events for every run; finished and live runs are marked skipped.
+
+    A run several experiments ask for gets one folder and one state: it trains once.
+    """
+    experiments = list(experiments)
+    adopt_legacy_ids(root, experiments)
+    states: dict[str, RunState] = {}
     for exp in experiments:
         write_experiment(root, exp)
         for spec in exp.runs:
+            if spec.run_id in states:
+                continue
             state = load_state(root, spec)
             state.run_dir.mkdir(parents=True, exist_ok=True)
             if not (state.run_dir / SPEC_FILE).exists():
                 atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
-            states.append(state)
-    return requeue(states)
+            states[spec.run_id] = state
+    return requeue(states.values())
+
+
+def adopt_legacy_ids(root: Path, experiments: Iterable[Experiment]) -> None:
+    """Runs made before ids were content hashes keep their folders (and results).
+
+    A run whose content-hashed folder does not exist but whose folder under its old id
+    (``legacy_run_id``) does is that run: its spec takes the old id, so nothing retrains.
+    """
+    runs = root / "runs"
+    for exp in experiments:
+        exp.runs = [_adopted(runs, spec) for spec in exp.runs]
+
+
+def _adopted(runs: Path, spec: RunSpec) -> RunSpec:
+    if (runs / spec.run_id).exists():
+        return spec
+    old = legacy_run_id(spec)
+    return replace(spec, run_id=old) if (runs / old / SPEC_FILE).exists() else spec

@@ -93,7 +93,7 @@ def test_removed_schedule_and_ten_languages_exactly(config):
     exp = load_experiments(config, ["table1"])[0]
     assert exp.config.languages == [f"EN{i}" for i in range(1, 11)]
     assert [s.name for s in exp.config.schedules] == ["50/50", "90/10", "90→10 / 10→90", "main 50%"]
-    mix = exp.runs[3 * len(exp.config.seeds)].schedule_obj().marginal_fractions()
+    mix = next(r for r in exp.runs if r.name == "main 50%").schedule_obj().marginal_fractions()
     assert mix["EN1"] == pytest.approx(0.5) and mix["EN7"] == pytest.approx(50 / 9 / 100)
 
 
@@ -245,12 +245,70 @@ async def test_preset_fills_the_grid(config, tmp_path):
         assert app.screen.names[0] == TEN_LANGUAGES
 
 
+# -- sweep axes ---------------------------------------------------------------------------
+
+
+def test_sweep_axes_are_read_and_written_as_dotted_keys(config):
+    draft, original = _draft(config)
+    assert draft.sweep == {}
+    draft.sweep = {"model": ["cpu-xxs", "cpu-xs"], "tokens": [1_000_000, 2_000_000]}
+    text = toml_edit.save(config, draft, original)
+    assert 'sweep.model = ["cpu-xxs", "cpu-xs"]\nsweep.tokens = [1_000_000, 2_000_000]\n' in text
+    again, before = _draft(config)
+    assert again.sweep == draft.sweep
+    again.sweep = {"model": ["cpu-xs", "cpu-s"]}  # tokens emptied: its line goes
+    text = toml_edit.save(config, again, before)
+    assert 'sweep.model = ["cpu-xs", "cpu-s"]' in text and "sweep.tokens" not in text
+    names = {r.name for r in load_experiments(config, ["table1"])[0].runs}
+    assert "model=cpu-s 90/10" in names
+
+
+@pytest.mark.asyncio
+async def test_typing_a_ratio_axis_counts_its_points_and_saves_a_sweep(config, tmp_path):
+    app = _app(config, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        await _type(pilot, "sweep-model", "cpu-xxs, cpu-xs")
+        assert "2 points × 4 schedule(s) × 1 seed(s) = 8 mix runs" in str(screen.query_one("#sweep-points").render())
+        await _type(pilot, "sweep-ratio", "50, 9x")
+        assert "sweep.ratio: numbers separated by commas" in str(screen.query_one("#sweep-points").render())
+        await _type(pilot, "sweep-ratio", "50, 90, 99")
+        summary = str(screen.query_one("#sweep-points").render())
+        assert "6 points × 1 schedule(s) × 1 seed(s) = 6 mix runs; the ratio makes the schedules" in summary
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "saved" in str(screen.query_one("#message").render())
+    (exp,) = load_experiments(config, ["table1"])
+    assert exp.config.schedules == [] and exp.config.sweep.ratio == [50, 90, 99]
+    assert "ratio=99 model=cpu-xs" in {r.name for r in exp.runs}
+
+
+@pytest.mark.asyncio
+async def test_a_ratio_sweep_opens_with_its_first_point_in_the_grid(config, tmp_path):
+    text = FIXTURE_CONFIG.split("[[experiments.table1.schedules]]")[0] + "sweep.ratio = [70, 90]\n"
+    config.write_text(text, encoding="utf-8")
+    app = _app(config, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert screen.query_one("#sweep-ratio").value == "70, 90"
+        assert screen.names == ["ratio=70 (sweep)"]
+        assert screen.model.percents == [[70.0], [30.0]]
+
+
 # -- snapshots ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_designer_snapshot(snap_compare, config, tmp_path, size):
     assert snap_compare(_app(config, tmp_path), terminal_size=size, run_before=settle)
+
+
+def test_designer_sweep_snapshot(snap_compare, config, tmp_path):
+    head = FIXTURE_CONFIG.split("[[experiments.table1.schedules]]")[0]
+    config.write_text(head + 'sweep.ratio = [50, 90, 99]\nsweep.model = ["cpu-xxs", "cpu-xs"]\n', encoding="utf-8")
+    assert snap_compare(_app(config, tmp_path), terminal_size=(100, 40), run_before=settle)
 
 
 def test_designer_snapshot_invalid_sum(snap_compare, config, tmp_path):

@@ -5,7 +5,8 @@ matplotlib is optional (``pip install 'xling[figures]'``): nothing else needs it
 The paper's figures at the scale of an experiment: PPL and TEff against the language
 ratio (Fig. 1/3), the fitted scaling laws with their points and each multilingual
 language placed at its (tokens seen, PPL) (Fig. 5), embedding similarity against the
-random control by frequency (Fig. 6/7), and hidden-state similarity per layer.
+random control by frequency (Fig. 6/7), and hidden-state similarity per layer; for a
+sweep, PPL and TEff along each of its axes (``sweep_figures``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def write_figures(store, report, folder: Path) -> list[Path]:
         path = make(store, report, folder)
         if path is not None:
             written.append(path)
-    return written
+    from xling_tui.cli.sweep_figures import axis_figures
+
+    return written + axis_figures(store, report.experiment, folder, _plt())
 
 
 def _constant_share(label: str) -> float | None:

@@ -2,6 +2,9 @@
 
 Rows are the experiment's languages (shared by all its schedules), columns are a
 schedule's stages with their end points; cells are shares of training sequences in %.
+Below them, the sweep's axes (ratio, languages, anchors, model, tokens: comma-separated
+values) with the number of points and mix runs they make; a ratio axis makes the
+schedules itself, and the grid then previews its first point.
 Column sums update as you type and a column that is not 100% is marked, with the
 engine's own message for the first problem. Saving goes through ``toml_edit`` (only
 changed values rewritten, comments kept, validated by ``engine.config.spec`` first); launching
@@ -11,6 +14,7 @@ outlive the TUI.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +32,7 @@ from engine.config.locate import SpecError
 from engine.config.presets import PRESET_NAMES
 from engine.config.schedule import ScheduleError
 from engine.config.spec import load_experiments
+from engine.config.sweep import ratio_mix
 from xling_tui import toml_edit
 from xling_tui.context import xling_app
 
@@ -43,6 +48,15 @@ from xling_tui.widgets.schedule_grid import (
 )
 
 NEW_EXPERIMENT = "\x00new"
+
+# The sweep's axes as the designer edits them: (axis, label, tooltip), two rows.
+SWEEP_INPUTS = [
+    ("ratio", "sweep ratio", "main language's share in %, e.g. 50, 90, 99: makes the schedules"),
+    ("languages", " languages", "numbers of cloned languages, e.g. 2, 4, 10"),
+    ("anchors", " anchors", "shares of ids common to all clones, e.g. 0, 0.1, 0.5"),
+    ("model", "sweep model", "model presets, e.g. cpu-xxs, cpu-xs, cpu-s"),
+    ("tokens", " tokens", "token budgets, e.g. 1_000_000, 2_000_000"),
+]
 
 
 def _two(languages: list[str]) -> list[str]:
@@ -111,6 +125,8 @@ class DesignerScreen(Screen):
     DesignerScreen .row Select { width: 24; }
     DesignerScreen .row Input { width: 14; }
     DesignerScreen #schedule-name { width: 24; }
+    DesignerScreen #sweep-model, DesignerScreen #sweep-tokens { width: 24; }
+    DesignerScreen #sweep-points { height: auto; color: $text-muted; }
     DesignerScreen #title { text-style: bold; height: 1; }
     DesignerScreen #grid-box { height: auto; margin: 1 0 0 0; }
     DesignerScreen #timeline { margin: 1 0 0 0; }
@@ -183,6 +199,15 @@ class DesignerScreen(Screen):
                 yield Input("", id="seeds", compact=True, tooltip="e.g. 0, 1, 2")
                 yield Label(" anchors")
                 yield Input("", id="anchors", compact=True, tooltip="fraction of ids shared by all clones")
+            with Horizontal(classes="row"):
+                for axis, label, tip in SWEEP_INPUTS[:3]:
+                    yield Label(label)
+                    yield Input("", id=f"sweep-{axis}", compact=True, tooltip=tip)
+            with Horizontal(classes="row"):
+                for axis, label, tip in SWEEP_INPUTS[3:]:
+                    yield Label(label)
+                    yield Input("", id=f"sweep-{axis}", compact=True, tooltip=tip)
+            yield Static("", id="sweep-points")
             yield Static("", id="message")
             with Horizontal(id="buttons"):
                 for label, action in (
@@ -217,7 +242,12 @@ class DesignerScreen(Screen):
             if doc is not None
             else toml_edit.ExperimentDraft.new(name, ["EN1", "EN2"], 1_000_000)
         )
-        if not draft.schedules:
+        if not draft.schedules and draft.sweep.get("ratio"):  # the sweep makes them: show the first
+            first = draft.sweep["ratio"][0]
+            mix = ratio_mix(draft.languages, first)
+            rows = [mix[lang] for lang in draft.languages]
+            draft.schedules.append(toml_edit.ScheduleDraft(f"ratio={first:g} (sweep)", draft.languages, [1.0], rows))
+        elif not draft.schedules:
             draft.languages, ends, percents = preset_grid("50/50", draft.languages)
             draft.schedules.append(toml_edit.ScheduleDraft("50/50", draft.languages, ends, percents))
         self.experiment = name
@@ -236,6 +266,10 @@ class DesignerScreen(Screen):
         self.query_one("#tokens", Input).value = f"{draft.tokens:_}"
         self.query_one("#seeds", Input).value = ", ".join(str(s) for s in draft.seeds)
         self.query_one("#anchors", Input).value = toml_edit.format_number(draft.anchors)
+        for axis, *_ in SWEEP_INPUTS:
+            values = draft.sweep.get(axis, [])
+            shown = [toml_edit.format_number(v) if isinstance(v, int | float) else str(v) for v in values]
+            self.query_one(f"#sweep-{axis}", Input).value = ", ".join(shown)
         self.query_one("#title", Static).update(f"Schedule designer · {self.config_path.name} · {name}")
         self._show_schedule(0, focus)
         self._clean = self._state()
@@ -272,7 +306,8 @@ class DesignerScreen(Screen):
 
     def _state(self) -> tuple:
         """Everything a save would write, as shown now."""
-        inputs = (self.query_one(f"#{w}", Input).value for w in ("tokens", "seeds", "anchors"))
+        fields = ("tokens", "seeds", "anchors", *(f"sweep-{axis}" for axis, *_ in SWEEP_INPUTS))
+        inputs = (self.query_one(f"#{w}", Input).value for w in fields)
         values = (str(self.query_one("#model", Select).value), *inputs)
         grids = tuple((tuple(m.languages), tuple(m.ends), tuple(tuple(r) for r in m.percents)) for m in self.models)
         return values, tuple(self.names), tuple(self.sources), grids
@@ -357,6 +392,45 @@ class DesignerScreen(Screen):
         if self.models:
             self._update_summary()
 
+    @on(Input.Changed, "#seeds, #sweep-ratio, #sweep-languages, #sweep-anchors, #sweep-model, #sweep-tokens")
+    def _sweep_changed(self, event: Input.Changed) -> None:
+        self.query_one("#sweep-points", Static).update(self._sweep_summary())
+
+    def _sweep_summary(self) -> str:
+        """How many points the axes make and the mix runs they ask for, as typed."""
+        try:
+            sweep = self._sweep()
+            seeds = len(self.query_one("#seeds", Input).value.replace(",", " ").split())
+        except SpecError as exc:
+            return str(exc)
+        if not sweep:
+            return "no sweep: one point (a sweep.AXIS makes a curve: ratio, languages, anchors, model, tokens)"
+        points = math.prod(len(v) for v in sweep.values())
+        mixes = 1 if "ratio" in sweep else len(self.models)
+        made = "; the ratio makes the schedules (the grid's are not saved)" if "ratio" in sweep else ""
+        return (
+            f"sweep: {points} points × {mixes} schedule(s) × {seeds} seed(s) = {points * mixes * seeds} mix runs{made}"
+        )
+
+    def _sweep(self) -> dict[str, list]:
+        """The axes as typed; SpecError naming the axis when a value is not one."""
+        out: dict[str, list] = {}
+        for axis, *_ in SWEEP_INPUTS:
+            words = self.query_one(f"#sweep-{axis}", Input).value.replace(",", " ").split()
+            if not words:
+                continue
+            try:
+                if axis == "model":
+                    out[axis] = words
+                elif axis in ("tokens", "languages"):
+                    out[axis] = [toml_edit.parse_int(w) for w in words]
+                else:
+                    out[axis] = [float(w) for w in words]
+            except ValueError:
+                kind = "whole numbers" if axis in ("tokens", "languages") else "numbers"
+                raise SpecError(f"sweep.{axis}: {kind} separated by commas") from None
+        return out
+
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id and event.button.id.startswith("do-"):
             await self.run_action(event.button.id.removeprefix("do-"))
@@ -437,9 +511,11 @@ class DesignerScreen(Screen):
         except ValueError:
             raise SpecError("anchors: a fraction between 0 and 1, e.g. 0.1") from None
         languages = list(self.models[0].languages)
+        sweep = self._sweep()
         schedules = [
             toml_edit.ScheduleDraft(n.strip(), languages, list(m.ends), m.schedule_draft_rows(), source=src)
             for n, m, src in zip(self.names, self.models, self.sources)
+            if "ratio" not in sweep  # a ratio sweep makes its own schedules
         ]
         return toml_edit.ExperimentDraft(
             meta.name,
@@ -452,6 +528,7 @@ class DesignerScreen(Screen):
             meta.batch_size,
             meta.context,
             meta.is_new,
+            sweep,
         )
 
     def action_save(self) -> None:
