@@ -316,7 +316,7 @@ def test_a_data_error_leaves_no_run_queued(tmp_path):
     [
         (
             ("tokens = 100_000", "tokens = 2_000"),
-            "experiments.toml:4: experiments.x.tokens: 's' would train",
+            "experiments.toml:4: experiments.x.tokens: 'mono EN1 100%' would train",  # baselines come first
         ),
         (("baselines = [1.0]", "baselines = [5.0]"), "experiments.toml:5: experiments.x.baselines: baseline fractions"),
         (("baselines = [1.0]", "baselines = [1.0, 0.001]"), "at least 10 steps: give tokens ≥ 2,560,000"),

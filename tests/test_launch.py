@@ -113,7 +113,7 @@ def test_ctrl_c_cancels_resumably_without_orphans(tmp_path, long_toml):
     n = Store(db).query("SELECT count(*) FROM train_metrics WHERE run_id = ?", [busy.name]).rows[0][0]
     assert n >= 5
     again = start_run(long_toml, db)
-    out, _ = again.communicate(timeout=300)
+    out, _ = again.communicate(timeout=900)
     assert again.returncode == 0, out
     resumed = [e.get("resumed_from") for e in events(busy) if e["kind"] == "started"]
     assert resumed[0] is None and resumed[-1] >= 25
@@ -138,14 +138,14 @@ def test_killed_worker_is_failed_then_resumes(tmp_path, long_toml):
     victim = training_dir(db, 45)
     pid = next(e["pid"] for e in events(victim) if e["kind"] == "started")
     os.kill(pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 1, out
     assert last_status(victim) == "failed"
     message = [e for e in events(victim) if e["kind"] == "status"][-1]["message"]
     assert "signal 9" in message
     steps_before = max(e["step"] for e in events(victim) if e["kind"] == "train")
     again = start_run(long_toml, db)
-    out, _ = again.communicate(timeout=300)
+    out, _ = again.communicate(timeout=900)
     assert again.returncode == 0, out
     assert last_status(victim) == "done"
     resumed = [e.get("resumed_from") for e in events(victim) if e["kind"] == "started"][-1]
@@ -168,7 +168,7 @@ def test_cancel_logs_and_resume_by_run_id(tmp_path, long_toml):
     victim = training_dir(db, 25)
     out = cli.invoke(app, ["cancel", victim.name[:6], "--db", str(db)])
     assert out.exit_code == 0 and "stopping worker" in out.output, out.output
-    out_run, _ = proc.communicate(timeout=300)
+    out_run, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out_run  # a cancelled run is not a failure
     assert last_status(victim) == "cancelled"
     logs = cli.invoke(app, ["logs", victim.name, "--db", str(db)])
@@ -195,7 +195,7 @@ def test_two_launchers_on_one_experiment_never_start_a_run_twice(tmp_path, tiny_
     )
     db = tmp_path / "two.duckdb"
     first, second = start_run(toml, db), start_run(toml, db)
-    outs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    outs = [p.communicate(timeout=900)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outs
     for d in run_dirs(db):
         assert sum(e["kind"] == "started" for e in events(d)) == 1, d.name
