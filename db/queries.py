@@ -6,9 +6,12 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -351,16 +354,83 @@ def _window_start(old: tuple | None, new: tuple, asked: int) -> int:
     return int(asked)
 
 
+# -- the SQL screen's schema browser and completion -------------------------------------
+
+# Tables and views of the results (xling's own bookkeeping tables included: they are
+# documented too), with their columns in order and the COMMENT ON text schema.sql gives them.
+_CATALOG = """
+WITH rel AS (
+    SELECT table_name AS name, 'table' AS kind, comment FROM duckdb_tables()
+    WHERE schema_name = 'main' AND database_name = current_database() AND NOT internal
+    UNION ALL
+    SELECT view_name, 'view', comment FROM duckdb_views()
+    WHERE schema_name = 'main' AND database_name = current_database() AND NOT internal
+)
+SELECT rel.name, rel.kind, rel.comment,
+       list((c.column_name, c.data_type, c.comment) ORDER BY c.column_index) AS columns
+FROM rel JOIN duckdb_columns() c
+  ON c.table_name = rel.name AND c.schema_name = 'main' AND c.database_name = current_database()
+GROUP BY ALL
+ORDER BY rel.kind, rel.name
+"""
+
+
+def schema_catalog(store: Store) -> list[tuple[str, str, str | None, list[tuple[str, str, str | None]]]]:
+    """(name, 'table' | 'view', comment, [(column, type, doc)]) of every table and view; a
+    column's doc is its COMMENT, or else its ``--`` comment in schema.sql."""
+    docs = column_docs()
+    out = []
+    for name, kind, comment, cols in store.query(_CATALOG).rows:
+        columns = []
+        for col in cols:
+            column, dtype, doc = col.values() if isinstance(col, dict) else col
+            columns.append((column, dtype, doc or docs.get((name, column))))
+        out.append((name, kind, comment, columns))
+    return out
+
+
+_COLUMN_LINE = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s+[A-Z][^-]*?(?:--\s*(.*))?$")
+_TABLE_LINE = re.compile(r"^CREATE TABLE ([a-z_][a-z0-9_]*)")
+
+
+@functools.cache
+def column_docs() -> dict[tuple[str, str], str]:
+    """(table, column) -> the ``--`` comment schema.sql writes beside the column, with the
+    lines that continue it: the one place the columns are documented."""
+    docs: dict[tuple[str, str], str] = {}
+    table, last = None, None
+    for line in Path(__file__).with_name("schema.sql").read_text(encoding="utf-8").splitlines():
+        if m := _TABLE_LINE.match(line):
+            table, last = m.group(1), None
+        elif line.startswith(")"):
+            table, last = None, None
+        elif table and (m := _COLUMN_LINE.match(line)) and not line.strip().upper().startswith("PRIMARY KEY"):
+            last = (table, m.group(1))
+            if m.group(2):
+                docs[last] = m.group(2).strip()
+        elif table and last and line.strip().startswith("--") and last in docs:
+            docs[last] += " " + line.strip().lstrip("-").strip()
+    return docs
+
+
 # -- ad-hoc SQL that can be cancelled -------------------------------------------------
+
+
+@dataclass
+class UserQueryResult(QueryResult):
+    """The first rows of a user's query, and how many rows the whole answer has."""
+
+    total_rows: int = 0
 
 
 class InterruptibleQuery:
     """A user's read-only query that another thread may cancel (the TUI's SQL screen).
 
-    ``run`` executes on a worker thread; ``cancel`` may be called from any thread and
-    interrupts DuckDB mid-query. The connection is read-only and has no access to
-    other files (``enable_external_access = false``), so the query can neither change
-    the results nor write or attach anything else.
+    ``run`` (or ``export``) executes on a worker thread; ``cancel`` may be called from
+    any thread and interrupts DuckDB mid-query. The connection is read-only and has no
+    access to other files (``enable_external_access = false``), so the query can neither
+    change the results nor read, write or attach anything else; an export is written by
+    xling from the rows the query returned (``db.export``), never by the user's SQL.
     """
 
     def __init__(self, store: Store, sql: str, max_rows: int, wait: float = 10.0) -> None:
@@ -369,8 +439,35 @@ class InterruptibleQuery:
         self._lock = threading.Lock()
         self.cancelled = False
 
-    def run(self) -> QueryResult:
-        """Raises QueryCancelled when cancelled, QueryError for DuckDB's complaints."""
+    def run(self) -> UserQueryResult:
+        """The first ``max_rows`` rows and the row count of the whole result. Raises
+        QueryCancelled when cancelled, QueryError for DuckDB's complaints."""
+
+        def first_rows(con, cur) -> UserQueryResult:
+            if cur.description is None:
+                return UserQueryResult([], [])
+            columns = [d[0] for d in cur.description]
+            rows = cur.fetchmany(self.max_rows + 1)
+            truncated = len(rows) > self.max_rows
+            total = self._count(con, cur) + len(rows) if truncated else len(rows)
+            return UserQueryResult(columns, rows[: self.max_rows], truncated=truncated, total_rows=total)
+
+        return self._execute(first_rows)
+
+    def export(self, consume: Callable[[list[str], list[str], Iterator[list[tuple]]], int]) -> int:
+        """Hands ``consume`` the column names, their DuckDB types and the rows in batches
+        (the whole result, never held at once); returns what ``consume`` returns."""
+
+        def stream(con, cur) -> int:
+            if cur.description is None:
+                raise QueryError("the statement returns no rows to export")
+            names = [d[0] for d in cur.description]
+            types = [str(d[1]) for d in cur.description]
+            return consume(names, types, iter(lambda: cur.fetchmany(10_000), []))
+
+        return self._execute(stream)
+
+    def _execute(self, consume):
         if not self.store.db_path.exists():
             raise StoreError(f"{self.store.db_path} does not exist yet: no results to query")
         with self.store.connect(read_only=True, wait=self.wait) as con:
@@ -380,11 +477,7 @@ class InterruptibleQuery:
                 self._con = con
             try:
                 con.execute("SET enable_external_access = false")
-                cur = con.execute(self.sql)
-                if cur.description is None:
-                    return QueryResult([], [])
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchmany(self.max_rows + 1)
+                return consume(con, con.execute(self.sql))
             except duckdb.Error as e:
                 if self.cancelled:
                     raise QueryCancelled("cancelled") from None
@@ -392,7 +485,29 @@ class InterruptibleQuery:
             finally:
                 with self._lock:
                     self._con = None
-        return QueryResult(columns, rows[: self.max_rows], truncated=len(rows) > self.max_rows)
+
+    def _count(self, con, cur) -> int:
+        """Rows after the ``max_rows + 1`` fetched. DuckDB counts a SELECT itself (the
+        query runs again on a second cursor, without building rows in Python); any other
+        statement is counted by reading its rows on."""
+        fetched = self.max_rows + 1
+        counter = con.cursor()
+        with self._lock:
+            self._con = counter  # cancel now interrupts the count
+        try:
+            body = self.sql.strip().rstrip(";").strip()
+            return int(counter.execute(f"SELECT count(*) FROM (\n{body}\n)").fetchone()[0]) - fetched
+        except duckdb.Error:
+            if self.cancelled:
+                raise
+        finally:
+            counter.close()
+            with self._lock:
+                self._con = con
+        rest = 0
+        while batch := cur.fetchmany(10_000):
+            rest += len(batch)
+        return rest
 
     def cancel(self) -> None:
         with self._lock:

@@ -76,13 +76,13 @@ def _ray(settings: ClusterSettings, device: str, flags: dict[str, Any]) -> tuple
 
 
 def where(row: dict) -> str:
-    """Host and job of a status row: 'node7\\nslurm 1234', 'box\\npid 4242'."""
+    """Host and job of a status row, on one line: 'node7 slurm 1234', 'box pid 4242'."""
     backend, job_id = row.get("backend"), row.get("job_id")
     if job_id and backend not in (None, "local"):
         job = f"{backend} {job_id if len(job_id) <= 12 else job_id[:10] + '…'}"
     else:
         job = f"pid {row['pid']}" if row.get("pid") else ""
-    return "\n".join(p for p in (row.get("host") or "", job) if p)
+    return " ".join(p for p in (row.get("host") or "", job) if p)
 
 
 def reconcile_cluster_runs(store) -> bool:

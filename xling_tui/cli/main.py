@@ -7,8 +7,6 @@ success, 1 some runs failed, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import signal
 import sys
@@ -401,11 +399,9 @@ def _print_result(columns: list[str], rows: list[tuple], fmt: OutputFormat) -> N
     if fmt == OutputFormat.json:
         print(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
     elif fmt == OutputFormat.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        sys.stdout.write(buf.getvalue())
+        from db.export import csv_text
+
+        sys.stdout.write(csv_text(columns, rows))
     else:
         table = Table(*columns, header_style="bold", show_lines=False)
         for r in rows:
@@ -456,31 +452,44 @@ def _human(n: int | None) -> str:
 
 
 def _print_status_table(rows: list[dict]) -> None:
-    """A terminal-sized view; --format csv/json gives every column."""
+    """One line per run at any width (columns left out first: where, tokens, device; the
+    experiment when all runs share one; where last of those when runs are on a cluster,
+    since the job id is how to find them); --format csv/json gives every column."""
     from xling_tui.cli.cluster import where
     from xling_tui.cli.progress import STATUS_STYLE
+    from xling_tui.fit_width import Column, print_fitted
 
-    table = Table(
-        "run", "experiment", "name", "status", "progress", "tokens", "device", "where", "best PPL", header_style="bold"
-    )
-    for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
-        progress = f"{100 * (r['progress'] or 0):.0f}%"
-        status = f"[{style}]{r['status']}[/]"
-        if r["message"] and r["status"] in ("failed", "cancelled"):
-            status += f"\n[dim]{_cell(r['message'])}[/]"
-        table.add_row(
+    one_experiment = len({r["experiment"] for r in rows}) <= 1
+    on_cluster = any(r["backend"] not in (None, "local") for r in rows)
+    columns = [
+        Column("run", essential=True),
+        Column("experiment", priority=5 if one_experiment else 40),
+        Column("name", essential=True),
+        Column("status", essential=True),
+        Column("progress", priority=60, justify="right"),
+        Column("tokens", priority=20, justify="right"),
+        Column("device", priority=30),
+        Column("where", priority=45 if on_cluster else 10),
+        Column("best PPL", priority=50),
+    ]
+    table_rows = [
+        [
             r["run_id"][:8],
-            r["experiment"],
+            _cell(r["experiment"]),
             _cell(r["name"]),
-            status,
-            progress,
+            f"[{STATUS_STYLE.get(r['status'], '')}]{r['status']}[/]",
+            f"{100 * (r['progress'] or 0):.0f}%",
             _human(r["tokens"]),
-            r["device"] or "",
-            where(r),
-            (r["best_ppl"] or "").replace(" · ", "\n"),
-        )
-    console.print(table)
+            _cell(r["device"] or ""),
+            _cell(where(r)),
+            r["best_ppl"] or "",
+        ]
+        for r in rows
+    ]
+    print_fitted(console, columns, table_rows)
+    for r in rows:  # why a run stopped: its own line, never wrapped into the table
+        if r["message"] and r["status"] in ("failed", "cancelled"):
+            console.print(f"[dim]{r['run_id'][:8]} {_cell(r['name'])}: {_cell(r['message'])}[/]", highlight=False)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
