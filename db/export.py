@@ -56,15 +56,17 @@ def export_format(path: Path) -> str:
 
 
 def check_target(path: Path) -> Path:
-    """The absolute path an export may write: its folder exists, it is not a folder itself."""
-    target = Path(os.path.expanduser(str(path))).absolute()
+    """The absolute path an export may write: its folder exists, it is not a folder itself.
+    Messages name the path as the user gave it."""
+    given = Path(os.path.expanduser(str(path)))
+    target = given.absolute()
     export_format(target)
     if target.is_dir():
-        raise ExportError(f"{target} is a folder; give a file name")
+        raise ExportError(f"{given} is a folder; give a file name")
     if not target.parent.is_dir():
-        raise ExportError(f"{target.parent} does not exist")
+        raise ExportError(f"{given.parent} does not exist")
     if not os.access(target.parent, os.W_OK):
-        raise ExportError(f"{target.parent} is not writable")
+        raise ExportError(f"{given.parent} is not writable")
     return target
 
 
