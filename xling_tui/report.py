@@ -94,9 +94,7 @@ def build_report(store, experiment: str) -> Report:
 def _run_row(name: str, g: dict) -> RunRow:
     spec = g["spec"]
     schedule = Schedule.from_dict(spec["schedule"])
-    share = {
-        lang: (schedule.label(lang) if any(schedule.percents[i]) else "—") for i, lang in enumerate(spec["languages"])
-    }
+    share = {lang: schedule.share_label(lang) for lang in spec["languages"]}
     row = RunRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
     for lang, ppls in g["ppl"].items():
         row.ppl[lang] = mean(p for p in ppls if p is not None)

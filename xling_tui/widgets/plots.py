@@ -104,6 +104,8 @@ class Figure:
     log_y: bool = False
     x_label: str = ""
     y_label: str = ""
+    legend: bool = True  # False when the screen shows its own legend
+    vlines: list[float] = field(default_factory=list)  # vertical markers (a cursor), in data units
 
 
 class XPlot(PlotWidget):
@@ -167,7 +169,11 @@ class XPlot(PlotWidget):
                 self.plot(x, y, line_style=s.style, hires_mode=HiResMode.BRAILLE, label=s.label)
             else:
                 self.scatter(x, y, marker=s.marker, marker_style=s.style, label=s.label)
-        self.show_legend(LegendLocation.TOPRIGHT, is_visible=labelled)
+        for v in figure.vlines:
+            (at,) = _transform([v], figure.log_x)
+            if np.isfinite(at):
+                self.add_v_line(float(at), "bright_white")
+        self.show_legend(LegendLocation.TOPRIGHT, is_visible=labelled and figure.legend)
 
 
 def _transform(values: Sequence[float], log: bool) -> np.ndarray:
