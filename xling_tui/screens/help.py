@@ -18,6 +18,7 @@ SCREENS = [
     ("Everywhere", "xling_tui.app", "XlingApp"),
     ("Dashboard", "xling_tui.screens.dashboard", "DashboardScreen"),
     ("Run panels", "xling_tui.screens.run_detail", "RunScreen"),
+    ("Experiment", "xling_tui.screens.experiment", "ExperimentScreen"),
     ("Compare", "xling_tui.screens.compare", "CompareScreen"),
     ("Schedule designer", "xling_tui.screens.designer", "DesignerScreen"),
     ("SQL", "xling_tui.screens.sql", "SqlScreen"),

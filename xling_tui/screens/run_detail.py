@@ -276,6 +276,7 @@ class RunScreen(Screen):
         self.run_id = run_id
         self.info: run_panels.RunInfo | None = None
         self.spec: dict[str, Any] | None = None
+        self.probe_shown = False
         self._log_shown: str | None = None
         self.loads = 0
         self._fetching = False  # one read at a time: a slow database never piles up threads
@@ -367,7 +368,11 @@ class RunScreen(Screen):
         """The probe tab is there only for a run that probes (its spec asks, or it logged results)."""
         asked = bool(((data.spec or {}).get("eval") or {}).get("probe"))
         tabs = self.query_one("#run-tabs", TabbedContent)
-        if not (asked or data.probes):
+        shown = asked or bool(data.probes)
+        if shown != self.probe_shown:
+            self.probe_shown = shown
+            self.refresh_bindings()
+        if not shown:
             tabs.hide_tab("tab-probe")
             return
         tabs.show_tab("tab-probe")
@@ -387,6 +392,12 @@ class RunScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#run-tabs", TabbedContent).active = tab
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The probe's key only for a run that probes (shown dimmed otherwise)."""
+        if action == "tab" and parameters == ("tab-probe",):
+            return True if self.probe_shown else None
+        return True
 
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:

@@ -149,6 +149,19 @@ class XPlot(PlotWidget):
         if self._shown is not None:
             self._draw(self._shown)
 
+    def _pad_limits(self, drawn: list) -> None:
+        """Limits a little wider than the data: textual-plot maps the largest x and y onto
+        the frame itself, where a marker would be drawn over (and lost)."""
+        if not drawn:
+            self.set_xlimits(None, None)
+            self.set_ylimits(None, None)
+            return
+        for values, setter, share in ((1, self.set_xlimits, 0.02), (2, self.set_ylimits, 0.05)):
+            lo = min(float(np.min(d[values])) for d in drawn)
+            hi = max(float(np.max(d[values])) for d in drawn)
+            pad = (hi - lo) * share or max(abs(hi) * share, 1e-6)
+            setter(lo - pad, hi + pad)
+
     def _draw(self, figure: Figure) -> None:
         self.clear()
         width = max(self.size.width - self.margin_left - 2, 10)
@@ -157,12 +170,14 @@ class XPlot(PlotWidget):
         self.set_xlabel(figure.x_label)
         self.set_ylabel(figure.y_label)
         labelled = False
+        drawn = []
         for s in figure.series:
             x, y = _transform(s.x, figure.log_x), _transform(s.y, figure.log_y)
             ok = np.isfinite(x) & np.isfinite(y)
-            x, y = x[ok], y[ok]
-            if not len(x):
-                continue
+            if ok.any():
+                drawn.append((s, x[ok], y[ok]))
+        self._pad_limits(drawn)
+        for s, x, y in drawn:
             labelled |= s.label is not None
             if s.marker is None:
                 x, y = decimate(x, y, width)
