@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from db.compare_curves import RunCurves
-from xling_tui.widgets.plots import PALETTE, Figure, Series, human
+from xling_tui.widgets.plots import MANY_LINES, PALETTE, Figure, Series, human
 
 ALL = "all languages"
 AXES = {"lang_tokens": "tokens seen in the language", "tokens": "training tokens", "step": "step"}
@@ -152,20 +152,26 @@ def _figure(lines: list[Line], shown: list[str], view: View) -> Figure:
     if view.axis == "lang_tokens":
         axis = f"tokens seen in {shown[0]}" if len(shown) == 1 else "tokens seen in each curve's language"
     fig = Figure(log_y=view.log_y, x_label=axis, y_label=METRIC_LABEL[view.metric], legend=False)
+    crowded = len(lines) > MANY_LINES  # bands and markers only where they can still be told apart
     several = len(shown) > 1
     for line in lines:
         pinned = line.group.key == view.pinned
         style = f"bold {line.colour}" if pinned else line.colour
-        if line.lo is not None and line.hi is not None:
-            for edge in (line.lo, line.hi):
-                fig.series.append(Series(None, list(line.x), list(edge), f"dim {line.colour}"))
+        if line.lo is not None and line.hi is not None and (pinned or not crowded):
+            for edge in (line.lo, line.hi):  # the band's edges, dotted: cheap to draw, light to read
+                fig.series.append(Series(None, list(line.x), list(edge), f"dim {line.colour}", marker="·"))
         fig.series.append(Series(None, list(line.x), list(line.y), style))
-        if several and view.metric == "eval":  # which language a line is: its marker
+        if several and view.metric == "eval" and not crowded:  # which language a line is: its marker
             marker = MARKERS[shown.index(line.language) % len(MARKERS)]
             fig.series.append(Series(None, list(line.x), list(line.y), style, marker=marker))
     if view.cursor is not None:
         fig.vlines.append(view.cursor)
     return fig
+
+
+def crowded(overlay: Overlay) -> bool:
+    """Too many curves for every band and marker: only the pinned schedule's band is drawn."""
+    return len(overlay.lines) > MANY_LINES
 
 
 # -- the point inspector --------------------------------------------------------------------

@@ -203,3 +203,25 @@ def test_compare_snapshot(snap_compare, fixture_db, size, state):
         await settle(pilot)
 
     assert snap_compare(_app(fixture_db), terminal_size=size, run_before=show)
+
+
+def test_many_curves_keep_only_the_pinned_band():
+    from db.compare_curves import RunCurves
+
+    runs = {}
+    for g in range(8):
+        for seed in (0, 1):
+            r = RunCurves(f"r{g}{seed}", "exp", f"S{g}", "mix", seed, "done", ["L1", "L2"], {})
+            for lang in ("L1", "L2"):
+                r.curves[("eval", lang)] = _curve([0, 10, 20], [100, 50 + g + seed, 20 + g])
+            runs[r.run_id] = r
+    groups = overlay.groups_of(runs, list(runs))
+    colour = overlay.colours(groups)
+    calm = overlay.build(runs, groups[:3], colour, View())
+    assert not overlay.crowded(calm)
+    assert sum(s.marker == "·" for s in calm.figure.series) == 2 * 6  # every mean line has its band
+    busy = overlay.build(runs, groups, colour, View(pinned=("exp", "S3")))
+    assert overlay.crowded(busy) and len(busy.lines) == 16
+    bands = [s for s in busy.figure.series if s.marker == "·"]
+    assert len(bands) == 4 and {s.style for s in bands} == {f"dim {colour[('exp', 'S3')]}"}
+    assert not any(s.marker in overlay.MARKERS for s in busy.figure.series)  # no language markers either

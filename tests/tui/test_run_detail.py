@@ -295,3 +295,15 @@ def test_run_screen_new_tabs_snapshot(snap_compare, fixture_db, size, tab):
 
     app = screen_app(fixture_db.with_name("experiments.toml"), fixture_db, lambda: RunScreen(rid))
     assert snap_compare(app, terminal_size=size, run_before=show)
+
+
+def test_decimate_is_the_per_bucket_min_and_max():
+    rng = np.random.default_rng(7)
+    for n, width in ((1000, 100), (401, 200), (9999, 37)):
+        x, y = np.arange(n, dtype=float), rng.normal(size=n)
+        edges = np.linspace(0, n, width + 1).astype(int)
+        keep = {0, n - 1}
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            keep |= {lo + int(np.argmin(y[lo:hi])), lo + int(np.argmax(y[lo:hi]))}
+        dx, dy = decimate(x, y, width)
+        assert list(dx) == sorted(keep) and list(dy) == [y[i] for i in sorted(keep)]

@@ -54,8 +54,9 @@ def fetch_compare(db_path: Path, run_ids: list[str]) -> CompareData:
 
     store = Store(db_path)
     try:
-        runs = compare_curves(store, run_ids)
-        reports = [build_report(store, exp) for exp in experiment_of(store, run_ids)]
+        with store.reading():  # one connection for every read of the view
+            runs = compare_curves(store, run_ids)
+            reports = [build_report(store, exp) for exp in experiment_of(store, run_ids)]
     except StoreError as exc:
         return CompareData(error=str(exc))
     missing = [r for r in run_ids if r not in runs]
@@ -139,6 +140,7 @@ class CompareScreen(Screen):
         self.groups: list[overlay.Group] = []
         self.colours: dict = {}
         self.shown: overlay.Overlay | None = None
+        self._legend_shown: tuple | None = None
         self._fetching = False  # one read at a time
 
     def compose(self) -> ComposeResult:
@@ -206,7 +208,10 @@ class CompareScreen(Screen):
         axis = self.shown.figure.x_label if self.shown else AXES[view.axis]
         header = Text(f"{runs} runs, {len(self.groups)} schedules · {what} · x: {axis} · y: ")
         header.append("log" if view.log_y else "linear")
-        header.append(" · seeds: " + ("mean, band min–max" if view.mean_seeds else "each"), style="dim")
+        seeds = "mean, band min–max" if view.mean_seeds else "each"
+        if view.mean_seeds and self.shown is not None and overlay.crowded(self.shown):
+            seeds += " (the pinned one's only: many curves)"
+        header.append(f" · seeds: {seeds}", style="dim")
         if view.cursor is not None:
             header.append(f"\ncursor at {overlay.axis_value(view, view.cursor)} (←/→ move, i hides)", style="bold")
         if self.data and self.data.error:

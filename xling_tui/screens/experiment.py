@@ -56,23 +56,24 @@ def fetch_experiment(db_path: Path, experiment: str, known: tuple = ()) -> Exper
     store = Store(db_path)
     try:
         store.try_ingest()
-        mark = experiment_view.fingerprint(store, experiment)
-        if known and mark == known:
-            return ExperimentData(experiment, mark)
-        runs = experiment_view.experiment_runs(store, experiment)
-        if not runs:
-            return ExperimentData(experiment, mark, error=f"no runs of {experiment!r} in {Path(db_path).name} yet")
-        model = next((r.model for r in runs if r.kind == "baseline" and r.model), runs[0].model)
-        languages = next((r.spec.get("languages") for r in runs if r.spec.get("languages")), [None])
-        law = run_panels.teff_panel(store, experiment, model, languages[0]) if model else None
-        return ExperimentData(
-            experiment,
-            mark,
-            build_report(store, experiment),
-            runs,
-            law,
-            experiment_view.sweeps(store, experiment, runs),
-        )
+        with store.reading():  # one connection for the dozen small reads below
+            mark = experiment_view.fingerprint(store, experiment)
+            if known and mark == known:
+                return ExperimentData(experiment, mark)
+            runs = experiment_view.experiment_runs(store, experiment)
+            if not runs:
+                return ExperimentData(experiment, mark, error=f"no runs of {experiment!r} in {Path(db_path).name} yet")
+            model = next((r.model for r in runs if r.kind == "baseline" and r.model), runs[0].model)
+            languages = next((r.spec.get("languages") for r in runs if r.spec.get("languages")), [None])
+            law = run_panels.teff_panel(store, experiment, model, languages[0]) if model else None
+            return ExperimentData(
+                experiment,
+                mark,
+                build_report(store, experiment),
+                runs,
+                law,
+                experiment_view.sweeps(store, experiment, runs),
+            )
     except StoreError as exc:
         return ExperimentData(experiment, error=str(exc))
 

@@ -63,24 +63,25 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool, spec: dict[str, Any] | N
     try:
         if ingest:
             store.try_ingest()
-        info = run_panels.run_info(store, run_id)
-        if info is None:
+        with store.reading():  # one connection for the panels' reads
+            info = run_panels.run_info(store, run_id)
+            if info is None:
+                return RunData(
+                    None, error=f"run {run_id} is not in {Path(db_path).name} yet (waiting for its first events)"
+                )
+            teff = None
+            if info.experiment and info.model:
+                teff = run_panels.teff_panel(store, info.experiment, info.model, (info.languages or [None])[0])
             return RunData(
-                None, error=f"run {run_id} is not in {Path(db_path).name} yet (waiting for its first events)"
+                info,
+                run_panels.curves(store, run_id),
+                teff,
+                run_panels.alignment(store, run_id),
+                steps=run_panels.alignment_steps(store, run_id),
+                probes=run_panels.probe_results(store, run_id),
+                spec=spec or run_panels.run_spec(store, run_id),
+                log_tail=log_tail(db_path, run_id),
             )
-        teff = None
-        if info.experiment and info.model:
-            teff = run_panels.teff_panel(store, info.experiment, info.model, (info.languages or [None])[0])
-        return RunData(
-            info,
-            run_panels.curves(store, run_id),
-            teff,
-            run_panels.alignment(store, run_id),
-            steps=run_panels.alignment_steps(store, run_id),
-            probes=run_panels.probe_results(store, run_id),
-            spec=spec or run_panels.run_spec(store, run_id),
-            log_tail=log_tail(db_path, run_id),
-        )
     except StoreError as exc:
         return RunData(None, error=str(exc))
 

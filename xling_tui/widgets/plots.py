@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
+from textual_hires_canvas import Canvas
 from textual_plot import AxisFormatter, HiResMode, LegendLocation, NumericAxisFormatter, PlotWidget
+
+MANY_LINES = 12  # more curves than this are drawn at one point per column
 
 PALETTE = (
     "cyan",
@@ -70,19 +74,23 @@ class HumanFormatter(NumericAxisFormatter):
 
 
 def decimate(x: Sequence[float], y: Sequence[float], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ~2 points per column: each bucket's min and max, in x order (endpoints kept)."""
+    """At most ~2 points per column: each bucket's min and max, in x order (endpoints kept).
+    Vectorised (one sort), since a view of many curves decimates every one of them per draw."""
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     width = max(int(width), 2)
-    if len(xa) <= 2 * width:
+    n = len(xa)
+    if n <= 2 * width:
         return xa, ya
-    edges = np.linspace(0, len(xa), width + 1).astype(int)
-    keep = {0, len(xa) - 1}
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi > lo:
-            seg = ya[lo:hi]
-            keep.add(lo + int(np.nanargmin(seg)) if np.isfinite(seg).any() else lo)
-            keep.add(lo + int(np.nanargmax(seg)) if np.isfinite(seg).any() else lo)
-    index = np.array(sorted(keep))
+    bucket = ((np.arange(n) + 1) * width - 1) // n  # runs of consecutive points: bucket b starts at floor(b*n/width)
+    finite = np.isfinite(ya)
+    key = np.where(finite, ya, np.inf)  # a NaN is never a bucket's min or max unless all are
+    order = np.lexsort((key, bucket))
+    starts = np.flatnonzero(np.r_[True, bucket[order][1:] != bucket[order][:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    lows = order[starts]
+    finite_count = np.add.reduceat(finite[order].astype(np.int64), starts)
+    highs = order[np.maximum(starts + finite_count - 1, starts)]  # the largest finite value
+    index = np.unique(np.concatenate(([0, n - 1], lows, highs, order[ends][finite_count == 0])))
     return xa[index], ya[index]
 
 
@@ -149,6 +157,15 @@ class XPlot(PlotWidget):
         if self._shown is not None:
             self._draw(self._shown)
 
+    def _render_plot(self) -> None:
+        """textual-plot's render, with the canvas refreshed once at the end rather than once
+        per cell set (which made drawing many curves cost a widget refresh per cell)."""
+        canvases = list(self.query(Canvas))
+        with ExitStack() as stack:
+            for canvas in canvases:
+                stack.enter_context(canvas.batch_refresh())
+            super()._render_plot()
+
     def _pad_limits(self, drawn: list) -> None:
         """Limits a little wider than the data: textual-plot maps the largest x and y onto
         the frame itself, where a marker would be drawn over (and lost)."""
@@ -177,12 +194,17 @@ class XPlot(PlotWidget):
             if ok.any():
                 drawn.append((s, x[ok], y[ok]))
         self._pad_limits(drawn)
+        # Many curves at once are read for their shape, not their last wiggle: half the
+        # points (one per column) halves the cost of drawing them.
+        n_lines = sum(1 for s, _, _ in drawn if s.marker is None)
+        buckets = width if n_lines <= MANY_LINES else width // 2
         for s, x, y in drawn:
             labelled |= s.label is not None
             if s.marker is None:
-                x, y = decimate(x, y, width)
+                x, y = decimate(x, y, buckets)
                 self.plot(x, y, line_style=s.style, hires_mode=HiResMode.BRAILLE, label=s.label)
             else:
+                x, y = decimate(x, y, width // 2)  # markers: at most about one per column
                 self.scatter(x, y, marker=s.marker, marker_style=s.style, label=s.label)
         for v in figure.vlines:
             (at,) = _transform([v], figure.log_x)
