@@ -225,3 +225,19 @@ def test_many_curves_keep_only_the_pinned_band():
     bands = [s for s in busy.figure.series if s.marker == "·"]
     assert len(bands) == 4 and {s.style for s in bands} == {f"dim {colour[('exp', 'S3')]}"}
     assert not any(s.marker in overlay.MARKERS for s in busy.figure.series)  # no language markers either
+
+
+@pytest.mark.asyncio
+async def test_nothing_new_is_not_redrawn(fixture_db):
+    from xling_tui.widgets.plots import XPlot
+
+    app = _app(fixture_db, ["50/50", "90/10"])  # finished runs: every read is the same
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        plot = app.screen.query_one(XPlot)
+        draws, shown = plot.draws, app.screen.shown
+        for _ in range(2):
+            app.screen.action_reload()
+            await settle(pilot)
+        plot._flush()
+        assert plot.draws == draws and app.screen.shown is shown

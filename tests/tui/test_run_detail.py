@@ -307,3 +307,16 @@ def test_decimate_is_the_per_bucket_min_and_max():
             keep |= {lo + int(np.argmin(y[lo:hi])), lo + int(np.argmax(y[lo:hi]))}
         dx, dy = decimate(x, y, width)
         assert list(dx) == sorted(keep) and list(dy) == [y[i] for i in sorted(keep)]
+
+
+@pytest.mark.asyncio
+async def test_a_finished_run_is_not_redrawn_when_nothing_changed(fixture_db):
+    app = _app(fixture_db, "90/10")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert (screen.loads, screen.renders) == (1, 1)
+        for _ in range(2):
+            screen.action_reload()
+            await settle(pilot)
+        assert (screen.loads, screen.renders) == (3, 1)

@@ -279,6 +279,8 @@ class RunScreen(Screen):
         self.spec: dict[str, Any] | None = None
         self.probe_shown = False
         self._log_shown: str | None = None
+        self._last: RunData | None = None
+        self.renders = 0  # data that changed what is shown (tests read it)
         self.loads = 0
         self._fetching = False  # one read at a time: a slow database never piles up threads
 
@@ -330,6 +332,10 @@ class RunScreen(Screen):
     def on_run_data(self, data: RunData) -> None:
         self._fetching = False
         self.loads += 1
+        if data == self._last:
+            return  # a finished run reads the same every time: nothing is redrawn
+        self._last = data
+        self.renders += 1
         header = self.query_one("#run-header", Static)
         if data.info is None:
             header.update(Text(data.error or "", style="yellow"))
