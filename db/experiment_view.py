@@ -34,6 +34,7 @@ FROM runs r
 JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
 LEFT JOIN teff t ON t.run_id = r.run_id AND t.language = e.language AND t.step = e.step
 WHERE r.experiment = $experiment AND r.status = 'done' AND {CURRENT}
+ORDER BY r.run_id, e.language  -- languages in one order: a sweep's markers stay with their language
 """
 
 _FINGERPRINT = """

@@ -100,3 +100,17 @@ def test_csv_lines_end_with_a_plain_newline(monkeypatch, db, args):
     assert "\r" not in out and out.endswith("\n")
     if args[0] == "sql":
         assert out == "n\n5\n6\n"
+
+
+def test_computed_width_is_what_rich_draws():
+    from rich.console import Console as RichConsole
+    from rich.measure import Measurement
+
+    from xling_tui.fit_width import table_width
+
+    columns = [Column("run", essential=True), Column("p(EN1)"), Column("PPL EN1")]
+    rows = [["[bold]90→10 / 10→90[/]", "90%↘10%", "112.8"], ["mono", "100%", "1100.25"]]
+    table, _ = fitted_table(columns, rows, 200)
+    console = RichConsole(width=1000)
+    drawn = Measurement.get(console, console.options, table).maximum
+    assert drawn == table_width([len("90→10 / 10→90"), len("90%↘10%"), len("1100.25")])

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -32,29 +31,50 @@ class Column:
 
 
 def fitted_table(
-    columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], width: int, **table_options
+    columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], width: int
 ) -> tuple[Table, list[str]]:
     """The table with as many columns as fit ``width``, and the headers left out.
 
-    Cells are rich markup strings or ``Text``; every cell is kept on one line.
+    Cells are rich markup strings or ``Text``; every cell is kept on one line. The widths
+    are summed from the cells (``table_width``) rather than measured on built tables,
+    one build per dropped column, which a screen redrawing every refresh would pay for.
     """
+    keep = _kept(columns, rows, width)
+    return _build(columns, rows, keep), [c.header for i, c in enumerate(columns) if i not in keep]
+
+
+def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], width: int) -> list[str]:
+    """The headers to leave out so that the rest fit ``width`` (the table is not built)."""
+    keep = _kept(columns, rows, width)
+    return [c.header for i, c in enumerate(columns) if i not in keep]
+
+
+def _kept(columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], width: int) -> list[int]:
+    """Indices of the columns kept: the droppable ones go, lowest priority first, until the rest fit."""
+    natural = [max([cell_width(c.header), *(cell_width(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     keep = list(range(len(columns)))
     droppable = sorted((i for i, c in enumerate(columns) if not c.essential), key=lambda i: columns[i].priority)
-    table = _build(columns, rows, keep, **table_options)
     for i in droppable:
-        if _width(table) <= width:
+        if table_width([natural[k] for k in keep]) <= width:
             break
         keep.remove(i)
-        table = _build(columns, rows, keep, **table_options)
-    dropped = [columns[i].header for i in range(len(columns)) if i not in keep]
-    return table, dropped
+    return keep
 
 
-def print_fitted(
-    console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], **table_options
-) -> list[str]:
+def cell_width(cell: str | Text) -> int:
+    """Terminal cells a one-line cell takes (markup counted as what it shows)."""
+    return cell.cell_len if isinstance(cell, Text) else Text.from_markup(cell).cell_len
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """The width of ``_build``'s table with columns this wide: a padding cell either side
+    of each column and a separator between them, none at the outer edges."""
+    return sum(widths) + 3 * max(len(widths) - 1, 0)
+
+
+def print_fitted(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str | Text]]) -> list[str]:
     """Prints the fitted table and, when columns were left out, one dim line naming them."""
-    table, dropped = fitted_table(columns, rows, console.width, **table_options)
+    table, dropped = fitted_table(columns, rows, console.width)
     console.print(table)
     if dropped:
         console.print(
@@ -64,16 +84,11 @@ def print_fitted(
     return dropped
 
 
-def _build(columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], keep: list[int], **options) -> Table:
-    options = {"box": box.SIMPLE_HEAD, "header_style": "bold", "pad_edge": False, "show_edge": False} | options
-    table = Table(**options)
+def _build(columns: Sequence[Column], rows: Sequence[Sequence[str | Text]], keep: list[int]) -> Table:
+    """The table whose width ``table_width`` computes (change one, change the other)."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
     for i in keep:
         table.add_column(columns[i].header, no_wrap=True, overflow="ellipsis", justify=columns[i].justify)
     for row in rows:
         table.add_row(*(row[i] for i in keep))
     return table
-
-
-def _width(table: Table) -> int:
-    console = Console(width=100_000)
-    return Measurement.get(console, console.options, table).maximum

@@ -144,3 +144,34 @@ def test_experiment_sweeps_snapshot(snap_compare, fixture_db, size):
         await settle(pilot)
 
     assert snap_compare(_app(fixture_db), terminal_size=size, run_before=show)
+
+
+@pytest.mark.asyncio
+async def test_keys_1_and_2_switch_between_the_law_and_the_sweeps(fixture_db):
+    app = _app(fixture_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")  # no sweep: nothing to switch to
+        await settle(pilot)
+        assert app.screen.query_one("#exp-law-pane").display and not app.screen.query("#exp-sweep-pane")
+    _sweep_anchors(fixture_db)
+    app = _app(fixture_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert "2: sweeps along data.anchors" in str(screen.query_one("#exp-header").render())
+        await pilot.press("2")
+        await settle(pilot)
+        assert screen.query_one("#exp-sweep-pane").display and not screen.query_one("#exp-law-pane").display
+        assert screen.query_one("#exp-sweep").draws == 1
+        await pilot.press("1")
+        await settle(pilot)
+        assert screen.query_one("#exp-law-pane").display and not screen.query_one("#exp-sweep-pane").display
+
+
+def test_sweep_languages_keep_their_order(fixture_db):
+    """Each language has one marker, the same in the plot and its legend, whatever order the rows came in."""
+    _sweep_anchors(fixture_db)
+    store = Store(fixture_db)
+    (sweep,) = experiment_view.sweeps(store, "table1", experiment_view.experiment_runs(store, "table1"))
+    assert all(list(p.teff) == sorted(p.teff) for p in sweep.points if p.teff)

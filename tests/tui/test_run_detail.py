@@ -320,3 +320,28 @@ async def test_a_finished_run_is_not_redrawn_when_nothing_changed(fixture_db):
             screen.action_reload()
             await settle(pilot)
         assert (screen.loads, screen.renders) == (3, 1)
+
+
+@pytest.mark.asyncio
+async def test_plot_draws_at_once_after_a_quiet_spell(monkeypatch):
+    from textual.app import App
+
+    import xling_tui.widgets.plots as plots
+
+    class One(App):
+        def compose(self):
+            yield XPlot(id="p", max_hz=2.0)
+
+    clock = [100.0]
+    monkeypatch.setattr(plots, "monotonic", lambda: clock[0])  # the plot's clock only: the event loop keeps its own
+    app = One()
+    async with app.run_test(size=(60, 20)) as pilot:
+        plot = app.query_one(XPlot)
+        plot.show(Figure([Series("a", [0, 1], [1, 2])]))
+        clock[0] += 0.1
+        plot.show(Figure([Series("a", [0, 1], [1, 3])]))  # too soon: waits for the tick
+        assert plot.draws == 1 and plot._pending is not None
+        clock[0] += 1.0
+        plot.show(Figure([Series("a", [0, 1], [1, 4])]))  # a key press after a pause: drawn now
+        await pilot.pause()
+        assert plot.draws == 2 and plot._pending is None and plot._shown.series[0].y == [1, 4]

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static
 
 from xling_tui.overlay import MARKERS
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
@@ -237,8 +237,8 @@ class ExperimentScreen(Screen):
     BINDINGS = [
         Binding("escape", "close", "back"),
         Binding("enter", "open_run", "open run", tooltip="the run panels of the row's run"),
-        Binding("1", "tab('tab-law')", "law", tooltip="the monolingual law, its baselines, the mixes at their MLTE"),
-        Binding("2", "tab('tab-sweeps')", "sweeps", tooltip="PPL and TEff along each axis the experiment sweeps"),
+        Binding("1", "panel('law')", "law", tooltip="the monolingual law, its baselines, the mixes at their MLTE"),
+        Binding("2", "panel('sweeps')", "sweeps", tooltip="PPL and TEff along each axis the experiment sweeps"),
         Binding("a", "next_axis", "axis", show=False, tooltip="sweeps: the next axis"),
         Binding("t", "toggle_measure", "PPL/TEff", show=False, tooltip="sweeps: PPL or TEff"),
         Binding("ctrl+r", "reload", "refresh", show=False),
@@ -252,24 +252,20 @@ class ExperimentScreen(Screen):
         self.row_names: list[str] = []
         self.axis = 0
         self.measure = "ppl"
+        self._sweeps_added = False
         self._fetching = False
 
     def compose(self) -> ComposeResult:
+        # No TabbedContent: it costs more to mount than everything else here, and the
+        # view has one panel below the table (two for a sweep, switched with 1 and 2).
         yield Static(f"experiment {self.experiment}: loading…", id="exp-header")
         yield DataTable(id="exp-table", cursor_type="row")
-        with TabbedContent(id="exp-tabs"):
-            with TabPane("Law", id="tab-law"):
-                with Vertical():
-                    yield XPlot(id="exp-law")
-                    yield Static("", id="exp-law-text")
-            with TabPane("Sweeps", id="tab-sweeps"):
-                with Vertical():
-                    yield XPlot(id="exp-sweep")
-                    yield Static("", id="exp-sweep-text")
+        with Vertical(id="exp-law-pane", classes="exp-pane"):
+            yield XPlot(id="exp-law")
+            yield Static("", id="exp-law-text")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#exp-tabs", TabbedContent).hide_tab("tab-sweeps")
         self.query_one("#exp-table", DataTable).focus()
         self.action_reload()
         self.set_interval(float(getattr(self.app, "refresh_every", 2.0)), self.action_reload)
@@ -311,17 +307,19 @@ class ExperimentScreen(Screen):
         data = self.data
         text = Text(f"{self.experiment}", style="bold")
         text.append(f" · {len(data.runs)} runs: {where_runs_are(data.runs)}")
+        if data.sweeps:
+            text.append(f" · 2: sweeps along {', '.join(s.axis for s in data.sweeps)}", style="dim")
         self.query_one("#exp-header", Static).update(text)
 
     def _render_table(self) -> None:
-        from xling_tui.fit_width import fitted_table
+        from xling_tui.fit_width import fit_columns
         from xling_tui.report import report_columns
 
         columns, rows = table_rows(self.data.report, self.data.runs)
         specs = report_columns(columns[:-1])
         table = self.query_one("#exp-table", DataTable)
         width = max(self.size.width - 8, 40)  # the swatch and the runs column need their room too
-        _, dropped = fitted_table(specs, [cells[:-1] for _, cells in rows], width)
+        dropped = fit_columns(specs, [cells[:-1] for _, cells in rows], width)
         dropped = [d for d in dropped if next(c for c in specs if c.header == d).priority < NARROW_KEEP]
         keep = [i for i, c in enumerate(columns) if c not in dropped]
         cursor = table.cursor_row
@@ -347,13 +345,20 @@ class ExperimentScreen(Screen):
         self.query_one("#exp-law-text", Static).update(law_text(law, langs))
 
     def _render_sweeps(self) -> None:
-        tabs = self.query_one("#exp-tabs", TabbedContent)
+        """The sweeps panel exists only for an experiment that sweeps: added with its first sweep."""
         sweeps = self.data.sweeps
         self.refresh_bindings()  # the sweep keys follow whether there is a sweep
         if not sweeps:
-            tabs.hide_tab("tab-sweeps")
             return
-        tabs.show_tab("tab-sweeps")
+        if not self.query("#exp-sweep"):
+            if not self._sweeps_added:
+                self._sweeps_added = True
+                pane = Vertical(XPlot(id="exp-sweep"), Static("", id="exp-sweep-text"), id="exp-sweep-pane")
+                pane.add_class("exp-pane")
+                pane.display = False
+                self.mount(pane, before=self.query_one(Footer))
+            self.call_after_refresh(self._render_sweeps)  # drawn once the panel is mounted
+            return
         sweep = sweeps[self.axis % len(sweeps)]
         self.query_one("#exp-sweep", XPlot).show(sweep_figure(sweep, self.measure, list(PALETTE)))
         caption = Text(f"{'PPL' if self.measure == 'ppl' else 'TEff'} along {sweep.axis}", style="bold")
@@ -389,12 +394,18 @@ class ExperimentScreen(Screen):
             self.measure = "teff" if self.measure == "ppl" else "ppl"
             self._render_sweeps()
 
-    def action_tab(self, tab: str) -> None:
-        self.query_one("#exp-tabs", TabbedContent).active = tab
+    def action_panel(self, panel: str) -> None:
+        """1: the law; 2: the sweeps (for an experiment that sweeps)."""
+        sweeps = self.query("#exp-sweep-pane")
+        if panel == "sweeps" and not sweeps:
+            return
+        self.query_one("#exp-law-pane").display = panel == "law"
+        for pane in sweeps:
+            pane.display = panel == "sweeps"
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """The sweep keys only for an experiment that sweeps (shown dimmed otherwise)."""
-        if action in ("next_axis", "toggle_measure") or (action == "tab" and parameters == ("tab-sweeps",)):
+        if action in ("next_axis", "toggle_measure") or (action == "panel" and parameters == ("sweeps",)):
             return True if self.data is not None and self.data.sweeps else None
         return True
 

@@ -2,9 +2,10 @@
 
 Three things are added to the library widget: log axes (the data is plotted as
 log10 and a formatter writes ticks back as 100, 1k, 1M), decimation to the plot's
-width (min and max per column, so spikes survive), and a redraw throttle: new data
-replaces whatever is waiting, and at most ``max_hz`` redraws a second happen, so a
-fast stream of updates costs one redraw per tick and stale frames are never drawn.
+width (min and max per column, so spikes survive), and a redraw throttle: a figure
+after a quiet spell is drawn at once (a key press answers without waiting for a tick),
+one that comes sooner waits for the next tick and replaces whatever is waiting, so at
+most ``max_hz`` redraws a second happen and stale frames are never drawn.
 Colours are the 16 ANSI names, which every terminal has.
 """
 
@@ -14,6 +15,7 @@ import math
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from time import monotonic
 
 import numpy as np
 from textual_hires_canvas import Canvas
@@ -128,6 +130,7 @@ class XPlot(PlotWidget):
         self.max_hz = max_hz
         self._pending: Figure | None = None
         self._shown: Figure | None = None
+        self._drawn_at = -math.inf  # monotonic() of the last draw
         self.draws = 0  # how many figures were actually drawn (tests and benches read it)
 
     def on_mount(self) -> None:
@@ -138,17 +141,18 @@ class XPlot(PlotWidget):
         self.set_interval(1.0 / self.max_hz, self._flush)
 
     def show(self, figure: Figure) -> None:
-        """Queue ``figure``; an older one still waiting is dropped (coalesced)."""
-        first = self._shown is None and self._pending is None
+        """Draws ``figure`` now after a quiet spell, else queues it for the next tick (an
+        older one still waiting is dropped: coalesced)."""
         self._pending = figure
-        if first:
-            self._flush()  # the first frame need not wait for the tick
+        if monotonic() - self._drawn_at >= 1.0 / self.max_hz:
+            self._flush()
 
     def _flush(self) -> None:
         figure, self._pending = self._pending, None
         if figure is None or figure == self._shown:
             return
         self._shown = figure
+        self._drawn_at = monotonic()
         self.draws += 1
         self._draw(figure)
 
