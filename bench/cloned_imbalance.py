@@ -1,12 +1,14 @@
 """The paper's cloned-language result at CPU scale, on real English (Table 1 rows 1-5, 9).
 
 Monolingual baselines (100/50/25/10% of the budget) for the scaling law, then EN1/EN2
-clones at 50/50, 90/10 and 90%->10% / 10%->90%, each for two seeds; prints PPL and
-TEff per language, embedding similarity against its all-pairs control, and the wall
-time. Reads ../shared/corpora/en/train.txt.gz (or $XLING_SHARED/corpora/...) and
+clones at 50/50, 90/10 and 90%->10% / 10%->90%, each for two or more seeds; prints PPL
+and TEff per language over seeds with 95% intervals (TEff's including the law's error),
+embedding similarity against its all-pairs control, gradient similarity, the paired
+verdicts of 90/10 against 50/50 (the rare language's PPL and TEff, embedding and
+gradient similarity) and the wall time. Reads ../shared/corpora/en/train.txt.gz (or $XLING_SHARED/corpora/...) and
 skips cleanly when it is absent.
 
-    python bench/cloned_imbalance.py [--tokens 2000000] [--model cpu-xs] [--seeds 0,1] [--db PATH]
+    python bench/cloned_imbalance.py [--tokens 2000000] [--model cpu-xs] [--seeds 0,1,2] [--db PATH]
     python bench/cloned_imbalance.py --device cuda --model mini --tokens 10000000 --batch 64 --context 256
 
 The paper's direction: the rarer language (EN2 at 10%) gains far more from the main
@@ -16,8 +18,8 @@ one than either gains at 50/50 (TEff EN2 2.08 at 90/10 vs 0.89 at 50/50).
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,21 +56,6 @@ ends = [0.5, 1.0]
 mix = {{ EN1 = [90, 10], EN2 = [10, 90] }}
 """
 
-RESULTS = """
-SELECT r.name, r.seed, e.language, e.ppl, t.tokens_seen, t.teff, t.teff_mark
-FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
-LEFT JOIN teff t ON t.run_id = r.run_id AND t.language = e.language AND t.step = e.step
-WHERE r.experiment = 'cloned_en' AND r.status = 'done'
-ORDER BY r.kind, r.name, e.language, r.seed
-"""
-
-EMBEDDINGS = """
-SELECT r.name, r.seed, a.similarity, a.control
-FROM align_embeddings a JOIN runs r USING (run_id)
-WHERE r.experiment = 'cloned_en' AND a.matrix = 'input' AND a.step = r.total_steps
-ORDER BY r.name, r.seed
-"""
-
 
 def corpus_path() -> Path | None:
     shared = Path(os.environ.get("XLING_SHARED", ROOT.parent / "shared"))
@@ -80,7 +67,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=2_000_000)
     ap.add_argument("--model", default="cpu-xs")
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--max-chars", type=int, default=12_000_000)
     ap.add_argument("--db", type=Path, default=None, help="keep the results here (default: a temporary folder)")
     ap.add_argument("--device", default="cpu")
@@ -122,38 +109,53 @@ def main() -> int:
     return 0
 
 
+MEASURES = ("ppl", "teff", "embedding_similarity", "embedding_control", "gradient_similarity")
+VERDICTS = {  # (measure, language, detail) of the paired verdicts the paper's claims rest on
+    ("ppl", "EN2", ""),
+    ("teff", "EN2", ""),
+    ("embedding_similarity", "EN1–EN2", "input"),
+    ("gradient_similarity", "EN1–EN2", "mean"),
+}
+
+
 def report(db: Path, wall: float, args) -> None:
+    """Over seeds, with 95% intervals (db.summary, as `xling report` shows them), then
+    90/10 against 50/50 paired by seed: the rare language's PPL and TEff, embedding and
+    gradient similarity, each with its verdict."""
+    from db.paired import needed_text, paired_comparison
     from db.store import Store
+    from db.summary import experiment_summary
 
     store = Store(db)
     store.ingest()
-    rows = store.query(RESULTS).dicts()
+    summaries = experiment_summary(store, "cloned_en")
+    runs = store.query("SELECT count(*) FROM runs WHERE experiment = 'cloned_en' AND status = 'done'").rows[0][0]
     print(
         f"\ncloned English, model {args.model} on {args.device}, budget {args.tokens:,} tokens "
-        f"(batch {args.batch} x {args.context}), seeds {args.seeds}; "
-        f"wall time {wall / 60:.1f} min for {len({(r['name'], r['seed']) for r in rows})} runs"
+        f"(batch {args.batch} x {args.context}), seeds {args.seeds}; wall time {wall / 60:.1f} min for {runs} runs"
     )
-    print(f"{'run':18s} {'lang':4s} {'PPL per seed':>22s} {'TEff per seed':>22s} {'mean TEff':>9s}")
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["name"], r["language"]), []).append(r)
-    for (name, lang), rs in groups.items():
-        ppl = " / ".join(f"{r['ppl']:.1f}" for r in rs)
-        teff = " / ".join(r["teff_mark"] or "—" for r in rs)
-        known = [r["teff"] for r in rs if r["teff"] is not None]
-        avg = f"{statistics.mean(known):.2f}" if known else "—"
-        print(f"{name:18s} {lang:4s} {ppl:>22s} {teff:>22s} {avg:>9s}")
-    print("\ninput-embedding similarity of equivalent subwords vs all-pairs control:")
-    for r in store.query(EMBEDDINGS).dicts():
-        print(f"  {r['name']:18s} seed {r['seed']}: {r['similarity']:+.3f} vs control {r['control']:+.3f}")
-    for name, laws in (
-        (
-            "scaling law",
-            store.query("SELECT language, params, residuals FROM scaling_fits WHERE experiment = 'cloned_en'").rows,
-        ),
-    ):
-        for lang, params, residuals in laws:
-            print(f"{name} {lang}: {params}; log residuals {[round(x, 3) for x in residuals]}")
+    print("mean [95% interval] n=seeds (PPL, TEff: log scale; TEff includes the law's error)")
+    for r in summaries:
+        if r.measure in MEASURES and (r.measure != "gradient_similarity" or r.detail == "mean"):
+            what = " ".join(x for x in (r.measure, r.language, r.detail) if x)
+            print(f"  {r.name:18s} {what:38s} {r.text}")
+    for name, law in store.query(
+        "SELECT language, law FROM scaling_fits WHERE experiment = 'cloned_en' AND law IS NOT NULL"
+    ).rows:
+        law = json.loads(law) if isinstance(law, str) else law
+        print(f"scaling law {name}: {law['params']}; log residuals {[round(x, 3) for x in law['residuals']]}")
+    cmp = paired_comparison(store, "cloned_en", "90/10", "50/50")
+    print("\n90/10 (A) vs 50/50 (B), paired by seed:")
+    for r in cmp.rows:
+        if (r.measure, r.language, r.detail) in VERDICTS:
+            what = " ".join(x for x in (r.measure, r.language, r.detail) if x)
+            needed = needed_text(r)
+            print(
+                f"  {what:38s} A {r.a:26s} B {r.b:26s} A vs B {r.change:28s} {r.verdict}"
+                + (f" (seeds to resolve: {needed})" if needed else "")
+            )
+    for note in cmp.notes:
+        print(f"  note: {note}")
 
 
 if __name__ == "__main__":

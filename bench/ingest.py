@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.ingest import utc_timestamp  # noqa: E402
+from db.bulk import utc_timestamp  # noqa: E402
 from db.store import SCHEMA_SQL, Store  # noqa: E402
 from engine.config.spec import ExperimentConfig, expand_runs  # noqa: E402
 from engine.runs.events import EvalResult, EventLog, Heartbeat, Queued, Started, TrainMetric
@@ -314,7 +314,7 @@ def step_time(trainer: Trainer, steps: int) -> float:
     for step in range(steps + 2):
         trainer.step = step
         t0 = time.perf_counter()
-        trainer.train_step(lr_at(step, trainer.spec.total_steps, t["lr"], t["min_lr"], t["warmup"]))
+        trainer.train_step(lr_at(step, trainer.spec.total_steps, t.lr, t.min_lr, t.warmup))
         times.append(time.perf_counter() - t0)
         trainer.step = step + 1
     return statistics.median(times[2:])

@@ -1,14 +1,17 @@
-"""Derived results, recomputed whenever a run finishes: scaling laws and token efficiency.
+"""Derived results, recomputed whenever a run finishes: scaling laws, token efficiency, seed summaries.
 
 The paper's TEff needs two things no single run has: the monolingual scaling law of
 its experiment (fitted on the finished baseline runs) and the exact number of tokens
-a run saw in each language by each evaluation (from its schedule). Both are derived
-from what the database already holds, so the tables here are rebuilt, per
-experiment, rather than appended to; numpy/scipy only, no torch.
+a run saw in each language by each evaluation (from its schedule). Each law comes with
+its bootstrap (its error), so every TEff, MLTE and MLPE carries an interval; then the
+experiment's final results are summarised over seeds (``db.summary``, the ``summary``
+table). All of it is derived from what the database already holds, so the tables here
+are rebuilt, per experiment, rather than appended to; numpy/scipy only, no torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -18,14 +21,15 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from db import summary
 from db.bulk import ndjson_source, stamp, write_ndjson
-from engine.analysis.scaling import ScalingError, ScalingLaw, fit_scaling_law
+from db.current import CURRENT
+from engine.analysis.scaling import LawBootstrap, ScalingError, ScalingLaw, bootstrap_law, fit_scaling_law
+from engine.analysis.uncertainty import WIDE, law_interval
 from engine.config.schedule import Schedule
 
-# A run belongs to its experiment's current definition (an edited spec leaves older runs behind).
-CURRENT = (
-    "list_contains(coalesce((SELECT x.run_ids FROM experiments x WHERE x.name = r.experiment), [r.run_id]), r.run_id)"
-)
+__all__ = ["CURRENT", "refresh", "refresh_finished", "tokens_seen"]
+
 
 _FIT_COLUMNS = {
     "experiment": "VARCHAR",
@@ -42,6 +46,7 @@ _FIT_COLUMNS = {
     "warnings": "VARCHAR[]",
     "error": "VARCHAR",
     "law": "JSON",
+    "bootstrap": "JSON",
     "updated": "TIMESTAMP",
 }
 _TEFF_COLUMNS = {
@@ -53,10 +58,17 @@ _TEFF_COLUMNS = {
     "tokens_seen": "BIGINT",
     "ppl": "DOUBLE",
     "mlte": "DOUBLE",
+    "mlte_lo": "DOUBLE",
+    "mlte_hi": "DOUBLE",
     "mlte_status": "VARCHAR",
     "mlpe": "DOUBLE",
+    "mlpe_lo": "DOUBLE",
+    "mlpe_hi": "DOUBLE",
     "mlpe_status": "VARCHAR",
     "teff": "DOUBLE",
+    "teff_lo": "DOUBLE",
+    "teff_hi": "DOUBLE",
+    "law_wide": "BOOLEAN",
     "teff_status": "VARCHAR",
     "teff_mark": "VARCHAR",
 }
@@ -88,6 +100,7 @@ def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
         if teffs:
             src = ndjson_source(write_ndjson(Path(tmp) / "teff.ndjson", teffs), _TEFF_COLUMNS)
             con.execute(f"INSERT OR REPLACE INTO teff SELECT {', '.join(_TEFF_COLUMNS)} FROM {src}")
+        summary.store_summaries(con, experiments, Path(tmp))  # reads the laws and TEff just written
     return sum(f["error"] is None for f in fits)
 
 
@@ -111,7 +124,10 @@ def _scaling_form(con: duckdb.DuckDBPyConnection, exp: str) -> str:
     return row[0] if row and row[0] else "paper"
 
 
-def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[dict[tuple[str, str], ScalingLaw], list[dict]]:
+Laws = dict[tuple[str, str], tuple[ScalingLaw, LawBootstrap]]
+
+
+def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[Laws, list[dict]]:
     form = _scaling_form(con, exp)
     laws, rows = {}, []
     now = stamp(time.time())
@@ -133,26 +149,32 @@ def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[dict[tupl
             "residuals": None,
             "warnings": None,
             "law": None,
+            "bootstrap": None,
         }
         try:
             law = fit_scaling_law([p[1] for p in pts], [p[2] for p in pts], budget=pts[0][3], form=form)
         except (ScalingError, RuntimeError, ValueError) as exc:
             row["error"] = str(exc)
         else:
-            laws[(model, lang)] = law
-            row.update(params=law.params, residuals=list(law.residuals), warnings=list(law.warnings), law=law.to_dict())
+            boot = bootstrap_law(law)
+            laws[(model, lang)] = (law, boot)
+            row.update(
+                params=law.params,
+                residuals=list(law.residuals),
+                warnings=list(law.warnings),
+                law=law.to_dict(),
+                bootstrap=boot.to_dict(),
+            )
         rows.append(row)
     return laws, rows
 
 
-def _law_for(
-    laws: dict[tuple[str, str], ScalingLaw], model: str, lang: str, spec: dict
-) -> tuple[str, ScalingLaw] | None:
+def _law_for(laws: Laws, model: str, lang: str, spec: dict) -> tuple[str, tuple[ScalingLaw, LawBootstrap]] | None:
     """A language's own law, else (cloned languages are the same text) the baselines' language's."""
     if (model, lang) in laws:
         return lang, laws[(model, lang)]
     if spec.get("data", {}).get("kind", "cloned") == "cloned":
-        for (m, other), law in sorted(laws.items()):
+        for (m, other), law in sorted(laws.items(), key=lambda item: item[0]):
             if m == model:
                 return other, law
     return None
@@ -168,7 +190,7 @@ def tokens_seen(spec: dict) -> dict[int, np.ndarray]:
     return {i: cum[i] * t["context"] for i in range(n_lang)}
 
 
-def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, str], ScalingLaw]) -> list[dict]:
+def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: Laws) -> list[dict]:
     if not laws:
         return []
     evals = con.execute(
@@ -189,27 +211,39 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: dict[tuple[str, s
         t_a = int(seen[spec["languages"].index(lang)][min(step, spec["total_steps"])])
         if t_a <= 0:
             continue
-        law_lang, law = chosen
-        mlte, mlpe, teff = law.mlte(ppl), law.mlpe(t_a), law.teff(ppl, t_a)
+        law_lang, (law, boot) = chosen
         rows.append(
-            {
-                "run_id": run_id,
-                "language": lang,
-                "step": step,
-                "experiment": exp,
-                "law_language": law_lang,
-                "tokens_seen": t_a,
-                "ppl": ppl,
-                "mlte": mlte.value,
-                "mlte_status": mlte.status,
-                "mlpe": mlpe.value,
-                "mlpe_status": mlpe.status,
-                "teff": teff.value,
-                "teff_status": teff.status,
-                "teff_mark": teff.mark(),
-            }
+            {"run_id": run_id, "language": lang, "step": step, "experiment": exp, "law_language": law_lang}
+            | _estimates(law, boot, ppl, t_a)
         )
     return rows
+
+
+def _estimates(law: ScalingLaw, boot: LawBootstrap, ppl: float, tokens: int) -> dict[str, Any]:
+    """MLTE, MLPE and TEff of one evaluation, each with the law's 95% interval."""
+    mlte, mlpe, teff = law.mlte(ppl), law.mlpe(tokens), law.teff(ppl, tokens)
+    mlte_lo, mlte_hi = law_interval(mlte.value, boot.mlte(ppl), boot.df)
+    mlpe_lo, mlpe_hi = law_interval(mlpe.value, boot.mlpe(tokens), boot.df)
+    teff_lo, teff_hi = law_interval(teff.value, boot.teff(ppl, tokens), boot.df)
+    wide = None if teff_lo is None or teff_hi is None else bool(teff_lo <= 0 or teff_hi / teff_lo > WIDE)
+    return {
+        "tokens_seen": tokens,
+        "ppl": ppl,
+        "mlte": mlte.value,
+        "mlte_lo": mlte_lo,
+        "mlte_hi": mlte_hi,
+        "mlte_status": mlte.status,
+        "mlpe": mlpe.value,
+        "mlpe_lo": mlpe_lo,
+        "mlpe_hi": mlpe_hi,
+        "mlpe_status": mlpe.status,
+        "teff": teff.value,
+        "teff_lo": teff_lo,
+        "teff_hi": teff_hi,
+        "law_wide": wide,
+        "teff_status": teff.status,
+        "teff_mark": teff.mark(),
+    }
 
 
 def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str]) -> None:
@@ -229,4 +263,5 @@ def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str]) -> Non
         refresh(con, experiments)
         con.commit()
     except Exception:  # noqa: BLE001 - never lose an ingest to the analysis
-        con.rollback()
+        with contextlib.suppress(duckdb.Error):  # a failed commit (a full disk) has ended it already
+            con.rollback()

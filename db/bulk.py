@@ -16,6 +16,11 @@ def utc_timestamp(unix: float) -> datetime:
     return datetime.fromtimestamp(unix, UTC).replace(tzinfo=None)
 
 
+def unix_time(ts: datetime | None) -> float | None:
+    """A stored time back as unix seconds (``stamp`` of it gives the stored value again)."""
+    return None if ts is None else ts.replace(tzinfo=UTC).timestamp()
+
+
 def iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.isoformat(sep=" ", timespec="microseconds")
 

@@ -96,7 +96,10 @@ def experiment_runs(store: Store, experiment: str) -> list[ExperimentRun]:
     out = []
     for row in store.query(_RUNS, {"experiment": experiment}).rows:
         spec = json.loads(row[9]) if isinstance(row[9], str) else (row[9] or {})
-        out.append(ExperimentRun(*row[:9], spec, row[10]))
+        run_id, name, kind, seed, status, step, total_steps, total_tokens, model = row[:9]
+        out.append(
+            ExperimentRun(run_id, name, kind, seed, status, step, total_steps, total_tokens, model, spec, row[10])
+        )
     return out
 
 

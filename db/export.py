@@ -1,7 +1,7 @@
 """Query results out of xling: CSV text for the CLI, and files for the SQL screen's export.
 
 The SQL screen's connection may not touch other files, so a user's query never writes
-one. An export runs the query there (``InterruptibleQuery.export``), streams the rows it
+one. An export runs the query in that sandbox (``db.user_sql.UserQuery``), streams the rows it
 returns into a newline-delimited JSON file, and a separate in-memory DuckDB that runs only
 xling's own statements reads them back with the result's column types and writes CSV,
 Parquet or JSON next to the target, renamed into place when complete (a cancelled or
@@ -21,14 +21,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from uuid import UUID
 
 import duckdb
 
 from db.bulk import ndjson_source, sql_str
-from db.queries import InterruptibleQuery
-from db.store import StoreError
+from db.store import QueryError, StoreError
+from db.user_sql import UserQuery
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
 _COPY_OPTIONS = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet", "json": "FORMAT json, ARRAY true"}
@@ -38,10 +38,15 @@ class ExportError(StoreError):
     """An export the user can fix: a bad path, an unknown format. The message says which."""
 
 
+def csv_writer(out: TextIO) -> Any:
+    """The CSV writer every CSV of xling's goes through: lines end in ``\\n``."""
+    return csv.writer(out, lineterminator="\n")
+
+
 def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A header line and one line per row, each ending in ``\\n``."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv_writer(buf)
     writer.writerow(columns)
     writer.writerows(rows)
     return buf.getvalue()
@@ -70,7 +75,7 @@ def check_target(path: Path) -> Path:
     return target
 
 
-def export_query(query: InterruptibleQuery, path: Path) -> int:
+def export_query(query: UserQuery, path: Path) -> int:
     """Runs ``query`` (read-only, cancellable) and writes its whole result to ``path``
     (replacing it: ask the user first); returns the number of rows written."""
     target = check_target(path)
@@ -78,15 +83,12 @@ def export_query(query: InterruptibleQuery, path: Path) -> int:
     with tempfile.TemporaryDirectory(prefix=".xling-export-", dir=target.parent) as tmp:
         rows_file = Path(tmp) / "rows.ndjson"
         staged = Path(tmp) / f"out{target.suffix}"
-
-        columns: dict[str, list[str]] = {}
-
-        def write(names: list[str], types: list[str], batches: Iterator[list[tuple]]) -> int:
-            columns["names"], columns["types"] = _unique(names), types
-            return _write_ndjson(rows_file, columns["names"], batches)
-
-        count = query.export(write)
-        _copy(rows_file, columns["names"], columns["types"], staged, fmt)
+        with query.open() as result:
+            if not result.columns:
+                raise QueryError("the statement returns no rows to export")
+            names = _unique(result.columns)
+            count = _write_ndjson(rows_file, names, result.batches())
+        _copy(rows_file, names, result.types, staged, fmt)
         os.replace(staged, target)
     return count
 

@@ -7,30 +7,31 @@ read_json(...)`` statement (no per-row INSERTs, no pandas/pyarrow). Offsets are
 committed in the same transaction as the rows they produced, so an ingest that dies
 half way leaves nothing behind and the next one redoes it.
 
-Per-run state (status, step, ...) is folded in Python from the new events and merged
-with the stored row by rules that give the same result whether the log is ingested
-in one go or in many pieces (so a rebuild from the folder equals the live database).
+Per-run state (status, step, ...) is folded in Python by the launcher's own rules
+(``engine.runs.fold``), continuing from the state stored by the previous ingest, so a
+log ingested in one go or in many pieces gives the same row (and a rebuild from the
+folder equals the live database).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from db.bulk import iso, ndjson_source, stamp, write_ndjson
-from engine.runs.events import read_events
+from db.bulk import iso, ndjson_source, stamp, unix_time, write_ndjson
+from engine.runs.coerce import as_float, as_int, as_lang_map, as_str, as_str_list, as_time
+from engine.runs.events import BadLine, read_events
+from engine.runs.fold import RunFold
 from engine.runs.layout import ANNOTATIONS_FILE, EVENTS_FILE, SPEC_FILE
+from engine.runs.status import RunStatus
 
-TERMINAL = ("done", "failed", "cancelled")
-_DELTA_TIMES = ("finished", "queued", "started", "last_seen")
-STATUS_OF_KIND = {"queued": "queued", "started": "running"}
-_BIGINT_MAX = 2**63 - 1
+_FOLD_TIMES = ("finished", "queued", "started", "last_seen")  # RunFold's unix times, stored as TIMESTAMP
+_FOLD_COLUMNS = tuple(f.name for f in fields(RunFold))  # the columns of runs that hold a run's folded state
 
 
 @dataclass
@@ -45,137 +46,27 @@ class IngestStats:
     finished: list[str] = field(default_factory=list)  # runs that reached status done in this ingest
     experiments: int = 0  # experiments added or changed
     removed: int = 0  # runs whose folder had disappeared
-
-
-# -- coercion: a malformed field must become NULL, never poison the bulk insert --
-
-
-def _float(v: Any) -> float | None:
-    """NaN and inf survive (a diverged loss is information); non-numbers do not."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v)
-
-
-def _int(v: Any) -> int | None:
-    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int) or abs(v) > _BIGINT_MAX:
-        return None
-    return v
-
-
-def _pid(v: Any) -> int | None:
-    """The column is INTEGER; an impossible pid must not fail the cast of the whole batch."""
-    pid = _int(v)
-    return pid if pid is not None and 0 <= pid < 2**31 else None
-
-
-def _time(v: Any) -> float | None:
-    f = _float(v)
-    return f if f is not None and math.isfinite(f) and abs(f) < 1e11 else None
-
-
-def _str(v: Any) -> str | None:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    return None
-
-
-def _or(new: Any, old: Any) -> Any:
-    return old if new is None else new
-
-
-def _lang_map(v: Any) -> dict[str, float] | None:
-    if not isinstance(v, dict):
-        return None
-    return {str(k): f for k, x in v.items() if (f := _float(x)) is not None}
-
-
-def _str_list(v: Any) -> list[str] | None:
-    if not isinstance(v, list):
-        return None
-    return [str(x) for x in v]
+    skipped: list[BadLine] = field(default_factory=list)  # log lines that are not events (each logged as a warning)
 
 
 # -- reading the folder ----------------------------------------------------------
 
 
-@dataclass
-class RunDelta:
-    """What a run's new events say about its row in ``runs`` (None: nothing new)."""
+def _fold_row(run_id: str, fold: RunFold) -> dict[str, Any]:
+    """A run's folded state as its row in ``runs`` (times as stored)."""
+    row: dict[str, Any] = {"run_id": run_id, **asdict(fold)}
+    for name in _FOLD_TIMES:
+        row[name] = stamp(row[name])
+    return row
 
-    run_id: str
-    status: str | None = None
-    message: str | None = None
-    finished: float | None = None
-    queued: float | None = None
-    started: float | None = None
-    last_seen: float | None = None
-    device: str | None = None
-    host: str | None = None
-    pid: int | None = None
-    job_id: str | None = None
-    backend: str | None = None
-    step: int | None = None
-    tokens: int | None = None
-    total_steps: int | None = None
-    total_tokens: int | None = None
 
-    def fold(self, ev: dict[str, Any]) -> None:
-        """Apply one event; called in log order, so 'latest' means last applied."""
-        t = _time(ev.get("time"))
-        if t is not None:
-            self.last_seen = t if self.last_seen is None else max(self.last_seen, t)
-        kind = ev.get("kind")
-        if kind in STATUS_OF_KIND or kind == "status":
-            self._status(ev, kind, t)
-        if kind == "queued":
-            self.queued = _or(self.queued, t)  # the first one: re-queueing keeps the order
-        elif kind == "started":
-            self._started(ev, t)
-        elif kind == "submitted":
-            self.backend = _or(_str(ev.get("backend")), self.backend)
-            self.job_id = _or(_str(ev.get("job_id")), self.job_id)
-        elif kind == "train":
-            self.step = _or(_int(ev.get("step")), self.step)
-            self.tokens = _or(_int(ev.get("tokens")), self.tokens)
-        elif kind == "heartbeat":
-            self.step = _or(_int(ev.get("step")), self.step)
-            self.pid = _or(_pid(ev.get("pid")), self.pid)
-
-    def _status(self, ev: dict[str, Any], kind: str, t: float | None) -> None:
-        status = STATUS_OF_KIND.get(kind) or _str(ev.get("status"))
-        if status is None:
-            return
-        self.status = status
-        self.message = _str(ev.get("message"))
-        self.finished = t if status in TERMINAL else None
-        if kind == "status":
-            self.step = _or(_int(ev.get("step")), self.step)
-
-    def _started(self, ev: dict[str, Any], t: float | None) -> None:
-        if self.started is None:
-            self.started = t
-        for name in ("device", "host", "job_id"):
-            if (v := _str(ev.get(name))) is not None:
-                setattr(self, name, v)
-        self.pid = _or(_pid(ev.get("pid")), self.pid)
-        for name in ("total_steps", "total_tokens"):
-            if (v := _int(ev.get(name))) is not None:
-                setattr(self, name, v)
-        resumed = _int(ev.get("resumed_from"))
-        self.step = resumed if resumed is not None else 0
-        if resumed is None:
-            self.tokens = 0  # a fresh start forgets a failed attempt's progress
-
-    def row(self) -> dict[str, Any]:
-        row = self.__dict__.copy()
-        for name in _DELTA_TIMES:
-            row[name] = stamp(row[name])
-        return row
+def _stored_fold(row: tuple[Any, ...]) -> RunFold:
+    """The state an earlier ingest stored (``_FOLD_COLUMNS`` order): where this ingest's events continue."""
+    values = dict(zip(_FOLD_COLUMNS, row))
+    for name in _FOLD_TIMES:
+        values[name] = unix_time(values[name])
+    values["status"] = RunStatus.parse(values["status"])
+    return RunFold(**values)
 
 
 @dataclass
@@ -185,17 +76,19 @@ class Batch:
     specs: list[dict[str, Any]] = field(default_factory=list)
     train: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
-    deltas: list[dict[str, Any]] = field(default_factory=list)
+    states: list[dict[str, Any]] = field(default_factory=list)  # runs rows: each run's state, folded
+    finished: list[str] = field(default_factory=list)  # runs that reported done in these events
     align: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # kind -> rows
     offsets: list[dict[str, Any]] = field(default_factory=list)
     experiments: list[dict[str, Any]] = field(default_factory=list)
     gone_runs: list[str] = field(default_factory=list)
     gone_experiments: list[str] = field(default_factory=list)
     events: int = 0
+    skipped: list[BadLine] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         """Lets an idle ingest (a UI polling) skip the transaction and its fsync."""
-        parts = (self.specs, self.deltas, self.offsets, self.experiments, self.gone_runs, self.gone_experiments)
+        parts = (self.specs, self.states, self.offsets, self.experiments, self.gone_runs, self.gone_experiments)
         return not any(parts)
 
 
@@ -208,65 +101,52 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _new_events(log: Path, stored: int) -> tuple[list[dict[str, Any]], int]:
-    """A log shorter than its stored offset was replaced: read it again from the top."""
-    try:
-        size = log.stat().st_size
-    except OSError:
-        return [], stored
-    start = 0 if size < stored else stored
-    if size == start:
-        return [], start
-    return read_events(log, start)
-
-
 def _spec_row(run_id: str, run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     model = spec.get("model")
     if isinstance(model, dict):
         model = model.get("name")
     return {
         "run_id": run_id,
-        "experiment": _str(spec.get("experiment")),
-        "name": _str(spec.get("name")),
-        "kind": _str(spec.get("kind")),
+        "experiment": as_str(spec.get("experiment")),
+        "name": as_str(spec.get("name")),
+        "kind": as_str(spec.get("kind")),
         "spec": spec,
-        "model": _str(model),
-        "seed": _int(spec.get("seed")),
-        "languages": _str_list(spec.get("languages")),
-        "job_id": _str(spec.get("job_id")),
-        "total_steps": _int(spec.get("total_steps")),
-        "total_tokens": _int(spec.get("total_tokens")),
+        "model": as_str(model),
+        "seed": as_int(spec.get("seed")),
+        "languages": as_str_list(spec.get("languages")),
+        "total_steps": as_int(spec.get("total_steps")),
+        "total_tokens": as_int(spec.get("total_tokens")),
         "run_dir": str(run_dir),
     }
 
 
 def _train_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | None:
-    step = _int(ev.get("step"))
+    step = as_int(ev.get("step"))
     if step is None:
         return None
     return {
         "seq": seq,
         "run_id": run_id,
         "step": step,
-        "tokens": _int(ev.get("tokens")),
-        "lr": _float(ev.get("lr")),
-        "loss": _float(ev.get("loss")),
-        "lang_loss": _lang_map(ev.get("lang_loss")),
-        "tokens_per_s": _float(ev.get("tokens_per_s")),
-        "time": stamp(_time(ev.get("time"))),
+        "tokens": as_int(ev.get("tokens")),
+        "lr": as_float(ev.get("lr")),
+        "loss": as_float(ev.get("loss")),
+        "lang_loss": as_lang_map(ev.get("lang_loss")),
+        "tokens_per_s": as_float(ev.get("tokens_per_s")),
+        "time": stamp(as_time(ev.get("time"))),
     }
 
 
 def _eval_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | None:
-    step, language = _int(ev.get("step")), _str(ev.get("language"))
+    step, language = as_int(ev.get("step")), as_str(ev.get("language"))
     if step is None or language is None:
         return None
     row: dict[str, Any] = {"seq": seq, "run_id": run_id, "step": step, "language": language}
     for name in ("loss", "ppl", "char_ppl", "accuracy"):
-        row[name] = _float(ev.get(name))
-    row["tokens"] = _int(ev.get("tokens"))
-    row["n_tokens"] = _int(ev.get("n_tokens"))
-    row["time"] = stamp(_time(ev.get("time")))
+        row[name] = as_float(ev.get(name))
+    row["tokens"] = as_int(ev.get("tokens"))
+    row["n_tokens"] = as_int(ev.get("n_tokens"))
+    row["time"] = stamp(as_time(ev.get("time")))
     return row
 
 
@@ -346,11 +226,11 @@ ALIGN_KINDS["probe"] = AlignKind(
     "run_id, step, task, train_language, language",
 )
 _COERCE = {
-    "BIGINT": _int,
-    "DOUBLE": _float,
-    "VARCHAR": _str,
+    "BIGINT": as_int,
+    "DOUBLE": as_float,
+    "VARCHAR": as_str,
     "JSON": lambda v: v,
-    "TIMESTAMP": lambda v: stamp(_time(v)),
+    "TIMESTAMP": lambda v: stamp(as_time(v)),
 }
 
 
@@ -366,11 +246,15 @@ def _align_row(seq: int, run_id: str, ev: dict[str, Any]) -> dict[str, Any] | No
 def _annotations(run_dir: Path) -> tuple[list[str] | None, str | None]:
     """The user's tags and note (``annotations.json``, written by xling-tui); in the folder so a rebuild keeps them."""
     data = _read_json_object(run_dir / ANNOTATIONS_FILE) or {}
-    return _str_list(data.get("tags")) or None, _str(data.get("note")) or None
+    return as_str_list(data.get("tags")) or None, as_str(data.get("note")) or None
 
 
-def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[Any, ...]]) -> bool:
-    """Adds one run's news to the batch; True when the run changed at all."""
+def _scan_run(
+    batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[Any, ...]], folded: dict[str, RunFold]
+) -> bool:
+    """Adds one run's news to the batch; True when the run changed at all. Its events
+    are folded on top of the state stored last time (``folded``), so the stored state
+    is the fold of the whole log however many ingests it took."""
     run_id = run_dir.name
     changed = False
     spec = _read_json_object(run_dir / SPEC_FILE)
@@ -378,23 +262,27 @@ def _scan_run(batch: Batch, run_dir: Path, stored: int, known: dict[str, tuple[A
     if spec is not None and known.get(run_id) != (spec, str(run_dir), *notes):
         batch.specs.append(_spec_row(run_id, run_dir, spec) | {"tags": notes[0], "note": notes[1]})
         changed = True
-    events, offset = _new_events(run_dir / EVENTS_FILE, stored)
+    events, offset = read_events(run_dir / EVENTS_FILE, stored, batch.skipped)  # a replaced log is read from its start
     if offset != stored:
         batch.offsets.append({"run_id": run_id, "byte_offset": offset})
     if not events:
         return changed
-    delta = RunDelta(run_id)
+    fold = folded.get(run_id) or RunFold()
+    reported_done = False
     for ev in events:
         seq = batch.events
         batch.events += 1
-        delta.fold(ev)
+        fold.apply(ev)
+        reported_done |= ev.get("kind") == "status" and RunStatus.parse(ev.get("status")) is RunStatus.DONE
         if ev.get("kind") == "train" and (row := _train_row(seq, run_id, ev)):
             batch.train.append(row)
         elif ev.get("kind") == "eval" and (row := _eval_row(seq, run_id, ev)):
             batch.evals.append(row)
         elif ev.get("kind") in ALIGN_KINDS and (row := _align_row(seq, run_id, ev)):
             batch.align.setdefault(ev["kind"], []).append(row)
-    batch.deltas.append(delta.row())
+    batch.states.append(_fold_row(run_id, fold))
+    if reported_done and fold.status is RunStatus.DONE:
+        batch.finished.append(run_id)
     return True
 
 
@@ -411,16 +299,16 @@ def _scan_experiments(batch: Batch, exp_dir: Path, known: dict[str, tuple]) -> l
             data = None
         if data is None:
             continue
-        name = _str(data.get("name")) or path.stem
+        name = as_str(data.get("name")) or path.stem
         present.append(name)
         row = {
             "name": name,
-            "description": _str(data.get("description")),
-            "source": _str(data.get("source")),
+            "description": as_str(data.get("description")),
+            "source": as_str(data.get("source")),
             "config": data.get("config"),
-            "updated": stamp(_time(mtime)),
+            "updated": stamp(as_time(mtime)),
         }
-        row["run_ids"] = _str_list(data.get("run_ids"))
+        row["run_ids"] = as_str_list(data.get("run_ids"))
         if known.get(name) != (row["description"], row["source"], row["config"], row["updated"], row["run_ids"]):
             batch.experiments.append(row)
     return present
@@ -429,10 +317,9 @@ def _scan_experiments(batch: Batch, exp_dir: Path, known: dict[str, tuple]) -> l
 def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
     """Reads the folder against what the database already holds; returns (batch, runs changed)."""
     offsets = dict(con.execute("SELECT run_id, byte_offset FROM ingest_state").fetchall())
-    known_specs = {
-        r: (json.loads(s) if s is not None else None, d, t, n)
-        for r, s, d, t, n in con.execute("SELECT run_id, spec, run_dir, tags, note FROM runs").fetchall()
-    }
+    rows = con.execute(f"SELECT run_id, spec, run_dir, tags, note, {', '.join(_FOLD_COLUMNS)} FROM runs").fetchall()
+    known_specs = {r[0]: (json.loads(r[1]) if r[1] is not None else None, *r[2:5]) for r in rows}
+    folded = {r[0]: _stored_fold(r[5:]) for r in rows}
     known_exps = {
         n: (d, s, json.loads(c) if c is not None else None, iso(u), ids)
         for n, d, s, c, u, ids in con.execute(
@@ -444,7 +331,7 @@ def scan(root: Path, con: duckdb.DuckDBPyConnection) -> tuple[Batch, int]:
     run_dirs = (
         sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) if runs_dir.is_dir() else []
     )
-    changed = sum(_scan_run(batch, d, offsets.get(d.name, 0), known_specs) for d in run_dirs)
+    changed = sum(_scan_run(batch, d, offsets.get(d.name, 0), known_specs, folded) for d in run_dirs)
     experiments = _scan_experiments(batch, root / "experiments", known_exps)
     # A database copied somewhere without its folder keeps its contents.
     if root.is_dir():
@@ -495,23 +382,24 @@ _SPEC_COLUMNS = {
     "tags": "VARCHAR[]",
     "note": "VARCHAR",
 }
-_DELTA_COLUMNS = {
+_STATE_COLUMNS = {
     "run_id": "VARCHAR",
     "status": "VARCHAR",
     "message": "VARCHAR",
-    "finished": "TIMESTAMP",
-    "queued": "TIMESTAMP",
-    "started": "TIMESTAMP",
-    "last_seen": "TIMESTAMP",
+    "step": "BIGINT",
+    "tokens": "BIGINT",
     "device": "VARCHAR",
     "host": "VARCHAR",
     "pid": "INTEGER",
+    "backend": "VARCHAR",
     "job_id": "VARCHAR",
-    "step": "BIGINT",
-    "tokens": "BIGINT",
+    "job_state": "VARCHAR",
     "total_steps": "BIGINT",
     "total_tokens": "BIGINT",
-    "backend": "VARCHAR",
+    "queued": "TIMESTAMP",
+    "started": "TIMESTAMP",
+    "finished": "TIMESTAMP",
+    "last_seen": "TIMESTAMP",
 }
 _OFFSET_COLUMNS = {"run_id": "VARCHAR", "byte_offset": "BIGINT"}
 _EXPERIMENT_COLUMNS = {
@@ -542,21 +430,17 @@ def _load_specs(con: duckdb.DuckDBPyConnection, src: str) -> None:
     )
 
 
-def _load_deltas(con: duckdb.DuckDBPyConnection, src: str) -> None:
-    """Merges the new events' view of each run with the stored one (see RunDelta)."""
-    cols = list(_DELTA_COLUMNS)
-    select = ", ".join(cols)
-    latest = ("device", "host", "pid", "job_id", "backend", "step", "tokens", "total_steps", "total_tokens")
-    sets = [
-        "status = COALESCE(EXCLUDED.status, runs.status)",
-        "message = CASE WHEN EXCLUDED.status IS NULL THEN runs.message ELSE EXCLUDED.message END",
-        "finished = CASE WHEN EXCLUDED.status IS NULL THEN runs.finished ELSE EXCLUDED.finished END",
-        "queued = COALESCE(runs.queued, EXCLUDED.queued)",
-        "started = COALESCE(runs.started, EXCLUDED.started)",
-        "last_seen = GREATEST(runs.last_seen, EXCLUDED.last_seen)",
-    ] + [f"{c} = COALESCE(EXCLUDED.{c}, runs.{c})" for c in latest]
+def _load_states(con: duckdb.DuckDBPyConnection, src: str) -> None:
+    """Each run's folded state replaces the stored one (it was folded on top of it).
+
+    Totals are the exception: until a worker starts, the spec's (loaded just before, in
+    this same transaction) stand.
+    """
+    cols = list(_STATE_COLUMNS)
+    sets = [f"{c} = EXCLUDED.{c}" for c in _FOLD_COLUMNS if c not in ("total_steps", "total_tokens")]
+    sets += [f"{c} = COALESCE(EXCLUDED.{c}, runs.{c})" for c in ("total_steps", "total_tokens")]
     con.execute(
-        f"INSERT INTO runs ({', '.join(cols)}) SELECT {select} FROM {src} "
+        f"INSERT INTO runs ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {src} "
         f"ON CONFLICT (run_id) DO UPDATE SET {', '.join(sets)}"
     )
 
@@ -585,9 +469,9 @@ def apply(con: duckdb.DuckDBPyConnection, batch: Batch, tmp: Path, stats: Ingest
     """All writes of one ingest; the caller wraps them in a transaction."""
     if batch.specs:
         _load_specs(con, ndjson_source(write_ndjson(tmp / "specs.ndjson", batch.specs), _SPEC_COLUMNS))
-    if batch.deltas:
-        _load_deltas(con, ndjson_source(write_ndjson(tmp / "deltas.ndjson", batch.deltas), _DELTA_COLUMNS))
-        stats.finished = [d["run_id"] for d in batch.deltas if d["status"] == "done"]
+    if batch.states:
+        _load_states(con, ndjson_source(write_ndjson(tmp / "states.ndjson", batch.states), _STATE_COLUMNS))
+        stats.finished = list(batch.finished)
     if batch.train:
         src = ndjson_source(write_ndjson(tmp / "train.ndjson", batch.train), _TRAIN_COLUMNS)
         stats.train_rows = _load_metrics(con, "train_metrics", src, _TRAIN_COLUMNS, "run_id, step")
@@ -614,7 +498,11 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
     """One ingest on a connection holding the write lock; commits or changes nothing."""
     batch, changed = scan(Path(root), con)
     stats = IngestStats(
-        runs=changed, events=batch.events, experiments=len(batch.experiments), removed=len(batch.gone_runs)
+        runs=changed,
+        events=batch.events,
+        experiments=len(batch.experiments),
+        removed=len(batch.gone_runs),
+        skipped=batch.skipped,
     )
     if batch.is_empty():
         return stats
@@ -624,6 +512,15 @@ def ingest_into(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:
             apply(con, batch, Path(tmp), stats)
             con.commit()
         except BaseException:
-            con.rollback()
+            rollback(con)
             raise
     return stats
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """A failed commit (a full disk) may already have ended the transaction; DuckDB's
+    'no transaction is active' must not hide the error that says why."""
+    try:
+        con.rollback()
+    except duckdb.Error:
+        pass

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from db.store import QueryError, QueryResult, SchemaOutdated, Store, StoreError
+from db.store import QueryError, QueryResult, SchemaOutdated, Store
 
 # A run with a spec but no status event yet is being queued by its launcher.
 _RUN_STATUS = """
@@ -46,6 +45,7 @@ SELECT
     r.pid,
     r.backend,
     r.job_id,
+    r.job_state,
     r.started,
     r.finished,
     r.message
@@ -140,29 +140,11 @@ WHERE r.experiment = $experiment AND r.status = 'done' AND {current}
 ORDER BY r.kind DESC, r.total_tokens DESC, r.name, r.seed, e.language
 """
 
-_REPORT_HIDDEN = """
-SELECT r.name, r.seed, h.lang_a, h.lang_b, h.layer, h.similarity
-FROM align_hidden h JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND h.step = r.total_steps AND {current}
-ORDER BY r.name, r.seed, h.lang_b, h.layer
-"""
-
 _REPORT_EMBEDDINGS = """
 SELECT r.name, r.seed, a.matrix, a.lang_a, a.lang_b, a.similarity, a.control, a.bins
 FROM align_embeddings a JOIN runs r USING (run_id)
 WHERE r.experiment = $experiment AND a.step = r.total_steps AND {current}
 ORDER BY r.name, r.seed, a.lang_b, a.matrix
-"""
-
-# Components: a tensor name without its block index, e.g. 'attn.qkv.weight'.
-_REPORT_GRADIENTS = """
-SELECT r.name, r.seed, g.lang_a, g.lang_b,
-       regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', '') AS component,
-       avg(g.similarity) AS similarity
-FROM align_gradients g JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND g.step = r.total_steps AND {current}
-GROUP BY ALL
-ORDER BY r.name, r.seed, g.lang_b, component
 """
 
 _REPORT_LAWS = """
@@ -171,12 +153,10 @@ FROM scaling_fits WHERE experiment = $experiment ORDER BY model, language
 """
 
 
-from db.analysis import CURRENT as _CURRENT  # noqa: E402
+from db.current import CURRENT as _CURRENT  # noqa: E402
 
 _REPORT_RUNS = _REPORT_RUNS.format(current=_CURRENT)
-_REPORT_HIDDEN = _REPORT_HIDDEN.format(current=_CURRENT)
 _REPORT_EMBEDDINGS = _REPORT_EMBEDDINGS.format(current=_CURRENT)
-_REPORT_GRADIENTS = _REPORT_GRADIENTS.format(current=_CURRENT)
 
 
 def report_runs(store: Store, experiment: str) -> QueryResult:
@@ -184,30 +164,15 @@ def report_runs(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_RUNS, {"experiment": experiment})
 
 
-def report_hidden(store: Store, experiment: str) -> QueryResult:
-    return store.query(_REPORT_HIDDEN, {"experiment": experiment})
-
-
 def report_embeddings(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_EMBEDDINGS, {"experiment": experiment})
-
-
-def report_gradients(store: Store, experiment: str) -> QueryResult:
-    return store.query(_REPORT_GRADIENTS, {"experiment": experiment})
 
 
 def report_laws(store: Store, experiment: str) -> QueryResult:
     return store.query(_REPORT_LAWS, {"experiment": experiment})
 
 
-# -- real languages: tokenisation and the downstream probe ---------------------------
-
-_REPORT_PROBES = f"""
-SELECT r.name, r.seed, p.task, p.train_language, p.language, p.accuracy, p.chance, p.n_examples
-FROM probes p JOIN runs r USING (run_id)
-WHERE r.experiment = $experiment AND p.step = r.total_steps AND {_CURRENT}
-ORDER BY r.kind DESC, r.name, r.seed, p.task, p.train_language, p.language
-"""
+# -- real languages: tokenisation ------------------------------------------------
 
 _REPORT_TOKENIZERS = f"""
 SELECT t.mode, t.vocab_size, t.n_anchors, t.languages::VARCHAR AS languages, count(*) AS runs
@@ -215,11 +180,6 @@ FROM tokenizers t JOIN runs r USING (run_id)
 WHERE r.experiment = $experiment AND {_CURRENT}
 GROUP BY ALL ORDER BY runs DESC
 """
-
-
-def report_probes(store: Store, experiment: str) -> QueryResult:
-    """Final probe accuracies per run, seed, task and evaluation language."""
-    return store.query(_REPORT_PROBES, {"experiment": experiment})
 
 
 def report_tokenizers(store: Store, experiment: str) -> QueryResult:
@@ -246,7 +206,8 @@ WITH best AS (
 )
 SELECT r.run_id, r.experiment, r.name, r.kind, coalesce(r.status, 'queued') AS status,
        r.step, r.total_steps, r.tokens, r.total_tokens,
-       r.device, r.host, r.pid, r.backend, r.job_id, b.languages AS best_languages, b.ppls AS best_ppls,
+       r.device, r.host, r.pid, r.backend, r.job_id, r.job_state, b.languages AS best_languages,
+       b.ppls AS best_ppls,
        r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen
 FROM runs r
 LEFT JOIN best_lists b USING (run_id)
@@ -411,110 +372,3 @@ def column_docs() -> dict[tuple[str, str], str]:
         elif table and last and line.strip().startswith("--") and last in docs:
             docs[last] += " " + line.strip().lstrip("-").strip()
     return docs
-
-
-# -- ad-hoc SQL that can be cancelled -------------------------------------------------
-
-
-@dataclass
-class UserQueryResult(QueryResult):
-    """The first rows of a user's query, and how many rows the whole answer has."""
-
-    total_rows: int = 0
-
-
-class InterruptibleQuery:
-    """A user's read-only query that another thread may cancel (the TUI's SQL screen).
-
-    ``run`` (or ``export``) executes on a worker thread; ``cancel`` may be called from
-    any thread and interrupts DuckDB mid-query. The connection is read-only and has no
-    access to other files (``enable_external_access = false``), so the query can neither
-    change the results nor read, write or attach anything else; an export is written by
-    xling from the rows the query returned (``db.export``), never by the user's SQL.
-    """
-
-    def __init__(self, store: Store, sql: str, max_rows: int, wait: float = 10.0) -> None:
-        self.store, self.sql, self.max_rows, self.wait = store, sql, max_rows, wait
-        self._con = None
-        self._lock = threading.Lock()
-        self.cancelled = False
-
-    def run(self) -> UserQueryResult:
-        """The first ``max_rows`` rows and the row count of the whole result. Raises
-        QueryCancelled when cancelled, QueryError for DuckDB's complaints."""
-
-        def first_rows(con, cur) -> UserQueryResult:
-            if cur.description is None:
-                return UserQueryResult([], [])
-            columns = [d[0] for d in cur.description]
-            rows = cur.fetchmany(self.max_rows + 1)
-            truncated = len(rows) > self.max_rows
-            total = self._count(con, cur) + len(rows) if truncated else len(rows)
-            return UserQueryResult(columns, rows[: self.max_rows], truncated=truncated, total_rows=total)
-
-        return self._execute(first_rows)
-
-    def export(self, consume: Callable[[list[str], list[str], Iterator[list[tuple]]], int]) -> int:
-        """Hands ``consume`` the column names, their DuckDB types and the rows in batches
-        (the whole result, never held at once); returns what ``consume`` returns."""
-
-        def stream(con, cur) -> int:
-            if cur.description is None:
-                raise QueryError("the statement returns no rows to export")
-            names = [d[0] for d in cur.description]
-            types = [str(d[1]) for d in cur.description]
-            return consume(names, types, iter(lambda: cur.fetchmany(10_000), []))
-
-        return self._execute(stream)
-
-    def _execute(self, consume):
-        if not self.store.db_path.exists():
-            raise StoreError(f"{self.store.db_path} does not exist yet: no results to query")
-        with self.store.connect(read_only=True, wait=self.wait) as con:
-            with self._lock:
-                if self.cancelled:
-                    raise QueryCancelled("cancelled")
-                self._con = con
-            try:
-                con.execute("SET enable_external_access = false")
-                return consume(con, con.execute(self.sql))
-            except duckdb.Error as e:
-                if self.cancelled:
-                    raise QueryCancelled("cancelled") from None
-                raise QueryError(str(e)) from None
-            finally:
-                with self._lock:
-                    self._con = None
-
-    def _count(self, con, cur) -> int:
-        """Rows after the ``max_rows + 1`` fetched. DuckDB counts a SELECT itself (the
-        query runs again on a second cursor, without building rows in Python); any other
-        statement is counted by reading its rows on."""
-        fetched = self.max_rows + 1
-        counter = con.cursor()
-        with self._lock:
-            self._con = counter  # cancel now interrupts the count
-        try:
-            body = self.sql.strip().rstrip(";").strip()
-            return int(counter.execute(f"SELECT count(*) FROM (\n{body}\n)").fetchone()[0]) - fetched
-        except duckdb.Error:
-            if self.cancelled:
-                raise
-        finally:
-            counter.close()
-            with self._lock:
-                self._con = con
-        rest = 0
-        while batch := cur.fetchmany(10_000):
-            rest += len(batch)
-        return rest
-
-    def cancel(self) -> None:
-        with self._lock:
-            self.cancelled = True
-            if self._con is not None:
-                self._con.interrupt()
-
-
-class QueryCancelled(StoreError):
-    """The user cancelled the query."""

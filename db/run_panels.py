@@ -14,26 +14,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from db.analysis import CURRENT
+from db.current import CURRENT
 from db.store import Store
+from engine.runs.summary import RunSummary
 
 MAX_POINTS = 400  # per curve; more than a terminal plot has columns
 
 
-@dataclass
-class RunInfo:
-    run_id: str
-    experiment: str | None
-    name: str | None
-    kind: str | None
-    status: str
-    step: int | None
-    total_steps: int | None
+@dataclass(frozen=True, kw_only=True)
+class RunInfo(RunSummary):
+    """The run screen's header: the summary, the model and the languages."""
+
     model: str | None
     languages: list[str]
-    device: str | None
-    message: str | None
-    tokens_per_s: float | None
 
 
 @dataclass
@@ -63,6 +56,9 @@ class TeffPoint:
     teff: float | None
     mark: str | None
     status: str | None
+    lo: float | None = None  # the law's 95% interval of teff (this run's PPL as measured)
+    hi: float | None = None
+    wide: bool | None = None  # hi / lo > 2: the law is too uncertain to answer
 
 
 @dataclass
@@ -72,6 +68,7 @@ class TeffPanel:
     curve: list[tuple[float, float]]  # (tokens, ppl) of the fitted law, over the range plotted
     baselines: list[tuple[float, float]]  # (tokens, ppl) of finished monolingual runs
     points: list[TeffPoint]  # every multilingual run's languages at their latest evaluation
+    seeds: list = field(default_factory=list)  # db.summary.SummaryRow: PPL and TEff of the run's schedule over seeds
 
 
 @dataclass
@@ -121,7 +118,8 @@ ORDER BY r.total_tokens
 """
 
 _TEFF = f"""
-SELECT t.run_id, r.name, t.language, t.step, t.tokens_seen, t.ppl, t.mlte, t.teff, t.teff_mark, t.teff_status
+SELECT t.run_id, r.name, t.language, t.step, t.tokens_seen, t.ppl, t.mlte, t.teff, t.teff_mark, t.teff_status,
+       t.teff_lo, t.teff_hi, t.law_wide
 FROM teff t JOIN runs r USING (run_id)
 WHERE t.experiment = $experiment AND r.kind = 'mix' AND r.model = $model AND {CURRENT}
 QUALIFY row_number() OVER (PARTITION BY t.run_id, t.language ORDER BY t.step DESC) = 1
@@ -158,7 +156,20 @@ def run_info(store: Store, run_id: str) -> RunInfo | None:
     if not rows:
         return None
     r = rows[0]
-    return RunInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], list(r[8] or []), r[9], r[10], r[11])
+    return RunInfo(
+        run_id=r[0],
+        experiment=r[1],
+        name=r[2],
+        kind=r[3],
+        status=r[4],
+        step=r[5],
+        total_steps=r[6],
+        model=r[7],
+        languages=list(r[8] or []),
+        device=r[9],
+        message=r[10],
+        tokens_per_s=r[11],
+    )
 
 
 def curves(store: Store, run_id: str, max_points: int = MAX_POINTS) -> CurvePanel:
@@ -187,13 +198,25 @@ def eval_curves(store: Store, run_ids: list[str]) -> dict[str, dict[str, Curve]]
     return out
 
 
-def teff_panel(store: Store, experiment: str, model: str, language: str | None = None) -> TeffPanel:
-    """The experiment's monolingual law with its points, and every mix run's languages at their MLTE."""
+def teff_panel(
+    store: Store, experiment: str, model: str, language: str | None = None, name: str | None = None
+) -> TeffPanel:
+    """The experiment's monolingual law with its points, every mix run's languages at their MLTE,
+    and (for the run named ``name``) its schedule's PPL and TEff over seeds."""
+    panel = _teff_panel(store, experiment, model, language)
+    if name is not None:
+        from db.summary import schedule_summary
+
+        panel.seeds = schedule_summary(store, experiment, name, ("ppl", "teff"))
+    return panel
+
+
+def _teff_panel(store: Store, experiment: str, model: str, language: str | None) -> TeffPanel:
     from engine.analysis.scaling import ScalingError, ScalingLaw
 
     law_rows = store.query(_LAW, {"experiment": experiment, "model": model, "language": language or ""}).rows
     points = [
-        TeffPoint(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5]), r[6], r[7], r[8], r[9])
+        TeffPoint(r[0], r[1], r[2], r[3], float(r[4] or 0), float(r[5]), *r[6:])
         for r in store.query(_TEFF, {"experiment": experiment, "model": model}).rows
     ]
     if not law_rows:

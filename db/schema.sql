@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 5
+-- @version 6
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -41,8 +41,9 @@ CREATE TABLE runs (
     device       VARCHAR,             -- from the latest 'started' event
     host         VARCHAR,             -- from the latest 'started' event
     pid          INTEGER,             -- worker process id (latest 'started' or heartbeat)
-    job_id       VARCHAR,             -- scheduler job id (Slurm job, Ray task), from the latest 'submitted' event
-    backend      VARCHAR,             -- where the launcher sent it: local, slurm, ray (latest 'submitted' event)
+    job_id       VARCHAR,             -- scheduler job id (Slurm job, Ray task) of the latest 'submitted' event; NULL after a 'queued' one
+    backend      VARCHAR,             -- where the launcher sent it: local, slurm, ray (latest 'submitted' event; NULL after a 'queued' one)
+    job_state    VARCHAR,             -- the scheduler's word on that job when last asked: SUBMITTED, 'PENDING (Priority)', RUNNING ... (latest 'job_state' event about it; NULL after a 'queued' one)
     queued       TIMESTAMP,           -- first 'queued' event
     started      TIMESTAMP,           -- first 'started' event (a resumed run keeps it)
     finished     TIMESTAMP,           -- time of the terminal status; NULL unless status is done/failed/cancelled
@@ -139,7 +140,8 @@ CREATE TABLE align_gradients (
 );
 COMMENT ON TABLE align_gradients IS 'Gradient similarity per parameter tensor; the summary is avg(similarity).';
 
--- Derived by db.analysis whenever a run finishes (recomputed, never appended).
+-- Derived by db.analysis whenever a run finishes (recomputed, never appended): the laws,
+-- TEff against them, and the seed summaries (db.summary).
 
 CREATE TABLE scaling_fits (
     experiment  VARCHAR NOT NULL,
@@ -156,6 +158,8 @@ CREATE TABLE scaling_fits (
     warnings    VARCHAR[],
     error       VARCHAR,            -- why there is no fit (too few baselines, ...); params NULL then
     law         JSON,               -- the whole fit, for engine.scaling.ScalingLaw.from_dict
+    bootstrap   JSON,               -- the law's error: replicate fits to its resampled baselines
+                                    -- (engine.analysis.scaling.LawBootstrap: params, df = runs - parameters)
     updated     TIMESTAMP,
     PRIMARY KEY (experiment, model, language)
 );
@@ -170,15 +174,46 @@ CREATE TABLE teff (
     tokens_seen  BIGINT,           -- t_A: exact tokens the run saw in this language by this step
     ppl          DOUBLE,
     mlte         DOUBLE,           -- tokens a monolingual model needs for this PPL (NULL if impossible)
+    mlte_lo      DOUBLE,           -- 95% interval of mlte from the law's error (bootstrap over the baseline
+    mlte_hi      DOUBLE,           -- runs); NULL when unknown (as many baselines as parameters); hi may be inf
     mlte_status  VARCHAR,          -- inside | above | below | impossible
     mlpe         DOUBLE,           -- PPL a monolingual model reaches on tokens_seen
+    mlpe_lo      DOUBLE,           -- 95% interval of mlpe from the law's error
+    mlpe_hi      DOUBLE,
     mlpe_status  VARCHAR,
     teff         DOUBLE,           -- mlte / tokens_seen
+    teff_lo      DOUBLE,           -- 95% interval of teff from the law's error (this run's PPL taken as measured)
+    teff_hi      DOUBLE,
+    law_wide     BOOLEAN,          -- teff_hi / teff_lo > 2: the law is too uncertain to answer
     teff_status  VARCHAR,
     teff_mark    VARCHAR,          -- how the report prints it ('>2.10' for an extrapolation)
     PRIMARY KEY (run_id, language, step)
 );
 COMMENT ON TABLE teff IS 'Token efficiency of every evaluation against its experiment''s scaling law.';
+
+CREATE TABLE summary (
+    experiment  VARCHAR NOT NULL,
+    name        VARCHAR NOT NULL,  -- schedule or baseline name: one mix, over its seeds
+    kind        VARCHAR,           -- 'baseline' or 'mix'
+    measure     VARCHAR NOT NULL,  -- ppl, teff, embedding_similarity, embedding_control, hidden_similarity,
+                                   -- gradient_similarity, probe_accuracy, probe_chance
+    language    VARCHAR NOT NULL,  -- the language; a pair 'EN1–EN2' for alignment measures
+    detail      VARCHAR NOT NULL,  -- '' or what part: input/output (embeddings), layer (hidden; 0 = embeddings),
+                                   -- 'mean' or a component (gradients), '<task> (fine-tuned in <lang>)' (probes)
+    scale       VARCHAR,           -- 'log': geometric mean, interval on log values; 'linear'
+    mean        DOUBLE,            -- over seeds (NULL when no seed has a value: a TEff below the asymptote)
+    lo          DOUBLE,            -- 95% interval; NULL with one seed (or a law whose error is unknown)
+    hi          DOUBLE,
+    n           BIGINT,            -- seeds with a value
+    seeds       BIGINT[],          -- those seeds, ascending
+    seed_values DOUBLE[],          -- their values, in the same order
+    method      VARCHAR,           -- how the interval was made, e.g. 't, log scale, + law bootstrap'
+    wide        BOOLEAN,           -- a log-scale interval spanning more than a factor 2: no answer
+    flags       VARCHAR,           -- TEff: '>' / '<' some seed extrapolated, '*' some seed below the asymptote
+    text        VARCHAR,           -- the cell xling report prints, e.g. '2.08 [1.71, 2.53] n=3'
+    PRIMARY KEY (experiment, name, measure, language, detail)
+);
+COMMENT ON TABLE summary IS 'Final results over seeds with 95% intervals, one row per experiment, schedule, language and measure (what xling report shows).';
 
 -- Real languages and downstream probes (engine.languages, engine.probe).
 

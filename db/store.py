@@ -10,6 +10,7 @@ database delays results but never loses them.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -32,7 +33,8 @@ from tenacity import (
 
 from db.analysis import refresh_finished
 from db.bulk import utc_timestamp
-from db.ingest import IngestStats, ingest_into
+from db.ingest import IngestStats, ingest_into, rollback
+from engine.errors import XlingError
 from engine.runs import layout
 
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
@@ -50,6 +52,7 @@ TABLES = (
     "align_gradients",
     "scaling_fits",
     "teff",
+    "summary",
     "tokenizers",
     "probes",
 )
@@ -58,7 +61,7 @@ TRY_WAIT = 0.5  # how long try_ingest waits: a UI tick, not a user-visible stall
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 
-class StoreError(Exception):
+class StoreError(XlingError):
     """Anything the store reports to a user; the message is meant to be shown as is."""
 
 
@@ -74,11 +77,21 @@ class SchemaOutdated(StoreError):
     """The file predates this xling; only a writer can rebuild it (query does so)."""
 
 
+class StoreReadOnly(StoreError):
+    """The file cannot be written here (a read-only file system, a read-only file or
+    folder): it can be read, but new results cannot be ingested into it."""
+
+
+class StoreDiskFull(StoreError):
+    """An ingest found no space left; it changed nothing, and the logs keep every event."""
+
+
 @dataclass
 class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool = False  # max_rows cut the result short
+    left_out: int | None = None  # how many rows the cut left out, where counted
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -131,8 +144,8 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
     }
     if "schema_version" not in tables:
         return 0 if not tables else None
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    ((version,),) = con.execute("SELECT max(version) FROM schema_version").fetchall()  # no unfinished result
+    return int(version) if version is not None else 0
 
 
 def _build_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -145,7 +158,7 @@ def _build_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, utc_timestamp(time.time())])
         con.commit()
     except BaseException:
-        con.rollback()
+        rollback(con)
         raise
 
 
@@ -165,9 +178,28 @@ class Store:
 
     # -- connections ---------------------------------------------------------------
 
+    def read_only_reason(self) -> str | None:
+        """Why this process cannot write the database here, or None. DuckDB writes the file
+        and a ``.wal`` beside it, so both the file and its folder must be writable."""
+        for path in (self.db_path, self.db_path.parent):
+            if path.exists() and not os.access(path, os.W_OK):
+                if os.statvfs(path).f_flag & os.ST_RDONLY:
+                    return f"{path} is on a read-only file system"
+                return f"{path} is not writable"
+        return None
+
+    def _refuse_read_only(self) -> None:
+        why = self.read_only_reason()
+        if why:
+            raise StoreReadOnly(
+                f"{why}: new results in {self.root} could not be ingested; showing what the database holds"
+            )
+
     @contextmanager
     def connect(self, read_only: bool, wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
         """A checked connection, closed on exit so the lock is held only as long as needed."""
+        if not read_only:
+            self._refuse_read_only()
         deadline = time.monotonic() + max(wait, 0.0)
         lock = _process_lock(self.db_path)
         if not lock.acquire(timeout=max(wait, 0.0)):
@@ -182,7 +214,21 @@ class Store:
         finally:
             lock.release()
 
+    def open_reader(self, wait: float) -> duckdb.DuckDBPyConnection:
+        """A checked read-only connection that the caller closes (``db.connect``): opening
+        waits out a writer, and the connection holds no lock of this process, so the
+        caller may keep it as long as it likes."""
+        con = self._open(True, max(wait, 0.0), wait)
+        try:
+            self._check_schema(con, writable=False)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
     def _open(self, read_only: bool, budget: float, wait: float) -> duckdb.DuckDBPyConnection:
+        if self.db_path.is_dir():
+            raise StoreError(f"{self.db_path} is a folder, not a results database: give the .duckdb file's path")
         if not self.db_path.exists():
             if read_only:
                 raise StoreError(f"{self.db_path} does not exist yet; ingest creates it")
@@ -199,6 +245,10 @@ class Store:
         except RetryError as e:
             raise StoreBusy(self._busy_message(_holder(e.last_attempt.exception()), wait)) from None
         except duckdb.Error as e:
+            if not read_only and ("Read-only file system" in str(e) or "Permission denied" in str(e)):
+                raise StoreReadOnly(
+                    f"cannot open {self.db_path} for writing ({e}): new results in {self.root} could not be ingested"
+                ) from None
             raise StoreError(f"cannot open {self.db_path}: {e}") from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -254,11 +304,28 @@ class Store:
         with self.connect(read_only=False, wait=wait) as con:
             try:
                 return _ingest_and_refresh(con, self.root)
-            except duckdb.Error as e:
-                raise StoreError(f"ingest into {self.db_path} failed: {e}") from None
+            except (duckdb.Error, OSError) as e:
+                raise self._ingest_failed(e) from None
+
+    def _ingest_failed(self, exc: BaseException) -> StoreError:
+        """A full disk is named as such, with the file that could not be written."""
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = exc.filename or self.db_path
+        elif "No space left on device" in message:
+            quoted = re.search(r'"([^"]+)"', message)
+            where = quoted.group(1) if quoted else self.db_path
+        else:
+            return StoreError(f"ingest into {self.db_path} failed: {message}")
+        return StoreDiskFull(
+            f"no space left on {where}: nothing was ingested, and every result waits in {self.root}; "
+            "free some space and any xling command catches up"
+        )
 
     def try_ingest(self) -> IngestStats | None:
-        """For loops that ingest again soon anyway: None rather than a stall when busy."""
+        """For loops that ingest again soon anyway: None rather than a stall when busy.
+        A database that cannot be written here raises StoreReadOnly: readers say so once
+        and read what it holds."""
         try:
             return self.ingest(wait=TRY_WAIT)
         except StoreBusy:
@@ -270,8 +337,8 @@ class Store:
             try:
                 _build_schema(con)
                 return _ingest_and_refresh(con, self.root)
-            except duckdb.Error as e:
-                raise StoreError(f"rebuilding {self.db_path} failed: {e}") from None
+            except (duckdb.Error, OSError) as e:
+                raise self._ingest_failed(e) from None
 
     # -- reading -------------------------------------------------------------------
 

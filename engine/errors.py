@@ -7,6 +7,8 @@ traceback. Each subsystem defines its own subclass next to the code that raises 
 
 from __future__ import annotations
 
+import errno
+
 
 class XlingError(Exception):
     """A problem the user can fix; ``str()`` is the whole message (file, line, field where known)."""
@@ -14,3 +16,18 @@ class XlingError(Exception):
 
 class DataError(XlingError, ValueError):
     """A corpus that cannot be read or is too small; the message says which and why."""
+
+
+class DiskFull(XlingError, OSError):
+    """A write found no space left; whatever it was writing was removed, not left partial.
+    Still an OSError (ENOSPC), for code that handles any failed write."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"no space left on {path}")
+        self.errno = errno.ENOSPC
+        self.path = path
+
+
+class CheckpointError(XlingError):
+    """A checkpoint that cannot be used: refused (not plain data) or damaged with no intact
+    fallback. The message names the file and what to do."""

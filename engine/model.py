@@ -70,6 +70,7 @@ class GPT(nn.Module):
         self.emb_scale = math.sqrt(cfg.d_model)
         self.apply(self._init)
         for block in self.blocks:
+            assert isinstance(block, Block)
             nn.init.normal_(block.mlp.proj.weight, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     @staticmethod

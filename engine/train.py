@@ -16,19 +16,21 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import checkpoint
 from engine.analysis.evaluate import evaluate_stream
 from engine.config.spec import RunSpec
-from engine.data.cloned import Batches, anchor_ids, clone_tables
-from engine.data.real_languages import RealLanguages, StreamBatches, prepare_run_data
-from engine.data.tasks import check_end_inputs, family_settings, parallel_config
-from engine.data.tokens import EOS_ID, TokenData
+from engine.data.prepare import prepare_run_data
+from engine.data.run_data import RunData
+from engine.data.tasks import check_end_inputs
 from engine.losses import linear_cross_entropy
-from engine.model import GPT, preset
+from engine.model import GPT, GPTConfig, preset
+from engine.precision import AMP_DTYPES, cpu_has_native_bf16, resolve_precision
 from engine.runs.events import (
     AlignEmbedding,
     AlignGradient,
@@ -42,7 +44,8 @@ from engine.runs.events import (
     TokenizerInfo,
     TrainMetric,
 )
-from engine.runs.layout import CHECKPOINT_FILE, FINAL_MODEL_FILE
+from engine.runs.layout import FINAL_MODEL_FILE
+from engine.runs.status import RunStatus
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -73,25 +76,35 @@ class Runtime:
 
     device: str = "cpu"
     compile: bool = False
-    amp_dtype: torch.dtype | None = None
+    precision: str = "fp32"  # what the matmuls run in (engine.precision): fp32, bf16 or fp16
     scaler: bool = False
     fused_loss: bool = False  # engine.losses: the CPU fast path; CUDA gets torch.compile instead
 
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        return AMP_DTYPES.get(self.precision)
 
-def resolve_runtime(spec: RunSpec, device: str) -> Runtime:
-    """bf16 autocast and torch.compile are GPU paths; on CPU they degrade to plain fp32 eager."""
+
+def resolve_runtime(spec: RunSpec, device: str, cfg: GPTConfig | None = None) -> Runtime:
+    """torch.compile is a GPU path (on CPU only when asked); the precision is
+    ``engine.precision``'s choice for this device and model shape."""
     t = spec.train
     cuda = device.startswith("cuda")
-    compile_ = t["compile"] == "on" or (t["compile"] == "auto" and cuda)
-    precision = t["precision"]
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if not cuda and precision != "fp32":
-        precision = "fp32"
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    compile_ = t.compile == "on" or (t.compile == "auto" and cuda)
+    cfg = cfg or preset(spec.model, spec.data.vocab_size * len(spec.languages), t.context)
+    precision = resolve_precision(t.precision, device, cfg, t.batch_size, t.context)
     return Runtime(
-        device=device, compile=compile_, amp_dtype=amp, scaler=precision == "fp16", fused_loss=not cuda and not compile_
+        device=device,
+        compile=compile_,
+        precision=precision,
+        scaler=precision == "fp16",
+        fused_loss=not cuda and not compile_,
     )
+
+
+class _StopRequested(Exception):
+    """Raised out of training or a long evaluation, alignment or probe loop once a stop is
+    asked for; ``Trainer.run`` checkpoints, with what was left undone at that step."""
 
 
 class Trainer:
@@ -102,48 +115,41 @@ class Trainer:
         spec: RunSpec,
         run_dir: Path,
         device: str = "cpu",
-        tokens: TokenData | RealLanguages | None = None,
+        data: RunData | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.spec, self.run_dir = spec, Path(run_dir)
-        self.rt = resolve_runtime(spec, device)
         self.say = log
         t = spec.train
-        self.B, self.T = t["batch_size"], t["context"]
+        self.B, self.T = t.batch_size, t.context
         torch.manual_seed(spec.seed)
         np.random.seed(spec.seed % (2**32))
-        data = tokens or prepare_run_data(spec.data, spec.languages, spec.budget_tokens, log=log)
+        recipe = spec.data_recipe()
+        self.family = recipe.family_settings()
+        self.data = data or prepare_run_data(recipe, log=log)
         schedule = spec.schedule_obj()
-        langs = schedule.sequence_languages(spec.total_steps, self.B, spec.seed)
-        # Real languages: one stream and tokenizer each; cloned: one stream under N id maps.
-        self.real = data if isinstance(data, RealLanguages) else None
-        if self.real is not None:
-            self.tokens = None
-            self.tables = self.real.vocab.tables
-            self.batches = StreamBatches([t.train for t in self.real.tokens], self.tables, langs, self.T)
-            model_vocab = self.real.vocab_size
-        else:
-            self.tokens = data
-            V, N = self.tokens.vocab_size, len(spec.languages)
-            self.tables = clone_tables(V, N, spec.data["anchors"], spec.data["anchor_seed"])
-            self.batches = Batches(self.tokens.train, self.tables, langs, self.T)
-            model_vocab = V * N
+        self.batches = self.data.batches(schedule.sequence_languages(spec.total_steps, self.B, spec.seed), self.T)
         self.eval_languages = [i for i, n in enumerate(schedule.sequence_counts(spec.total_steps, self.B)) if n > 0]
-        check_end_inputs(spec)  # a bad parallel or probe file fails now, not after training
-        self.model = GPT(preset(spec.model, model_vocab, self.T)).to(self.rt.device)
+        probe = spec.eval.probe
+        check_end_inputs(recipe, probe.task if probe else None)  # a bad parallel or probe file fails now
+        model_cfg = preset(spec.model, self.data.vocab_size, self.T)
+        self.rt = resolve_runtime(spec, device, model_cfg)
+        self.model = GPT(model_cfg).to(self.rt.device)
         cuda = self.rt.device.startswith("cuda")
         self.opt = torch.optim.AdamW(
             self.model.parameters(),
-            lr=t["lr"],
-            betas=tuple(t["betas"]),
-            eps=t["eps"],
-            weight_decay=t["weight_decay"],
+            lr=t.lr,
+            betas=t.betas,
+            eps=t.eps,
+            weight_decay=t.weight_decay,
             fused=cuda or None,
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.rt.scaler else None
         self.forward = torch.compile(self.model) if self.rt.compile else self.model
         self.step = 0
         self._acc = self._new_accumulators()
+        self._todo: list[str] = []  # analyses due at this step and not yet done ("eval", "align", "probe")
+        self._should_stop: Callable[[], bool] = lambda: False
 
     # --- checkpointing -----------------------------------------------------
 
@@ -171,6 +177,7 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
+        """Plain data only (engine.checkpoint): a resume never unpickles code."""
         state = {
             "step": self.step,
             "model": self.model.state_dict(),
@@ -178,18 +185,20 @@ class Trainer:
             "acc": self._accumulators_state(),
             "torch_rng": torch.get_rng_state(),
             "run_id": self.spec.run_id,
+            "precision": self.rt.precision,
+            "todo": list(self._todo),
         }
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
-        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT_FILE)  # atomic: a kill mid-save keeps the previous one
+        checkpoint.save(self.run_dir, state)
 
     def load_checkpoint(self) -> bool:
-        path = self.run_dir / CHECKPOINT_FILE
-        if not path.exists():
+        loaded = checkpoint.load(self.run_dir, self.rt.device, self.spec.run_id)
+        if loaded is None:
             return False
-        state = torch.load(path, map_location=self.rt.device, weights_only=False)
+        for why in loaded.damaged:
+            self.say(f"removed a damaged checkpoint ({why}); resuming from {loaded.path.name}")
+        state = loaded.state
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         if self.scaler and "scaler" in state:
@@ -197,15 +206,31 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
         self._acc = self._accumulators_from(state["acc"])
+        self._todo = list(state.get("todo", []))
+        self._keep_precision(state.get("precision"))
         return True
+
+    def _keep_precision(self, saved: str | None) -> None:
+        """A resumed run goes on in the precision it started in, so its loss trajectory
+        continues; ``auto`` might otherwise choose differently on another machine."""
+        if self.spec.train.precision != "auto" or saved in (None, self.rt.precision):
+            return
+        cuda = self.rt.device.startswith("cuda")
+        if saved == "fp32" or (saved == "bf16" and (torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16())):
+            self.say(f"resuming in {saved}, the precision this run started in")
+            self.rt.precision = saved
 
     # --- the loop ----------------------------------------------------------
 
     def run(
         self, events: EventLog, should_stop: Callable[[], bool] = lambda: False, stop_after: int | None = None
-    ) -> str:
-        """Train until done or stopped; returns the final status ("done" or "cancelled")."""
+    ) -> RunStatus:
+        """Train until done or stopped; returns the final status (done or cancelled).
+
+        A stop takes effect between steps, or within one batch of an evaluation, alignment
+        or probe; the checkpoint then records which of them the step still owes."""
         spec, t = self.spec, self.spec.train
+        self._should_stop = should_stop
         resumed = self.load_checkpoint()
         events.emit(
             Started(
@@ -216,46 +241,74 @@ class Trainer:
                 total_steps=spec.total_steps,
                 total_tokens=spec.total_tokens,
                 resumed_from=self.step if resumed else None,
+                threads=torch.get_num_threads() if self.rt.device == "cpu" else None,
+                precision=self.rt.precision,
+                compiled=self.rt.compile,
             )
         )
         events.emit(self.tokenizer_info())
-        evals = [s for s in eval_steps(spec.total_steps, spec.eval["every"]) if s >= self.step]
-        if evals and evals[0] == self.step and not resumed:
-            self.evaluate(events)
+        evals = set(eval_steps(spec.total_steps, spec.eval.every))
+        if not resumed:
+            self._todo = self._analyses_due(evals)
         last_beat = tick = time.perf_counter()
         tick_step = self.step
-        while self.step < spec.total_steps:
-            if should_stop() or (stop_after is not None and self.step >= stop_after):
-                self.save_checkpoint()
-                events.emit(
-                    Status(spec.run_id, "cancelled", f"stopped; resume continues from step {self.step}", step=self.step)
+        try:
+            self._run_analyses(events)  # a fresh start's step 0, or what a stop left undone
+            while self.step < spec.total_steps:
+                if should_stop() or (stop_after is not None and self.step >= stop_after):
+                    raise _StopRequested
+                lr = lr_at(self.step, spec.total_steps, t.lr, t.min_lr, t.warmup)
+                self.train_step(lr)
+                self.step += 1
+                if self.step % t.log_every == 0 or self.step == spec.total_steps:
+                    now = time.perf_counter()
+                    tps = (self.step - tick_step) * self.B * self.T / max(now - tick, 1e-9)
+                    self._emit_metric(events, lr, tps)
+                    tick, tick_step = now, self.step
+                self._todo = self._analyses_due(evals)
+                self._run_analyses(events)
+                if self.step % t.checkpoint_every == 0 and self.step < spec.total_steps:
+                    self.save_checkpoint()
+                if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
+                    events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
+                    last_beat = time.perf_counter()
+        except _StopRequested:
+            self.save_checkpoint()
+            events.emit(
+                Status(
+                    spec.run_id, RunStatus.CANCELLED, f"stopped; resume continues from step {self.step}", step=self.step
                 )
-                return "cancelled"
-            lr = lr_at(self.step, spec.total_steps, t["lr"], t["min_lr"], t["warmup"])
-            self.train_step(lr)
-            self.step += 1
-            if self.step % t["log_every"] == 0 or self.step == spec.total_steps:
-                now = time.perf_counter()
-                tps = (self.step - tick_step) * self.B * self.T / max(now - tick, 1e-9)
-                self._emit_metric(events, lr, tps)
-                tick, tick_step = now, self.step
-            if self.step in evals:
-                self.evaluate(events)
-                if spec.eval.get("alignment_at_evals") and self.step < spec.total_steps:
-                    self.align(events)
-            if self.step % t["checkpoint_every"] == 0 and self.step < spec.total_steps:
-                self.save_checkpoint()
-            if time.perf_counter() - last_beat > HEARTBEAT_SECONDS:
-                events.emit(Heartbeat(spec.run_id, self.step, os.getpid()))
-                last_beat = time.perf_counter()
-        if spec.eval.get("alignment", True):
-            self.align(events)
-        if spec.eval.get("probe"):
-            self.probe(events)
-        torch.save(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
-        (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-        events.emit(Status(spec.run_id, "done", step=self.step))
-        return "done"
+            )
+            return RunStatus.CANCELLED
+        checkpoint.save_whole(self.model.state_dict(), self.run_dir / FINAL_MODEL_FILE)
+        checkpoint.remove(self.run_dir)
+        events.emit(Status(spec.run_id, RunStatus.DONE, step=self.step))
+        return RunStatus.DONE
+
+    # --- stopping inside analyses -------------------------------------------
+
+    def _analyses_due(self, evals: set[int]) -> list[str]:
+        """What the current step owes, in order: its evaluation, alignment, probe."""
+        ev, final = self.spec.eval, self.step == self.spec.total_steps
+        due = ["eval"] if self.step in evals else []
+        at_eval = self.step in evals and ev.alignment_at_evals
+        if self.step > 0 and (ev.alignment if final else at_eval):
+            due.append("align")
+        if final and ev.probe:
+            due.append("probe")
+        return due
+
+    def _run_analyses(self, events: EventLog) -> None:
+        """Each done analysis leaves the list, so a stop mid-way resumes with the rest."""
+        run = {"eval": self.evaluate, "align": self.align, "probe": self.probe}
+        while self._todo:
+            run[self._todo[0]](events)
+            self._todo.pop(0)
+
+    def _interrupt(self) -> None:
+        """Called between batches of long analysis loops: a stop request ends them there."""
+        if self._should_stop():
+            raise _StopRequested
 
     def device_label(self) -> str:
         """'cuda:2' for a worker that the launcher pinned to GPU 2 (it sees it as cuda:0)."""
@@ -267,17 +320,18 @@ class Trainer:
     def _autocast(self):
         if self.rt.amp_dtype is None:
             return nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.rt.amp_dtype)
+        return torch.autocast(device_type=torch.device(self.rt.device).type, dtype=self.rt.amp_dtype)
 
     def train_step(self, lr: float) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
-        x, y, langs = self.batches.get(self.step)
+        inputs, targets, langs = self.batches.get(self.step)
         dev = self.rt.device
-        x = torch.from_numpy(x).to(dev, non_blocking=True)
-        y = torch.from_numpy(y).to(dev, non_blocking=True)
+        x = torch.from_numpy(inputs).to(dev, non_blocking=True)
+        y = torch.from_numpy(targets).to(dev, non_blocking=True)
         if self.rt.fused_loss:
-            h = self.model.features(x).flatten(0, 1)
+            with self._autocast():  # the blocks' matmuls; the output layer and loss stay fp32
+                h = self.model.features(x).flatten(0, 1).float()
             tok_loss = linear_cross_entropy(h, self.model.head.weight, self.model.head.bias, y.flatten())
         else:
             with self._autocast():
@@ -290,8 +344,8 @@ class Trainer:
             self.scaler.unscale_(self.opt)
         else:
             loss.backward()
-        if self.spec.train["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train["grad_clip"])
+        if self.spec.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train.grad_clip)
         if self.scaler:
             self.scaler.step(self.opt)
             self.scaler.update()
@@ -336,51 +390,32 @@ class Trainer:
         self._acc = self._new_accumulators()
 
     def tokenizer_info(self) -> TokenizerInfo:
-        if self.real is not None:
-            info = self.real.info()
-            return TokenizerInfo(
-                self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"], info["languages"]
-            )
-        V, d = self.tokens.vocab_size, self.spec.data
-        per_lang = {
-            "vocab_size": V,
-            "train_tokens": int(len(self.tokens.train)),
-            "test_tokens": int(len(self.tokens.test)),
-        }
-        return TokenizerInfo(
-            self.spec.run_id,
-            "cloned",
-            V * len(self.spec.languages),
-            len(anchor_ids(V, d["anchors"], d["anchor_seed"])),
-            {lang: per_lang for lang in self.spec.languages},
-        )
+        info = self.data.info()
+        return TokenizerInfo(self.spec.run_id, info["mode"], info["vocab_size"], info["n_anchors"], info["languages"])
 
     def probe(self, events: EventLog) -> None:
         """The downstream probe: fine-tuned in one language, zero-shot in the others."""
         from engine.analysis.probe import run_probe
 
         spec = self.spec
-        if self.real is not None:
-            encode, eos = self.real.encode, self.real.eos
-            family = family_settings(spec)
-        else:
-            import sentencepiece as spm
-
-            sp = spm.SentencePieceProcessor(model_file=str(self.tokens.tokenizer_path))
-
-            def encode(i, texts):
-                return [
-                    self.tables[i][np.asarray(ids, dtype=np.int64)]  # noqa: E731
-                    for ids in sp.encode(texts)
-                ]
-
-            eos, family = (lambda i: int(self.tables[i][EOS_ID])), None
+        probe = spec.eval.probe
+        assert probe is not None  # run() probes only when configured
         trained = [spec.languages[i] for i in self.eval_languages]
-        cfg = dict(spec.eval["probe"])
-        if cfg.get("train_language") not in trained:  # a baseline of another language probes its own
-            cfg["train_language"] = trained[0]
-        scores = run_probe(self.model, cfg, spec.languages, encode, eos, self.T, family, spec.seed, trained)
-        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        if probe.train_language not in trained:  # a baseline of another language probes its own
+            probe = probe.model_copy(update={"train_language": trained[0]})
+        scores = run_probe(
+            self.model,
+            probe,
+            spec.languages,
+            self.data.encode,
+            self.data.eos,
+            self.T,
+            self.family,
+            spec.seed,
+            trained,
+            interrupt=self._interrupt,
+        )
+        common: dict[str, Any] = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         for sc in scores:
             events.emit(
                 ProbeResult(
@@ -403,105 +438,65 @@ class Trainer:
         """The paper's three alignment analyses, first trained language against each other."""
         if len(self.eval_languages) < 2:
             return
-        if self.real is not None:
-            self._align_real(events)
-            return
-        from engine.analysis.alignment import (
-            embedding_similarity,
-            gradient_similarity_cloned,
-            hidden_similarity_cloned,
-            token_counts,
-        )
+        from engine.analysis.alignment import embedding_similarity, gradient_similarity, hidden_similarity
 
-        spec, ev = self.spec, self.spec.eval
-        V, N = self.tokens.vocab_size, len(spec.languages)
-        seen = self.batches.languages[: self.step]  # what the model has trained on so far
-        counts = token_counts(self.tokens.train, V, seen, self.T, self.batches.n_windows, N)
-        base = self._test_sequences(ev["alignment_sequences"])
-        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
+        spec = self.spec
+        seen = self.batches.languages[: self.step]  # what it trained on so far
+        counts = self.data.seen_id_counts(seen, self.T, interrupt=self._interrupt)
+        common: dict[str, Any] = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
         a = self.eval_languages[0]
         for b in self.eval_languages[1:]:
-            pair = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
-            for e in embedding_similarity(self.model, self.tables, spec.languages, a, b, counts=counts):
-                events.emit(
-                    AlignEmbedding(
-                        **common,
-                        **pair,
-                        matrix=e.matrix,
-                        similarity=e.mean,
-                        control=e.control,
-                        n_ids=e.n_ids,
-                        n_anchors=e.n_anchors_excluded,
-                        bins=e.bins,
+            self._interrupt()
+            text = self.data.alignment_text(a, b, self.T, spec.eval.alignment_sequences)
+            if isinstance(text, str):
+                self.say(text)
+                continue
+            pair: dict[str, Any] = {"lang_a": spec.languages[a], "lang_b": spec.languages[b]}
+            if counts is not None:  # equivalent ids: only cloned languages have them
+                for e in embedding_similarity(self.model, self.data.tables, spec.languages, a, b, counts=counts):
+                    events.emit(
+                        AlignEmbedding(
+                            **common,
+                            **pair,
+                            matrix=e.matrix,
+                            similarity=e.mean,
+                            control=e.control,
+                            n_ids=e.n_ids,
+                            n_anchors=e.n_anchors_excluded,
+                            bins=e.bins,
+                        )
                     )
-                )
-            hidden = hidden_similarity_cloned(self.model, base[:, :-1], self.tables, spec.languages, a, b)
+            self._interrupt()
+            hidden = hidden_similarity(self.model, text, pair["lang_a"], pair["lang_b"], self._interrupt)
             for layer, sim in enumerate(hidden.per_layer):
                 events.emit(AlignHidden(**common, **pair, layer=layer, similarity=sim, n_sequences=hidden.n_sequences))
-            grads = gradient_similarity_cloned(
-                self.model, base[: max(2, len(base) // 2)], self.tables, spec.languages, a, b
+            self._interrupt()
+            grads = gradient_similarity(
+                self.model,
+                torch.from_numpy(text.gradient_a),
+                torch.from_numpy(text.gradient_b),
+                pair["lang_a"],
+                pair["lang_b"],
             )
             for tensor, sim in grads.per_tensor.items():
                 events.emit(AlignGradient(**common, **pair, tensor=tensor, similarity=sim))
 
-    def _align_real(self, events: EventLog) -> None:
-        """Hidden-state and gradient similarity on parallel sentences (no equivalent ids to compare)."""
-        from engine.analysis.alignment import gradient_similarity, hidden_similarity_parallel
-        from engine.data.parallel import encode_pairs, pack, parallel_texts
-
-        spec = self.spec
-        par = parallel_config(spec)
-        if par is None:
-            self.say("no parallel sentences configured (data.parallel): hidden-state and gradient similarity skipped")
-            return
-        common = {"run_id": spec.run_id, "step": self.step, "tokens": self.step * self.B * self.T}
-        a = self.eval_languages[0]
-        for b in self.eval_languages[1:]:
-            la, lb = spec.languages[a], spec.languages[b]
-            pairs = parallel_texts(par, spec.languages, spec.data["corpora"], la, lb, oversample=4)
-            seqs_a, seqs_b = encode_pairs(self.real, a, b, pairs, self.T, limit=par.get("max_pairs", 64))
-            if not seqs_a:
-                self.say(f"no parallel pair of {la}-{lb} fits the context: alignment skipped")
-                continue
-            hidden = hidden_similarity_parallel(self.model, seqs_a, seqs_b, la, lb)
-            for layer, sim in enumerate(hidden.per_layer):
-                events.emit(
-                    AlignHidden(
-                        **common, lang_a=la, lang_b=lb, layer=layer, similarity=sim, n_sequences=hidden.n_sequences
-                    )
-                )
-            grads = gradient_similarity(
-                self.model, torch.from_numpy(pack(seqs_a, self.T)), torch.from_numpy(pack(seqs_b, self.T)), la, lb
-            )
-            for tensor, sim in grads.per_tensor.items():
-                events.emit(AlignGradient(**common, lang_a=la, lang_b=lb, tensor=tensor, similarity=sim))
-
-    def _test_sequences(self, n: int) -> torch.Tensor:
-        """Up to ``n`` consecutive test windows of T+1 base ids: the same text for every language."""
-        stream = np.asarray(self.tokens.test, dtype=np.int64)
-        n = max(1, min(n, (len(stream) - 1) // self.T))
-        return torch.from_numpy(np.stack([stream[i * self.T : i * self.T + self.T + 1] for i in range(n)]))
-
-    def _eval_ids(self, language: int, max_tokens: int) -> tuple[np.ndarray, int]:
-        """Cloned: the same test text under each id map; real: each language's own test text."""
-        if self.real is not None:
-            return self.real.test_ids(language, max_tokens)
-        stream, n_chars = self.tokens.test_prefix(max_tokens)
-        return self.tables[language][stream.astype(np.int64)], n_chars
-
     def evaluate(self, events: EventLog) -> None:
         ev = self.spec.eval
         for i in self.eval_languages:
-            ids, n_chars = self._eval_ids(i, ev["max_tokens"])
+            self._interrupt()
+            ids, n_chars = self.data.test_ids(i, ev.max_tokens)
             score = evaluate_stream(
                 self.model,
                 ids,
-                ev["context"],
-                ev["stride"],
-                batch_size=ev["batch_size"],
+                ev.context,
+                ev.stride,
+                batch_size=ev.batch_size,
                 device=self.rt.device,
                 n_chars=n_chars,
-                autocast_dtype=self.rt.amp_dtype,
+                # on a CPU evaluation stays fp32: PPL of bf16- and fp32-trained runs is measured alike
+                autocast_dtype=self.rt.amp_dtype if self.rt.device.startswith("cuda") else None,
+                interrupt=self._interrupt,
             )
             events.emit(
                 EvalResult(

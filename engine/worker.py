@@ -5,11 +5,18 @@ event log. SIGTERM / SIGINT / SIGUSR1 / SIGUSR2, or a ``stop.request`` file in t
 ask it to checkpoint and stop (status ``cancelled``);
 any exception becomes status ``failed`` with a one-line reason, the traceback going
 to the worker's own log file, never to the user's terminal.
+
+On this machine a worker runs with ``--threads`` torch threads, the CPU slots its
+launcher took from the host's registry (``engine.launch.slots``); it inherits those
+slots' locked files and holds them for its whole life, so they free themselves when it
+exits, however it exits. On Slurm or Ray ``--threads`` is what the scheduler granted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import signal
 import sys
 import time
@@ -18,6 +25,7 @@ from pathlib import Path
 
 from engine.runs.events import EventLog, Status
 from engine.runs.layout import SPEC_FILE, STOP_FILE
+from engine.runs.status import RunStatus
 
 
 class StopFlag:
@@ -50,18 +58,36 @@ def failure_reason(exc: BaseException) -> str:
 
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return "out of GPU memory (try a smaller batch_size or model, or fewer runs per GPU)"
-    from engine.errors import DataError
+    from engine.errors import DiskFull, XlingError
 
-    if isinstance(exc, DataError):
+    if not isinstance(exc, DiskFull) and isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        exc = DiskFull(exc.filename or "the disk")
+    if isinstance(exc, DiskFull):
+        return f"{exc}: free some space, then `xling resume` continues from the last checkpoint"
+    if isinstance(exc, XlingError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _say_failure(events: EventLog, run_id: str, reason: str) -> None:
+    """The reason into the run's log first, the traceback into worker.log second: with the
+    disk full either may fail, and the other must still be tried."""
+    try:
+        events.emit(Status(run_id, RunStatus.FAILED, reason))
+        logged = True
+    except OSError:
+        logged = False
+    with contextlib.suppress(OSError):
+        traceback.print_exc()
+        if not logged:
+            print(f"could not log the failure in {events.path}: {reason}", file=sys.stderr, flush=True)
 
 
 def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int | None = None) -> int:
     from engine.config.spec import RunSpec
 
     run_dir = Path(run_dir)
-    spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text())
+    spec = RunSpec.from_json((run_dir / SPEC_FILE).read_text(encoding="utf-8"), source=str(run_dir / SPEC_FILE))
     stop = StopFlag(run_dir)
     stop.install()
     with EventLog(run_dir) as events:
@@ -69,16 +95,15 @@ def run_worker(run_dir: Path, device: str, threads: int | None, stop_after: int 
             import torch
 
             if threads:
-                torch.set_num_threads(threads)
+                torch.set_num_threads(threads)  # what it was granted, never the machine's every core
             from engine.train import Trainer
 
             trainer = Trainer(spec, run_dir, device=device, log=lambda m: print(m, flush=True))
             status = trainer.run(events, should_stop=stop, stop_after=stop_after)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the log
-            traceback.print_exc()
-            events.emit(Status(spec.run_id, "failed", failure_reason(exc)))
+            _say_failure(events, spec.run_id, failure_reason(exc))
             return 1
-    return 0 if status == "done" else 3
+    return 0 if status is RunStatus.DONE else 3
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,26 @@ def token_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cpu_precision() -> None:
+    """precision = "auto" trains in fp32 here: a test's numbers must not hang on a timing
+    (tests/test_precision.py asks for the measurement itself)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XLING_CPU_AUTO_PRECISION", "fp32")
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def cpu_slots(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own CPU slot registry of two cores, never the host's: the workers
+    of other tests, or of anyone else on the machine, must not decide a test's threads."""
+    path = tmp_path_factory.mktemp("cpu-slots")
+    monkeypatch.setenv("XLING_CPU_SLOTS", str(path))
+    monkeypatch.setenv("XLING_CPUS", "2")
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated corpus as a plain-text file, exercising the file reader."""

@@ -15,10 +15,9 @@ from engine.analysis.alignment import (
     hidden_similarity_cloned,
     hidden_similarity_parallel,
     matched_similarity,
-    token_counts,
 )
 from engine.config.presets import preset
-from engine.data.cloned import anchor_ids, clone_tables
+from engine.data.cloned import anchor_ids, clone_tables, token_counts
 from engine.model import GPT
 
 LANGS = ["EN1", "EN2"]

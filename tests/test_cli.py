@@ -148,3 +148,13 @@ def test_help_on_every_command():
     for cmd in ([], ["run"], ["sql"], ["status"]):
         result = invoke(*cmd, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_figures_without_matplotlib_say_which_extra_to_install(tmp_path, monkeypatch):
+    """matplotlib is the optional `figures` extra: without it, --figures is a clear exit 2."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    result = invoke("report", "--db", str(tmp_path / "r.duckdb"), "--figures", str(tmp_path / "figs"))
+    assert result.exit_code == 2 and "pip install 'xling[figures]'" in " ".join(result.output.split())
+    assert not (tmp_path / "figs").exists()

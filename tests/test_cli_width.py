@@ -68,12 +68,12 @@ def test_report_main_table_is_one_line_per_run(monkeypatch, db, width):
     lines = lines[: lines.index("Hidden-state similarity per layer (Table 2 layout)")]  # the main table
     for name in ("mono EN1 100%", "mono EN1 10%", "50/50", "90/10"):
         assert len([ln for ln in lines if ln.startswith(name + " ")]) == 1
-    (row,) = [ln for ln in lines if ln.startswith("90/10 ") and "3.22" in ln]
-    assert "112.8" in row and "183.7" in row and "10%" in row
-    if width == 80:
-        assert "not shown at 80 columns: type, tokens" in out
+    (row,) = [ln for ln in lines if ln.startswith("90/10 ") and "3.22 [2.87, 3.61]" in ln]
+    assert "1.06 [0.90, 1.25]" in row  # both TEffs, with their intervals
+    if width == 80:  # the shares and then the PPLs go before the TEffs
+        assert "not shown at 80 columns: type, tokens, p(EN1), p(EN2), PPL EN1" in out
     else:
-        assert "multi" in row and "2.46M" in row and "not shown" not in out
+        assert all(v in row for v in ("multi", "2.46M", "10%", "112.8", "183.7")) and "not shown" not in out
 
 
 def test_fitted_table_keeps_essentials_and_drops_by_priority():

@@ -15,7 +15,7 @@ import pytest
 from db.store import Store
 from engine.config.cluster import RaySettings, SlurmSettings
 from engine.config.spec import load_experiments
-from engine.data.tokens import prepare_tokens
+from engine.data.prepare import prepare_run_data
 from engine.launch.launcher import Launcher
 from engine.launch.pools import ClusterPool
 from engine.launch.queue import enqueue
@@ -25,7 +25,7 @@ from engine.runs.events import iter_events
 def launch(tmp_path: Path, toml: Path, backend, slots: int = 3):
     experiments = load_experiments(toml)
     for spec in {json_key(s): s for e in experiments for s in e.runs}.values():
-        prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)  # as `xling run` does first
+        prepare_run_data(spec.data_recipe(), log=lambda m: None)  # as `xling run` does first
     store = Store(tmp_path / "c.duckdb")
     states = enqueue(store.root, experiments)
     launcher = Launcher(
@@ -43,7 +43,7 @@ def launch(tmp_path: Path, toml: Path, backend, slots: int = 3):
 def json_key(spec) -> str:
     import json
 
-    return json.dumps([spec.data, spec.budget_tokens], sort_keys=True)
+    return json.dumps([spec.to_dict()["data"], spec.budget_tokens], sort_keys=True)
 
 
 def events(run_dir: Path) -> list[dict]:
@@ -88,7 +88,7 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(tmp_path, tiny_corpu
     toml = tmp_path / "experiments.toml"
     toml.write_text(LONG.format(tokens=60_000, corpus=tiny_corpus))
     (spec,) = load_experiments(toml)[0].runs
-    prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)
+    prepare_run_data(spec.data_recipe(), log=lambda m: None)
     store = Store(tmp_path / "t.duckdb")
     (state,) = enqueue(store.root, load_experiments(toml))
     backend = SlurmBackend(SlurmSettings(gpus_per_run=0, cpus_per_run=1), executor="local")
@@ -146,7 +146,7 @@ def test_ray_run_stops_on_request_and_resumes(tmp_path, tiny_corpus, local_ray):
     toml = tmp_path / "experiments.toml"
     toml.write_text(LONG.format(tokens=400_000, corpus=tiny_corpus))
     (spec,) = load_experiments(toml)[0].runs
-    prepare_tokens(spec.data, spec.budget_tokens, log=lambda m: None)
+    prepare_run_data(spec.data_recipe(), log=lambda m: None)
     store = Store(tmp_path / "r.duckdb")
     (state,) = enqueue(store.root, load_experiments(toml))
     backend = RayBackend(RaySettings(gpus_per_run=0, cpus_per_run=1))
@@ -157,3 +157,23 @@ def test_ray_run_stops_on_request_and_resumes(tmp_path, tiny_corpus, local_ray):
     assert handle.wait(timeout=60) == 3  # the worker's "stopped, resumable" exit
     state.refresh()
     assert state.status == "cancelled" and (state.run_dir / "checkpoint.pt").exists()
+
+
+def test_a_signal_after_the_worker_finished_requeues_nothing(tmp_path):
+    """Slurm's time-limit signal can come just as the run ends: a worker that is done (or
+    failed) has nothing to resume, and a requeue would train a finished run again."""
+    import subprocess
+    import sys
+
+    from engine.backends.slurm import WorkerTask
+
+    for code, requeued in ((0, False), (1, False), (3, True)):
+        run_dir = tmp_path / str(code)
+        run_dir.mkdir()
+        task = WorkerTask()
+        task._proc = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({code})"])
+        task._proc.wait()
+        again = task.checkpoint(str(run_dir), "cpu", 1)
+        assert (again is not None) == requeued
+        logged = [e["status"] for e in iter_events(run_dir / "events.jsonl") if e["kind"] == "status"]
+        assert logged == (["queued"] if requeued else [])

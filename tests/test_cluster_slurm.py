@@ -1,5 +1,5 @@
-"""`xling run --backend slurm` against faked sbatch/srun/sacct/scancel on PATH: the
-command lines xling makes, job ids on the runs, one sacct per status for all jobs,
+"""`xling run --backend slurm` against faked sbatch/srun/squeue/sacct/scancel on PATH: the
+command lines xling makes, job ids on the runs, one squeue per status for all jobs,
 jobs that die without a word, cancel and resume; and the [cluster] settings."""
 
 from __future__ import annotations
@@ -20,8 +20,21 @@ from xling_tui.cli.main import app
 
 runner = CliRunner()
 
-# Each fake records its argv in $FAKE_SLURM/calls; sacct answers from $FAKE_SLURM/states
-# ("JOBID STATE NODE" lines), as `sacct -o JobID,State,NodeList --parsable2` prints.
+# Each fake records its argv in $FAKE_SLURM/calls. squeue answers from $FAKE_SLURM/states
+# ("JOBID|STATE|NODE|REASON" lines: the jobs the controller still holds), sacct from
+# $FAKE_SLURM/accounting (the same form), as `squeue --format=%i|%T|%N|%r` and
+# `sacct --format=JobID,State,NodeList --parsable2` print; a file <command>.down makes
+# that command fail as it does with its daemon away. `scancel --signal=TERM` replaces the
+# states with $FAKE_SLURM/states.after-signal when there is one (the worker stopped).
+ANSWER = """
+[ -f "$FAKE_SLURM/$NAME.down" ] && { echo "$NAME: error: Connection refused" >&2; exit 1; }
+for arg in "$@"; do
+  case "$arg" in --jobs=*) ids=$(echo "${arg#--jobs=}" | tr ',' ' ');; esac
+done
+for id in $ids; do
+  grep "^$id|" "$FAKE_SLURM/$FILE" 2>/dev/null | cut -d'|' -f"$FIELDS"
+done
+"""
 FAKES = {
     "sbatch": """#!/bin/sh
 echo "sbatch $*" >> "$FAKE_SLURM/calls"
@@ -32,15 +45,11 @@ echo "Submitted batch job $n"
     "srun": "#!/bin/sh\nexit 0\n",
     "scancel": """#!/bin/sh
 echo "scancel $*" >> "$FAKE_SLURM/calls"
+case "$1" in --signal=TERM) [ -f "$FAKE_SLURM/states.after-signal" ] && cp "$FAKE_SLURM/states.after-signal" "$FAKE_SLURM/states";; esac
+exit 0
 """,
-    "sacct": """#!/bin/sh
-echo "sacct $*" >> "$FAKE_SLURM/calls"
-echo "JobID|State|NodeList"
-for arg in "$@"; do
-  case "$prev" in -j) awk -v id="$arg" '$1 == id { print $1 "|" $2 "|" $3 }' "$FAKE_SLURM/states" 2>/dev/null;; esac
-  prev="$arg"
-done
-""",
+    "squeue": '#!/bin/sh\necho "squeue $*" >> "$FAKE_SLURM/calls"\nNAME=squeue FILE=states FIELDS=1-4' + ANSWER,
+    "sacct": '#!/bin/sh\necho "sacct $*" >> "$FAKE_SLURM/calls"\nNAME=sacct FILE=accounting FIELDS=1-3' + ANSWER,
 }
 
 
@@ -63,8 +72,10 @@ def calls(fake: Path, command: str) -> list[str]:
     return [line for line in lines if line.startswith(command + " ")]
 
 
-def set_states(fake: Path, states: dict[str, tuple[str, str]]) -> None:
-    (fake / "states").write_text("".join(f"{j} {s} {n}\n" for j, (s, n) in states.items()))
+def set_states(fake: Path, states: dict[str, tuple[str, ...]], file: str = "states") -> None:
+    """job id -> (state, node[, reason]) in the controller ("states") or in accounting."""
+    lines = (f"{j}|{v[0]}|{v[1]}|{v[2] if len(v) > 2 else 'None'}\n" for j, v in states.items())
+    (fake / file).write_text("".join(lines))
 
 
 def run_dirs(db: Path) -> list[Path]:
@@ -138,7 +149,7 @@ def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_
             assert line in script, (line, script)
         assert str(d) in " ".join(sbatch)
 
-    # status: one sacct for all three jobs; the runs show their job; a node failure is noticed
+    # status: one squeue for all three jobs; the runs show their job; a node failure is noticed
     first, second, third = dirs
     set_states(
         fake_slurm,
@@ -149,15 +160,16 @@ def test_detached_submission_status_cancel_and_resume(tmp_path, tiny_toml, fake_
         },
     )
     rows = status_rows(db)
-    sacct = calls(fake_slurm, "sacct")
-    assert len(sacct) == 1 and all(f"-j {j}" in sacct[0] for j in jobs.values())
+    squeue = calls(fake_slurm, "squeue")
+    assert len(squeue) == 1 and f"--jobs={','.join(sorted(jobs.values()))}" in squeue[0]
+    assert not calls(fake_slurm, "sacct")  # the controller knew every job
     assert rows[first.name]["status"] == "failed" and "NODE_FAIL" in rows[first.name]["message"]
     assert rows[second.name]["status"] == "queued" and rows[second.name]["job_id"] == jobs[second.name]
     assert all(r["backend"] == "slurm" for r in rows.values())
     table = runner.invoke(app, ["status", "--db", str(db)])
     assert "where" in table.output and "slurm" in table.output and jobs[third.name] in table.output
-    assert len(calls(fake_slurm, "sacct")) == 2  # the dead run is no longer asked about
-    assert f"-j {jobs[first.name]}" not in calls(fake_slurm, "sacct")[-1]
+    assert len(calls(fake_slurm, "squeue")) == 2  # the dead run is no longer asked about
+    assert jobs[first.name] not in calls(fake_slurm, "squeue")[-1]
 
     # cancel maps to scancel; a pending job's run is cancelled at once
     out = runner.invoke(app, ["cancel", second.name, "--db", str(db)])
@@ -260,3 +272,105 @@ def test_slurm_times_flags_and_sbatch_options():
     }
     with pytest.raises(SpecError, match="KEY=VALUE"):
         parse_sbatch_options(["=x"])
+
+
+# -- what Slurm says, without its accounting, and how xling stops a job --------------------
+
+
+def test_states_come_from_squeue_then_sacct_and_a_job_neither_knows_is_gone(fake_slurm):
+    from engine.backends.slurm_jobs import GONE, query_jobs
+
+    set_states(fake_slurm, {"7": ("RUNNING", "n1"), "8": ("PENDING", "", "Priority")})
+    set_states(fake_slurm, {"9": ("COMPLETED", "n2"), "8": ("PENDING", "None assigned")}, file="accounting")
+    infos = query_jobs(["7", "8", "9", "10"])
+    assert calls(fake_slurm, "squeue") == ["squeue --noheader --states=all --jobs=10,7,8,9 --format=%i|%T|%N|%r"]
+    assert len(calls(fake_slurm, "sacct")) == 1 and "--jobs=10,9 " in calls(fake_slurm, "sacct")[0]
+    assert (infos["7"].state, infos["7"].alive, infos["7"].host) == ("RUNNING", True, "n1")
+    assert (infos["8"].label, infos["8"].alive) == ("PENDING (Priority)", True)  # the controller's word wins
+    assert (infos["9"].state, infos["9"].alive) == ("COMPLETED", False)
+    assert (infos["10"].state, infos["10"].alive) == (GONE, False)
+    (fake_slurm / "sacct.down").touch()  # slurmdbd stopped: what the controller forgot is over
+    infos = query_jobs(["7", "9"])
+    assert infos["7"].alive and (infos["9"].state, infos["9"].alive) == (GONE, False)
+    (fake_slurm / "squeue.down").touch()  # neither answers: no answer at all (the caller keeps them alive)
+    assert query_jobs(["7", "9"]) == {}
+    (fake_slurm / "sacct.down").unlink()  # the controller away, accounting there: its record stands
+    assert query_jobs(["9"])["9"].state == "COMPLETED"
+
+
+def test_a_run_whose_job_is_forgotten_without_sacct_is_failed_not_alive_forever(tmp_path, tiny_toml, fake_slurm):
+    db = tmp_path / "gone.duckdb"
+    out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--detach"])
+    assert out.exit_code == 0, out.output
+    set_states(fake_slurm, {"1000": ("RUNNING", "n1"), "1001": ("PENDING", "", "Resources")})
+    (fake_slurm / "sacct.down").touch()
+    rows = status_rows(db)
+    states = sorted((r["job_id"], r["status"], r["job_state"]) for r in rows.values())
+    assert states == [
+        ("1000", "queued", "RUNNING"),
+        ("1001", "queued", "PENDING (Resources)"),
+        ("1002", "failed", "GONE"),
+    ]
+    gone = [r for r in rows.values() if r["job_id"] == "1002"][0]
+    assert "no accounting record" in gone["message"] and "xling resume" in gone["message"]
+    table = runner.invoke(app, ["status", "--db", str(db)], env={"COLUMNS": "200"}).output
+    assert "RUNNING" in table and "PENDING (Resources)" in table
+    running = [d for d in run_dirs(db) if submitted(d)["job_id"] == "1000"][0]
+    noted = [e["state"] for e in iter_events(running / "events.jsonl") if e["kind"] == "job_state"]
+    assert noted == ["RUNNING"]  # asked twice, logged once: only changes are logged
+
+
+def test_a_job_slurm_will_never_start_is_removed_and_its_run_failed(tmp_path, tiny_toml, fake_slurm):
+    db = tmp_path / "never.duckdb"
+    out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--detach"])
+    assert out.exit_code == 0, out.output
+    set_states(
+        fake_slurm,
+        {"1000": ("PENDING", "", "PartitionTimeLimit"), "1001": ("PENDING", "", "Priority"), "1002": ("RUNNING", "n")},
+    )
+    rows = {r["job_id"]: r for r in status_rows(db).values()}
+    assert calls(fake_slurm, "scancel") == ["scancel 1000"]
+    assert rows["1000"]["status"] == "failed"
+    assert (
+        "would never start: PENDING (PartitionTimeLimit: its time limit is over the partition's MaxTime)"
+        in (rows["1000"]["message"])
+    )
+    assert rows["1001"]["status"] == rows["1002"]["status"] == "queued"
+
+
+def test_cancel_signals_the_worker_and_waits_before_it_cancels(tmp_path, fake_slurm):
+    from engine.backends.slurm_jobs import SlurmJobs
+
+    set_states(fake_slurm, {"5": ("RUNNING", "n1")})
+    (fake_slurm / "states.after-signal").write_text("5|COMPLETED|n1|None\n")
+    said = SlurmJobs(grace=30).cancel("5", tmp_path, running=True)
+    assert calls(fake_slurm, "scancel") == ["scancel --signal=TERM 5"]  # the job ended by itself
+    assert "checkpointed and stopped" in said
+    (fake_slurm / "calls").unlink()
+    (fake_slurm / "states.after-signal").unlink()
+    set_states(fake_slurm, {"6": ("RUNNING", "n1")})  # a worker that does not stop
+    said = SlurmJobs(grace=1.5).cancel("6", tmp_path, running=True)
+    assert calls(fake_slurm, "scancel") == ["scancel --signal=TERM 6", "scancel 6"]
+    assert "did not stop within 2 s" in said
+    (fake_slurm / "calls").unlink()
+    assert "removed from the Slurm queue" in SlurmJobs().cancel("7", tmp_path, running=False)
+    assert calls(fake_slurm, "scancel") == ["scancel 7"]  # nothing to signal in a pending job
+
+
+def test_the_watcher_asks_for_every_job_at_once_and_not_too_often():
+    from engine.backends.base import JobInfo
+    from engine.backends.slurm_jobs import JobWatcher
+
+    asked: list[set[str]] = []
+
+    def query(ids):
+        asked.append(set(ids))
+        return {i: JobInfo("RUNNING", True) for i in ids}
+
+    watcher = JobWatcher(interval=3600, query=query)
+    watcher.watch("1")
+    watcher.watch("2")
+    assert watcher.info("1").state == "RUNNING" and watcher.info("2").state == "RUNNING"
+    assert asked == [{"1", "2"}]  # one query answered both, and the second look used it
+    watcher.forget("1")
+    assert watcher.info("1") is None and len(asked) == 1

@@ -1,4 +1,4 @@
-"""The code base's shape, checked: import contracts, no import cycles, lint and format.
+"""The code base's shape, checked: import contracts, no import cycles, lint, format and types.
 
 The contracts themselves live in pyproject.toml ([tool.importlinter]); the cycle check
 counts imports inside functions too, so a lazy import cannot hide a cycle.
@@ -7,6 +7,7 @@ counts imports inside functions too, so a lazy import cannot hide a cycle.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -115,3 +116,10 @@ def test_ruff_lint_and_format_are_clean() -> None:
     assert lint.returncode == 0, lint.stdout[-3000:]
     fmt = subprocess.run([ruff, "format", "--check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout[-3000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed (pip install -e '.[test]')")
+def test_types_check() -> None:
+    """mypy over engine, db and xling_tui with the settings in pyproject.toml ([tool.mypy])."""
+    out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tomllib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -47,12 +48,13 @@ def test_cloned_run_ids_are_unchanged():
 
     runs = _parse(TINY.format(corpus="/x/c.txt"))[0].runs
     assert [r.run_id for r in runs] == ["151c278e8a51", "ac419c23baad", "93d2ad74788c"]
-    assert "corpora" not in runs[0].data and "probe" not in runs[0].eval
+    stored = runs[0].to_dict()  # spec.json: cloned runs keep exactly their original fields
+    assert "corpora" not in stored["data"] and "probe" not in stored["eval"]
 
 
 def test_real_spec_keeps_its_corpora():
     exp = _parse(REAL.format(tokenizer="anchored", en="/x/en.jsonl"))[0]
-    data = exp.runs[0].data
+    data = exp.runs[0].to_dict()["data"]
     assert data["kind"] == "real" and data["tokenizer"] == "anchored"
     assert data["corpora"]["FR"]["family"] == {"like": "far"}
     other = _parse(REAL.format(tokenizer="disjoint", en="/x/en.jsonl"))[0]
@@ -101,7 +103,8 @@ def test_bad_real_configs_name_file_line_and_field(edit, where, message):
 
 def test_prepare_real_from_jsonl_and_family(tmp_path):
     from engine.data.family import family_text
-    from engine.data.real_languages import prepare_real, summarize
+    from engine.data.prepare import summarize
+    from engine.data.real_languages import prepare_real
 
     en = tmp_path / "en.jsonl.gz"
     lines = family_text({"like": "near"}, 60_000).splitlines()
@@ -110,26 +113,20 @@ def test_prepare_real_from_jsonl_and_family(tmp_path):
             fh.write(json.dumps({"body": "  " + ln + "\t ", "id": 1}) + "\n")
     exp = _parse(REAL.format(tokenizer="anchored", en=en))[0]
     spec = exp.runs[0]
-    real = prepare_real(spec.data, spec.languages, spec.budget_tokens, cache=tmp_path / "cache", log=lambda m: None)
+    real = prepare_real(spec.data_recipe(), cache=tmp_path / "cache", log=lambda m: None)
     assert real.vocab.mode == "anchored" and real.vocab.n_anchors > 0
     assert real.vocab.size == sum(real.vocab.sizes) - real.vocab.n_anchors
     for i in range(2):  # every language's ids live inside the model vocabulary
         ids, n_chars = real.test_ids(i, 500)
         assert ids.min() >= 0 and ids.max() < real.vocab.size and n_chars > 0
-    again = prepare_real(
-        spec.data,
-        spec.languages,
-        spec.budget_tokens,
-        cache=tmp_path / "cache",
-        log=lambda m: pytest.fail("should be cached"),
-    )
+    again = prepare_real(spec.data_recipe(), cache=tmp_path / "cache", log=lambda m: pytest.fail("should be cached"))
     assert np.array_equal(again.tokens[0].train, real.tokens[0].train)
-    info = summarize(spec.data, spec.languages, real)
+    info = summarize(real)
     assert [r["language"] for r in info["languages"]] == ["EN", "FR"]
     assert info["identical_pieces"] == real.vocab.n_anchors
 
-    joint = dict(spec.data, tokenizer="joint")
-    shared = prepare_real(joint, spec.languages, spec.budget_tokens, cache=tmp_path / "cache", log=lambda m: None)
+    joint = replace(spec.data_recipe(), tokenization="joint")
+    shared = prepare_real(joint, cache=tmp_path / "cache", log=lambda m: None)
     assert shared.vocab.mode == "joint" and shared.vocab.size <= 256
     assert shared.tokens[0].tokenizer_path.read_bytes() == shared.tokens[1].tokenizer_path.read_bytes()
 
@@ -151,3 +148,15 @@ def test_stream_batches_draw_each_language_from_its_own_stream():
     assert list(x[2]) == [v % 10 for v in range(8, 12)]  # EN's 3rd
     assert np.array_equal(batches.get(1)[0], x)  # a pure function of the step
     assert (y[:, :-1] == x[:, 1:]).all()
+
+
+def test_real_languages_without_parallel_sentences_say_why_alignment_is_skipped(tmp_path):
+    from engine.data.family import family_text
+    from engine.data.real_languages import prepare_real
+
+    en = tmp_path / "en.jsonl"
+    en.write_text("".join(json.dumps({"body": ln}) + "\n" for ln in family_text({}, 40_000).splitlines()))
+    spec = _parse(REAL.format(tokenizer="disjoint", en=en))[0].runs[0]
+    real = prepare_real(spec.data_recipe(), cache=tmp_path / "cache", log=lambda m: None)
+    assert real.seen_id_counts(np.zeros((2, 4), dtype=np.int64), 32) is None  # no equivalent ids
+    assert "no parallel sentences configured" in real.alignment_text(0, 1, 32, 8)

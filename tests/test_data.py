@@ -7,6 +7,12 @@ import pytest
 
 from engine.data.cloned import Batches, anchor_ids, clone_tables
 from engine.data.corpora import split_lines
+from engine.data.recipe import CorpusSource
+
+
+def source(corpus, text_field: str = "text", vocab_size: int = 256) -> CorpusSource:
+    """A cloned-language corpus as engine.data reads it (no cleaning, no family settings)."""
+    return CorpusSource(str(corpus), vocab_size, 0.02, None, text_field, False, None)
 
 
 def test_clones_offset_by_vocab_size():
@@ -73,17 +79,17 @@ def test_reads_text_gzip_jsonl_and_parquet(tmp_path):
     (tmp_path / "a.txt").write_text("\n".join(lines[:10]))
     with gzip.open(tmp_path / "b.txt.gz", "wt") as fh:
         fh.write("\n".join(lines[10:]))
-    assert read_corpus({"corpus": str(tmp_path / "*.txt*")}, 1000).splitlines() == lines
+    assert read_corpus(source(tmp_path / "*.txt*"), 1000).splitlines() == lines
     with open(tmp_path / "c.jsonl", "w") as fh:
         for ln in lines:
             fh.write(json.dumps({"body": ln, "id": 1}) + "\n")
-    assert read_corpus({"corpus": str(tmp_path / "c.jsonl"), "text_field": "body"}, 1000).splitlines() == lines
+    assert read_corpus(source(tmp_path / "c.jsonl", text_field="body"), 1000).splitlines() == lines
     duckdb.sql(f"COPY (SELECT body FROM read_json('{tmp_path / 'c.jsonl'}')) TO '{tmp_path / 'd.parquet'}'")
-    assert read_corpus({"corpus": str(tmp_path / "d.parquet"), "text_field": "body"}, 1000).splitlines() == lines
+    assert read_corpus(source(tmp_path / "d.parquet", text_field="body"), 1000).splitlines() == lines
     with pytest.raises(DataError, match="no file matches"):
-        read_corpus({"corpus": str(tmp_path / "missing*.txt")}, 1000)
+        read_corpus(source(tmp_path / "missing*.txt"), 1000)
     with pytest.raises(DataError, match="column 'nope'"):
-        read_corpus({"corpus": str(tmp_path / "c.jsonl"), "text_field": "nope"}, 1000)
+        read_corpus(source(tmp_path / "c.jsonl", text_field="nope"), 1000)
 
 
 def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
@@ -91,7 +97,7 @@ def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
 
     from engine.data.tokens import EOS_ID, prepare_tokens
 
-    data = {"corpus": str(tiny_corpus), "vocab_size": 256, "test_fraction": 0.02}
+    data = source(tiny_corpus)
     logs = []
     a = prepare_tokens(data, 10_000, cache=tmp_path, log=logs.append)
     b = prepare_tokens(data, 10_000, cache=tmp_path, log=logs.append)
@@ -104,3 +110,27 @@ def test_prepare_tokens_is_cached_and_round_trips(tmp_path, tiny_corpus):
     assert sp.decode(first_line.tolist()) in text
     stream, chars = a.test_prefix(500)
     assert len(stream) <= 500 and chars > len(stream)
+
+
+def test_cloned_languages_read_the_same_text_through_each_id_map(tmp_path, tiny_corpus):
+    from engine.data.cloned import ClonedLanguages
+    from engine.data.tokens import EOS_ID, prepare_tokens
+
+    tokens = prepare_tokens(source(tiny_corpus), 10_000, cache=tmp_path, log=lambda m: None)
+    V = tokens.vocab_size
+    data = ClonedLanguages.build(["A", "B"], tokens, anchors=0.1, anchor_seed=3)
+    assert data.vocab_size == 2 * V and data.info()["n_anchors"] == len(anchor_ids(V, 0.1, 3))
+    assert data.eos(1) == data.tables[1][EOS_ID]
+
+    def same_text(a: np.ndarray, b: np.ndarray) -> bool:  # B's id is A's + V, or the same anchor
+        return bool(((b == a + V) | (b == a)).all()) and bool((a < V).all())
+
+    (ids_a, chars_a), (ids_b, chars_b) = data.test_ids(0, 200), data.test_ids(1, 200)
+    assert chars_a == chars_b and same_text(ids_a, ids_b)
+    text = data.alignment_text(0, 1, context=16, n_sequences=4)
+    assert text.same_positions and np.asarray(text.hidden_a).shape == (4, 16)
+    assert same_text(np.asarray(text.hidden_a), np.asarray(text.hidden_b))
+    assert text.gradient_a.shape == (2, 17) and same_text(text.gradient_a, text.gradient_b)
+    labels = np.array([[0, 0], [1, 0], [1, 1]])
+    counts = data.seen_id_counts(labels, 16)
+    assert counts.shape == (2, V) and counts[0].sum() == counts[1].sum() == 3 * 16

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from engine.data.parallel import pack, parallel_texts, read_tsv_pairs
+from engine.data.recipe import CorpusSource, DataRecipe, ParallelSource
 from engine.errors import DataError
 
 
@@ -38,15 +39,22 @@ def test_tsv_errors_name_the_file_and_line(tmp_path):
         read_tsv_pairs(str(tmp_path / "missing.tsv"), ["EN", "FR"], "EN", "FR", 5)
 
 
+def _family_recipe(b_corpus: str = "builtin:family") -> DataRecipe:
+    sources = (
+        CorpusSource("builtin:family", 128, 0.02, None, "text", True, {}),
+        CorpusSource(b_corpus, 128, 0.02, None, "text", True, {"like": "mid"}),
+    )
+    return DataRecipe(("A", "B"), 8192, "disjoint", sources, 0.0, 0, None)
+
+
 def test_family_pairs_are_translations():
-    corpora = {"A": {"path": "builtin:family"}, "B": {"path": "builtin:family", "family": {"like": "mid"}}}
-    pairs = parallel_texts({"path": "builtin:family", "max_pairs": 30}, ["A", "B"], corpora, "A", "B")
+    pairs = parallel_texts(ParallelSource("builtin:family", None, 30), _family_recipe(), "A", "B")
     assert len(pairs) == 30
     assert all(a != b for a, b in pairs)
     # a question in one language is a question in the other
     assert [a.endswith("?") for a, _ in pairs] == [b.endswith("?") for _, b in pairs]
     with pytest.raises(DataError, match="builtin:family"):
-        parallel_texts({"path": "builtin:family"}, ["A", "B"], {**corpora, "B": {"path": "x.txt"}}, "A", "B")
+        parallel_texts(ParallelSource("builtin:family", None, 64), _family_recipe("x.txt"), "A", "B")
 
 
 def test_pack_cuts_one_stream_into_rows():

@@ -50,3 +50,9 @@ def test_gpu_pool_without_gpus_explains():
     pool = GpuPool(None, source=FakeSource([], reason="no NVIDIA driver (NVML not found)"))
     assert pool.acquire("a") is None
     assert "no GPU" in pool.waiting_reason()
+
+
+def test_gpu_pool_does_not_count_the_launchers_own_workers_as_foreign():
+    """The launcher hands its live worker pids to each acquire: their memory is xling's own."""
+    assert GpuPool([1], source=fleet()).acquire("x", ours=[4242]).gpu == 1
+    assert GpuPool([1], source=fleet()).acquire("x", ours=[4243]) is None

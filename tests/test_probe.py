@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine.analysis.probe import run_probe, task_examples
+from engine.config.spec import ProbeConfig
 from engine.errors import DataError
 from engine.model import GPT, preset
 
@@ -34,7 +35,7 @@ def separable_tsv(tmp_path):
 def test_probe_learns_a_separable_task_in_l1(separable_tsv):
     torch.manual_seed(0)
     model = GPT(preset("cpu-xxs", 1 + 2 * 26, 16))
-    cfg = {"task": str(separable_tsv), "steps": 150, "lr": 3e-3, "batch_size": 32, "n_train": 400, "n_test": 150}
+    cfg = ProbeConfig(task=str(separable_tsv), steps=150, lr=3e-3, batch_size=32, n_train=400, n_test=150)
     scores = run_probe(model, cfg, ["L1", "L2"], _char_encoder(26), lambda n: 0, 16, seed=0)
     by_lang = {s.language: s for s in scores}
     assert set(by_lang) == {"L1", "L2"}
@@ -49,7 +50,7 @@ def test_probe_learns_a_separable_task_in_l1(separable_tsv):
 def test_probe_leaves_the_language_model_untouched(separable_tsv):
     model = GPT(preset("cpu-xxs", 1 + 2 * 26, 16))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = {"task": str(separable_tsv), "steps": 3, "lr": 1e-2, "batch_size": 8, "n_train": 20, "n_test": 10}
+    cfg = ProbeConfig(task=str(separable_tsv), steps=3, lr=1e-2, batch_size=8, n_train=20, n_test=10)
     run_probe(model, cfg, ["L1", "L2"], _char_encoder(26), lambda n: 0, 16)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 

@@ -59,7 +59,7 @@ def test_teff_of_every_language_with_exact_tokens(done):
     spec = json.loads(done.query("SELECT spec FROM runs WHERE name = '90/10'").rows[0][0])
     from engine.config.spec import RunSpec
 
-    assert mix["tokens_seen"] == RunSpec(**spec).marginal_tokens()["EN2"]
+    assert mix["tokens_seen"] == RunSpec.from_dict(spec).marginal_tokens()["EN2"]
     assert by[("90/10", "EN1")]["tokens_seen"] + mix["tokens_seen"] == mix["total_tokens"]
     # a baseline against its own law: TEff is 1 up to the fit's residual
     base = by[("mono EN1 50%", "EN1")]
@@ -133,3 +133,20 @@ def test_an_edited_spec_leaves_its_old_runs_out_of_the_report(done, tmp_path):
     assert store.query("SELECT count(*) FROM runs WHERE name = '90/10'").rows[0][0] == 1  # kept, not reported
     teff_names = {r[0] for r in store.query("SELECT DISTINCT r.name FROM teff JOIN runs r USING (run_id)").rows}
     assert "90/10" not in teff_names and "80/20" in teff_names
+
+
+def test_trained_runs_have_intervals_and_compare(done):
+    """The real pipeline (trained runs, fitted law) fills the intervals: TEff from the law's
+    bootstrap, one seed without a seed interval, and --compare pairs the schedules."""
+    (fit,) = done.query("SELECT bootstrap FROM scaling_fits").rows[0]
+    boot = json.loads(fit) if isinstance(fit, str) else fit
+    assert boot["df"] == 1 and len(boot["params"]) > 150  # 3 baselines, 2 parameters
+    rows = done.query("SELECT teff, teff_lo, teff_hi FROM teff WHERE teff IS NOT NULL").rows
+    assert rows and all(lo <= t <= hi for t, lo, hi in rows)
+    texts = dict(done.query("SELECT name || ' ' || measure || ' ' || language, text FROM summary").rows)
+    assert texts["90/10 ppl EN2"].endswith(" n=1") and "[" not in texts["90/10 ppl EN2"]
+    result = runner.invoke(
+        app, ["report", "sci", "--db", str(done.db_path), "--compare", "90/10", "50/50", "-f", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "TEff EN2" in result.output and "n=1: no verdict" in result.output

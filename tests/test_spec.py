@@ -124,6 +124,23 @@ def test_missing_file_and_unknown_experiment(tmp_path):
         load_experiments(write(tmp_path, GOOD), only=["other"])
 
 
+def test_a_schedule_name_means_one_mix(tmp_path):
+    """Seeds are averaged under a name: two schedules (or a schedule and a baseline) may not share one."""
+    msg = error_of(tmp_path, GOOD.replace('name = "90to10"', 'name = "50/50"'))
+    assert (
+        "experiments.toml:21" in msg
+        and "experiments.demo.schedules[1].name" in msg
+        and "already the name of schedules[0]" in msg
+    )
+    msg = error_of(tmp_path, GOOD.replace('name = "90to10"', 'name = "mono EN1 50%"'))
+    assert "is the name of a baseline run" in msg
+
+
+def test_seeds_are_unique(tmp_path):
+    msg = error_of(tmp_path, GOOD.replace("seeds = [0, 1]", "seeds = [0, 1, 0]"))
+    assert "experiments.toml:9" in msg and "seed 0 is listed twice" in msg
+
+
 def test_default_experiments_file_is_valid():
     exps = load_experiments(Path(__file__).parent.parent / "experiments.toml")
     names = {e.name for e in exps}
@@ -132,3 +149,12 @@ def test_default_experiments_file_is_valid():
     kinds = {r.name for r in table1.runs}
     assert {"50/50", "90/10"} <= kinds
     assert sum(r.kind == "baseline" for r in table1.runs) >= 3
+
+
+def test_an_experiment_table_merges_over_defaults_table_by_table():
+    from engine.config.spec import merge_tables
+
+    defaults = {"model": "cpu-xs", "train": {"lr": 1e-3, "batch_size": 8}, "seeds": [0, 1]}
+    merged = merge_tables(defaults, {"train": {"lr": 3e-3}, "seeds": [2]})
+    assert merged == {"model": "cpu-xs", "train": {"lr": 3e-3, "batch_size": 8}, "seeds": [2]}
+    assert defaults["train"]["lr"] == 1e-3  # the defaults are not changed

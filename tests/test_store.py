@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 
 from db import queries
 from db.store import SCHEMA_VERSION, TABLES, QueryError, Store, StoreBusy, StoreError
-from engine.runs.events import STATUSES, EvalResult, EventLog, Heartbeat, Queued, Started, Status, TrainMetric
+from engine.runs.events import EvalResult, EventLog, Heartbeat, Queued, Started, Status, TrainMetric
 from engine.runs.layout import EVENTS_FILE, SPEC_FILE
+from engine.runs.status import RunStatus
 
 T0 = 1_700_000_000.0
 DATA_TABLES = ("experiments", "runs", "train_metrics", "evals", "ingest_state")
@@ -364,7 +365,7 @@ _event = st.one_of(
     ),
     st.builds(
         lambda s, m: asdict(Status("r", s, message=m)),
-        st.sampled_from(STATUSES),
+        st.sampled_from(list(RunStatus)),
         st.one_of(st.none(), st.text(max_size=5)),
     ),
     st.builds(

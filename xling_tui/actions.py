@@ -18,16 +18,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
+from engine.backends.base import spawn_logged
+from engine.errors import XlingError
 from engine.launch.queue import cancel
-from engine.launch.state import find_runs, state_of
+from engine.launch.state import UnknownRun, find_runs, state_of
 from engine.runs import layout
+from engine.runs.claims import launcher_alive
+from engine.runs.files import atomic_write
 from engine.runs.layout import ANNOTATIONS_FILE  # <run_dir>/annotations.json: the user's tags and note
+from engine.runs.status import LIVE
 
 LAUNCH_LOGS = "launches"  # <db>.runs/launches/<time>-<what>.log
 
 
-class ActionError(Exception):
+class ActionError(XlingError):
     """A user-facing refusal (unknown run, live run, bad tag); the message is shown as is."""
 
 
@@ -45,27 +51,32 @@ def launch_log_path(db_path: Path, what: str, now: float | None = None) -> Path:
     return path
 
 
-def _spawn(args: list[str], db_path: Path, what: str) -> subprocess.Popen:
+class LoggedProcess(subprocess.Popen[bytes]):
+    """A detached xling process and the file its output goes to (where the user reads what it said)."""
+
+    log_path: Path
+
+
+def _spawn(args: list[str], db_path: Path, what: str) -> LoggedProcess:
     """A detached ``python -m xling_tui.cli ...``: own session, no terminal, output to a file."""
-    log_path = launch_log_path(db_path, what)
     cmd = [sys.executable, "-m", "xling_tui.cli", *args, "--db", str(Path(db_path).absolute())]
     env = dict(os.environ, PYTHONUNBUFFERED="1", NO_COLOR="1", TERM="dumb")
-    with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(cmd) + "\n").encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    proc.log_path = log_path  # type: ignore[attr-defined]  # where the user can read what it said
+    try:
+        log_path = launch_log_path(db_path, what)
+        log_path.write_text("$ " + " ".join(cmd) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ActionError(f"cannot write a launch log beside {db_path}: {exc.strerror or exc}") from None
+    proc = cast(LoggedProcess, spawn_logged(cmd, log_path, env, new_session=True, process=LoggedProcess))
+    proc.log_path = log_path
     return proc
 
 
 def launch_experiment(
     config_path: Path, db_path: Path, experiment: str | None = None, device: str = "auto"
-) -> subprocess.Popen:
+) -> LoggedProcess:
     """``xling run CONFIG [-e EXPERIMENT] --device DEVICE --db DB`` in the background.
 
-    The returned Popen carries ``log_path``. Validation errors of the config end up in
+    The returned process carries ``log_path``. Validation errors of the config end up in
     that log and in the exit code (2); callers that want them up front validate first
     (``engine.config.spec.load_experiments``).
     """
@@ -75,7 +86,7 @@ def launch_experiment(
     return _spawn(args, db_path, experiment or "all")
 
 
-def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> subprocess.Popen:
+def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> LoggedProcess:
     """``xling resume IDS`` in the background: failed or cancelled runs continue from their checkpoint."""
     if not run_ids:
         raise ActionError("no runs selected to resume")
@@ -86,7 +97,7 @@ def resume_runs(db_path: Path, run_ids: list[str], device: str = "auto") -> subp
 def _run_dirs(db_path: Path, run_ids: list[str]) -> list[Path]:
     try:
         return find_runs(layout.artefacts_root(Path(db_path).absolute()), run_ids)
-    except LookupError as exc:
+    except UnknownRun as exc:
         raise ActionError(str(exc)) from None
 
 
@@ -107,16 +118,13 @@ def delete_run(db_path: Path, run_id: str) -> str:
     """
     (run_dir,) = _run_dirs(db_path, [run_id])
     state = state_of(run_dir)
-    if state.status in ("running", "queued") and (state.is_alive() or _claimed(run_dir)):
+    if state.status in LIVE and (state.is_alive() or launcher_alive(run_dir)):
         raise ActionError(f"{state.spec.name} ({run_dir.name[:8]}) is {state.status}: cancel it before deleting")
-    shutil.rmtree(run_dir)
+    try:
+        shutil.rmtree(run_dir)
+    except OSError as exc:
+        raise ActionError(f"cannot delete {run_dir}: {exc.strerror or exc}") from None
     return f"deleted {state.spec.name} ({run_dir.name[:8]}) and its artefacts"
-
-
-def _claimed(run_dir: Path) -> bool:
-    from engine.runs.claims import claimed_by_other
-
-    return claimed_by_other(run_dir) is not None
 
 
 # -- tags and notes ----------------------------------------------------------------
@@ -168,8 +176,8 @@ def write_annotations(
         current.tags = list(tags)
     if note is not None:
         current.note = note.strip()
-    path = run_dir / ANNOTATIONS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(current.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        atomic_write(run_dir / ANNOTATIONS_FILE, current.to_json())
+    except OSError as exc:
+        raise ActionError(f"cannot save the tags and note in {run_dir}: {exc.strerror or exc}") from None
     return current

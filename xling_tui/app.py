@@ -10,6 +10,7 @@ nothing imported at start-up imports torch (``bench/tui_startup.py`` times it).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 import time
@@ -31,12 +32,12 @@ class XlingCommands(Provider):
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app: XlingApp = self.app  # type: ignore[assignment]
-        commands = [
-            (title, help_text, (lambda a=action: app.run_action(a)))
+        commands: list[tuple[str, str, Callable[[], Any]]] = [
+            (title, help_text, functools.partial(app.run_action, action))
             for title, help_text, action in app.palette_actions(self.screen)
         ]
         for run_id, label, status in app.known_runs():
-            commands.append((f"open run {label}", f"{status} · {run_id[:8]}", lambda r=run_id: app.open_run(r)))
+            commands.append((f"open run {label}", f"{status} · {run_id[:8]}", functools.partial(app.open_run, run_id)))
         return commands
 
     async def discover(self) -> Hits:

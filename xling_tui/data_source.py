@@ -3,7 +3,8 @@
 These classes run on thread workers only; the UI thread receives the frozen
 dataclasses below inside messages. The module itself imports no database or NVML
 code at import time (the app's first frame must not wait for DuckDB or pydantic):
-``db`` and ``engine`` are imported inside the methods that run on threads.
+``db`` and ``engine`` are imported inside the methods that run on threads, except
+``engine.runs.status``, which is plain Python.
 
 Coalescing: ``DashboardSource.fetch`` first reads a cheap fingerprint of every run
 (status, step, last event, tags) and returns None when nothing changed, so an idle
@@ -16,59 +17,47 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.runs.status import RunStatus
+from engine.runs.summary import RunSummary
+
 SPARK_BINS = 24  # points in a run's loss sparkline
 GPU_HISTORY = 60  # samples kept per GPU for the utilisation and memory sparklines
+RECONCILE_SECONDS = 15.0  # how often the dashboard asks Slurm/Ray about queued and running cluster runs
 
 
-@dataclass(frozen=True)
-class RunRow:
-    """One run as the dashboard shows it."""
+@dataclass(frozen=True, kw_only=True)
+class RunRow(RunSummary):
+    """One run as the dashboard shows it: the summary, tokens, loss, where it runs, annotations."""
 
-    run_id: str
-    experiment: str | None
-    name: str | None
-    kind: str | None
-    status: str
-    step: int | None
-    total_steps: int | None
     tokens: int | None
     total_tokens: int | None
-    tokens_per_s: float | None
     loss: float | None
-    device: str | None
     host: str | None
     pid: int | None
     best_ppl: tuple[tuple[str, float], ...]
     loss_curve: tuple[float | None, ...]
     tags: tuple[str, ...] = ()
     note: str = ""
-    message: str | None = None
     started: float | None = None
     last_seen: float | None = None
     backend: str | None = None  # local, slurm, ray: where the launcher sent it
     job_id: str | None = None  # the scheduler's job or task id
+    job_state: str | None = None  # the scheduler's word on that job when last asked (RUNNING, PENDING (Priority))
 
     @property
-    def label(self) -> str:
-        return f"{self.experiment or '?'}/{self.name or self.run_id[:8]}"
-
-    @property
-    def progress(self) -> float | None:
-        if self.status == "done":
-            return 1.0
-        if not self.total_steps:
-            return None
-        return min(max((self.step or 0) / self.total_steps, 0.0), 1.0)
+    def waiting(self) -> str | None:
+        """Why a queued run has not started (no CPU slot, no free GPU), as its launcher logged it."""
+        return self.message if self.status == RunStatus.QUEUED else None
 
     @property
     def eta_seconds(self) -> float | None:
         """Tokens still to train over the latest throughput; only while running."""
-        if self.status != "running" or not self.tokens_per_s or not self.total_tokens:
+        if self.status != RunStatus.RUNNING or not self.tokens_per_s or not self.total_tokens:
             return None
         return max(self.total_tokens - (self.tokens or 0), 0) / self.tokens_per_s
 
@@ -113,6 +102,7 @@ class DashboardSource:
         self.store = Store(db_path)
         self.clock = clock
         self.ingest = ingest
+        self.read_only: str | None = None  # why new results cannot be ingested, once tried
         self.spark_bins = spark_bins
         self._fingerprints: dict[str, tuple] = {}
         self._rows: dict[str, RunRow] = {}
@@ -120,6 +110,7 @@ class DashboardSource:
         self._config_key: tuple | None = None
         self._config: tuple[list[tuple[str, str | None, int]], str | None] = ([], None)
         self._last: DashboardData | None = None
+        self._reconciled = float("-inf")
 
     def fetch(self, force: bool = False) -> DashboardData | None:
         """The current data, or None when nothing changed since the previous fetch."""
@@ -130,6 +121,7 @@ class DashboardSource:
             changed_runs = self._read_runs()
         except Exception as exc:  # noqa: BLE001 - a busy or broken database is shown, never raised
             db_error = _describe(exc)
+        db_error = db_error or self.read_only
         if not (
             force
             or config_changed
@@ -181,7 +173,8 @@ class DashboardSource:
         if not self.store.db_path.exists() and not self.store.root.exists():
             return False  # nothing run yet with this database; do not create it just by looking
         if self.ingest:
-            self.store.try_ingest()
+            self._ask_schedulers()
+            self._catch_up()
         delta = queries.dashboard_delta(self.store, self._fingerprints, self._from_steps(), self.spark_bins)
         gone = set(self._fingerprints) - set(delta.fingerprints)
         for rec in delta.runs:
@@ -193,6 +186,31 @@ class DashboardSource:
         changed = bool(delta.runs or gone)
         self._fingerprints = delta.fingerprints
         return changed
+
+    def _ask_schedulers(self) -> None:
+        """Cluster runs' job states, and jobs that died silently, at most every
+        RECONCILE_SECONDS (one squeue for all): runs submitted with --detach have no
+        launcher following them."""
+        from db.cluster_runs import reconcile_cluster_runs
+        from db.store import StoreError
+
+        if time.monotonic() - self._reconciled < RECONCILE_SECONDS:
+            return
+        self._reconciled = time.monotonic()
+        try:
+            reconcile_cluster_runs(self.store)
+        except (StoreError, OSError):  # a busy database: the next poll asks again
+            pass
+
+    def _catch_up(self) -> None:
+        """A database that cannot be written here is read as it is; the dashboard says so
+        (``read_only``) and stops trying."""
+        from db.store import StoreReadOnly
+
+        try:
+            self.store.try_ingest()
+        except StoreReadOnly as exc:
+            self.ingest, self.read_only = False, str(exc)
 
     def _from_steps(self) -> dict[str, int]:
         """Per known run, the first step of the bin its last training point fell in: the
@@ -225,8 +243,8 @@ class DashboardSource:
         for r in runs:
             c = counts.setdefault(r.experiment or "?", {"runs": 0, "done": 0, "running": 0, "failed": 0})
             c["runs"] += 1
-            if r.status in ("done", "running", "failed"):
-                c[r.status] += 1
+            if r.status in (RunStatus.DONE, RunStatus.RUNNING, RunStatus.FAILED):
+                c[str(r.status)] += 1
         out = []
         for name, description, n in self._config[0]:
             out.append(ExperimentRow(name, description, True, n, **counts.pop(name, {})))
@@ -245,9 +263,6 @@ def queries_bin_start(b: int, total: int | None, bins: int) -> int:
     from db.queries import bin_start
 
     return bin_start(b, total, bins)
-
-
-_STATUS_ORDER = {"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}
 
 
 def _default_order(r: RunRow) -> tuple:
@@ -273,6 +288,7 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
         pid=rec["pid"],
         backend=rec["backend"],
         job_id=rec["job_id"],
+        job_state=rec["job_state"],
         best_ppl=tuple((lang, p) for lang, p in zip(langs, ppls) if p is not None),
         loss_curve=tuple(curve),
         tags=tuple(rec["tags"] or ()),
@@ -285,9 +301,9 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
 
 def _describe(exc: BaseException) -> str:
     """A user-facing line: our own errors carry their message; anything else names its type."""
-    from db.store import StoreError
+    from xling_tui.errors import is_user_error
 
-    if isinstance(exc, StoreError):
+    if is_user_error(exc):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -317,7 +333,7 @@ class GpuSampler:
         self._mem: dict[int, deque[float]] = {}
         self.history = history
 
-    def sample(self, run_pids: set[int] = frozenset()) -> GpuSample:
+    def sample(self, run_pids: Collection[int] = frozenset()) -> GpuSample:
         from engine.launch.devices import is_ours, snapshot, xling_worker_pids
 
         snap = snapshot(self.source, our_pids=set(xling_worker_pids()) | set(run_pids))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 def is_user_error(error: BaseException) -> bool:
-    """Bad config, busy or missing database, refused action, unreadable file: the message says it all."""
-    from db.store import StoreError
-    from engine.config.locate import SpecError
-    from xling_tui.actions import ActionError
+    """Every error whose message is for the user derives from ``XlingError`` (bad config,
+    busy database, refused action, a backend's refusal, unreadable data); anything else is
+    a bug in xling and keeps its traceback."""
+    from engine.errors import XlingError
 
-    return isinstance(error, (StoreError, SpecError, ActionError, LookupError, PermissionError, FileNotFoundError))
+    return isinstance(error, XlingError)

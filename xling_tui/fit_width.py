@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -27,7 +27,7 @@ class Column:
     header: str
     priority: int = 50  # lower goes first when the table is too wide
     essential: bool = False  # never left out (truncated instead, if nothing else helps)
-    justify: str = "left"
+    justify: JustifyMethod = "left"
 
 
 def fitted_table(

@@ -252,8 +252,8 @@ def _last_common(
     runs: dict[str, RunCurves], run_ids: Sequence[str], lang: str, metric: str
 ) -> dict[int | None, tuple[int, float]]:
     """seed -> (step, PPL) at the last step every one of ``run_ids`` reached."""
-    curves = {runs[r].seed: runs[r].curves.get((metric, lang)) for r in run_ids}
-    curves = {s: c for s, c in curves.items() if c is not None and len(c.step)}
+    found = {runs[r].seed: runs[r].curves.get((metric, lang)) for r in run_ids}
+    curves = {s: c for s, c in found.items() if c is not None and len(c.step)}
     if not curves:
         return {}
     common = None

@@ -1,33 +1,40 @@
-"""``xling report``: an experiment's results in the paper's table layouts.
+"""``xling report``: an experiment's results in the paper's table layouts, with their uncertainty.
 
 Table 1/3 layout (run type, tokens, p(L) per language with schedule arrows, PPL and
 TEff per language), Table 2 (hidden-state similarity per layer), gradient
-similarity per component and embedding similarity against its control. Seeds of the
-same run are averaged; the number of seeds is shown. Extrapolated TEff values keep
-their marks (">2.10"), impossible ones say so: nothing is silently a number.
+similarity per component and embedding similarity against its control, and the
+downstream probe. Every cell is a measure over the seeds of one schedule, as
+``db.summary`` computes it: ``mean [95% interval] n=seeds`` (PPL and TEff: geometric
+mean, interval on the log scale; a TEff's includes its law's error). Extrapolated TEff
+values keep their marks (">2.10"), impossible ones say so: nothing is silently a number.
+``build_comparison`` is ``--compare A B``: the two schedules paired seed by seed.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
-from statistics import mean
 
+from db.paired import Comparison, needed_text
+from db.summary import GRADIENT_MEAN, MEASURES, SummaryRow, split_probe_detail
 from engine.analysis.scaling import format_tokens
 from engine.config.schedule import Schedule
 
 
 @dataclass
-class RunRow:
+class ReportRow:
+    """One line of the main table: a schedule or baseline, its seeds taken together."""
+
     name: str
     kind: str
     seeds: int
     tokens: int
     share: dict[str, str]  # language -> "90%" / "90%↘10%" / "—"
-    ppl: dict[str, float] = field(default_factory=dict)
-    teff: dict[str, str] = field(default_factory=dict)  # language -> mark
-    teff_value: dict[str, float | None] = field(default_factory=dict)
+    ppl: dict[str, float] = field(default_factory=dict)  # geometric mean over seeds
+    teff: dict[str, str] = field(default_factory=dict)  # language -> the cell, "3.22 [2.87, 3.61] n=3"
+    teff_value: dict[str, float | None] = field(default_factory=dict)  # geometric mean over seeds
+    ppl_interval: dict[str, list[float] | None] = field(default_factory=dict)  # [lo, hi], None with one seed
+    teff_interval: dict[str, list[float] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,76 +48,75 @@ class Table:
 class Report:
     experiment: str
     languages: list[str]
-    runs: list[RunRow]
+    runs: list[ReportRow]
     tables: list[Table]
     notes: list[str]
+    summaries: list[SummaryRow] = field(default_factory=list)  # every cell's numbers (the summary table)
+    comparison: Comparison | None = None  # --compare A B
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, default=str)
 
 
-def _fmt(v: float | None, digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    return f"{v:.{digits}f}"
+Cells = dict[tuple[str, str, str, str], SummaryRow]  # (name, measure, language, detail) -> row
+
+INTERVAL_NOTE = (
+    "cells: mean [95% interval] n=seeds. PPL and TEff: geometric mean, t interval on log values; a TEff's "
+    "interval includes its scaling law's error (bootstrap over the baseline runs), so with n=1 it is the law's "
+    "alone. Similarities and accuracies: t interval. '!': the interval spans more than a factor 2 (too uncertain "
+    "to answer); '[?]': the law's error is unknown (as many baselines as parameters)."
+)
 
 
-def _teff_mark(marks: list[str], values: list[float | None], statuses: list[str]) -> str:
-    """One seed: its own mark. Several: the mean, flagged if any seed was out of range."""
-    if len(marks) == 1:
-        return marks[0] or "—"
-    known = [v for v in values if v is not None]
-    if not known:
-        return "n/a"
-    flag = ">" if "above" in statuses else "<" if "below" in statuses else ""
-    return f"{flag}{mean(known):.2f}" + ("*" if "impossible" in statuses else "")
+def _cell(cells: Cells, name: str, measure: str, language: str, detail: str = "") -> str:
+    row = cells.get((name, measure, language, detail))
+    return row.text if row is not None else "—"
 
 
 def build_report(store, experiment: str) -> Report:
     from db import queries
+    from db.summary import experiment_summary
 
-    result = queries.report_runs(store, experiment)
+    summaries = experiment_summary(store, experiment)
+    cells: Cells = {(r.name, r.measure, r.language, r.detail): r for r in summaries}
     grouped: dict[str, dict] = {}
     languages: list[str] = []
-    for r in result.dicts():
+    for r in queries.report_runs(store, experiment).dicts():
         spec = json.loads(r["spec"])
         languages = spec["languages"]
         g = grouped.setdefault(
-            r["name"],
-            {"kind": r["kind"], "tokens": r["total_tokens"], "spec": spec, "seeds": set(), "ppl": {}, "teff": {}},
+            r["name"], {"kind": r["kind"], "tokens": r["total_tokens"], "spec": spec, "seeds": set()}
         )
         g["seeds"].add(r["seed"])
-        g["ppl"].setdefault(r["language"], []).append(r["ppl"])
-        g["teff"].setdefault(r["language"], []).append((r["teff_mark"], r["teff"], r["teff_status"]))
-    runs = [_run_row(name, g) for name, g in grouped.items()]
+    runs = [_run_row(name, g, cells) for name, g in grouped.items()]
     runs.sort(key=lambda row: (row.kind != "baseline", -row.tokens if row.kind == "baseline" else 0))
-    tables = [_main_table(runs, languages)]
-    tables += _alignment_tables(store, experiment)
-    tables += _probe_tables(store, experiment)
-    notes = _tokenizer_notes(store, experiment) + _law_notes(store, experiment)
-    return Report(experiment, languages, runs, tables, notes)
+    tables = [_main_table(runs, languages, cells)]
+    tables += _alignment_tables(summaries, cells)
+    tables += _probe_tables(summaries, cells)
+    notes = _tokenizer_notes(store, experiment) + _law_notes(store, experiment) + [INTERVAL_NOTE]
+    return Report(experiment, languages, runs, tables, notes, summaries)
 
 
-def _run_row(name: str, g: dict) -> RunRow:
+def _interval(row: SummaryRow | None) -> list[float] | None:
+    return None if row is None or row.lo is None or row.hi is None else [row.lo, row.hi]
+
+
+def _run_row(name: str, g: dict, cells: Cells) -> ReportRow:
     spec = g["spec"]
     schedule = Schedule.from_dict(spec["schedule"])
     share = {lang: schedule.share_label(lang) for lang in spec["languages"]}
-    row = RunRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
-    for lang, ppls in g["ppl"].items():
-        row.ppl[lang] = mean(p for p in ppls if p is not None)
-        marks, values, statuses = zip(*g["teff"][lang])
-        row.teff[lang] = (
-            _teff_mark([m for m in marks if m], list(values), [s for s in statuses if s])
-            if any(m for m in marks)
-            else "—"
-        )
-        known = [v for v in values if v is not None]
-        row.teff_value[lang] = mean(known) if known else None
+    row = ReportRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
+    for lang in spec["languages"]:
+        ppl = cells.get((name, "ppl", lang, ""))
+        if ppl is not None and ppl.mean is not None:
+            row.ppl[lang], row.ppl_interval[lang] = ppl.mean, _interval(ppl)
+        teff = cells.get((name, "teff", lang, ""))
+        if teff is not None:
+            row.teff[lang], row.teff_value[lang], row.teff_interval[lang] = teff.text, teff.mean, _interval(teff)
     return row
 
 
-def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
-    seeds = any(r.seeds > 1 for r in runs)  # a column only when some run has several
+def _main_table(runs: list[ReportRow], languages: list[str], cells: Cells) -> Table:
     cols = [
         "run",
         "type",
@@ -118,7 +124,6 @@ def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
         *[f"p({l})" for l in languages],
         *[f"PPL {l}" for l in languages],
         *[f"TEff {l}" for l in languages],
-        *(["seeds"] if seeds else []),
     ]
     rows = []
     for r in runs:
@@ -129,86 +134,116 @@ def _main_table(runs: list[RunRow], languages: list[str]) -> Table:
                 kind,
                 format_tokens(r.tokens),
                 *[r.share.get(l, "—") for l in languages],
-                *[_fmt(r.ppl.get(l)) for l in languages],
+                *[_cell(cells, r.name, "ppl", l) for l in languages],
                 *[r.teff.get(l, "—") for l in languages],
-                *([str(r.seeds)] if seeds else []),
             ]
         )
     return Table("Perplexity and token efficiency (Table 1/3 layout)", cols, rows)
 
 
-def _by_run(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    out: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        out.setdefault((r["name"], r["lang_b"]), []).append(r)
+def _keys(summaries: list[SummaryRow], measure: str) -> dict[tuple[str, str], list[SummaryRow]]:
+    """(run name, language pair) -> its rows of ``measure``, in the summaries' order."""
+    out: dict[tuple[str, str], list[SummaryRow]] = {}
+    for r in summaries:
+        if r.measure == measure:
+            out.setdefault((r.name, r.language), []).append(r)
     return out
 
 
-def _alignment_tables(store, experiment: str) -> list[Table]:
-    from db import queries
-
+def _alignment_tables(summaries: list[SummaryRow], cells: Cells) -> list[Table]:
     tables = []
-    hidden = _by_run(queries.report_hidden(store, experiment).dicts())
+    hidden = _keys(summaries, "hidden_similarity")
     if hidden:
-        n_layers = max(r["layer"] for rows in hidden.values() for r in rows) + 1
+        n_layers = max(int(r.detail) for rows in hidden.values() for r in rows) + 1
         cols = ["run", "pair", "emb", *[str(i) for i in range(1, n_layers)]]
-        body = []
-        for (name, lang_b), rows in hidden.items():
-            per_layer = [mean(r["similarity"] for r in rows if r["layer"] == i) for i in range(n_layers)]
-            body.append([name, f"{rows[0]['lang_a']}–{lang_b}", *[_fmt(v, 2) for v in per_layer]])
+        body = [
+            [name, pair, *[_cell(cells, name, "hidden_similarity", pair, str(i)) for i in range(n_layers)]]
+            for (name, pair) in hidden
+        ]
         tables.append(Table("Hidden-state similarity per layer (Table 2 layout)", cols, body))
-    emb = _by_run(queries.report_embeddings(store, experiment).dicts())
+    emb = _keys(summaries, "embedding_similarity")
     if emb:
-        body = []
-        for (name, lang_b), rows in emb.items():
-            get = {m: [r for r in rows if r["matrix"] == m] for m in ("input", "output")}
-            body.append(
-                [
-                    name,
-                    f"{rows[0]['lang_a']}–{lang_b}",
-                    *[
-                        _fmt(mean(r[k] for r in get[m]), 3) if get[m] else "—"
-                        for m in ("input", "output")
-                        for k in ("similarity", "control")
-                    ],
-                ]
-            )
+        body = [
+            [
+                name,
+                pair,
+                *[
+                    _cell(cells, name, measure, pair, matrix)
+                    for matrix in ("input", "output")
+                    for measure in ("embedding_similarity", "embedding_control")
+                ],
+            ]
+            for (name, pair) in emb
+        ]
         cols = ["run", "pair", "input sim", "input control", "output sim", "output control"]
         tables.append(Table("Embedding similarity of equivalent subwords vs all-pairs control", cols, body))
-    grads = _by_run(queries.report_gradients(store, experiment).dicts())
+    grads = _keys(summaries, "gradient_similarity")
     if grads:
         # One column per run and one row per component: there are more components than runs.
-        components = sorted({r["component"] for rows in grads.values() for r in rows})
-        per = {
-            key: {c: mean(r["similarity"] for r in rows if r["component"] == c) for c in components}
-            for key, rows in grads.items()
-        }
-        cols = ["component", *[f"{name} {rows[0]['lang_a']}–{lang_b}" for (name, lang_b), rows in grads.items()]]
-        body = [["mean", *[_fmt(mean(p.values()), 3) for p in per.values()]]]
-        body += [[c, *[_fmt(p[c], 2) for p in per.values()]] for c in components]
+        components = sorted({r.detail for rows in grads.values() for r in rows} - {GRADIENT_MEAN})
+        cols = ["component", *[f"{name} {pair}" for name, pair in grads]]
+        body = [
+            [c, *[_cell(cells, name, "gradient_similarity", pair, c) for name, pair in grads]]
+            for c in (GRADIENT_MEAN, *components)
+        ]
         tables.append(Table("Gradient similarity (unweighted mean over tensors, then per component)", cols, body))
     return tables
 
 
-def _probe_tables(store, experiment: str) -> list[Table]:
-    """One row per run and task: accuracy in each language (seeds averaged) and chance."""
-    from db import queries
-
-    rows = queries.report_probes(store, experiment).dicts()
+def _probe_tables(summaries: list[SummaryRow], cells: Cells) -> list[Table]:
+    """One row per run and task: accuracy in each language (over seeds) and chance."""
+    rows = [r for r in summaries if r.measure == "probe_accuracy"]
     if not rows:
         return []
-    langs = list(dict.fromkeys(r["language"] for r in rows))
-    grouped: dict[tuple, dict[str, list]] = {}
-    for r in rows:
-        g = grouped.setdefault((r["name"], r["task"], r["train_language"]), {"chance": []})
-        g.setdefault(r["language"], []).append(r["accuracy"])
-        g["chance"].append(r["chance"])
+    langs = list(dict.fromkeys(r.language for r in rows))
+    keys = list(dict.fromkeys((r.name, r.detail) for r in rows))
     body = [
-        [name, task, train, *[_fmt(mean(g[l]), 3) if l in g else "—" for l in langs], _fmt(mean(g["chance"]), 3)]
-        for (name, task, train), g in grouped.items()
+        [
+            name,
+            *split_probe_detail(detail),
+            *[_cell(cells, name, "probe_accuracy", l, detail) for l in langs],
+            _cell(cells, name, "probe_chance", langs[0], detail),
+        ]
+        for name, detail in keys
     ]
     cols = ["run", "task", "fine-tuned in", *[f"acc {l}" for l in langs], "chance"]
     return [Table("Downstream probe: fine-tuned in one language, zero-shot in the others (Fig. 1 right)", cols, body)]
+
+
+# -- --compare A B ----------------------------------------------------------------
+
+
+def measure_label(measure: str, language: str, detail: str) -> str:
+    """'PPL EN2', 'hidden-state similarity EN1–EN2 layer 1', 'embedding similarity EN1–EN2 input'."""
+    part = f"layer {detail}" if measure == "hidden_similarity" else detail
+    return " ".join(x for x in (MEASURES[measure].label, language, part) if x)
+
+
+def comparison_table(cmp: Comparison) -> Table:
+    """The paired comparison as a table: A and B over seeds, A vs B seed by seed, a verdict."""
+    cols = ["measure", cmp.a, cmp.b, "A vs B (95%)", "verdict", "seeds to resolve"]
+    body = [
+        [measure_label(r.measure, r.language, r.detail), r.a, r.b, r.change, r.verdict, needed_text(r)]
+        for r in cmp.rows
+    ]
+    return Table(f"{cmp.a} (A) vs {cmp.b} (B), paired by seed", cols, body)
+
+
+COMPARISON_NOTE = (
+    "A vs B: per seed, A's value against B's (same seed: same data order and initialisation), then a t interval "
+    "of those differences; PPL and TEff as a % change (log scale), similarities and accuracies as a difference. "
+    "A TEff comparison includes the part of the law's error the two do not share. verdict: better/worse (or "
+    "higher/lower) when the interval excludes no change. seeds to resolve: seeds at which a difference this size, "
+    "at this spread, is resolved 4 times in 5 ('—': more seeds alone would not; the law's error dominates)."
+)
+
+
+def build_comparison(store, experiment: str, a: str, b: str) -> Report:
+    """``xling report EXP --compare A B`` as a report whose first table is the paired one."""
+    from db.paired import paired_comparison
+
+    cmp = paired_comparison(store, experiment, a, b)
+    return Report(experiment, [], [], [comparison_table(cmp)], [*cmp.notes, COMPARISON_NOTE], comparison=cmp)
 
 
 def _tokenizer_notes(store, experiment: str) -> list[str]:
@@ -273,7 +308,11 @@ def to_csv(report: Report) -> str:
 
 
 # How long a report column survives a narrow terminal (lower goes first); by header.
-_PRIORITY = (("type", 10), ("tokens", 20), ("seeds", 30), ("chance", 35), ("fine-tuned in", 30), ("p(", 40))
+# PPL goes before TEff: TEff is what the tables answer (a cell with its interval is
+# about 22 columns wide, so an 80-column terminal holds a run and two or three).
+_PRIORITY = (
+    ("type", 10), ("tokens", 20), ("seeds", 30), ("chance", 35), ("fine-tuned in", 30), ("p(", 40), ("PPL", 60)
+)  # fmt: skip
 _ESSENTIAL = ("run", "component", "task")
 
 

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomlkit
+from pydantic import BaseModel
 from tomlkit.items import AoT, Comment, Item, Table, Whitespace
 
 from engine.config.locate import SpecError
-from engine.config.spec import ExperimentConfig, parse_experiments
+from engine.config.spec import DataConfig, ExperimentConfig, TrainConfig, merge_tables, parse_experiments
+from engine.errors import XlingError
+from engine.runs.files import atomic_write
 
 
 @dataclass
@@ -48,12 +50,25 @@ class ExperimentDraft:
     seeds: list[int]
     anchors: float
     schedules: list[ScheduleDraft] = field(default_factory=list)
-    batch_size: int = 32  # read only: what the marginal token counts need
-    context: int = 128
+    batch_size: int = TrainConfig.model_fields["batch_size"].default  # read only: for the marginal token counts
+    context: int = TrainConfig.model_fields["context"].default
     is_new: bool = False
 
+    @classmethod
+    def new(cls, name: str, languages: list[str], tokens: int) -> ExperimentDraft:
+        """An experiment not in the file yet, with engine.config.spec's defaults."""
+        return cls(
+            name,
+            languages,
+            _default(ExperimentConfig, "model"),
+            tokens,
+            _default(ExperimentConfig, "seeds"),
+            _default(DataConfig, "anchors"),
+            is_new=True,
+        )
 
-class DraftError(ValueError):
+
+class DraftError(XlingError, ValueError):
     """The draft cannot be written (the message says why, for the user)."""
 
 
@@ -74,39 +89,32 @@ def experiment_names(doc: tomlkit.TOMLDocument) -> list[str]:
     return [n for n, v in experiments.items() if isinstance(v, dict)] if isinstance(experiments, dict) else []
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def _effective(doc: tomlkit.TOMLDocument, name: str) -> dict[str, Any]:
     """The experiment's values with ``[defaults]`` filled in (what engine.config.spec will see)."""
     plain = doc.unwrap()
-    return _merge(plain.get("defaults", {}), plain.get("experiments", {}).get(name, {}))
+    return merge_tables(plain.get("defaults", {}), plain.get("experiments", {}).get(name, {}))
 
 
-def _default(field_name: str) -> Any:
-    info = ExperimentConfig.model_fields[field_name]
-    return info.get_default(call_default_factory=True)
+def _default(model: type[BaseModel], field_name: str) -> Any:
+    """A setting's default, from the one place it is defined (engine.config.spec)."""
+    return model.model_fields[field_name].get_default(call_default_factory=True)
 
 
 def read_draft(doc: tomlkit.TOMLDocument, name: str) -> ExperimentDraft:
     """The experiment ``name`` as the designer shows it (defaults applied)."""
     raw = _effective(doc, name)
     languages = [str(x) for x in raw.get("languages") or ["EN1", "EN2"]]
-    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    train = raw["train"] if isinstance(raw.get("train"), dict) else {}
+    data = raw["data"] if isinstance(raw.get("data"), dict) else {}
     draft = ExperimentDraft(
         name=name,
         languages=languages,
-        model=str(raw.get("model", _default("model"))),
+        model=str(raw.get("model", _default(ExperimentConfig, "model"))),
         tokens=int(raw.get("tokens", 1_000_000)),
-        seeds=[int(s) for s in raw.get("seeds", _default("seeds"))],
-        anchors=float(data.get("anchors", 0.0)),
-        batch_size=int(train.get("batch_size", 32)),
-        context=int(train.get("context", 128)),
+        seeds=[int(s) for s in raw.get("seeds", _default(ExperimentConfig, "seeds"))],
+        anchors=float(data.get("anchors", _default(DataConfig, "anchors"))),
+        batch_size=int(train.get("batch_size", _default(TrainConfig, "batch_size"))),
+        context=int(train.get("context", _default(TrainConfig, "context"))),
         is_new=name not in experiment_names(doc),
     )
     for i, sc in enumerate(raw.get("schedules") or []):
@@ -221,7 +229,7 @@ def apply_draft(doc: tomlkit.TOMLDocument, draft: ExperimentDraft, original: Exp
 
 def _set_anchors(exp: Table, anchors: float) -> None:
     data = exp.get("data")
-    if isinstance(data, dict):
+    if isinstance(data, Table):
         _set(data, "anchors", format_number(anchors))
     else:
         _set(exp, "data", "{ anchors = " + format_number(anchors) + " }")
@@ -269,7 +277,7 @@ def _write_schedule(table: Table, sc: ScheduleDraft, before: ScheduleDraft | Non
 def _trailing(table: Table) -> list[tuple]:
     """Blank lines and comments at the end of a table's body: they introduce what follows."""
     body = table.value.body
-    out = []
+    out: list[tuple] = []
     while body and body[-1][0] is None and isinstance(body[-1][1], (Comment, Whitespace)):
         out.insert(0, body.pop())
     return out
@@ -319,9 +327,7 @@ def save(path: Path, draft: ExperimentDraft, original: ExperimentDraft | None) -
     """Validates, then replaces ``path`` atomically; returns the text written."""
     path = Path(path)
     text = render(path, draft, original)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return text
 
 

@@ -14,13 +14,14 @@ two *unrelated* rows have on average, computed in closed form.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.data.run_data import AlignmentText
 from engine.losses import linear_cross_entropy
 
 __all__ = [
@@ -30,10 +31,11 @@ __all__ = [
     "embedding_similarity",
     "gradient_similarity",
     "gradient_similarity_cloned",
+    "hidden_similarity",
+    "hidden_similarity_aligned",
     "hidden_similarity_cloned",
     "hidden_similarity_parallel",
     "matched_similarity",
-    "token_counts",
 ]
 
 BINS_PER_DECADE = 4
@@ -110,7 +112,7 @@ def embedding_similarity(
     Anchor ids are excluded because their row is shared, so their similarity is 1 by
     construction and would only inflate the mean. Anchors are the given ``anchors``
     plus any id both tables map to the same row. ``counts`` ((N, V) base-id counts per
-    language in training, see ``token_counts``) adds the breakdown by frequency of the
+    language in training, see ``engine.data.cloned.token_counts``) adds the breakdown by frequency of the
     rarer copy, since a row that is rarely updated stays near its random init.
     """
     if a == b:
@@ -194,43 +196,6 @@ def _frequency_bins(sims: torch.Tensor, ua: torch.Tensor, ub: torch.Tensor, rare
     return bins
 
 
-def token_counts(
-    stream: np.ndarray,
-    vocab_size: int,
-    languages_per_sequence: np.ndarray,
-    context: int,
-    n_windows: int,
-    n_languages: int | None = None,
-    chunk_windows: int = 1 << 14,
-) -> np.ndarray:
-    """(N, V) int64 counts of base ids seen as inputs, per language, over a run's sequences.
-
-    Sequence s = step·B + b (row-major over the (steps, B) schedule) reads window
-    ``s % n_windows``. A run revisits each window many times, so rather than touch every
-    sequence we count how often each window went through each language, then weight each
-    window's tokens by that usage: one weighted bincount per language over the distinct
-    windows, chunked so memory stays bounded for a memmapped stream. Exact: the float64
-    weights are integers far below 2**53.
-    """
-    if len(stream) < n_windows * context:
-        raise ValueError(f"a stream of {len(stream)} tokens has fewer than {n_windows} windows of {context}")
-    langs = np.asarray(languages_per_sequence, dtype=np.int64).ravel()
-    n_lang = int(n_languages if n_languages is not None else (langs.max(initial=-1) + 1))
-    window = np.arange(len(langs), dtype=np.int64) % n_windows
-    usage = np.bincount(langs * n_windows + window, minlength=n_lang * n_windows).reshape(n_lang, n_windows)
-    counts = np.zeros((n_lang, vocab_size), dtype=np.float64)
-    for start in range(0, n_windows, chunk_windows):
-        stop = min(start + chunk_windows, n_windows)
-        tokens = np.asarray(stream[start * context : stop * context], dtype=np.int64)
-        if len(tokens) and tokens.max() >= vocab_size:
-            raise ValueError(f"stream holds id {tokens.max()} outside the base vocabulary of {vocab_size}")
-        for n in range(n_lang):
-            if usage[n, start:stop].any():
-                weights = np.repeat(usage[n, start:stop].astype(np.float64), context)
-                counts[n] += np.bincount(tokens, weights=weights, minlength=vocab_size)
-    return np.rint(counts).astype(np.int64)
-
-
 # --- 2. hidden-state similarity ------------------------------------------------------
 
 
@@ -251,24 +216,61 @@ def _layer_states(model, idx: torch.Tensor) -> list[torch.Tensor]:
     return [model.embed(idx), *hidden]
 
 
-def hidden_similarity_cloned(
-    model, base_sequences: torch.Tensor, tables: np.ndarray, languages: list[str], a: int, b: int, batch_size: int = 16
+def hidden_similarity(
+    model, text: AlignmentText, lang_a: str, lang_b: str, interrupt: Callable[[], None] = lambda: None
 ) -> HiddenSimilarity:
-    """Same text under both id maps: position t of one is position t of the other.
+    """Position by position for the same text under two id maps, else by token matching.
+
+    ``interrupt()`` is called before each batch and may raise to abandon the loop (a
+    worker's stop request)."""
+    if text.same_positions:
+        a, b = np.asarray(text.hidden_a), np.asarray(text.hidden_b)
+        return hidden_similarity_aligned(model, a, b, lang_a, lang_b, interrupt=interrupt)
+    return hidden_similarity_parallel(model, text.hidden_a, text.hidden_b, lang_a, lang_b, interrupt)
+
+
+def hidden_similarity_cloned(
+    model,
+    base_sequences: torch.Tensor,
+    tables: np.ndarray,
+    languages: list[str],
+    a: int,
+    b: int,
+    batch_size: int = 16,
+    interrupt: Callable[[], None] = lambda: None,
+) -> HiddenSimilarity:
+    """Same text under both id maps: position t of one is position t of the other."""
+    base = np.asarray(base_sequences, dtype=np.int64)
+    tables = np.asarray(tables)
+    return hidden_similarity_aligned(
+        model, tables[a][base], tables[b][base], languages[a], languages[b], batch_size, interrupt
+    )
+
+
+def hidden_similarity_aligned(
+    model,
+    ids_a: np.ndarray,
+    ids_b: np.ndarray,
+    lang_a: str,
+    lang_b: str,
+    batch_size: int = 16,
+    interrupt: Callable[[], None] = lambda: None,
+) -> HiddenSimilarity:
+    """(S, T) model ids of both languages whose position t corresponds.
 
     Per-position cosines are averaged over a sequence first, then over sequences, so
     every sequence counts equally whatever its length.
     """
     device = _device(model)
-    base = torch.as_tensor(base_sequences, dtype=torch.long)
+    seqs_a = torch.as_tensor(ids_a, dtype=torch.long)
+    seqs_b = torch.as_tensor(ids_b, dtype=torch.long)
     totals: torch.Tensor | None = None
     with torch.no_grad(), _eval_mode(model):
-        for start in range(0, len(base), batch_size):
-            chunk = base[start : start + batch_size]
-            states = _layer_states(
-                model, torch.cat([_map_ids(chunk, tables, a, device), _map_ids(chunk, tables, b, device)])
-            )
-            n = len(chunk)
+        for start in range(0, len(seqs_a), batch_size):
+            interrupt()
+            chunk_a, chunk_b = seqs_a[start : start + batch_size], seqs_b[start : start + batch_size]
+            states = _layer_states(model, torch.cat([chunk_a, chunk_b]).to(device))
+            n = len(chunk_a)
             per_seq = torch.stack(
                 [
                     F.cosine_similarity(s[:n].double(), s[n:].double(), dim=-1, eps=_EPS).mean(dim=1).sum()
@@ -276,9 +278,9 @@ def hidden_similarity_cloned(
                 ]
             )
             totals = per_seq if totals is None else totals + per_seq
-    n_seq = len(base)
+    n_seq = len(seqs_a)
     per_layer = [float("nan")] * (len(model.blocks) + 1) if totals is None else (totals / n_seq).tolist()
-    return HiddenSimilarity(languages[a], languages[b], per_layer, n_seq)
+    return HiddenSimilarity(lang_a, lang_b, per_layer, n_seq)
 
 
 def matched_similarity(states_a: torch.Tensor, states_b: torch.Tensor) -> float:
@@ -296,7 +298,12 @@ def matched_similarity(states_a: torch.Tensor, states_b: torch.Tensor) -> float:
 
 
 def hidden_similarity_parallel(
-    model, seqs_a: Sequence[torch.Tensor], seqs_b: Sequence[torch.Tensor], lang_a: str, lang_b: str
+    model,
+    seqs_a: Sequence[np.ndarray | torch.Tensor],
+    seqs_b: Sequence[np.ndarray | torch.Tensor],
+    lang_a: str,
+    lang_b: str,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> HiddenSimilarity:
     """Real languages: parallel sentences (already mapped ids, any lengths), matched per layer."""
     if len(seqs_a) != len(seqs_b):
@@ -305,6 +312,7 @@ def hidden_similarity_parallel(
     totals = np.zeros(len(model.blocks) + 1)
     with torch.no_grad(), _eval_mode(model):
         for sa, sb in zip(seqs_a, seqs_b):
+            interrupt()
             states_a = _layer_states(model, torch.as_tensor(sa, dtype=torch.long, device=device).view(1, -1))
             states_b = _layer_states(model, torch.as_tensor(sb, dtype=torch.long, device=device).view(1, -1))
             totals += [matched_similarity(x[0], y[0]) for x, y in zip(states_a, states_b)]
@@ -333,7 +341,7 @@ def _block_params(model) -> list[tuple[str, torch.nn.Parameter]]:
     return params
 
 
-def _lm_gradients(model, batch: torch.Tensor, params: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+def _lm_gradients(model, batch: torch.Tensor, params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """Gradients of the mean next-token loss, via autograd.grad so no .grad is written.
 
     The fused output-layer loss avoids materialising (tokens × V·N) logits, the bulk of

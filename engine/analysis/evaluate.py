@@ -80,6 +80,7 @@ def evaluate_stream(
     device: str | torch.device = "cpu",
     n_chars: int | None = None,
     autocast_dtype: torch.dtype | None = None,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> EvalScore:
     """Mean NLL, perplexity and top-1 accuracy of ``model`` on ``tokens``.
 
@@ -88,6 +89,8 @@ def evaluate_stream(
     only scored positions go through a float32 log-softmax, and sums are accumulated in
     float64 so long streams do not drift. ``n_chars`` (characters of the detokenised
     stream) turns the total NLL into a tokenizer-independent per-character perplexity.
+    ``interrupt()`` is called before each batch; it may raise to abandon the evaluation
+    (a worker asked to stop).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -103,6 +106,7 @@ def evaluate_stream(
     n_scored = 0
     with _eval_mode(model):
         for batch in _batches(plan, batch_size):
+            interrupt()
             batch_nll, batch_correct, batch_n = _score_batch(model, stream, batch, autocast_dtype)
             nll_sum += batch_nll
             n_correct += batch_correct

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.data.tasks import BUILTIN, task_examples
+from engine.config.spec import ProbeConfig
+from engine.data.tasks import task_examples
 from engine.errors import DataError
 
 # A language index and texts -> model ids (no EOS): how the run's languages tokenise.
@@ -98,7 +99,15 @@ def _logits(model, head, seqs: list[np.ndarray], device) -> torch.Tensor:
 
 
 def fine_tune(
-    model, train: Examples, n_classes: int, steps: int, lr: float, batch_size: int, finetune: str = "all", seed: int = 0
+    model,
+    train: Examples,
+    n_classes: int,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    finetune: str = "all",
+    seed: int = 0,
+    interrupt: Callable[[], None] = lambda: None,
 ):
     """A copy of ``model`` and a new head, trained on ``train``; the original is not touched."""
     device = next(model.parameters()).device
@@ -113,6 +122,7 @@ def fine_tune(
     labels = torch.from_numpy(train.labels).to(device)
     tuned.train()
     for _ in range(steps):
+        interrupt()
         pick = rng.choice(len(train.ids), min(batch_size, len(train.ids)), replace=False)
         loss = F.cross_entropy(_logits(tuned, head, [train.ids[i] for i in pick], device), labels[pick])
         opt.zero_grad(set_to_none=True)
@@ -123,10 +133,13 @@ def fine_tune(
 
 
 @torch.no_grad()
-def accuracy(model, head, examples: Examples, batch_size: int = 64) -> float:
+def accuracy(
+    model, head, examples: Examples, batch_size: int = 64, interrupt: Callable[[], None] = lambda: None
+) -> float:
     device = next(model.parameters()).device
     correct = 0
     for start in range(0, len(examples.ids), batch_size):
+        interrupt()
         seqs = examples.ids[start : start + batch_size]
         pred = _logits(model, head, seqs, device).argmax(dim=-1).cpu().numpy()
         correct += int((pred == examples.labels[start : start + batch_size]).sum())
@@ -135,7 +148,7 @@ def accuracy(model, head, examples: Examples, batch_size: int = 64) -> float:
 
 def run_probe(
     model,
-    cfg: dict,
+    cfg: ProbeConfig,
     languages: list[str],
     encode: Encoder,
     eos: Callable[[int], int],
@@ -143,24 +156,26 @@ def run_probe(
     family: dict[str, dict] | None = None,
     seed: int = 0,
     score_languages: list[str] | None = None,
+    interrupt: Callable[[], None] = lambda: None,
 ) -> list[ProbeScore]:
-    """Fine-tune in ``cfg['train_language']`` (default: the first scored language), score each of
-    ``score_languages`` (default: all). ``languages`` is the run's list: ``encode``'s index space."""
+    """Fine-tune in ``cfg.train_language`` (default: the first scored language), score each of
+    ``score_languages`` (default: all). ``languages`` is the run's list: ``encode``'s index space.
+    ``interrupt()`` is called between batches and may raise to abandon the probe (a worker's stop)."""
     scored = score_languages or languages
-    train_language = cfg.get("train_language") or scored[0]
-    task = cfg.get("task", BUILTIN)
-    raw = task_examples(task, scored, family, cfg["n_train"] + cfg["n_test"])
+    train_language = cfg.train_language or scored[0]
+    task = cfg.task
+    raw = task_examples(task, scored, family, cfg.n_train + cfg.n_test)
     if train_language not in raw:
         raise DataError(f"probe task has no examples in the training language {train_language}")
     train, tests, classes = build_examples(
-        raw, languages, encode, eos, max_len, cfg["n_train"], cfg["n_test"], train_language
+        raw, languages, encode, eos, max_len, cfg.n_train, cfg.n_test, train_language
     )
     if len(np.unique(train.labels)) < 2:
         raise DataError("probe task: the training examples all have the same label")
     tuned, head = fine_tune(
-        model, train, len(classes), cfg["steps"], cfg["lr"], cfg["batch_size"], cfg.get("finetune", "all"), seed
+        model, train, len(classes), cfg.steps, cfg.lr, cfg.batch_size, cfg.finetune, seed, interrupt
     )
-    train_acc = accuracy(tuned, head, train)
+    train_acc = accuracy(tuned, head, train, interrupt=interrupt)
     name = task if isinstance(task, str) else "per-language TSV"
     scores = []
     for lang in scored:
@@ -168,5 +183,6 @@ def run_probe(
             continue
         ex = tests[lang]
         chance = float(np.bincount(ex.labels).max() / len(ex.labels))
-        scores.append(ProbeScore(name, train_language, lang, accuracy(tuned, head, ex), chance, len(ex.ids), train_acc))
+        acc = accuracy(tuned, head, ex, interrupt=interrupt)
+        scores.append(ProbeScore(name, train_language, lang, acc, chance, len(ex.ids), train_acc))
     return scores

@@ -32,6 +32,11 @@ Answers outside the fitted token range are extrapolations and answers beyond the
 asymptote are impossible; both are carried in ``Estimate.status`` and shown by
 ``Estimate.mark``, never silently returned as plain numbers.
 
+A law fitted on a handful of baselines has an error of its own, which every TEff
+inherits: ``bootstrap_law`` refits it to its residual-resampled baselines (all seeds)
+and ``LawBootstrap`` answers MLTE, MLPE and TEff under each replicate, from which
+``engine.analysis.uncertainty`` makes intervals.
+
 scipy is imported only when fitting, so loading stored laws (``from_dict``) and
 evaluating them stays light for the front ends.
 """
@@ -45,6 +50,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from engine.errors import XlingError
 
 FORMS = ("paper", "power")
 PARAM_NAMES: dict[str, tuple[str, ...]] = {"paper": ("a", "b", "c"), "power": ("k", "b")}
@@ -84,7 +91,7 @@ BOUND_RTOL = 1e-2
 """How close (relative) to a bound a parameter must be to count as 'at the bound'."""
 
 
-class ScalingError(ValueError):
+class ScalingError(XlingError, ValueError):
     """A scaling law that cannot be fitted or used; ``str()`` says what to change."""
 
 
@@ -539,3 +546,180 @@ def fit_scaling_law(
         residuals=tuple(float(r) for r in residuals),
         warnings=tuple(notes),
     )
+
+
+# --------------------------------------------------------------------------- the law's error
+
+BOOTSTRAP_REPLICATES = 200
+"""Enough for a standard error to ~5% (what an interval needs); all replicates are refitted
+at once with numpy, in milliseconds, so every refresh of the results can afford them."""
+
+PAPER_B_GRID = 400
+"""Exponents scanned per paper-form refit (log-spaced over ``B_BOUNDS``, then refined by a
+parabola): ~2% apart, far finer than the spread of b between replicates."""
+
+
+def _params_matrix(form: str, params: Sequence[Mapping[str, float]] | np.ndarray) -> np.ndarray:
+    if isinstance(params, np.ndarray):
+        return params.reshape(-1, len(PARAM_NAMES[form]))
+    return np.array([[p[name] for name in PARAM_NAMES[form]] for p in params], dtype=float).reshape(
+        -1, len(PARAM_NAMES[form])
+    )
+
+
+def _ppl_many(form: str, P: np.ndarray, budget: float, tokens: float) -> np.ndarray:
+    """The PPL each law (a row of ``P``) gives at ``tokens``; inf where it diverges."""
+    x = tokens / budget
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if form == "power":
+            return P[:, 0] * x ** (-P[:, 1])
+        inverse = P[:, 2] - P[:, 0] * x ** (-P[:, 1])
+        return np.where(inverse > 0, 1.0 / np.where(inverse > 0, inverse, 1.0), np.inf)
+
+
+def _tokens_many(form: str, P: np.ndarray, budget: float, ppl: float) -> np.ndarray:
+    """The tokens each law needs for ``ppl``; inf where it never gets there (the asymptote)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if form == "power":
+            return budget * (ppl / P[:, 0]) ** (-1.0 / P[:, 1])
+        gap = P[:, 2] - 1.0 / ppl
+        out = budget * (np.where(gap > 0, gap, 1.0) / P[:, 0]) ** (-1.0 / P[:, 1])
+        return np.where(gap > 0, out, np.inf)
+
+
+@dataclass(frozen=True)
+class LawBootstrap:
+    """The law refitted to its own baselines, resampled: its error, as replicate laws.
+
+    Residual bootstrap (the baselines' token counts are chosen, not random, so they are
+    kept): each replicate adds the fit's log-PPL residuals, drawn with replacement over
+    every baseline run, seeds included, to the fitted curve and refits. Residuals are
+    scaled by ``sqrt(n / (n - p))`` so their spread is that of the runs' noise, not of a
+    fit that has already used ``p`` degrees of freedom to follow them; ``df = n - p`` is
+    what an interval's t quantile needs (4 runs and 2 parameters: t = 4.3, not 1.96).
+
+    It depends only on the points a law is fitted on (not on an experiment), so a law
+    pooled from several experiments gets its error the same way. ``df == 0`` (as many
+    runs as parameters: the law passes through them) means the error is unknown.
+    """
+
+    form: str
+    budget: float
+    params: tuple[tuple[float, ...], ...]  # one row per replicate, in PARAM_NAMES order
+    df: int
+    tried: int
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return _params_matrix(self.form, np.asarray(self.params, dtype=float))
+
+    def mlpe(self, tokens: float) -> np.ndarray:
+        """Each replicate law's PPL at ``tokens``."""
+        return _ppl_many(self.form, self.matrix, self.budget, _positive("tokens", tokens))
+
+    def mlte(self, ppl: float) -> np.ndarray:
+        """Each replicate law's tokens for ``ppl`` (inf where it is below that law's asymptote)."""
+        return _tokens_many(self.form, self.matrix, self.budget, _positive("ppl", ppl))
+
+    def teff(self, ppl: float, tokens: float) -> np.ndarray:
+        """Each replicate law's TEff for a run that reached ``ppl`` on ``tokens``."""
+        return self.mlte(ppl) / _positive("tokens", tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "form": self.form,
+            "budget": float(self.budget),
+            "params": [list(row) for row in self.params],
+            "df": int(self.df),
+            "tried": int(self.tried),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LawBootstrap:
+        try:
+            return cls(
+                form=str(d["form"]),
+                budget=float(d["budget"]),
+                params=tuple(tuple(float(v) for v in row) for row in d["params"]),
+                df=int(d["df"]),
+                tried=int(d["tried"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScalingError(f"not a stored law bootstrap ({exc!r})") from exc
+
+
+def bootstrap_law(law: ScalingLaw, replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> LawBootstrap:
+    """``replicates`` refits of ``law`` to its residual-resampled points (see LawBootstrap).
+
+    Seeded, so the same baselines always give the same interval. Refits that fail are
+    left out (``tried`` says how many were attempted)."""
+    n, p = len(law.tokens), len(PARAM_NAMES[law.form])
+    df = n - p
+    if df <= 0:
+        return LawBootstrap(law.form, law.budget, (), 0, 0)
+    t = np.asarray(law.tokens, dtype=float)
+    fitted = np.log(np.asarray(law.ppl, dtype=float)) + np.asarray(law.residuals, dtype=float)
+    noise = -np.asarray(law.residuals, dtype=float)
+    noise = (noise - noise.mean()) * math.sqrt(n / df)
+    rng = np.random.default_rng(seed)
+    draws = np.maximum(np.exp(fitted + noise[rng.integers(0, n, (replicates, n))]), 1.0)
+    x = t / law.budget
+    rows = _power_params_many(x, draws) if law.form == "power" else _paper_params_many(x, draws)
+    return LawBootstrap(law.form, law.budget, tuple(tuple(float(v) for v in r) for r in rows), df, replicates)
+
+
+def _power_params_many(x: np.ndarray, ppl: np.ndarray) -> list[tuple[float, float]]:
+    """``_power_params`` for many point sets at once (rows of ``ppl``), same bounds on b."""
+    u = np.log(x)
+    v = np.log(ppl)
+    du = u - u.mean()
+    slope = (v - v.mean(axis=1, keepdims=True)) @ du / float(du @ du)
+    b = np.clip(-slope, *B_BOUNDS)
+    intercept = np.mean(v + b[:, None] * u, axis=1)
+    return [(math.exp(k), float(bb)) for k, bb in zip(intercept, b)]
+
+
+def _paper_projection(x: np.ndarray, y: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of ``y`` (1/PPL) and its own exponent ``b``: the least-squares ``(a, c)``
+    of ``y = c - a·x^-b`` and its residual sum of squares (inf where a or c leave bounds)."""
+    z = x[None, :] ** (-b[:, None])
+    n = x.size
+    sz, szz = z.sum(axis=1), (z * z).sum(axis=1)
+    sy, szy, syy = y.sum(axis=1), (z * y).sum(axis=1), (y * y).sum(axis=1)
+    det = n * szz - sz**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = (sy * szz - sz * szy) / det
+        a = (sz * sy - n * szy) / det
+    rss = syy - c * sy + a * szy
+    ok = (a > A_MIN) & (c > C_BOUNDS[0]) & (c < C_BOUNDS[1]) & np.isfinite(rss)
+    return a, c, np.where(ok, rss, np.inf)
+
+
+def _paper_params_many(x: np.ndarray, ppl: np.ndarray) -> list[tuple[float, float, float]]:
+    """The paper form's least-squares fit on 1/PPL for many point sets (rows of ``ppl``).
+
+    For a fixed exponent the form is linear in ``(a, c)`` (variable projection, as
+    ``_projection_start`` uses), so every replicate is solved on one grid of exponents
+    at once and refined by a parabola through the best grid point and its neighbours:
+    the same objective as the point fit's ``curve_fit``, without one solver call per
+    replicate. Rows with no admissible fit are left out."""
+    y = 1.0 / ppl
+    grid = np.geomspace(B_BOUNDS[0], B_BOUNDS[1], PAPER_B_GRID)
+    rss = np.stack([_paper_projection(x, y, np.full(len(y), g))[2] for g in grid], axis=1)  # (R, G)
+    best = np.argmin(rss, axis=1)
+    rows = np.arange(len(y))
+    ok = np.isfinite(rss[rows, best])
+    log_grid = np.log(grid)
+    log_b = log_grid[best]
+    inner = ok & (best > 0) & (best < PAPER_B_GRID - 1)
+    i = np.where(inner, best, 1)
+    left, mid, right = rss[rows, i - 1], rss[rows, i], rss[rows, i + 1]
+    step = log_grid[1] - log_grid[0]
+    with np.errstate(divide="ignore", invalid="ignore"):  # inf neighbours: no refinement there
+        curvature = left - 2 * mid + right
+        usable = inner & np.isfinite(left) & np.isfinite(right) & (curvature > 0)
+        shift = np.where(usable, 0.5 * (left - right) / curvature, 0.0)
+    b = np.exp(log_b + np.clip(shift, -1, 1) * step)
+    a, c, refined = _paper_projection(x, y, b)
+    keep = ok & np.isfinite(refined)
+    return [(float(a[k]), float(b[k]), float(c[k])) for k in np.flatnonzero(keep)]

@@ -13,19 +13,31 @@ are still alive, asked for many runs at once, and how to cancel one.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from engine.errors import XlingError
+from engine.runs.layout import WORKER_LOG
 
-class BackendError(RuntimeError):
+
+class BackendError(XlingError, RuntimeError):
     """A backend refused a run (sbatch error, no Ray cluster); the message is for the user."""
 
 
 class Handle(Protocol):
-    pid: int | None  # a local worker's pid; None when the worker lives on another machine
-    job_id: str | None  # the scheduler's id (Slurm job, Ray task); None for a local process
+    @property
+    def pid(self) -> int | None:
+        """A local worker's pid; None when the worker lives on another machine."""
+        ...
+
+    @property
+    def job_id(self) -> str | None:
+        """The scheduler's id (Slurm job, Ray task); None for a local process."""
+        ...
 
     def poll(self) -> int | None: ...
 
@@ -48,11 +60,28 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class JobInfo:
     """What the scheduler says about one job: its own word for the state, and whether
-    the job may still run the worker (pending, running, requeued) or is over."""
+    the job may still run the worker (pending, running, requeued) or is over.
+
+    ``never_starts``: pending for a reason no waiting clears (over a partition's time
+    limit); such a job is not alive, and whoever sees it takes it out of the queue."""
 
     state: str
     alive: bool
     host: str | None = None
+    reason: str | None = None  # why it waits or ended, in the scheduler's words (squeue's %r)
+    never_starts: bool = False
+    meaning: str | None = None  # the reason in plain words, where the scheduler's are cryptic
+
+    @property
+    def explained(self) -> str:
+        """'PENDING (PartitionTimeLimit: its time limit is over the partition's MaxTime)'."""
+        why = ": ".join(p for p in (self.reason, self.meaning) if p)
+        return f"{self.state} ({why})" if why else self.state
+
+    @property
+    def label(self) -> str:
+        """'PENDING (Priority)', 'RUNNING': the state as people read it in squeue."""
+        return f"{self.state} ({self.reason})" if self.reason and self.state != "RUNNING" else self.state
 
 
 class JobControl(Protocol):
@@ -61,7 +90,7 @@ class JobControl(Protocol):
         ...
 
     def cancel(self, job_id: str, run_dir: Path, running: bool) -> str:
-        """Stops one job; says what was done, for the user."""
+        """Stops one job (a running one after its worker checkpointed); says what was done, for the user."""
         ...
 
 
@@ -71,6 +100,42 @@ def worker_command(run_dir: Path | str, placement: Placement, python: str | None
     if placement.threads:
         cmd += ["--threads", str(placement.threads)]
     return cmd
+
+
+def spawn_logged(
+    cmd: list[str],
+    log_path: Path,
+    env: dict[str, str],
+    cwd: str | None = None,
+    new_session: bool = False,
+    pass_fds: tuple[int, ...] = (),
+    process: type[subprocess.Popen[bytes]] = subprocess.Popen,
+) -> subprocess.Popen[bytes]:
+    """``cmd`` with its stdout and stderr appended to ``log_path`` and no stdin: a process
+    that must never wait on, or print into, the terminal of whoever started it.
+    ``process`` is the Popen class to start it with (a subclass that carries more)."""
+    with open(log_path, "ab") as log:
+        return process(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=new_session,
+            pass_fds=pass_fds,
+        )
+
+
+def spawn_worker(run_dir: Path | str, placement: Placement, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """The worker of one run, its output in the run's worker.log: how every backend starts
+    one (locally; in a Slurm job; in a Ray task). ``new_session`` keeps a terminal's
+    Ctrl-C from reaching it, so its launcher can stop it in order. The placement's locked
+    CPU slots (``fds``) go with it and are held for as long as it lives."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
+    cmd = worker_command(run_dir, placement)
+    log = Path(run_dir) / WORKER_LOG
+    return spawn_logged(cmd, log, env, cwd=project_root(), new_session=new_session, pass_fds=placement.fds)
 
 
 def project_root() -> str:
@@ -84,6 +149,7 @@ class Placement:
     env: dict[str, str] = field(default_factory=dict)
     threads: int | None = None
     gpu: int | None = None
+    fds: tuple[int, ...] = ()  # locked CPU slots the worker inherits and holds for its life (local only)
 
     @property
     def label(self) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-from engine.backends.base import Placement, project_root, worker_command
-from engine.runs.layout import WORKER_LOG
+from engine.backends.base import Placement, spawn_worker
 
 
 class LocalProcess:
@@ -45,10 +43,4 @@ class LocalBackend:
     poll_interval = 0.25
 
     def start(self, run_dir: Path, placement: Placement) -> LocalProcess:
-        cmd = worker_command(run_dir, placement)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
-        with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-            popen = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=project_root()
-            )
-        return LocalProcess(popen)
+        return LocalProcess(spawn_worker(run_dir, placement, new_session=True))

@@ -11,15 +11,13 @@ belong to the driver that submitted them, so a Ray run lives as long as its
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from engine.backends.base import BackendError, JobInfo, Placement, project_root, worker_command
+from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
 from engine.config.cluster import RaySettings
-from engine.runs.layout import WORKER_LOG, request_stop
+from engine.runs.layout import request_stop
 
 
 def _ray():
@@ -32,16 +30,7 @@ def _ray():
 
 def run_task(run_dir: str, device: str, threads: int | None) -> int:
     """The body of the Ray task, on the node: the worker as a child process."""
-    placement = Placement(device, threads=threads)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-        proc = subprocess.Popen(
-            worker_command(run_dir, placement, sys.executable),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=project_root(),
-        )
+    proc = spawn_worker(run_dir, Placement(device, threads=threads))
     try:
         return proc.wait()
     except BaseException:  # ray.cancel raises KeyboardInterrupt here: let the worker checkpoint
@@ -69,7 +58,7 @@ class RayHandle:
                 self._code = int(ray.get(self.ref))
             except Exception as exc:  # noqa: BLE001 - node lost, task killed: for the run's message
                 self._code = -1
-                self._reason = f"Ray task {self.job_id[:12]} failed: {str(exc).strip().splitlines()[0]}"
+                self._reason = f"Ray task {self.job_id[:12]} failed ({type(exc).__name__}): {_first_sentence(exc)}"
         return self._code
 
     def terminate(self) -> None:
@@ -90,6 +79,13 @@ class RayHandle:
         return self._reason or f"Ray task {self.job_id[:12]} ended with code {code}"
 
 
+def _first_sentence(exc: BaseException) -> str:
+    """Ray's errors go on for a paragraph (node ids, where to look); the run's message keeps the gist."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 class RayBackend:
     name = "ray"
     poll_interval = 0.5
@@ -97,7 +93,7 @@ class RayBackend:
     def __init__(self, settings: RaySettings, init_kwargs: dict | None = None) -> None:
         self.settings = settings
         self.init_kwargs = init_kwargs  # tests: a local cluster (num_cpus=2) instead of an address
-        self._remote = None
+        self._remote: Any = None  # ray.remote(run_task), made on first use
 
     def placement(self, device: str) -> Placement:
         return Placement(device, threads=self.settings.cpus_per_run)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from engine.backends.base import JobControl
 
 
-def job_control(backend: str) -> JobControl | None:
+def job_control(backend: str | None) -> JobControl | None:
     """The control of a cluster backend by name; None for local runs (pids on this host)."""
     if backend == "slurm":
-        from engine.backends.slurm import SlurmJobs
+        from engine.backends.slurm_jobs import SlurmJobs
 
         return SlurmJobs()
     if backend == "ray":

@@ -13,56 +13,41 @@ Signals, as Slurm sends them:
   worker checkpoints and stops, the task logs the run as queued again and submitit
   requeues the job (at most ``max_requeues`` times for time limits); the requeued job
   resumes from that checkpoint with the same loss trajectory.
-- ``scancel`` (``xling cancel``): SIGTERM to every process of the job; the worker
-  checkpoints and reports ``cancelled``, which ``xling resume`` continues. submitit's
-  own process ignores SIGTERM (it waits for the worker).
+- ``xling cancel`` and Ctrl-C: ``scancel --signal=TERM`` reaches the worker, which
+  checkpoints and reports ``cancelled`` (``xling resume`` continues it); the job then
+  ends by itself. Only a job that outlives a grace period is cancelled outright
+  (``engine.backends.slurm_jobs``). submitit's own process ignores SIGTERM.
 
-Job states come from one ``sacct`` call for all the jobs being watched, at most every
-``POLL_SECONDS`` (submitit's watcher); a finished job is seen at once from its result
-file, without asking Slurm.
+Job states come from one ``squeue`` (and ``sacct`` for jobs the controller has
+forgotten) for all the jobs being followed, at most every ``poll_s`` seconds
+(``slurm_jobs.JobWatcher``); a finished job is seen at once from its result file,
+without asking Slurm. A job Slurm will never start (its ``--time`` over the
+partition's limit) is removed and its run failed with the reason.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import shutil
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import submitit
 from submitit.helpers import DelayedSubmission
-from submitit.slurm.slurm import SlurmInfoWatcher
 
-from engine.backends.base import BackendError, JobInfo, Placement, project_root, worker_command
+from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
+from engine.backends.slurm_jobs import JobWatcher, cancel_job, never_starts_message, signal_job
 from engine.config.cluster import SlurmSettings
 from engine.runs.events import EventLog, Status
-from engine.runs.layout import WORKER_LOG
+from engine.runs.status import RunStatus
 
-POLL_SECONDS = 30  # steady-state interval between sacct calls (submitit polls faster just after a submission)
 JOB_FOLDER = "slurm"
-
-# Slurm job states (sacct's first word) in which the job may still run or rerun the worker.
-ALIVE_STATES = frozenset(
-    {
-        "PENDING",
-        "CONFIGURING",
-        "RUNNING",
-        "COMPLETING",
-        "REQUEUED",
-        "REQUEUE_HOLD",
-        "REQUEUE_FED",
-        "RESIZING",
-        "SUSPENDED",
-        "STAGE_OUT",
-        "SIGNALING",
-        "PREEMPTED",
-        "UNKNOWN",
-    }
-)
+FINISHED_ON_ITS_OWN = (0, 1)  # the worker's exit codes for done and failed (3: stopped, resumable)
 
 
 class WorkerTask:
@@ -76,16 +61,7 @@ class WorkerTask:
         self._proc: subprocess.Popen | None = None
 
     def __call__(self, run_dir: str, device: str, threads: int | None) -> int:
-        placement = Placement(device, threads=threads)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with open(Path(run_dir) / WORKER_LOG, "ab") as log:
-            self._proc = subprocess.Popen(
-                worker_command(run_dir, placement, sys.executable),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=project_root(),
-            )
+        self._proc = spawn_worker(run_dir, Placement(device, threads=threads))
         try:
             while self._proc.poll() is None:  # not Popen.wait(): a signal handler must be able to reap it
                 time.sleep(0.5)
@@ -94,20 +70,24 @@ class WorkerTask:
             self._proc.terminate()
             return self._proc.wait()
 
-    def checkpoint(self, run_dir: str, device: str, threads: int | None) -> DelayedSubmission:
+    def checkpoint(self, run_dir: str, device: str, threads: int | None) -> DelayedSubmission | None:
         """Called by submitit (in its signal handler) on the time-limit/preemption signal,
-        before it requeues the job: the worker checkpoints and stops first."""
+        before it requeues the job: the worker checkpoints and stops first. A worker that
+        had already finished (done) or failed on its own when the signal came has nothing
+        to resume: None, and submitit ends the job instead of requeueing it."""
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             if not _reaped(proc, float(os.environ.get("XLING_CHECKPOINT_WAIT_S", "60"))):
                 proc.kill()  # the periodic checkpoint is what the requeued job resumes from
                 _reaped(proc, 10.0)
+        if proc is not None and proc.returncode in FINISHED_ON_ITS_OWN:
+            return None
         with EventLog(Path(run_dir)) as log:
             log.emit(
                 Status(
                     Path(run_dir).name,
-                    "queued",
+                    RunStatus.QUEUED,
                     "requeued by Slurm (time limit or preemption); resumes from its last checkpoint",
                 )
             )
@@ -129,40 +109,47 @@ def _reaped(proc: subprocess.Popen, timeout: float) -> bool:
     return False
 
 
-class _Job(submitit.SlurmJob):
-    watcher = SlurmInfoWatcher(delay_s=POLL_SECONDS)  # one sacct call for every job of this launcher
-
-
-class _Executor(submitit.SlurmExecutor):
-    job_class = _Job
-
-
 class SlurmHandle:
-    """A submitted job as the launcher sees it; polling is cheap (a cached state)."""
+    """A submitted job as the launcher sees it; polling is cheap (the watcher's cached answer)."""
 
     pid = None
 
-    def __init__(self, job: submitit.Job, poll_every: float) -> None:
+    def __init__(self, job: submitit.Job, watcher: JobWatcher, poll_every: float, request: str) -> None:
         self.job = job
         self.job_id = str(job.job_id)
+        self.watcher = watcher
         self.poll_every = poll_every
+        self.request = request  # what was asked for, to explain a job Slurm will never start
+        self.info: JobInfo | None = None  # Slurm's latest word on the job
         self._next_poll = 0.0
         self._code: int | None = None
         self._reason = ""
+        watcher.watch(self.job_id)
 
     def poll(self) -> int | None:
         if self._code is not None or time.monotonic() < self._next_poll:
             return self._code
         self._next_poll = time.monotonic() + self.poll_every
-        if self.job.done():
-            self._code, self._reason = _outcome(self.job)
+        if not self.job.paths.result_pickle.exists():
+            self.info = self.watcher.info(self.job_id) or self.info
+            if self.info is None or self.info.alive:
+                return None
+        if self.info is not None and self.info.never_starts:
+            _quietly(cancel_job, self.job_id)
+            self._code = -1
+            self._reason = f"{never_starts_message(self.job_id, self.info)}; it asked for {self.request}"
+        else:
+            self._code, self._reason = _outcome(self.job, self.info)
+        self.watcher.forget(self.job_id)
         return self._code
 
     def terminate(self) -> None:
-        self.job.cancel(check=False)  # scancel: SIGTERM, the worker checkpoints
+        """The worker checkpoints and stops; a job with no worker yet (pending) is cancelled."""
+        if not _quietly(signal_job, self.job_id):
+            _quietly(cancel_job, self.job_id)
 
     def kill(self) -> None:
-        self.job.cancel(check=False)  # Slurm kills what is left after its KillWait
+        _quietly(cancel_job, self.job_id)  # Slurm kills what is left after its KillWait
 
     def wait(self, timeout: float | None = None) -> int | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -178,19 +165,43 @@ class SlurmHandle:
         return self._reason or f"job {self.job_id} ended with code {code}"
 
 
-def _outcome(job: submitit.Job) -> tuple[int, str]:
+def _quietly(action: Callable[[str], object], job_id: str) -> bool:
+    """Stopping one job must not keep the launcher from stopping the others."""
+    try:
+        return action(job_id) is not False
+    except BackendError:
+        return False
+
+
+def _outcome(job: submitit.Job, info: JobInfo | None) -> tuple[int, str]:
     """The worker's exit code from the job's result, or why the job ended without one."""
     where = f"see {job.paths.stdout}"
     if job.paths.result_pickle.exists():
         try:
-            return int(job.result()), ""
-        except Exception as exc:  # noqa: BLE001 - the task itself failed on the node
-            return (
-                1,
-                f"job {job.job_id} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; {where}",
-            )
-    state = str(job.state).split()[0]
+            outcome, value = read_result(job.paths.result_pickle)
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as exc:
+            return 1, f"job {job.job_id}: unreadable result {job.paths.result_pickle} ({exc}); {where}"
+        if outcome == "success" and isinstance(value, int) and not isinstance(value, bool):
+            return value, ""
+        last = (str(value).strip().splitlines() or [str(outcome)])[-1]
+        return 1, f"job {job.job_id} failed: {last}; {where}"
+    state = info.label if info is not None else "UNKNOWN"
     return -1, f"Slurm job {job.job_id} ended: {state}; {where}"
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads plain values only: a pickle that names a class or function is refused, not run."""
+
+    def find_class(self, module: str, name: str) -> object:
+        raise pickle.UnpicklingError(f"it names {module}.{name}, not a plain value")
+
+
+def read_result(path: Path) -> tuple[object, object]:
+    """submitit's result file: ("success", exit code) or ("error", traceback text). It sits
+    in the run folder, so it is read as plain data (submitit's own reader unpickles anything)."""
+    with open(path, "rb") as fh:
+        outcome, value = _PlainUnpickler(fh).load()
+    return outcome, value
 
 
 class SlurmBackend:
@@ -202,6 +213,9 @@ class SlurmBackend:
     def __init__(self, settings: SlurmSettings, executor: str = "slurm") -> None:
         self.settings = settings
         self.executor = executor
+        self._local_jobs: dict[str, submitit.Job] = {}
+        query = self._local_states if executor == "local" else None
+        self.watcher = JobWatcher(1.0, query) if query else JobWatcher(settings.poll_s)
         _quiet_submitit()
 
     def check(self) -> None:
@@ -216,22 +230,43 @@ class SlurmBackend:
         s = self.settings
         return Placement("cuda" if s.gpus_per_run > 0 else "cpu", threads=s.cpus_per_run)
 
+    @property
+    def request(self) -> str:
+        """What each job asks Slurm for, as the messages about a refused job name it."""
+        s = self.settings
+        parts = [f"partition {s.partition}" if s.partition else "the default partition", f"--time {s.time} min"]
+        parts += [f"account {s.account}"] if s.account else []
+        parts += [f"QOS {s.qos}"] if s.qos else []
+        parts += [_count(s.cpus_per_run, "CPU"), _count(s.gpus_per_run, "GPU")]
+        return ", ".join(parts)
+
     def start(self, run_dir: Path, placement: Placement) -> SlurmHandle:
         ex = self._executor(Path(run_dir) / JOB_FOLDER)
         try:
             job = ex.submit(WorkerTask(), str(run_dir), placement.device, placement.threads)
         except Exception as exc:  # noqa: BLE001 - sbatch's refusal, for the run's message
-            raise BackendError(f"sbatch refused the job: {_first_lines(exc)}") from None
-        return SlurmHandle(job, self.poll_interval)
+            raise BackendError(f"sbatch refused the job ({self.request}): {_first_lines(exc)}") from None
+        if self.executor == "local":
+            self._local_jobs[str(job.job_id)] = job
+        return SlurmHandle(job, self.watcher, self.poll_interval, self.request)
+
+    def _local_states(self, job_ids) -> dict[str, JobInfo]:
+        """submitit's local executor: a job is its process on this machine."""
+        out = {}
+        for job_id in job_ids:
+            if (job := self._local_jobs.get(job_id)) is not None:
+                done = job.done()
+                out[job_id] = JobInfo("COMPLETED" if done else "RUNNING", alive=not done)
+        return out
 
     def _executor(self, folder: Path) -> submitit.Executor:
         s = self.settings
         if self.executor == "local":
-            ex = submitit.LocalExecutor(folder, max_num_timeout=s.max_requeues, python=s.python)
-            ex.update_parameters(timeout_min=s.time, signal_delay_s=s.signal_delay_s)
-            return ex
+            local = submitit.LocalExecutor(folder, max_num_timeout=s.max_requeues, python=s.python)
+            local.update_parameters(timeout_min=s.time, signal_delay_s=s.signal_delay_s)
+            return local
         try:
-            ex = _Executor(folder, max_num_timeout=s.max_requeues, python=s.python)
+            ex = submitit.SlurmExecutor(folder, max_num_timeout=s.max_requeues, python=s.python)
         except RuntimeError as exc:
             raise BackendError(f"--backend slurm: {exc} (run xling on a Slurm login node)") from None
         params: dict[str, object] = dict(
@@ -257,33 +292,8 @@ class SlurmBackend:
         return ex
 
 
-class SlurmJobs:
-    """Slurm jobs of runs started by any xling process: one sacct call per query, scancel."""
-
-    def query(self, jobs: dict[str, Path]) -> dict[str, JobInfo]:
-        _quiet_submitit()
-        watcher = SlurmInfoWatcher(delay_s=POLL_SECONDS)
-        for job_id in jobs:
-            watcher.register_job(job_id)
-        watcher.update()  # one sacct -j a -j b ...; a failing sacct leaves every state UNKNOWN
-        out = {}
-        for job_id in jobs:
-            info = watcher.get_info(job_id, mode="cache")
-            state = (info.get("State") or "UNKNOWN").split()[0]
-            node = info.get("NodeList") or None
-            out[job_id] = JobInfo(state, state in ALIVE_STATES, None if node in (None, "None assigned") else node)
-        return out
-
-    def cancel(self, job_id: str, run_dir: Path, running: bool) -> str:
-        try:
-            subprocess.run(["scancel", job_id], check=True, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise BackendError("scancel not found: run xling cancel on a Slurm login node") from None
-        except subprocess.CalledProcessError as exc:
-            raise BackendError(f"scancel {job_id} failed: {(exc.stderr or '').strip() or exc}") from None
-        if running:
-            return f"scancel {job_id}: the worker checkpoints and stops (`xling resume` continues it)"
-        return f"scancel {job_id}: removed from the Slurm queue"
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _quiet_submitit() -> None:

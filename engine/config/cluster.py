@@ -16,9 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.config.locate import SpecError, TomlLocator
-
-BACKENDS = ("local", "slurm", "ray")
+from engine.config.locate import SpecError, TomlLocator, describe_validation_error, validation_problem
+from engine.config.spec import merge_tables
 
 
 class _Settings(BaseModel):
@@ -41,6 +40,7 @@ class SlurmSettings(_Settings):
     setup: list[str] = Field(default_factory=list, description="shell lines run before the worker")
     signal_delay_s: int = Field(120, ge=10, description="the job is told to checkpoint this long before its limit")
     max_requeues: int = Field(3, ge=0, description="times a timed-out job is requeued to continue")
+    poll_s: int = Field(30, ge=1, description="seconds between squeue/sacct calls while xling follows its jobs")
     python: str | None = Field(None, description="interpreter on the nodes [default: this one]")
 
     @field_validator("time", mode="before")
@@ -101,11 +101,17 @@ def load_cluster(path: Path | str) -> ClusterSettings:
     where = TomlLocator(text, str(path))
     if not isinstance(raw, dict):
         raise SpecError(f"{where.at(('cluster',))}: cluster must be a table ([cluster.slurm], [cluster.ray])")
+    unknown = sorted(set(raw) - set(ClusterSettings.model_fields))
+    if unknown:
+        known = ", ".join(ClusterSettings.model_fields)
+        loc = ("cluster", unknown[0])
+        raise SpecError(
+            f"{where.at(loc)}: cluster.{unknown[0]}: unknown field {unknown[0]!r} (known backends: {known})"
+        )
     try:
         return ClusterSettings.model_validate(raw)
     except ValidationError as exc:
-        loc = ("cluster", *exc.errors()[0]["loc"])
-        raise SpecError(f"{where.at(loc)}: {_message(exc, loc)}") from None
+        raise SpecError(describe_validation_error(exc, where, ("cluster",))) from None
 
 
 def with_flags(settings: ClusterSettings, backend: str, flags: dict[str, Any]) -> ClusterSettings:
@@ -114,15 +120,11 @@ def with_flags(settings: ClusterSettings, backend: str, flags: dict[str, Any]) -
     if not given:
         return settings
     current = getattr(settings, backend)
-    merged = current.model_dump()
-    for key, value in given.items():
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
     try:
-        new = type(current).model_validate(merged)
+        new = type(current).model_validate(merge_tables(current.model_dump(), given))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-")
-        raise SpecError(f"{flag}: {err['msg'].removeprefix('Value error, ')}") from None
+        loc, msg = validation_problem(exc)
+        raise SpecError(f"--{str(loc[0]).replace('_', '-')}: {msg}") from None
     return settings.model_copy(update={backend: new})
 
 
@@ -136,15 +138,3 @@ def parse_sbatch_options(options: list[str] | None) -> dict[str, str | bool]:
             raise SpecError(f"--sbatch {opt!r}: give an sbatch option as KEY=VALUE, e.g. constraint=a100")
         out[key] = value if sep else True
     return out
-
-
-def _message(exc: ValidationError, loc: tuple) -> str:
-    err = exc.errors()[0]
-    field_name = ".".join(str(p) for p in loc)
-    if err["type"] == "extra_forbidden":
-        msg = f"unknown field {str(err['loc'][-1])!r}"
-        if len(loc) == 2:
-            msg += f" (known backends: {', '.join(b for b in BACKENDS if b != 'local')})"
-    else:
-        msg = err["msg"].removeprefix("Value error, ")
-    return f"{field_name}: {msg}"

@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import XlingError
+
 SUM_TOLERANCE = 1e-6
 """How far (in percentage points) a column may miss 100: wide enough for 9 × 5.5555…%."""
 
 
-class ScheduleError(ValueError):
+class ScheduleError(XlingError, ValueError):
     """A schedule that cannot be realised; the message names the offending cell/stage."""
 
 

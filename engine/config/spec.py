@@ -11,20 +11,30 @@ Every mistake is reported as ``SpecError`` naming file, line, table and field.
 
 from __future__ import annotations
 
+import codecs
+import copy
+import glob
 import hashlib
 import json
+import math
+import os
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+import typing
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.config.locate import SpecError, TomlLocator
+from engine.config.locate import SpecError, TomlLocator, describe_validation_error, did_you_mean, validation_problem
 from engine.config.schedule import Schedule, ScheduleError
+from engine.data.recipe import FAMILY, CorpusSource, DataRecipe, ParallelSource
+from engine.runs.layout import name_problem
 
 SPEC_VERSION = 1
 BUILTIN_CORPORA = ("builtin:synthetic", "builtin:pydocs")
+MIN_STEPS = 10  # a run shorter than this has no warmup, no curve and no evaluation worth the name
 
 
 class _Model(BaseModel):
@@ -46,9 +56,9 @@ class CorpusConfig(_Model):
     def _family_only_for_builtin(self) -> CorpusConfig:
         from engine.data.family import FamilyLanguage
 
-        if self.family is not None and self.path != "builtin:family":
-            raise ValueError('family settings only apply to path = "builtin:family"')
-        if self.path == "builtin:family":
+        if self.family is not None and self.path != FAMILY:
+            raise ValueError(f"family settings only apply to path = {FAMILY!r}")
+        if self.path == FAMILY:
             try:
                 FamilyLanguage.from_dict(self.family).synthetic()
             except (TypeError, ValueError) as exc:
@@ -123,6 +133,19 @@ class EvalConfig(_Model):
     probe: ProbeConfig | None = Field(None, description="zero-shot downstream probe at the end")
 
 
+class ResolvedTrain(TrainConfig):
+    """A run's training settings: ``min_lr`` filled in and ``warmup`` capped (``_run_spec``)."""
+
+    min_lr: float = Field(ge=0)
+
+
+class ResolvedEval(EvalConfig):
+    """A run's evaluation settings: ``context`` and ``stride`` filled in (``_run_spec``)."""
+
+    context: int = Field(ge=8)
+    stride: int = Field(ge=1)
+
+
 class ScheduleConfig(_Model):
     name: str = Field(min_length=1)
     ends: list[float] | None = None
@@ -163,9 +186,20 @@ class ExperimentConfig(_Model):
 
     @field_validator("baselines")
     @classmethod
-    def _positive_fractions(cls, v: list[float]) -> list[float]:
-        if any(f <= 0 for f in v):
-            raise ValueError("baseline fractions must be > 0")
+    def _fractions(cls, v: list[float]) -> list[float]:
+        bad = [f for f in v if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"baseline fractions are shares of the budget, in (0, 1]; got {bad[0]:g}")
+        _no_repeats(v, "baseline fraction")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 0 <= s < 2**32]
+        if bad:
+            raise ValueError(f"seeds are integers from 0 to 2**32 - 1; got {bad[0]}")
+        _no_repeats(v, "seed")
         return v
 
     @model_validator(mode="after")
@@ -178,39 +212,118 @@ class ExperimentConfig(_Model):
         return self
 
 
+def _no_repeats(values: list, what: str) -> None:
+    """Two equal entries would be one run listed twice (one id, one folder)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            shown = f"{v:g}" if isinstance(v, float) else str(v)
+            raise ValueError(f"{what} {shown} is listed twice (a repeated {what} is the same run)")
+        seen.add(v)
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a worker needs to train one run, JSON round-trippable."""
+    """Everything a worker needs to train one run.
+
+    ``data``, ``train`` and ``eval`` are the validated, frozen settings (defaults live
+    in the pydantic models above, nowhere else); ``to_dict`` is the JSON written to
+    spec.json and hashed into the run id, field for field what it has always been.
+    """
 
     experiment: str
     name: str
     kind: str  # "baseline" | "mix"
     seed: int
     languages: list[str]
-    schedule: dict
+    schedule: dict[str, Any]
     model: str
-    data: dict
-    train: dict
-    eval: dict
+    data: DataConfig
+    train: ResolvedTrain
+    eval: ResolvedEval
     budget_tokens: int
     fraction: float
     total_steps: int
     total_tokens: int
     run_id: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        out["data"] = _data_dict(self.data)
+        out["train"] = self.train.model_dump(mode="json")
+        out["eval"] = self.eval.model_dump(mode="json", exclude=_unset_new_fields(self.eval, ("probe",)))
+        return out
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> RunSpec:
-        return cls(**json.loads(text))
+    def from_dict(cls, raw: dict[str, Any], source: str = "spec.json") -> RunSpec:
+        """A spec from its JSON form; fields added since it was written take their defaults.
+
+        Anything that is not a run spec is a ``SpecError`` naming ``source`` and the field.
+        """
+        typed: dict[str, Any] = {}
+        for key, model in _TYPED_PARTS.items():
+            try:
+                typed[key] = model.model_validate(raw.get(key))
+            except ValidationError as exc:
+                raise SpecError(f"{source}: {describe_validation_error(exc, prefix=(key,))}") from None
+        try:
+            return cls(**raw | typed)
+        except TypeError as exc:  # a missing or unknown top-level field
+            raise SpecError(f"{source}: not a run spec ({exc})") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "spec.json") -> RunSpec:
+        """A spec.json's run (see ``from_dict``)."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{source}: not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{source}: not a run spec (a JSON object)")
+        return cls.from_dict(raw, source)
 
     def schedule_obj(self) -> Schedule:
         return Schedule.from_dict(self.schedule)
 
     def marginal_tokens(self) -> dict[str, int]:
-        t = self.train
-        return self.schedule_obj().marginal_tokens(self.total_steps, t["batch_size"], t["context"])
+        return self.schedule_obj().marginal_tokens(self.total_steps, self.train.batch_size, self.train.context)
+
+    def data_recipe(self) -> DataRecipe:
+        """What engine.data reads: each language's corpus, tokenization, parallel sentences."""
+        d = self.data
+        if d.kind == "cloned":
+            source = CorpusSource(d.corpus, d.vocab_size, d.test_fraction, d.max_chars, d.text_field, False, None)
+            return DataRecipe(
+                tuple(self.languages), self.budget_tokens, "cloned", (source,), d.anchors, d.anchor_seed, None
+            )
+        corpora = d.corpora or {}
+        sources = tuple(_corpus_source(d, corpora[lang]) for lang in self.languages)
+        return DataRecipe(
+            tuple(self.languages), self.budget_tokens, d.tokenizer, sources, d.anchors, d.anchor_seed, self._parallel()
+        )
+
+    def _parallel(self) -> ParallelSource | None:
+        """As configured, or generated when every language is of the synthetic family."""
+        par = self.data.parallel
+        if par is not None:
+            return ParallelSource(par.path, tuple(par.columns) if par.columns else None, par.max_pairs)
+        corpora = self.data.corpora or {}
+        if corpora and all(c.path == FAMILY for c in corpora.values()):
+            return ParallelSource(FAMILY, None, self.eval.alignment_sequences)
+        return None
+
+
+_TYPED_PARTS: dict[str, type[BaseModel]] = {"data": DataConfig, "train": ResolvedTrain, "eval": ResolvedEval}
+
+
+def _corpus_source(data: DataConfig, corpus: CorpusConfig) -> CorpusSource:
+    """One real language's corpus: cleaned, with its own or the experiment's vocabulary size."""
+    family = (corpus.family or {}) if corpus.path == FAMILY else None
+    vocab = corpus.vocab_size or data.vocab_size
+    return CorpusSource(corpus.path, vocab, data.test_fraction, corpus.max_chars, corpus.column, True, family)
 
 
 @dataclass
@@ -219,6 +332,12 @@ class Experiment:
     config: ExperimentConfig
     source: str
     runs: list[RunSpec] = field(default_factory=list)
+    where: TomlLocator | None = field(default=None, repr=False, compare=False)
+
+    def at(self, *loc: str | int) -> str:
+        """'file:line: experiments.NAME.FIELD' at the line that set the field: the
+        experiment's own table, else ``[defaults]``, else the experiment's header."""
+        return _place(self.where, self.source, self.name, loc, None)
 
     def to_record(self) -> dict:
         return {
@@ -236,32 +355,62 @@ class Experiment:
 def load_experiments(path: Path | str, only: list[str] | None = None) -> list[Experiment]:
     """Parse, validate and expand ``path``; ``only`` selects experiments by name."""
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _toml_error_line(str(exc), text)
+        at = f"{path}:{line}" if line else str(path)
+        raise SpecError(f"{at}: not valid TOML: {exc}") from None
+    return parse_experiments(doc, text, str(path), only)
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; a file that is not UTF-8 gets the line of its first bad byte."""
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise SpecError(f"{path}:1: the file is UTF-16 text; save it as UTF-8 (TOML files are UTF-8)")
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return parse_experiments(doc, text, str(path), only)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(
+            f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "an experiments file is UTF-8 TOML"
+        ) from None
+
+
+def _toml_error_line(message: str, text: str) -> int | None:
+    """tomllib (before 3.14) puts the place in its message: 'at line N' or 'at end of document'."""
+    m = re.search(r"\(at line (\d+)", message)
+    if m:
+        return int(m.group(1))
+    return len(text.splitlines()) or 1 if "at end of document" in message else None
+
+
+TOP_LEVEL = ("defaults", "experiments", "cluster")  # [cluster]: engine.config.cluster reads it
 
 
 def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None = None) -> list[Experiment]:
     where = TomlLocator(text, source)
-    unknown = set(doc) - {"defaults", "experiments", "cluster"}  # [cluster]: engine.config.cluster reads it
+    unknown = set(doc) - set(TOP_LEVEL)
     if unknown:
         key = sorted(unknown)[0]
         raise SpecError(
-            f"{where.at((key,))}: unknown top-level table or key {key!r} "
+            f"{where.at((key,))}: unknown top-level table or key {key!r}{did_you_mean(key, TOP_LEVEL)} "
             "(expected [defaults], [experiments.NAME] and [cluster.slurm|ray])"
         )
     experiments = doc.get("experiments")
     if not isinstance(experiments, dict) or not experiments:
-        raise SpecError(f"{source}: no experiments defined (add an [experiments.NAME] table)")
+        raise SpecError(f"{where.at(('experiments',))}: no experiments defined (add an [experiments.NAME] table)")
     defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise SpecError(f"{where.at(('defaults',))}: defaults must be a table ([defaults])")
     if only:
         missing = [n for n in only if n not in experiments]
         if missing:
@@ -272,42 +421,92 @@ def parse_experiments(doc: dict, text: str, source: str, only: list[str] | None 
     for name, raw in experiments.items():
         if only and name not in only:
             continue
+        problem = name_problem(name)
+        if problem:
+            raise SpecError(f"{where.at(('experiments', name))}: {problem}")
         if not isinstance(raw, dict):
             raise SpecError(f"{where.at(('experiments', name))}: experiments.{name} must be a table")
-        cfg = _validate(name, _merge(defaults, raw), where)
+        cfg = _validate(name, raw, defaults, where)
         _check_languages(name, cfg, where)
         cfg = _resolve_paths(cfg, Path(source).expanduser().resolve().parent)
-        exp = Experiment(name, cfg, source)
+        exp = Experiment(name, cfg, source, where=where)
         exp.runs = expand_runs(name, cfg, where)
+        _check_runs(exp)
         out.append(exp)
     return out
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_tables(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, table by table: how an experiment's keys override [defaults]."""
     merged = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_tables(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def _validate(name: str, raw: dict, where: TomlLocator) -> ExperimentConfig:
+def _validate(name: str, raw: dict, defaults: dict, where: TomlLocator) -> ExperimentConfig:
+    """The experiment's table over ``[defaults]``; the first problem, at the line that
+    caused it. A misspelt field is reported before the required field it left missing."""
     try:
-        return ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(merge_tables(defaults, raw))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ("experiments", name, *err["loc"])
-        field_name = ".".join(str(p) for p in loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field {str(err['loc'][-1])!r}"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-            field_name = ".".join(str(p) for p in loc)
-        more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-        raise SpecError(f"{where.at(loc)}: {field_name}: {msg}{more}") from None
+        loc, msg = validation_problem(exc, _fields_at)
+        n = len(exc.errors())
+        more = f" (and {n - 1} more problem(s))" if n > 1 else ""
+        in_defaults = not _has(raw, loc) and _has(defaults, loc)
+        raise SpecError(f"{_place(where, where.source, name, loc, in_defaults)}: {msg}{more}") from None
+
+
+def _place(where: TomlLocator | None, source: str, name: str, loc: tuple, in_defaults: bool | None) -> str:
+    """'file:line: experiments.NAME.a.b' or, for a value set in [defaults], 'file:line: defaults.a.b'.
+    ``in_defaults=None`` asks the source: the longest part of ``loc`` written under the
+    experiment wins over one written under [defaults]."""
+    own, shared = ("experiments", name, *loc), ("defaults", *loc)
+    if in_defaults is None and where is not None:
+        in_defaults = False
+        for n in range(len(loc), 0, -1):
+            if ("experiments", name, *loc[:n]) in where.lines:
+                break
+            if ("defaults", *loc[:n]) in where.lines:
+                in_defaults = True
+                break
+    key = shared if in_defaults else own
+    dotted = ".".join(str(p) for p in key)
+    return f"{where.at(key) if where else source}: {dotted}"
+
+
+def _has(tree: Any, loc: tuple) -> bool:
+    for part in loc:
+        if isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, list) and isinstance(part, int) and 0 <= part < len(tree):
+            tree = tree[part]
+        else:
+            return False
+    return True
+
+
+def _fields_at(path: tuple) -> list[str]:
+    """The field names of the config table at ``path`` (list indices and dict keys skipped)."""
+    model: Any = ExperimentConfig
+    for part in path:
+        if isinstance(part, str) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation) or model
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The config model inside an annotation such as ``X | None``, ``list[X]``, ``dict[str, X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> None:
@@ -354,7 +553,7 @@ def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> No
         ok = (
             data.corpus == "builtin:synthetic"
             if data.kind == "cloned"
-            else all(c.path == "builtin:family" for c in (data.corpora or {}).values())
+            else all(c.path == FAMILY for c in (data.corpora or {}).values())
         )
         if not ok:
             raise SpecError(
@@ -364,12 +563,9 @@ def _check_languages(name: str, cfg: ExperimentConfig, where: TomlLocator) -> No
 
 
 def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
-    """Real-language corpora, parallel and probe files: relative to the experiments file.
-
-    Workers run elsewhere than the user's shell, so these paths are made absolute here;
-    ``builtin:`` names stay as they are. (The cloned ``corpus`` keeps its old meaning.)
-    """
-    import os
+    """Every path (corpus, corpora, parallel pairs, probe tasks) made absolute against
+    the experiments file's folder: workers run elsewhere than the user's shell.
+    ``builtin:`` names stay as they are."""
 
     def fix(path: str) -> str:
         if path.startswith("builtin:"):
@@ -378,6 +574,8 @@ def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
 
     data, ev = cfg.data, cfg.eval
     update: dict[str, Any] = {}
+    if data.kind == "cloned":
+        update["data"] = data.model_copy(update={"corpus": fix(data.corpus)})
     if data.corpora:
         corpora = {k: c.model_copy(update={"path": fix(c.path)}) for k, c in data.corpora.items()}
         update["data"] = data.model_copy(update={"corpora": corpora})
@@ -391,6 +589,37 @@ def _resolve_paths(cfg: ExperimentConfig, base: Path) -> ExperimentConfig:
     return cfg.model_copy(update=update) if update else cfg
 
 
+def input_files(cfg: ExperimentConfig) -> list[tuple[tuple[str, ...], str, bool]]:
+    """(field path, path, is a glob) of every file an experiment reads; builtins left out."""
+    data = cfg.data
+    out: list[tuple[tuple[str, ...], str, bool]] = []
+    if data.kind == "cloned":
+        out.append((("data", "corpus"), data.corpus, True))
+    for lang, corpus in (data.corpora or {}).items():
+        out.append((("data", "corpora", lang, "path"), corpus.path, True))
+    if data.parallel:
+        out.append((("data", "parallel", "path"), data.parallel.path, False))
+    probe = cfg.eval.probe
+    if probe:
+        tasks: typing.Iterable[tuple[str | None, str]] = (
+            probe.task.items() if isinstance(probe.task, dict) else [(None, probe.task)]
+        )
+        for task_lang, task in tasks:
+            out.append(((("eval", "probe", "task") + ((task_lang,) if task_lang else ())), task, False))
+    return [(loc, path, is_glob) for loc, path, is_glob in out if not path.startswith("builtin:")]
+
+
+def check_inputs(experiments: typing.Iterable[Experiment]) -> None:
+    """Every corpus, parallel file and probe task exists: one located error before
+    anything is queued, rather than one failed run per run."""
+    for exp in experiments:
+        for loc, path, is_glob in input_files(exp.config):
+            found = any(os.path.isfile(p) for p in glob.glob(path)) if is_glob else os.path.isfile(path)
+            if not found:
+                what = "no file matches" if is_glob and glob.has_magic(path) else "no such file:"
+                raise SpecError(f"{exp.at(*loc)}: {what} {path} (paths are relative to the experiments file's folder)")
+
+
 # --- expansion ---------------------------------------------------------------
 
 
@@ -398,6 +627,7 @@ def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = No
     """The experiment's baselines and schedules, each once per seed, with stable ids."""
     runs = []
     steps_full = cfg.tokens / (cfg.train.batch_size * cfg.train.context)
+    _check_schedule_names(name, cfg, where)
     for i, sc in enumerate(cfg.schedules):
         schedule = _schedule(name, i, sc, cfg.languages, where)
         for seed in cfg.seeds:
@@ -407,13 +637,66 @@ def expand_runs(name: str, cfg: ExperimentConfig, where: TomlLocator | None = No
         for frac in cfg.baselines:
             schedule = Schedule.monolingual(cfg.languages, lang)
             for seed in cfg.seeds:
-                label = f"mono {lang} {_pct(frac)}"
+                label = _baseline_name(lang, frac)
                 runs.append(_run_spec(name, label, "baseline", seed, cfg, schedule, frac, steps_full))
     return runs
 
 
 def _pct(frac: float) -> str:
     return f"{frac * 100:g}%"
+
+
+def _baseline_name(lang: str, frac: float) -> str:
+    return f"mono {lang} {_pct(frac)}"
+
+
+def _check_schedule_names(name: str, cfg: ExperimentConfig, where: TomlLocator | None) -> None:
+    """Two schedules under one name would be reported as one row, the mean of both."""
+    first: dict[str, int] = {}
+    base_langs = cfg.baseline_languages or cfg.languages[:1]
+    baselines = {_baseline_name(lang, f) for lang in base_langs for f in cfg.baselines}
+    for i, sc in enumerate(cfg.schedules):
+        loc = ("experiments", name, "schedules", i, "name")
+        at = f"{where.at(loc) if where else name}: experiments.{name}.schedules[{i}].name"
+        if sc.name in first:
+            raise SpecError(f"{at}: {sc.name!r} is already the name of schedules[{first[sc.name]}]; give each its own")
+        if sc.name in baselines:
+            raise SpecError(f"{at}: {sc.name!r} is the name of a baseline run; choose another")
+        first[sc.name] = i
+
+
+def _check_runs(exp: Experiment) -> None:
+    """Every run trains at least MIN_STEPS steps, and no two schedules are one run
+    (a run's id ignores its name, so the second would never reach the database)."""
+    t = exp.config.train
+    batch = t.batch_size * t.context
+    if batch > exp.config.tokens:  # one batch is the whole budget: the batch is what is wrong
+        field = "batch_size" if t.batch_size / 32 >= t.context / 128 else "context"
+        raise SpecError(
+            f"{exp.at('train', field)}: one batch of batch_size × context = {t.batch_size} × {t.context} "
+            f"= {batch:,} tokens is more than the whole budget, tokens = {exp.config.tokens:,}"
+        )
+    for spec in exp.runs:
+        if spec.total_steps < MIN_STEPS:
+            least = math.ceil(MIN_STEPS * t.batch_size * t.context / spec.fraction)
+            steps = spec.fraction * exp.config.tokens / (t.batch_size * t.context)
+            raise SpecError(
+                f"{exp.at('tokens')}: {spec.name!r} would train {spec.fraction * exp.config.tokens:,.0f} tokens, "
+                f"{steps:.3g} step(s) of batch_size × context = {t.batch_size} × {t.context} tokens; "
+                f"a run needs at least {MIN_STEPS} steps: give tokens ≥ {int(least):,} "
+                "(or a smaller batch_size or context)"
+            )
+    seen: dict[str, int] = {}
+    mixes = [r for r in exp.runs if r.kind == "mix" and r.seed == exp.config.seeds[0]]
+    for i, spec in enumerate(mixes):
+        if spec.run_id in seen:
+            j = seen[spec.run_id]
+            raise SpecError(
+                f"{exp.at('schedules', i, 'mix')}: schedules[{i}] ({spec.name!r}) is the same run as "
+                f"schedules[{j}] ({mixes[j].name!r}): same mix and stages (a name does not change a run); "
+                "remove one"
+            )
+        seen[spec.run_id] = i
 
 
 def _schedule(exp: str, i: int, sc: ScheduleConfig, languages: list[str], where: TomlLocator | None) -> Schedule:
@@ -439,17 +722,14 @@ def _run_spec(
 ) -> RunSpec:
     t = cfg.train
     total_steps = max(1, round(frac * steps_full))
-    min_lr = t.min_lr if t.min_lr is not None else t.lr / 100
-    train = t.model_dump(mode="json") | {
-        "min_lr": min_lr,
-        "warmup": min(t.warmup, total_steps // 10),
-    }
+    train = ResolvedTrain.model_validate(
+        t.model_dump()
+        | {"min_lr": t.min_lr if t.min_lr is not None else t.lr / 100, "warmup": min(t.warmup, total_steps // 10)}
+    )
     ev = cfg.eval
     ctx = min(ev.context or t.context, t.context)
-    evald = ev.model_dump(mode="json", exclude=_unset_new_fields(ev, ("probe",))) | {
-        "context": ctx,
-        "stride": ev.stride or max(1, ctx // 4),
-    }
+    stride = ev.stride or max(1, ctx // 4)
+    evaluation = ResolvedEval.model_validate(ev.model_dump() | {"context": ctx, "stride": stride})
     spec = RunSpec(
         experiment=exp,
         name=name,
@@ -458,15 +738,15 @@ def _run_spec(
         languages=list(cfg.languages),
         schedule=schedule.to_dict(),
         model=cfg.model,
-        data=_data_dict(cfg.data),
+        data=DataConfig.model_validate(_data_dict(cfg.data)),  # what the JSON holds, no more
         train=train,
-        eval=evald,
+        eval=evaluation,
         budget_tokens=cfg.tokens,
         fraction=frac,
         total_steps=total_steps,
         total_tokens=total_steps * t.batch_size * t.context,
     )
-    return RunSpec(**(asdict(spec) | {"run_id": run_id(spec)}))
+    return replace(spec, run_id=run_id(spec))
 
 
 def _unset_new_fields(model: BaseModel, names: tuple[str, ...]) -> set[str]:
@@ -488,7 +768,7 @@ _TRAIN_NOT_HASHED = {"log_every", "checkpoint_every"}
 
 
 def run_id(spec: RunSpec) -> str:
-    payload = {k: v for k, v in asdict(spec).items() if k not in _NOT_HASHED}
+    payload = {k: v for k, v in spec.to_dict().items() if k not in _NOT_HASHED}
     payload["train"] = {k: v for k, v in payload["train"].items() if k not in _TRAIN_NOT_HASHED}
     payload["_v"] = SPEC_VERSION
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))

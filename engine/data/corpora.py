@@ -3,7 +3,7 @@
 A corpus is a path or glob of .txt, .txt.gz, .jsonl or .parquet files (a text
 column), or a built-in generated language (``builtin:synthetic``, a language of the
 synthetic family ``builtin:family``, ``builtin:pydocs``). A real-language experiment
-names one corpus per language; each becomes the single-corpus ``data`` dict that
+names one corpus per language; each is a ``CorpusSource`` (``engine.data.recipe``) that
 ``engine.data.tokens`` caches by content, with ``clean`` set, so that both languages
 go through the same cleaning and the same deterministic train/test split.
 """
@@ -18,9 +18,8 @@ import os
 import re
 import unicodedata
 
+from engine.data.recipe import FAMILY, CorpusSource
 from engine.errors import DataError
-
-FAMILY = "builtin:family"  # a language of the synthetic family (engine.data.family); its settings in data["family"]
 
 # ASCII whitespace runs only: French typography's no-break spaces before ; : ! ? are kept.
 _ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
@@ -40,50 +39,32 @@ def clean_text(text: str) -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
-def language_data(data: dict, language: str) -> dict:
-    """The single-corpus ``data`` dict (engine.data.corpora's form) for one language of a real experiment."""
-    corpus = data["corpora"][language]
-    out = {
-        "corpus": corpus["path"],
-        "vocab_size": corpus.get("vocab_size") or data["vocab_size"],
-        "test_fraction": data["test_fraction"],
-        "max_chars": corpus.get("max_chars"),
-        "text_field": corpus.get("column", "text"),
-        "clean": True,
-    }
-    if corpus["path"] == FAMILY:
-        out["family"] = corpus.get("family") or {}
-    return out
-
-
 def _synthetic_chars(budget_tokens: int) -> int:
     """Enough generated text for one pass over the budget (about 4 chars per token)."""
     return int(min(max(4.5 * budget_tokens, 400_000), 60_000_000))
 
 
-def corpus_key(data: dict, budget_tokens: int) -> str:
+def corpus_key(src: CorpusSource, budget_tokens: int) -> str:
     """Identifies the raw text without reading it where possible (builtins), else by content."""
-    source = data["corpus"]
+    source = src.corpus
     if source == "builtin:synthetic":
-        n = data.get("max_chars") or _synthetic_chars(budget_tokens)
+        n = src.max_chars or _synthetic_chars(budget_tokens)
         return f"synthetic-v1-seed0-{n}"
     if source == FAMILY:
-        n = data.get("max_chars") or _synthetic_chars(budget_tokens)
-        return (
-            f"family-v1-{json.dumps(data.get('family') or {}, sort_keys=True)}-{n}-clean{int(bool(data.get('clean')))}"
-        )
+        n = src.max_chars or _synthetic_chars(budget_tokens)
+        return f"family-v1-{json.dumps(src.family or {}, sort_keys=True)}-{n}-clean{int(src.clean)}"
     if source == "builtin:pydocs":
         import sys
 
-        return f"pydocs-{sys.version_info.major}.{sys.version_info.minor}-{data.get('max_chars')}"
+        return f"pydocs-{sys.version_info.major}.{sys.version_info.minor}-{src.max_chars}"
     h = hashlib.sha256()
     for path in _corpus_files(source):
         h.update(path.encode())
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    h.update(str((data.get("max_chars"), data.get("text_field"))).encode())
-    if data.get("clean"):
+    h.update(str((src.max_chars, src.text_field)).encode())
+    if src.clean:
         h.update(b"clean")
     return "file-" + h.hexdigest()[:16]
 
@@ -98,20 +79,20 @@ def _corpus_files(source: str) -> list[str]:
     return files
 
 
-def read_corpus(data: dict, budget_tokens: int) -> str:
+def read_corpus(src: CorpusSource, budget_tokens: int) -> str:
     """The corpus's raw text; ``clean`` (set for real languages) normalises it first."""
-    text = _raw_corpus(data, budget_tokens)
-    if data.get("clean"):
+    text = _raw_corpus(src, budget_tokens)
+    if src.clean:
         text = clean_text(text)
     return text
 
 
-def _raw_corpus(data: dict, budget_tokens: int) -> str:
-    source, limit = data["corpus"], data.get("max_chars")
+def _raw_corpus(src: CorpusSource, budget_tokens: int) -> str:
+    source, limit = src.corpus, src.max_chars
     if source == FAMILY:
         from engine.data.family import family_text
 
-        return family_text(data.get("family") or {}, limit or _synthetic_chars(budget_tokens))
+        return family_text(src.family or {}, limit or _synthetic_chars(budget_tokens))
     if source == "builtin:synthetic":
         from engine.data.synthetic import SyntheticSpec, generate_text
 
@@ -121,7 +102,7 @@ def _raw_corpus(data: dict, budget_tokens: int) -> str:
 
         text = "\n".join(pydoc_data.topics.topics.values())
     else:
-        text = "\n".join(_read_file(p, data.get("text_field", "text")) for p in _corpus_files(source))
+        text = "\n".join(_read_file(p, src.text_field) for p in _corpus_files(source))
     return text[:limit] if limit else text
 
 
@@ -133,7 +114,7 @@ def _read_file(path: str, text_field: str) -> str:
 
         reader = "read_parquet" if lower.endswith(".parquet") else "read_json"
         try:
-            rows = duckdb.sql(f'SELECT "{text_field}"::VARCHAR FROM {reader}(?)', params=[path]).fetchall()
+            rows = duckdb.execute(f'SELECT "{text_field}"::VARCHAR FROM {reader}(?)', [path]).fetchall()
         except duckdb.Error as exc:
             raise DataError(f"corpus file {path}: cannot read column {text_field!r}: {exc}") from None
         return "\n".join(r[0] for r in rows if r[0])
@@ -154,7 +135,8 @@ def split_lines(text: str, test_fraction: float, block: int = 50) -> tuple[list[
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     period = max(2, round(1 / test_fraction))
-    train, test = [], []
+    train: list[str] = []
+    test: list[str] = []
     for i in range(0, len(lines), block):
         (test if (i // block) % period == period - 1 else train).extend(lines[i : i + block])
     if not test and len(train) > 1:
@@ -163,12 +145,12 @@ def split_lines(text: str, test_fraction: float, block: int = 50) -> tuple[list[
     return train, test
 
 
-def corpus_lines(data: dict, budget_tokens: int) -> tuple[list[str], list[str]]:
+def corpus_lines(src: CorpusSource, budget_tokens: int) -> tuple[list[str], list[str]]:
     """The corpus split into train and test lines; refuses a corpus too small to use."""
-    text = read_corpus(data, budget_tokens)
-    train_lines, test_lines = split_lines(text, data["test_fraction"])
+    text = read_corpus(src, budget_tokens)
+    train_lines, test_lines = split_lines(text, src.test_fraction)
     if len(train_lines) < 10 or not test_lines:
         raise DataError(
-            f"corpus {data['corpus']!r} is too small: {len(train_lines)} train lines, {len(test_lines)} test lines"
+            f"corpus {src.corpus!r} is too small: {len(train_lines)} train lines, {len(test_lines)} test lines"
         )
     return train_lines, test_lines

@@ -11,28 +11,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.data.corpora import FAMILY
-from engine.data.real_languages import RealLanguages
+from engine.data.recipe import FAMILY, DataRecipe, ParallelSource
+from engine.data.run_data import RunData
 from engine.errors import DataError
 
 
 def parallel_texts(
-    parallel: dict, languages: list[str], corpora: dict, a: str, b: str, oversample: int = 1
+    parallel: ParallelSource, recipe: DataRecipe, a: str, b: str, oversample: int = 1
 ) -> list[tuple[str, str]]:
     """Up to ``max_pairs · oversample`` (text in a, text in b) pairs, in a fixed seeded order.
 
     Oversampling leaves ``encode_pairs`` enough pairs to keep ``max_pairs`` that fit the context.
     """
-    n = parallel.get("max_pairs", 64) * oversample
-    if parallel["path"] == FAMILY:
+    n = parallel.max_pairs * oversample
+    if parallel.path == FAMILY:
         from engine.data.family import parallel_sentences
 
-        for lang in (a, b):
-            if corpora[lang]["path"] != FAMILY:
+        sources = [recipe.source_of(lang) for lang in (a, b)]
+        for lang, src in zip((a, b), sources):
+            if src.corpus != FAMILY:
                 raise DataError(f"parallel = builtin:family needs {lang}'s corpus to be builtin:family too")
-        texts = parallel_sentences([corpora[a].get("family") or {}, corpora[b].get("family") or {}], n)
+        texts = parallel_sentences([src.family or {} for src in sources], n)
         return list(zip(*texts))
-    return read_tsv_pairs(parallel["path"], parallel.get("columns") or languages, a, b, n)
+    return read_tsv_pairs(parallel.path, list(parallel.columns or recipe.languages), a, b, n)
 
 
 def read_tsv_pairs(path: str, columns: list[str], a: str, b: str, n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -65,7 +66,7 @@ def read_tsv_pairs(path: str, columns: list[str], a: str, b: str, n: int, seed: 
 
 
 def encode_pairs(
-    real: RealLanguages, a: int, b: int, pairs: list[tuple[str, str]], max_len: int, limit: int | None = None
+    real: RunData, a: int, b: int, pairs: list[tuple[str, str]], max_len: int, limit: int | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Model ids of each side, each after its language's EOS (how lines start in training).
 

@@ -19,10 +19,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from engine.data.corpora import corpus_lines, language_data
+from engine.data.corpora import corpus_lines
+from engine.data.parallel import encode_pairs, pack, parallel_texts
+from engine.data.recipe import CorpusSource, DataRecipe
+from engine.data.run_data import AlignmentText
 from engine.data.tokens import EOS_ID, TokenData, load_tokens, prepare_tokens, token_cache_key, write_tokens
 from engine.data.vocab import Vocabulary, anchored, disjoint, joint, sentencepiece_pieces
 from engine.errors import DataError
@@ -33,24 +37,34 @@ _JOINT_SAMPLE_LINES = 100_000  # per language, for the joint tokenizer
 
 @dataclass
 class RealLanguages:
-    """The tokenised corpora of a real-language experiment and their shared vocabulary."""
+    """A real-language run's data (``engine.data.run_data.RunData``): the tokenised
+    corpora and their shared vocabulary."""
 
-    languages: list[str]
+    recipe: DataRecipe
     tokens: list[TokenData]  # local (per-tokenizer) ids
     vocab: Vocabulary
-    data: list[dict]  # engine.data.corpora's single-corpus dict per language
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.recipe.languages)
+
+    @property
+    def tables(self) -> np.ndarray:
+        return self.vocab.tables
 
     @property
     def vocab_size(self) -> int:
         return self.vocab.size
 
+    def batches(self, labels: np.ndarray, context: int) -> StreamBatches:
+        return StreamBatches([t.train for t in self.tokens], self.tables, labels, context)
+
     def test_ids(self, language: int, max_tokens: int) -> tuple[np.ndarray, int]:
-        """Whole test lines of one language as model ids, and the characters they cover."""
+        """Each language's own test text."""
         stream, n_chars = self.tokens[language].test_prefix(max_tokens)
         return self.vocab.to_model(language, stream), n_chars
 
     def encode(self, language: int, texts: list[str]) -> list[np.ndarray]:
-        """Texts as model ids through that language's tokenizer (no EOS added)."""
         import sentencepiece as spm
 
         sp = spm.SentencePieceProcessor(model_file=str(self.tokens[language].tokenizer_path))
@@ -59,8 +73,10 @@ class RealLanguages:
     def eos(self, language: int) -> int:
         return int(self.vocab.tables[language][EOS_ID])
 
-    def info(self) -> dict:
-        """Facts about the tokenisation, for the run's log and `xling data info`."""
+    def token_data(self, language: int) -> TokenData:
+        return self.tokens[language]
+
+    def info(self) -> dict[str, Any]:
         return {
             "mode": self.vocab.mode,
             "vocab_size": self.vocab.size,
@@ -71,36 +87,51 @@ class RealLanguages:
             },
         }
 
+    def identical_pieces(self) -> int:
+        """Piece strings the tokenizers share; reported for disjoint vocabularies too, so the choice is informed."""
+        if self.vocab.mode == "joint":
+            return self.vocab.n_anchors
+        return anchored([sentencepiece_pieces(t.tokenizer_path) for t in self.tokens]).n_anchors
 
-def is_real(data: dict) -> bool:
-    return data.get("kind", "cloned") == "real"
+    def seen_id_counts(self, labels: np.ndarray, context: int, interrupt: Callable[[], None] = lambda: None) -> None:
+        return None  # no equivalent ids: each language has its own tokenizer
+
+    def alignment_text(self, a: int, b: int, context: int, n_sequences: int) -> AlignmentText | str:
+        """Parallel sentences, each after its language's EOS; packed end to end for gradients."""
+        par = self.recipe.parallel
+        if par is None:
+            return "no parallel sentences configured (data.parallel): hidden-state and gradient similarity skipped"
+        la, lb = self.languages[a], self.languages[b]
+        pairs = parallel_texts(par, self.recipe, la, lb, oversample=4)
+        seqs_a, seqs_b = encode_pairs(self, a, b, pairs, context, limit=par.max_pairs)
+        if not seqs_a:
+            return f"no parallel pair of {la}-{lb} fits the context: alignment skipped"
+        return AlignmentText(seqs_a, seqs_b, pack(seqs_a, context), pack(seqs_b, context), same_positions=False)
 
 
-def prepare_real(
-    data: dict, languages: list[str], budget_tokens: int, cache: Path | None = None, log: Callable[[str], None] = print
-) -> RealLanguages:
+def prepare_real(recipe: DataRecipe, cache: Path | None = None, log: Callable[[str], None] = print) -> RealLanguages:
     """Build or load every language's tokenizer and arrays, then combine the vocabularies."""
-    per_lang = [language_data(data, lang) for lang in languages]
-    mode = data.get("tokenizer", "disjoint")
-    if mode == "joint":
-        tokens = _prepare_joint(per_lang, budget_tokens, Path(cache or cache_dir()) / "tokens", log)
+    sources = list(recipe.sources)
+    budget_tokens = recipe.budget_tokens
+    if recipe.tokenization == "joint":
+        tokens = _prepare_joint(sources, budget_tokens, Path(cache or cache_dir()) / "tokens", log)
         counts = [np.bincount(np.asarray(t.train), minlength=t.vocab_size) for t in tokens]
         vocab = joint(tokens[0].vocab_size, len(tokens), counts)
     else:
-        tokens = []
-        for d in per_lang:
-            tokens.append(prepare_tokens(d, budget_tokens, cache=cache, log=log))
+        tokens = [prepare_tokens(src, budget_tokens, cache=cache, log=log) for src in sources]
         vocab = (
             disjoint([t.vocab_size for t in tokens])
-            if mode == "disjoint"
+            if recipe.tokenization == "disjoint"
             else anchored([sentencepiece_pieces(t.tokenizer_path) for t in tokens])
         )
-    return RealLanguages(list(languages), tokens, vocab, per_lang)
+    return RealLanguages(recipe, tokens, vocab)
 
 
-def _prepare_joint(per_lang: list[dict], budget_tokens: int, cache: Path, log) -> list[TokenData]:
+def _prepare_joint(
+    per_lang: list[CorpusSource], budget_tokens: int, cache: Path, log: Callable[[str], None]
+) -> list[TokenData]:
     """One BPE trained on an equal number of lines of every language, with their summed vocabulary size."""
-    size = sum(d["vocab_size"] for d in per_lang)
+    size = sum(d.vocab_size for d in per_lang)
     key = hashlib.sha256(
         json.dumps(["joint", [token_cache_key(d, budget_tokens) for d in per_lang], size]).encode()
     ).hexdigest()[:16]
@@ -119,18 +150,11 @@ def _prepare_joint(per_lang: list[dict], budget_tokens: int, cache: Path, log) -
                     train,
                     test,
                     size,
-                    {"corpus": d["corpus"], "joint": True},
+                    {"corpus": d.corpus, "joint": True},
                     tokenizer_lines=mixed if i == 0 else None,
                     tokenizer=first,
                 )
     return [load_tokens(f, f.name) for f in folders]
-
-
-def prepare_run_data(data: dict, languages: list[str], budget_tokens: int, log: Callable[[str], None] = print):
-    """What a run trains on: TokenData for cloned languages, RealLanguages for real ones."""
-    if is_real(data):
-        return prepare_real(data, languages, budget_tokens, log=log)
-    return prepare_tokens(data, budget_tokens, log=log)
 
 
 class StreamBatches:
@@ -177,75 +201,3 @@ class StreamBatches:
             tokens = np.asarray(self.streams[n])[starts[:, None] + self._offsets]
             out[rows] = self.tables[n][tokens.astype(np.int64)]
         return out[:, :-1], out[:, 1:], langs
-
-
-def prepare_steps(data: dict, languages: list[str], budget_tokens: int) -> list[tuple[str, Callable]]:
-    """The preparation of a run's data as labelled steps (one per corpus), for progress displays.
-
-    Running every step in order leaves everything cached, so ``prepare_run_data`` after
-    them only loads. Each step takes a ``log`` callable.
-    """
-    if not is_real(data):
-        return [
-            (
-                f"{data['corpus']} (vocab {data['vocab_size']}, cloned ×{len(languages)})",
-                lambda log: prepare_tokens(data, budget_tokens, log=log),
-            )
-        ]
-    if data.get("tokenizer", "disjoint") == "joint":
-        return [
-            (
-                f"joint tokenizer for {', '.join(languages)}",
-                lambda log: prepare_real(data, languages, budget_tokens, log=log),
-            )
-        ]
-    steps = []
-    for lang in languages:
-        d = language_data(data, lang)
-        steps.append(
-            (
-                f"{lang}: {d['corpus']} (vocab {d['vocab_size']})",
-                lambda log, d=d: prepare_tokens(d, budget_tokens, log=log),
-            )
-        )
-    return steps
-
-
-def summarize(data: dict, languages: list[str], prepared) -> dict:
-    """Sizes, tokens per language and vocabulary overlap of prepared data (TokenData or RealLanguages).
-
-    ``identical_pieces`` counts piece strings two tokenizers have in common: what an
-    anchored vocabulary merges, reported for disjoint ones too, so the choice is informed.
-    """
-    if isinstance(prepared, RealLanguages):
-        tokens, info = prepared.tokens, prepared.info()
-        mode, size, anchors = info["mode"], info["vocab_size"], info["n_anchors"]
-        if mode == "joint":
-            identical = anchors
-        else:
-            identical = anchored([sentencepiece_pieces(t.tokenizer_path) for t in tokens]).n_anchors
-    else:
-        from engine.data.cloned import anchor_ids
-
-        tokens = [prepared] * len(languages)
-        mode, size = "cloned", prepared.vocab_size * len(languages)
-        anchors = len(anchor_ids(prepared.vocab_size, data.get("anchors", 0.0), data.get("anchor_seed", 0)))
-        identical = anchors
-    rows = []
-    for lang, t in zip(languages, tokens):
-        meta = json.loads((t.tokenizer_path.parent / "meta.json").read_text())
-        chars = meta.get("train_chars")
-        rows.append(
-            {
-                "language": lang,
-                "corpus": meta.get("corpus"),
-                "vocab_size": t.vocab_size,
-                "train_tokens": int(len(t.train)),
-                "test_tokens": int(len(t.test)),
-                "train_lines": meta.get("train_lines"),
-                "test_lines": meta.get("test_lines"),
-                "chars_per_token": chars / max(1, len(t.train)) if chars else None,
-                "cache": str(t.tokenizer_path.parent),
-            }
-        )
-    return {"mode": mode, "vocab_size": size, "n_anchors": anchors, "identical_pieces": identical, "languages": rows}

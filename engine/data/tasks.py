@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.data.recipe import DataRecipe
 from engine.errors import DataError
 
 BUILTIN = "builtin:synthetic"
@@ -33,7 +34,7 @@ def read_labelled_tsv(path: str) -> list[tuple[str, str]]:
 
 
 def task_examples(
-    task: str | dict, languages: list[str], family: dict[str, dict] | None, n: int
+    task: str | dict[str, str], languages: list[str], family: dict[str, dict] | None, n: int
 ) -> dict[str, list[tuple[str, str]]]:
     """Raw (text, label) examples per language, in a fixed order (train first, then test).
 
@@ -59,32 +60,12 @@ def task_examples(
     return out
 
 
-def parallel_config(spec) -> dict | None:
-    """The run's parallel sentences: as configured, or generated when every corpus is the family's."""
-    data = spec.data
-    if data.get("parallel"):
-        return data["parallel"]
-    corpora = data.get("corpora") or {}
-    if corpora and all(c["path"] == "builtin:family" for c in corpora.values()):
-        return {"path": "builtin:family", "max_pairs": spec.eval["alignment_sequences"]}
-    return None
-
-
-def family_settings(spec) -> dict[str, dict] | None:
-    """Each language's builtin:family settings (real languages), for the built-in probe task."""
-    corpora = spec.data.get("corpora")
-    if not corpora:
-        return None
-    return {lang: corpora[lang].get("family") or {} for lang in spec.languages}
-
-
-def check_end_inputs(spec) -> None:
+def check_end_inputs(recipe: DataRecipe, probe_task: str | dict[str, str] | None) -> None:
     """Read the parallel pairs and probe task a run uses at its end, so their errors come first."""
     from engine.data.parallel import parallel_texts
 
-    par = parallel_config(spec) if spec.data.get("kind") == "real" else None
-    if par is not None and len(spec.languages) > 1:
-        parallel_texts(par, spec.languages, spec.data["corpora"], spec.languages[0], spec.languages[1])
-    probe = spec.eval.get("probe")
-    if probe:
-        task_examples(probe.get("task", BUILTIN), spec.languages, family_settings(spec), 2)
+    languages = recipe.languages
+    if recipe.parallel is not None and len(languages) > 1:
+        parallel_texts(recipe.parallel, recipe, languages[0], languages[1])
+    if probe_task is not None:
+        task_examples(probe_task, list(languages), recipe.family_settings(), 2)

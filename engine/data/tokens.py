@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engine.data.corpora import corpus_key, corpus_lines
+from engine.data.recipe import CorpusSource
 from engine.errors import DataError
 from engine.runs.layout import cache_dir
 
@@ -45,23 +47,23 @@ class TokenData:
         return self.test[: min(end, max_tokens)], int(self.test_line_chars[n_lines - 1])
 
 
-def token_cache_key(data: dict, budget_tokens: int) -> str:
+def token_cache_key(src: CorpusSource, budget_tokens: int) -> str:
     """Names the cached tokenizer and arrays of one corpus; the same for every run that reads it."""
-    ckey = corpus_key(data, budget_tokens)
-    return hashlib.sha256(
-        json.dumps([DATA_VERSION, ckey, data["vocab_size"], data["test_fraction"]]).encode()
-    ).hexdigest()[:16]
+    blob = json.dumps([DATA_VERSION, corpus_key(src, budget_tokens), src.vocab_size, src.test_fraction])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare_tokens(data: dict, budget_tokens: int, cache: Path | None = None, log=print) -> TokenData:
-    """Build or load the cached tokenizer and token arrays for ``data``."""
+def prepare_tokens(
+    src: CorpusSource, budget_tokens: int, cache: Path | None = None, log: Callable[[str], None] = print
+) -> TokenData:
+    """Build or load the cached tokenizer and token arrays of one corpus."""
     cache = Path(cache or cache_dir()) / "tokens"
     cache.mkdir(parents=True, exist_ok=True)
-    key = token_cache_key(data, budget_tokens)
+    key = token_cache_key(src, budget_tokens)
     folder = cache / key
     if not (folder / "done").exists():
-        log(f"tokenising corpus {data['corpus']} (vocab {data['vocab_size']}), cached as {folder}")
-        _build(folder, data, budget_tokens)
+        log(f"tokenising corpus {src.corpus} (vocab {src.vocab_size}), cached as {folder}")
+        _build(folder, src, budget_tokens)
     return load_tokens(folder, key)
 
 
@@ -79,9 +81,9 @@ def load_tokens(folder: Path, key: str) -> TokenData:
     )
 
 
-def _build(folder: Path, data: dict, budget_tokens: int) -> None:
-    train_lines, test_lines = corpus_lines(data, budget_tokens)
-    write_tokens(folder, train_lines, test_lines, data["vocab_size"], {"corpus": data["corpus"]})
+def _build(folder: Path, src: CorpusSource, budget_tokens: int) -> None:
+    train_lines, test_lines = corpus_lines(src, budget_tokens)
+    write_tokens(folder, train_lines, test_lines, src.vocab_size, {"corpus": src.corpus})
 
 
 def write_tokens(

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
+import psutil
+
 MIB = 1024 * 1024
 T = TypeVar("T")
 
@@ -113,14 +115,6 @@ def cpu_snapshot(reason: str, notes: Iterable[str] = ()) -> DeviceSnapshot:
 # ------------------------------------------------------------------ process names
 
 
-def _proc_read(pid: int, name: str) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/{name}", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None
-
-
 def short_command(argv: list[str]) -> str:
     """``python -m engine.worker`` rather than a full path and run folder: fits a table cell."""
     exe = os.path.basename(argv[0])
@@ -134,23 +128,18 @@ def short_command(argv: list[str]) -> str:
 
 def process_name(pid: int) -> str | None:
     """Best effort: NVML pids may belong to another container's namespace and not be readable."""
-    raw = _proc_read(pid, "cmdline")
-    argv = [a for a in raw.decode(errors="replace").split("\0") if a] if raw else []
-    if argv:
-        return short_command(argv)
-    comm = _proc_read(pid, "comm")
-    return (comm.decode(errors="replace").strip() or None) if comm else None
+    try:
+        proc = psutil.Process(pid)
+        argv = proc.cmdline()
+        return short_command(argv) if argv else (proc.name() or None)
+    except (psutil.Error, OSError):
+        return None
 
 
 def _parent_pid(pid: int) -> int | None:
-    raw = _proc_read(pid, "stat")
-    if not raw:
-        return None
-    # The command name in field 2 may contain spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rfind(b")") + 2 :].split()
     try:
-        return int(fields[1])
-    except (IndexError, ValueError):
+        return psutil.Process(pid).ppid()
+    except (psutil.Error, OSError):
         return None
 
 
@@ -158,12 +147,10 @@ def xling_worker_pids() -> list[int]:
     """Workers of any xling launcher on this host, so a separate `xling gpus` still tells
     xling's runs from someone else's (a worker runs ``python -m engine.worker``)."""
     pids = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if entry.isdigit():
-            raw = _proc_read(int(entry), "cmdline")
-            argv = raw.decode(errors="replace").split("\0") if raw else []
-            if "-m" in argv and "engine.worker" in argv:
-                pids.append(int(entry))
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info.get("cmdline") or []
+        if "-m" in argv and "engine.worker" in argv:
+            pids.append(proc.pid)
     return pids
 
 

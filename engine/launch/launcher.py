@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from engine.backends.base import Backend, BackendError
+from engine.backends.base import Backend, BackendError, Handle
 from engine.backends.local import LocalBackend
-from engine.launch.pools import CpuPool, GpuPool
-from engine.launch.state import RunState
+from engine.launch.pools import CpuPool, Pool
+from engine.launch.state import RunState, note_job
 from engine.runs.claims import claim, release_claim
-from engine.runs.events import Status, Submitted, append_event
+from engine.runs.events import Queued, Status, Submitted, append_event
 from engine.runs.layout import WORKER_LOG, clear_stop
+from engine.runs.status import TERMINAL, RunStatus
 
 
 class ResultSink(Protocol):
@@ -54,7 +55,7 @@ class Launcher:
         root: Path,
         sink: ResultSink | None = None,
         max_parallel: int = 1,
-        pool: CpuPool | GpuPool | None = None,
+        pool: Pool | None = None,
         backend: Backend | None = None,
         sync_every: float = 10.0,
         poll: float | None = None,
@@ -68,8 +69,9 @@ class Launcher:
         self.sync_every = sync_every
         self.poll = poll if poll is not None else getattr(self.backend, "poll_interval", 0.25)
         self.detach = detach  # return once every run is submitted; the cluster keeps them
-        self.procs: dict[str, object] = {}
+        self.procs: dict[str, Handle] = {}
         self.sync_error: str | None = None
+        self._said_waiting: dict[str, str] = {}  # run id -> the waiting reason last logged for it
 
     def our_pids(self) -> list[int]:
         return [p.pid for p in self.procs.values() if p.pid is not None and p.poll() is None]
@@ -88,7 +90,10 @@ class Launcher:
                 finished = False
                 for state in list(active):
                     state.refresh()
-                    code = self.procs[state.spec.run_id].poll()
+                    proc = self.procs[state.spec.run_id]
+                    code = proc.poll()
+                    if (info := getattr(proc, "info", None)) is not None:  # a cluster job's latest state
+                        note_job(state, info)
                     if code is not None:
                         self._finish(state, code)
                         active.remove(state)
@@ -102,7 +107,9 @@ class Launcher:
             if not isinstance(exc, KeyboardInterrupt):
                 raise
             for state in queue:
-                append_event(state.run_dir, Status(state.spec.run_id, "cancelled", "interrupted before it started"))
+                append_event(
+                    state.run_dir, Status(state.spec.run_id, RunStatus.CANCELLED, "interrupted before it started")
+                )
                 state.refresh()
             on_update(states)
             summary = self._summary(states)
@@ -117,7 +124,7 @@ class Launcher:
         while queue and len(active) < self.max_parallel:
             state = queue[0]
             state.refresh()
-            if state.status in ("cancelled", "done"):  # cancelled (or finished elsewhere) while queued
+            if state.status in (RunStatus.CANCELLED, RunStatus.DONE):  # cancelled (or finished elsewhere) while queued
                 queue.pop(0)
                 continue
             if not claim(state.run_dir) or state.is_alive():  # another launcher took it since we queued it
@@ -125,10 +132,10 @@ class Launcher:
                 queue.pop(0)
                 state.skipped = True
                 continue
-            placement = self.pool.acquire(state.spec.run_id)
+            placement = self.pool.acquire(state.spec.run_id, self.our_pids())
             if placement is None:
                 release_claim(state.run_dir)
-                state.message = self.pool.waiting_reason()
+                self._log_waiting(state, self.pool.waiting_reason())
                 return
             queue.pop(0)
             clear_stop(state.run_dir)
@@ -137,9 +144,10 @@ class Launcher:
             except BackendError as exc:
                 self.pool.release(state.spec.run_id)
                 release_claim(state.run_dir)
-                append_event(state.run_dir, Status(state.spec.run_id, "failed", str(exc)))
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, str(exc)))
                 state.refresh()
                 continue
+            self.pool.started(state.spec.run_id, handle.pid)
             self.procs[state.spec.run_id] = handle
             append_event(
                 state.run_dir, Submitted(state.spec.run_id, self.backend.name, handle.job_id, socket.gethostname())
@@ -147,16 +155,27 @@ class Launcher:
             state.refresh()
             active.append(state)
 
+    def _log_waiting(self, state: RunState, reason: str | None) -> None:
+        """Why a run has not started (no CPU slot, no free GPU), once per new reason: as a
+        ``queued`` event with a message, so `xling status` and the dashboard show it."""
+        state.message = reason
+        if reason and self._said_waiting.get(state.spec.run_id) != reason:
+            self._said_waiting[state.spec.run_id] = reason
+            append_event(state.run_dir, Queued(state.spec.run_id, message=reason))
+            state.refresh()
+
     def _finish(self, state: RunState, code: int) -> None:
         self.pool.release(state.spec.run_id)
         release_claim(state.run_dir)
         state.refresh()
-        if state.status in ("queued", "running"):  # died without reporting: killed or crashed hard
+        if state.status not in TERMINAL:  # died without reporting: killed or crashed hard
             proc = self.procs[state.spec.run_id]
-            reason = proc.exit_reason(code)
-            append_event(
-                state.run_dir, Status(state.spec.run_id, "failed", reason + f"; see {state.run_dir / WORKER_LOG}")
-            )
+            reason = proc.exit_reason(code) + f"; see {state.run_dir / WORKER_LOG}"
+            try:
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, reason))
+            except OSError as exc:  # a full disk: say it here; the next command marks the dead worker
+                state.status, state.message = RunStatus.FAILED, f"{reason} ({exc}; not logged)"
+                return
             state.refresh()
 
     def stop(self, active: list[RunState], grace: float = 30.0) -> None:
@@ -172,6 +191,7 @@ class Launcher:
             if code is None:
                 proc.kill()
                 code = proc.wait()
+                assert code is not None  # without a timeout, wait returns once there is a code
             self._finish(state, code)
 
     def _sync(self) -> None:
@@ -190,12 +210,12 @@ class Launcher:
         for state in states:
             if state.skipped:
                 s.skipped += 1
-            elif state.status in ("queued", "running"):
-                s.detached += 1
-            elif state.status == "done":
+            elif state.status is RunStatus.DONE:
                 s.done += 1
-            elif state.status == "cancelled":
+            elif state.status is RunStatus.CANCELLED:
                 s.cancelled += 1
-            else:
+            elif state.status is RunStatus.FAILED:
                 s.failed += 1
+            else:  # queued or running: left with the cluster
+                s.detached += 1
         return s

@@ -16,24 +16,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.backends.registry import job_control
-from engine.config.spec import Experiment
+from engine.config.spec import Experiment, RunSpec
 from engine.launch.state import RunState, load_state, reconcile
-from engine.runs.claims import claimed_by_other
+from engine.runs.claims import launcher_alive
 from engine.runs.events import Queued, Status, append_event
-from engine.runs.layout import SPEC_FILE, clear_stop, request_stop
+from engine.runs.files import atomic_write
+from engine.runs.layout import SPEC_FILE, clear_stop, experiment_file, request_stop
+from engine.runs.status import TERMINAL, RunStatus
 
 
 def write_experiment(root: Path, exp: Experiment) -> None:
-    folder = root / "experiments"
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / f"{exp.name}.json", json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Two launchers may write the same file at once: each through its own temporary."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    path = experiment_file(root, exp.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(exp.to_record(), indent=2, ensure_ascii=False))
 
 
 def requeue(states: Iterable[RunState]) -> list[RunState]:
@@ -42,11 +37,11 @@ def requeue(states: Iterable[RunState]) -> list[RunState]:
     reconcile(states)
     out = []
     for state in states:
-        if state.status == "done" or state.is_alive() or claimed_by_other(state.run_dir):
+        if state.status is RunStatus.DONE or state.is_alive() or launcher_alive(state.run_dir):
             state.skipped = True
         else:
-            if state.status == "running":
-                append_event(state.run_dir, Status(state.spec.run_id, "failed", "worker died (no heartbeat)"))
+            if state.status is RunStatus.RUNNING:
+                append_event(state.run_dir, Status(state.spec.run_id, RunStatus.FAILED, "worker died (no heartbeat)"))
             clear_stop(state.run_dir)
             append_event(state.run_dir, Queued(state.spec.run_id))
             state.refresh()
@@ -56,21 +51,27 @@ def requeue(states: Iterable[RunState]) -> list[RunState]:
 
 def cancel(state: RunState) -> str:
     """Asks a live worker to checkpoint and stop, or takes a queued run out of the queue."""
-    if state.status in ("done", "failed", "cancelled"):
+    if state.status in TERMINAL:
         return f"already {state.status}"
-    if state.on_cluster and state.is_alive():
-        said = job_control(state.backend).cancel(state.job_id, state.run_dir, running=state.status == "running")
-        if state.status == "queued":  # the job never started a worker that could say so
-            append_event(state.run_dir, Status(state.spec.run_id, "cancelled", f"cancelled by user ({said})"))
+    control = job_control(state.backend)
+    if state.on_cluster and control is not None and state.job_id is not None and state.is_alive():
+        said = control.cancel(state.job_id, state.run_dir, running=state.status is RunStatus.RUNNING)
+        if state.status is RunStatus.QUEUED:  # the job never started a worker that could say so
+            append_event(state.run_dir, Status(state.spec.run_id, RunStatus.CANCELLED, f"cancelled by user ({said})"))
         return said
-    if state.status == "running" and state.is_alive():
+    if state.status is RunStatus.RUNNING and state.pid is not None and state.is_alive():
         if state.host and state.host != socket.gethostname():
             request_stop(state.run_dir)
             return f"asked the worker on {state.host} to stop (it checkpoints first; `xling resume` continues it)"
         os.kill(state.pid, signal.SIGTERM)
         return f"stopping worker {state.pid} (it checkpoints first; `xling resume` continues it)"
-    append_event(state.run_dir, Status(state.spec.run_id, "cancelled", "cancelled by user"))
+    append_event(state.run_dir, Status(state.spec.run_id, RunStatus.CANCELLED, "cancelled by user"))
     return "cancelled"
+
+
+def unfinished(root: Path, experiments: Iterable[Experiment]) -> list[RunSpec]:
+    """The runs of ``experiments`` not done yet, read from their folders without writing."""
+    return [spec for exp in experiments for spec in exp.runs if load_state(root, spec).status is not RunStatus.DONE]
 
 
 def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
@@ -82,6 +83,6 @@ def enqueue(root: Path, experiments: Iterable[Experiment]) -> list[RunState]:
             state = load_state(root, spec)
             state.run_dir.mkdir(parents=True, exist_ok=True)
             if not (state.run_dir / SPEC_FILE).exists():
-                _atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
+                atomic_write(state.run_dir / SPEC_FILE, spec.to_json())
             states.append(state)
     return requeue(states)

@@ -9,6 +9,7 @@ nowhere else.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ STOP_FILE = "stop.request"  # a worker that sees this file in its run folder che
 CLAIM_FILE = ".launcher"  # the pid of the launcher that owns the run (engine.runs.claims)
 ANNOTATIONS_FILE = "annotations.json"  # the user's tags and note, kept across database rebuilds
 CHECKPOINT_FILE = "checkpoint.pt"  # model, optimiser and loss accumulators for an exact resume
+PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.pt"  # the one before it: the fallback if the newest is damaged
 FINAL_MODEL_FILE = "model.pt"  # the trained model's weights
 
 DEFAULT_DB = "xling.duckdb"
@@ -43,6 +45,32 @@ def run_dir(db_path: Path, run_id: str) -> Path:
 
 def experiments_dir(db_path: Path) -> Path:
     return artefacts_root(db_path) / "experiments"
+
+
+# A name that is also a file name: letters, digits, _ . + - and inner spaces; no
+# separator, no control character, no leading dot (so neither '..' nor a hidden file).
+_SAFE_NAME = re.compile(r"\w(?:[\w.+ -]{0,98}[\w.+-])?")
+
+
+def name_problem(name: str) -> str | None:
+    """Why an experiment's name cannot name its files, or None if it can.
+
+    Experiment names come from experiments files and run folders, neither trusted to
+    stay inside ``<db>.runs/``: a name is checked here before it becomes a path."""
+    if _SAFE_NAME.fullmatch(name):
+        return None
+    return (
+        f"{name!r} cannot be an experiment name: use up to 100 letters, digits, '_', '-', '.', '+' "
+        "or inner spaces, starting with a letter or digit (it names files)"
+    )
+
+
+def experiment_file(root: Path, name: str) -> Path:
+    """``<root>/experiments/<name>.json``; a name that is not a plain file name is refused."""
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return Path(root) / "experiments" / f"{name}.json"
 
 
 def cache_dir() -> Path:

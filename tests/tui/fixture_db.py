@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict
+import zlib
 from pathlib import Path
 
 from db.analysis import tokens_seen
@@ -30,6 +30,7 @@ from engine.runs.events import (
     EvalResult,
     EventLog,
     Heartbeat,
+    ProbeResult,
     Queued,
     Started,
     Status,
@@ -106,6 +107,10 @@ TEFF = {
 }
 # A baseline's final point sits off the law by these factors, so the fit has residuals.
 BASELINE_WOBBLE = {1.0: 1.00, 0.5: 1.02, 0.25: 0.98, 0.1: 1.01}
+# Seeds other than 0 move every run of that seed together (same data order and initialisation),
+# so paired comparisons see the shared part cancel: PPL x exp(SEED_SHIFT), similarities + SEED_SIM.
+SEED_SHIFT = {0: 0.0, 1: 0.06, 2: -0.05, 3: 0.02}
+SEED_SIM = {0: 0.0, 1: 0.03, 2: -0.02, 3: 0.01}
 RUNNING = "90→10 / 10→90"
 RUNNING_UNTIL = 0.6
 FAILED = "4-stage"
@@ -114,6 +119,7 @@ FAILED_MESSAGE = "loss diverged (nan) at step 160"
 HIDDEN_SIM = {"50/50": [0.31, 0.22, 0.18], "90/10": [0.52, 0.41, 0.37]}
 EMB_SIM = {"50/50": (0.02, 0.01), "90/10": (0.28, 0.21)}  # input, output
 GRAD_SIM = {"50/50": 0.07, "90/10": 0.53}
+PROBE_ACC = {"50/50": {"EN1": 0.9, "EN2": 0.62}, "90/10": {"EN1": 0.92, "EN2": 0.81}}
 GRAD_COMPONENTS = (
     "ln1.weight",
     "ln1.bias",
@@ -130,23 +136,29 @@ GRAD_COMPONENTS = (
 )
 
 
-def build_fixture_db(root: Path) -> Path:
-    """Writes ``root/experiments.toml``, the run folders and ``root/fixture.duckdb``; returns the database."""
+def build_fixture_db(
+    root: Path, config_text: str = FIXTURE_CONFIG, experiment: str = "table1", probes: bool = False
+) -> Path:
+    """Writes ``root/experiments.toml``, the run folders and ``root/fixture.duckdb``; returns the database.
+
+    ``config_text``/``experiment``: another configuration and the experiment whose runs to
+    write (its schedules must be named as in ``TEFF``); ``probes``: finished mixes also log
+    the downstream probe (``PROBE_ACC``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = root / "experiments.toml"
-    config.write_text(FIXTURE_CONFIG, encoding="utf-8")
+    config.write_text(config_text, encoding="utf-8")
     db_path = root / "fixture.duckdb"
     artefacts = layout.artefacts_root(db_path)
     import tomllib
 
-    experiments = parse_experiments(tomllib.loads(FIXTURE_CONFIG), FIXTURE_CONFIG, str(config))
+    experiments = parse_experiments(tomllib.loads(config_text), config_text, str(config))
     for exp in experiments:
         write_experiment(artefacts, exp)
         os.utime(artefacts / "experiments" / f"{exp.name}.json", (T0, T0))
-    table1 = next(e for e in experiments if e.name == "table1")
-    for i, spec in enumerate(table1.runs):
-        _write_run(layout.run_dir(db_path, spec.run_id), spec, T0 + 3600.0 * i)
+    written = next(e for e in experiments if e.name == experiment)
+    for i, spec in enumerate(written.runs):
+        _write_run(layout.run_dir(db_path, spec.run_id), spec, T0 + 3600.0 * i, probes)
     Store(db_path).ingest()
     return db_path
 
@@ -157,12 +169,12 @@ def _ppl(tokens: float, budget: float, teff: float = 1.0, wobble: float = 1.0) -
     return min(UNTRAINED_PPL, wobble * LAW_K * (teff * tokens / budget) ** -LAW_B)
 
 
-def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
+def _write_run(run_dir: Path, spec: RunSpec, start: float, probes: bool = False) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(spec.to_json(), encoding="utf-8")
-    B, C = spec.train["batch_size"], spec.train["context"]
+    B, C = spec.train.batch_size, spec.train.context
     step_s = B * C / TOKENS_PER_S
-    seen = tokens_seen(asdict(spec))
+    seen = tokens_seen(spec.to_dict())
     langs = spec.languages
     last = spec.total_steps
     if spec.name == RUNNING:
@@ -173,17 +185,19 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
     def ppl(lang: str, step: int) -> float:
         i = langs.index(lang)
         t = float(seen[i][step])
+        own = 0.01 * spec.seed * ((zlib.crc32(spec.name.encode()) + i) % 3 - 1)  # what schedules do not share
+        shift = math.exp(SEED_SHIFT[spec.seed] + own)
         if spec.kind == "baseline":
             if t == 0:
                 return UNTRAINED_PPL
             wobble = BASELINE_WOBBLE.get(spec.fraction, 1.0) if step == spec.total_steps else 1.0
-            return _ppl(t, spec.budget_tokens, wobble=wobble)
-        return _ppl(t, spec.budget_tokens, TEFF[spec.name][lang])
+            return _ppl(t, spec.budget_tokens, wobble=wobble * shift)
+        return _ppl(t, spec.budget_tokens, TEFF[spec.name][lang], wobble=shift)
 
     def at(step: int) -> float:
         return start + 5.0 + step * step_s
 
-    eval_every = max(1, round(spec.eval["every"] * spec.total_steps))
+    eval_every = max(1, round(spec.eval.every * spec.total_steps))
     eval_langs = langs if spec.kind == "mix" else [langs[spec.schedule["percents"].index([100.0])]]
     with EventLog(run_dir) as log:
         log.emit(Queued(spec.run_id, time=start))
@@ -199,7 +213,7 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
             )
         )
         for step in range(0, last + 1):
-            if step > 0 and (step % spec.train["log_every"] == 0 or step == last):
+            if step > 0 and (step % spec.train.log_every == 0 or step == last):
                 probs = spec.schedule_obj().probs(step - 1, spec.total_steps)
                 lang_loss = {lang: math.log(ppl(lang, step)) + 0.05 for lang, p in zip(langs, probs) if p > 0}
                 loss = sum(p * lang_loss[lang] for lang, p in zip(langs, probs) if p > 0)
@@ -241,18 +255,21 @@ def _write_run(run_dir: Path, spec: RunSpec, start: float) -> None:
         else:
             if spec.kind == "mix":
                 _write_alignment(log, spec, at(last) + 3.0)
+                if probes:
+                    _write_probes(log, spec, at(last) + 4.0)
             log.emit(Status(spec.run_id, "done", step=last, time=at(last) + 10.0))
 
 
 def _lr(spec: RunSpec, step: int) -> float:
     t = spec.train
-    if step < t["warmup"]:
-        return t["lr"] * (step + 1) / max(1, t["warmup"])
-    progress = (step - t["warmup"]) / max(1, spec.total_steps - t["warmup"])
-    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * progress))
+    if step < t.warmup:
+        return t.lr * (step + 1) / max(1, t.warmup)
+    progress = (step - t.warmup) / max(1, spec.total_steps - t.warmup)
+    return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
 
 
 def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:
+    shift = SEED_SIM[spec.seed]
     common = {
         "run_id": spec.run_id,
         "step": spec.total_steps,
@@ -261,7 +278,7 @@ def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:
         "lang_b": spec.languages[1],
         "time": when,
     }
-    for matrix, sim in zip(("input", "output"), EMB_SIM[spec.name]):
+    for matrix, sim in zip(("input", "output"), (s + shift for s in EMB_SIM[spec.name])):
         bins = [
             {"lo": 0.0, "hi": 0.0, "n": 40, "similarity": sim / 4, "control": 0.0},
             {"lo": 10.0, "hi": 17.8, "n": 300, "similarity": sim, "control": 0.01},
@@ -270,13 +287,32 @@ def _write_alignment(log: EventLog, spec: RunSpec, when: float) -> None:
         log.emit(
             AlignEmbedding(**common, matrix=matrix, similarity=sim, control=0.01, n_ids=2048, n_anchors=0, bins=bins)
         )
-    for layer, sim in enumerate(HIDDEN_SIM[spec.name]):
+    for layer, sim in enumerate(s + shift for s in HIDDEN_SIM[spec.name]):
         log.emit(AlignHidden(**common, layer=layer, similarity=sim, n_sequences=32))
-    mean = GRAD_SIM[spec.name]
+    mean = GRAD_SIM[spec.name] + shift
     for block in range(2):
         for k, component in enumerate(GRAD_COMPONENTS):
             offset = 0.03 * ((k % 5) - 2) + 0.02 * block  # a fixed spread around the mean
             log.emit(AlignGradient(**common, tensor=f"blocks.{block}.{component}", similarity=mean + offset))
+
+
+def _write_probes(log: EventLog, spec: RunSpec, when: float) -> None:
+    for lang in spec.languages:
+        log.emit(
+            ProbeResult(
+                spec.run_id,
+                step=spec.total_steps,
+                tokens=spec.total_tokens,
+                task="builtin:synthetic",
+                train_language=spec.languages[0],
+                language=lang,
+                accuracy=PROBE_ACC[spec.name][lang] + SEED_SIM[spec.seed],
+                chance=0.5,
+                n_examples=300,
+                train_accuracy=0.95,
+                time=when,
+            )
+        )
 
 
 def screen_app(config_path: Path, db_path: Path, make_screen, refresh_every: float = 3600.0):

@@ -122,6 +122,31 @@ async def test_unexpected_errors_are_notified_and_logged(make_app, fixture_db):
         assert any(n.message == "run x is running" for n in app._notifications)
 
 
+@asyncio
+async def test_cancelling_a_slurm_run_without_scancel_shows_the_message(make_app, fixture_db, tmp_path, monkeypatch):
+    """A backend's refusal is the user's to act on: its message, not "internal error" and a traceback."""
+    from engine.launch.state import all_run_dirs
+    from engine.runs import layout
+    from engine.runs.events import Queued, Submitted, append_event
+
+    run_dir = all_run_dirs(layout.artefacts_root(fixture_db))[0]
+    append_event(run_dir, Queued(run_dir.name))
+    append_event(run_dir, Submitted(run_dir.name, "slurm", "4242", "login"))
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no sacct, no scancel: not a Slurm login node
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.screen.run_action_thread("cancel", [run_dir.name])
+        for _ in range(100):
+            if any("scancel" in n.message for n in app._notifications):
+                break
+            await pilot.pause(0.05)
+        [note] = [n for n in app._notifications if "scancel" in n.message]
+        assert note.message == "scancel not found: run xling cancel on a Slurm login node"
+        assert note.title == "cancel" and note.severity == "error"
+    assert not fixture_db.with_name("xling-tui.errors.log").exists()
+
+
 # -- run actions (no screen) -------------------------------------------------------------
 
 

@@ -26,7 +26,8 @@ def test_worker_log_screen(snap_compare, make_app):
         await wait_loaded(pilot)
         await pilot.press("slash", *"4-stage", "enter", "l")
         for _ in range(100):
-            if type(pilot.app.screen).__name__ == "LogScreen" and pilot.app.screen._log_offset != 0:
+            screen = pilot.app.screen
+            if type(screen).__name__ == "LogScreen" and (screen._tail.offset or screen._said_missing):
                 break
             await pilot.pause(0.05)
         await pilot.pause()

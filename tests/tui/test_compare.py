@@ -56,7 +56,12 @@ def test_fetch_has_curves_and_the_experiments_report(fixture_db):
     (report,) = data.reports
     main = report.tables[0]
     rows = {r[0]: dict(zip(main.columns, r)) for r in main.rows}
-    assert rows["90/10"]["TEff EN2"] == "3.22" and "90→10 / 10→90" not in rows  # finished runs only
+    assert rows["90/10"]["TEff EN2"] == "3.22 [2.87, 3.61] n=1" and rows["90/10"]["p(EN2)"] == "10%"
+    assert "90→10 / 10→90" not in rows  # still running: the report has finished runs only
+    (paired,) = data.comparisons  # the finished picked schedules, the first against the other
+    assert paired.comparison.a == "50/50" and paired.comparison.b == "90/10"
+    teff = next(r for r in paired.comparison.rows if (r.measure, r.language) == ("teff", "EN2"))
+    assert teff.change.startswith("-59") and teff.verdict == "n=1: no verdict"
 
 
 # -- what is drawn (no screen) --------------------------------------------------------------

@@ -57,6 +57,15 @@ def test_where_a_run_is_names_its_cluster_job_and_filters_on_it():
     queued = _row("c", "x", status="queued", device=None, host=None, backend="slurm", job_id="81235")
     assert device_text(queued) == "slurm 81235"
     assert [r.run_id for r in filter_rows([local, slurm, queued], "8123")] == ["b", "c"]
+    # the scheduler's word on the job while the run goes; not once it is over
+    waiting = _row(
+        "d", "x", status="queued", device=None, host=None, backend="slurm", job_id="9", job_state="PENDING (Priority)"
+    )
+    assert device_text(waiting) == "slurm 9 PENDING (Priority)"
+    running = _row("e", "x", status="running", host="node7", backend="slurm", job_id="10", job_state="RUNNING")
+    assert device_text(running) == "cpu@node7 slurm 10 RUNNING"
+    done = _row("f", "x", status="done", host="node7", backend="slurm", job_id="11", job_state="RUNNING")
+    assert device_text(done) == "cpu@node7 slurm 11"
 
 
 def test_sort_by_progress_and_best_ppl_of_the_weakest_language():
@@ -392,3 +401,43 @@ async def test_cancel_asks_then_takes_the_run_out(make_app):
         assert "resume" in what
         proc.terminate()  # before its workers start (it is still importing); after, SIGTERM stops them
         proc.wait(timeout=60)
+
+
+def test_a_waiting_run_shows_waiting_and_filters_on_it():
+    from xling_tui.widgets.runs_table import row_cells
+
+    reason = "waiting for a CPU slot: 2 of 2 cores held by xling runs (ab12cd34)"
+    waiting = _row("w", "90/10", status="queued", message=reason)
+    queued, failed = _row("q", "x", status="queued"), _row("f", "y", status="failed", message="boom")
+    assert waiting.waiting == reason and queued.waiting is None and failed.waiting is None
+    assert [row_cells(r, False)[2].plain for r in (waiting, queued, failed)] == ["waiting", "queued", "failed"]
+    assert [r.run_id for r in filter_rows([waiting, queued, failed], "waiting")] == ["w"]
+
+
+@asyncio
+async def test_the_status_line_says_why_a_run_waits(make_app, fixture_db):
+    """A launcher that found no free CPU slot logs a queued event with its reason."""
+    import json
+
+    from engine.runs import layout
+    from engine.runs.events import EventLog, Queued
+
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await _loaded(pilot)
+        [spec_dir] = [layout.run_dir(fixture_db, r.run_id) for r in app.screen.data.runs if r.name == "50/50"]
+        spec = json.loads((spec_dir / "spec.json").read_text()) | {"run_id": "cafe00000000", "name": "patient"}
+        new = layout.run_dir(fixture_db, "cafe00000000")
+        new.mkdir()
+        (new / "spec.json").write_text(json.dumps(spec))
+        with EventLog(new) as log:
+            log.emit(Queued("cafe00000000"))
+            log.emit(Queued("cafe00000000", message="waiting for a CPU slot: 2 of 2 cores held by xling runs"))
+        app.screen.request_fetch()
+        for _ in range(200):
+            if "patient" in {r.name for r in app.screen.data.runs}:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        line = str(app.screen.query_one("#status-line").render())
+        assert "table1/patient waiting for a CPU slot: 2 of 2 cores held by xling runs" in line

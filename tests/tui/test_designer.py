@@ -202,8 +202,8 @@ async def test_add_stage_and_language_then_save_keeps_comments(config, tmp_path)
         screen.query_one("#cell-0-0").focus()
         await pilot.press("f4")  # split stage 1: 90/10 then 90/10, ends 0.5 / 1.0
         await settle(pilot)
-        await _type(pilot, "cell-0-1", "10")
-        await _type(pilot, "cell-1-1", "90")
+        await _type(pilot, "cell-0-1", "20")  # not 10/90: that is schedule 90→10 / 10→90 already
+        await _type(pilot, "cell-1-1", "80")
         await pilot.press("f2")  # a third language, 0% everywhere
         await settle(pilot)
         assert [m.languages for m in screen.models][0] == ["EN1", "EN2", "EN3"]
@@ -213,7 +213,7 @@ async def test_add_stage_and_language_then_save_keeps_comments(config, tmp_path)
     text = config.read_text(encoding="utf-8")
     # two equal stages need no `ends` line, as the file's own comment says
     assert (
-        '[[experiments.table1.schedules]]\nname = "90/10"\nmix = { EN1 = [90, 10], EN2 = [10, 90], EN3 = [0, 0] }'
+        '[[experiments.table1.schedules]]\nname = "90/10"\nmix = { EN1 = [90, 20], EN2 = [10, 80], EN3 = [0, 0] }'
         in text
     )
     assert 'languages = ["EN1", "EN2", "EN3"]' in text
@@ -227,7 +227,7 @@ async def test_add_stage_and_language_then_save_keeps_comments(config, tmp_path)
     exp = load_experiments(config, ["table1"])[0]
     schedule = next(r for r in exp.runs if r.name == "90/10").schedule_obj()
     assert schedule.ends == (0.5, 1.0) and schedule.marginal_fractions() == pytest.approx(
-        {"EN1": 0.5, "EN2": 0.5, "EN3": 0}
+        {"EN1": 0.55, "EN2": 0.45, "EN3": 0}
     )
 
 
@@ -347,3 +347,12 @@ async def test_escape_warns_once_about_unsaved_changes(config, tmp_path):
         await pilot.pause()
         assert not isinstance(app.screen, DesignerScreen)
     assert config.read_text(encoding="utf-8") == FIXTURE_CONFIG
+
+
+def test_a_new_draft_takes_the_configs_defaults():
+    from engine.config.spec import DataConfig, ExperimentConfig, TrainConfig
+
+    draft = toml_edit.ExperimentDraft.new("fresh", ["A", "B"], 10_000)
+    assert draft.model == ExperimentConfig.model_fields["model"].default and draft.seeds == [0]
+    assert draft.anchors == DataConfig.model_fields["anchors"].default and draft.is_new
+    assert (draft.batch_size, draft.context) == (TrainConfig().batch_size, TrainConfig().context)

@@ -51,11 +51,11 @@ def test_table_has_a_row_per_schedule_with_where_its_runs_are(fixture_db):
     by = {name: dict(zip(columns, cells)) for name, cells in rows}
     assert list(by) == ["mono EN1 100%", "mono EN1 50%", "mono EN1 25%", "mono EN1 10%", "4-stage", "50/50", "90/10",
                         RUNNING]  # fmt: skip
-    assert by["90/10"]["TEff EN2"] == "3.22" and str(by["90/10"]["runs"]) == "1 done"
+    assert by["90/10"]["TEff EN2"] == "3.22 [2.87, 3.61] n=1" and str(by["90/10"]["runs"]) == "1 done"  # report's cell
     assert str(by[RUNNING]["runs"]) == "1 running 60%" and str(by[RUNNING]["PPL EN2"]) == "…"
     assert by[RUNNING]["p(EN1)"] == "90%↘10%" and by[RUNNING]["tokens"] == "2.46M"  # its settings, already
     assert str(by["4-stage"]["runs"]) == "1 failed"
-    assert by["mono EN1 10%"]["TEff EN1"] == "<1.00"  # the report's marks, kept
+    assert by["mono EN1 10%"]["TEff EN1"] == "<1.00 n=1"  # the report's marks, kept
 
 
 def test_law_plot_has_the_law_its_points_and_every_mix_at_its_mlte(fixture_db):

@@ -65,6 +65,24 @@ def test_teff_panel_has_the_law_the_baselines_and_every_mix_at_its_mlte(fixture_
     assert tokens[0] <= min(p.tokens_seen for p in panel.points) and tokens[-1] >= 2_457_600
 
 
+def test_teff_carries_the_law_interval_and_the_schedule_over_seeds(fixture_db):
+    from xling_tui.screens.run_detail import teff_text
+
+    ids = _ids(fixture_db)
+    panel = run_panels.teff_panel(Store(fixture_db), "table1", "cpu-xs", "EN1", name="90/10")
+    rare = next(p for p in panel.points if (p.run_name, p.language) == ("90/10", "EN2"))
+    assert rare.lo < rare.teff < rare.hi and rare.wide is False
+    assert [(r.measure, r.language) for r in panel.seeds] == [
+        ("ppl", "EN1"),
+        ("ppl", "EN2"),
+        ("teff", "EN1"),
+        ("teff", "EN2"),
+    ]
+    text = teff_text(panel, ids["90/10"]).plain
+    assert f"TEff 3.22 [{rare.lo:.2f}, {rare.hi:.2f}] law" in text
+    assert "90/10 over seeds (95%): PPL EN1 112.8 n=1" in text and "TEff EN2 3.22 [2.87, 3.61] n=1" in text
+
+
 def test_teff_panel_without_baselines_says_why(fixture_db):
     panel = run_panels.teff_panel(Store(fixture_db), "quick", "cpu-xs", "EN1")
     assert panel.curve == [] and "needs finished monolingual baselines" in panel.law_error

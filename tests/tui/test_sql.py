@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from db.queries import InterruptibleQuery, QueryCancelled
 from db.store import QueryError, Store
+from db.user_sql import QueryCancelled, UserQuery
 
 asyncio = pytest.mark.asyncio
 LONG = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3"
@@ -16,23 +16,23 @@ LONG = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3"
 
 def test_interruptible_query_caps_rows_and_refuses_writes_and_files(fixture_db):
     store = Store(fixture_db)
-    result = InterruptibleQuery(store, "SELECT * FROM range(50)", max_rows=10).run()
+    result = UserQuery(store, "SELECT * FROM range(50)").run(10)
     assert len(result.rows) == 10 and result.truncated
     with pytest.raises(QueryError, match="read-only"):
-        InterruptibleQuery(store, "DELETE FROM runs", max_rows=10).run()
+        UserQuery(store, "DELETE FROM runs").run(10)
     with pytest.raises(QueryError):
-        InterruptibleQuery(store, f"COPY runs TO '{fixture_db.parent / 'out.csv'}'", max_rows=10).run()
+        UserQuery(store, f"COPY runs TO '{fixture_db.parent / 'out.csv'}'").run(10)
     assert not (fixture_db.parent / "out.csv").exists()
     assert store.query("SELECT count(*) FROM runs").rows[0][0] == 8
 
 
 def test_cancel_from_another_thread_interrupts_duckdb(fixture_db):
-    query = InterruptibleQuery(Store(fixture_db), LONG, max_rows=10)
+    query = UserQuery(Store(fixture_db), LONG)
     outcome: list[BaseException | object] = []
 
     def run() -> None:
         try:
-            outcome.append(query.run())
+            outcome.append(query.run(10))
         except BaseException as exc:  # noqa: BLE001 - the test inspects it
             outcome.append(exc)
 

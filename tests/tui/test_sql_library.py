@@ -9,10 +9,12 @@ import duckdb
 import pytest
 
 from db.export import ExportError, check_target, export_query
-from db.queries import InterruptibleQuery, schema_catalog
+from db.queries import schema_catalog
 from db.store import QueryError, Store
+from db.user_sql import UserQuery
 from tests.tui.test_dashboard_snapshots import wait_loaded
 from xling_tui.query_library import HISTORY_LIMIT, HistoryCursor, LibraryError, QueryLibrary, library_path
+from xling_tui.screens.sql import ROW_CAP
 from xling_tui.sql_completion import Catalog, Relation, complete
 
 asyncio = pytest.mark.asyncio
@@ -119,12 +121,12 @@ def test_completion_of_tables_columns_aliases_and_functions(fixture_db):
 
 def test_a_capped_answer_knows_the_size_of_the_whole_result(fixture_db):
     store = Store(fixture_db)
-    result = InterruptibleQuery(store, "SELECT * FROM range(2500);", max_rows=1000).run()
-    assert len(result.rows) == 1000 and result.truncated and result.total_rows == 2500
-    multi = InterruptibleQuery(store, "SELECT 1; SELECT * FROM range(1500)", max_rows=1000).run()
-    assert multi.total_rows == 1500  # not one SELECT: counted by reading on
-    small = InterruptibleQuery(store, "SELECT name FROM runs", max_rows=1000).run()
-    assert small.total_rows == 8 and not small.truncated
+    result = UserQuery(store, "SELECT * FROM range(2500);").run(ROW_CAP, count_rest=True)  # as the screen asks
+    assert len(result.rows) == 1000 and result.truncated and result.left_out == 1500
+    multi = UserQuery(store, "SELECT 1; SELECT * FROM range(1500)").run(ROW_CAP, count_rest=True)
+    assert len(multi.rows) + multi.left_out == 1500  # the last statement's result
+    small = UserQuery(store, "SELECT name FROM runs").run(ROW_CAP, count_rest=True)
+    assert len(small.rows) == 8 and not small.truncated
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
@@ -133,7 +135,7 @@ def test_export_writes_the_whole_result_with_its_types(fixture_db, tmp_path, suf
     (tmp_path / "out").mkdir()
     target = tmp_path / "out" / f"out{suffix}"
     sql = "SELECT run_id, step, lang_loss, time FROM train_metrics ORDER BY run_id, step"
-    assert export_query(InterruptibleQuery(store, sql, 0), target) == 283
+    assert export_query(UserQuery(store, sql), target) == 283
     reader = {".csv": "read_csv", ".parquet": "read_parquet", ".json": "read_json"}[suffix]
     con = duckdb.connect()
     assert con.execute(f"SELECT count(*) FROM {reader}('{target}')").fetchone()[0] == 283
@@ -163,9 +165,9 @@ def test_export_refuses_bad_targets(tmp_path):
 def test_export_runs_read_only_without_file_access(fixture_db, tmp_path):
     store = Store(fixture_db)
     with pytest.raises(QueryError, match="file system operations are disabled"):
-        export_query(InterruptibleQuery(store, "SELECT * FROM read_csv('/etc/passwd')", 0), tmp_path / "x.csv")
+        export_query(UserQuery(store, "SELECT * FROM read_csv('/etc/passwd')"), tmp_path / "x.csv")
     with pytest.raises(QueryError, match="read-only"):
-        export_query(InterruptibleQuery(store, "DELETE FROM runs RETURNING *", 0), tmp_path / "x.csv")
+        export_query(UserQuery(store, "DELETE FROM runs RETURNING *"), tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists() and store.query("SELECT count(*) FROM runs").rows[0][0] == 8
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 from engine.backends.base import Placement
 from engine.config.cluster import ClusterSettings, load_cluster, parse_sbatch_options, with_flags
+from engine.errors import XlingError
+from engine.runs.status import LIVE
 
 SLURM_ONLY = ("partition", "time", "account", "sbatch")
 
 
-class ClusterUsageError(ValueError):
-    """Flags that do not fit the chosen backend; one line for the user."""
+class ClusterUsageError(XlingError, ValueError):
+    """Launch flags that do not fit together, the chosen backend or this machine; one line for the user."""
 
 
 def cluster_backend(config: Path, backend: str, device: str, flags: dict[str, Any]) -> tuple[Any, Placement] | None:
@@ -76,29 +78,13 @@ def _ray(settings: ClusterSettings, device: str, flags: dict[str, Any]) -> tuple
 
 
 def where(row: dict) -> str:
-    """Host and job of a status row, on one line: 'node7 slurm 1234', 'box pid 4242'."""
+    """Host and job of a status row, on one line: 'node7 slurm 1234 RUNNING', 'box pid 4242';
+    the job's state only while the run is not over."""
     backend, job_id = row.get("backend"), row.get("job_id")
     if job_id and backend not in (None, "local"):
         job = f"{backend} {job_id if len(job_id) <= 12 else job_id[:10] + '…'}"
+        if row.get("job_state") and row.get("status") in LIVE:
+            job = f"{job} {row['job_state']}"
     else:
         job = f"pid {row['pid']}" if row.get("pid") else ""
     return " ".join(p for p in (row.get("host") or "", job) if p)
-
-
-def reconcile_cluster_runs(store) -> bool:
-    """Marks cluster runs whose job ended without a word from the worker (one sacct for
-    all of them); True when some run changed. Only runs the database shows as queued or
-    running on a cluster are read, so an idle `xling status` costs no scheduler call."""
-    from engine.launch.state import reconcile, state_of
-
-    rows = store.query(
-        "SELECT run_dir FROM runs WHERE backend IN ('slurm', 'ray') "
-        "AND status IN ('queued', 'running') AND run_dir IS NOT NULL"
-    ).rows
-    states = []
-    for (run_dir,) in rows:
-        try:
-            states.append(state_of(Path(run_dir)))
-        except (OSError, ValueError):
-            continue  # a folder removed meanwhile; the next ingest drops it
-    return bool(states) and bool(reconcile(states))

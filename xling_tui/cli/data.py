@@ -8,13 +8,21 @@ vocabularies overlap" before anything is trained.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from xling_tui.cli.output import console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from engine.config.spec import Experiment
+    from engine.data.recipe import DataRecipe
 
 data_app = typer.Typer(
     name="data",
@@ -23,39 +31,33 @@ data_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
 ConfigArg = Annotated[Path, typer.Argument(help="experiments file")]
 ExperimentOpt = Annotated[
     list[str] | None, typer.Option("--experiment", "-e", help="only this experiment (repeatable)")
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(2)
-
-
 def _experiments(config: Path, only: list[str] | None):
-    from engine.config.locate import SpecError
-    from engine.config.spec import load_experiments
+    from engine.config.spec import check_inputs, load_experiments
 
-    try:
-        return load_experiments(config, only or None)
-    except SpecError as exc:
-        raise _fail(str(exc))
+    experiments = load_experiments(config, only or None)
+    check_inputs(experiments)
+    return experiments
 
 
-def _distinct_data(experiments) -> list[tuple[str, dict, list[str], int]]:
-    """(experiment, data, languages, budget) once per distinct preparation."""
+def _describe(progress: Progress, task: TaskID, name: str, message: str) -> None:
+    progress.update(task, description=f"{name}: {message}")
+
+
+def _distinct_data(experiments: list[Experiment]) -> list[tuple[str, DataRecipe]]:
+    """(experiment, data recipe) once per distinct preparation."""
     seen, out = set(), []
     for exp in experiments:
         for run in exp.runs:
-            key = json.dumps([run.data, run.languages, run.budget_tokens], sort_keys=True)
+            key = json.dumps([run.data.model_dump(mode="json"), run.languages, run.budget_tokens], sort_keys=True)
             if key not in seen:
                 seen.add(key)
-                out.append((exp.name, run.data, run.languages, run.budget_tokens))
+                out.append((exp.name, run.data_recipe()))
     return out
 
 
@@ -64,15 +66,17 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
     """Build and cache the tokenizers and token arrays of the experiments in CONFIG (once per corpus)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from engine.data.real_languages import prepare_run_data, prepare_steps
+    from engine.data.prepare import prepare_run_data, prepare_steps
     from engine.data.tasks import check_end_inputs
 
     experiments = _experiments(config, experiment)
     todo = _distinct_data(experiments)
-    runs = list({json.dumps([r.data, r.eval], sort_keys=True): r for e in experiments for r in e.runs}.values())
-    steps = [
-        (name, label, fn) for name, data, langs, budget in todo for label, fn in prepare_steps(data, langs, budget)
-    ]
+    runs = {
+        json.dumps([r.data.model_dump(mode="json"), r.eval.model_dump(mode="json")], sort_keys=True): r
+        for e in experiments
+        for r in e.runs
+    }
+    steps = [(name, label, fn) for name, recipe in todo for label, fn in prepare_steps(recipe)]
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -80,21 +84,19 @@ def prepare(config: ConfigArg = Path("experiments.toml"), experiment: Experiment
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    try:
-        with Progress(*columns, console=console) as progress:
-            overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
-            for name, label, fn in steps:
-                task = progress.add_task(f"{name}: {label}", total=1)
-                fn(lambda msg, task=task, name=name: progress.update(task, description=f"{name}: {msg}"))
-                progress.update(task, completed=1, description=f"{name}: {label}")
-                progress.advance(overall)
-            for _name, data, langs, budget in todo:  # combines vocabularies; everything is cached by now
-                prepare_run_data(data, langs, budget, log=lambda m: None)
-                progress.advance(overall)
-        for spec in runs:  # parallel pairs and probe tasks: their errors now, not after training
-            check_end_inputs(spec)
-    except ValueError as exc:  # engine.errors.DataError: a corpus that cannot be read or is too small
-        raise _fail(str(exc))
+    with Progress(*columns, console=console) as progress:
+        overall = progress.add_task("[bold]all corpora[/]", total=len(steps) + len(todo))
+        for name, label, fn in steps:
+            task = progress.add_task(f"{name}: {label}", total=1)
+            fn(functools.partial(_describe, progress, task, name))
+            progress.update(task, completed=1, description=f"{name}: {label}")
+            progress.advance(overall)
+        for _name, recipe in todo:  # combines vocabularies; everything is cached by now
+            prepare_run_data(recipe, log=lambda m: None)
+            progress.advance(overall)
+    for spec in runs.values():  # parallel pairs and probe tasks: their errors now, not after training
+        probe = spec.eval.probe
+        check_end_inputs(spec.data_recipe(), probe.task if probe else None)
     console.print(f"[green]prepared[/] {len(todo)} data configuration(s) of {len({t[0] for t in todo})} experiment(s)")
 
 
@@ -108,16 +110,13 @@ def info(
 
     Builds whatever is not cached yet (as `xling data prepare` would).
     """
-    from engine.data.real_languages import prepare_run_data, summarize
+    from engine.data.prepare import prepare_run_data, summarize
 
     out = []
-    try:
-        for name, data, langs, budget in _distinct_data(_experiments(config, experiment)):
-            with console.status(f"{name}: loading data"):
-                prepared = prepare_run_data(data, langs, budget, log=lambda m: None)
-            out.append({"experiment": name, "budget_tokens": budget, **summarize(data, langs, prepared)})
-    except ValueError as exc:
-        raise _fail(str(exc))
+    for name, recipe in _distinct_data(_experiments(config, experiment)):
+        with console.status(f"{name}: loading data"):
+            prepared = prepare_run_data(recipe, log=lambda m: None)
+        out.append({"experiment": name, "budget_tokens": recipe.budget_tokens, **summarize(prepared)})
     if as_json:
         print(json.dumps(out, indent=1))
         return

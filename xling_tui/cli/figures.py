@@ -1,5 +1,7 @@
 """PNG figures for ``xling report --figures DIR`` (matplotlib, Agg: no display needed).
 
+matplotlib is optional (``pip install 'xling[figures]'``): nothing else needs it.
+
 The paper's figures at the scale of an experiment: PPL and TEff against the language
 ratio (Fig. 1/3), the fitted scaling laws with their points and each multilingual
 language placed at its (tokens seen, PPL) (Fig. 5), embedding similarity against the
@@ -9,8 +11,18 @@ random control by frequency (Fig. 6/7), and hidden-state similarity per layer.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
+
+
+def figures_unavailable() -> str | None:
+    """Why figures cannot be drawn here, for the user; None when matplotlib is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "--figures needs matplotlib, which is not installed: pip install 'xling[figures]'"
+    return None
 
 
 def _plt():
@@ -52,14 +64,31 @@ def _ratio_figure(store, report, folder: Path) -> Path | None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
     for lang, marker in ((l1, "o"), (l2, "s")):
         xs = [s for s, _ in points]
-        ax1.plot(xs, [r.ppl.get(lang) for _, r in points], marker=marker, label=lang)
-        ax2.plot(xs, [r.teff_value.get(lang) for _, r in points], marker=marker, label=lang)
-    ax1.set(xlabel=f"share of {l2} in training (%)", ylabel="test PPL", title="Perplexity")
+        for ax, centre, interval in (
+            (ax1, [r.ppl.get(lang) for _, r in points], [r.ppl_interval.get(lang) for _, r in points]),
+            (ax2, [r.teff_value.get(lang) for _, r in points], [r.teff_interval.get(lang) for _, r in points]),
+        ):
+            ax.errorbar(xs, _nan(centre), yerr=_yerr(centre, interval), marker=marker, capsize=3, label=lang)
+    ax1.set(xlabel=f"share of {l2} in training (%)", ylabel="test PPL", title="Perplexity (95% interval over seeds)")
     ax2.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax2.set(xlabel=f"share of {l2} in training (%)", ylabel="TEff", title="Token efficiency")
     for ax in (ax1, ax2):
         ax.legend()
     return _save(fig, folder / "ppl_teff_vs_ratio.png")
+
+
+def _nan(values: list) -> list[float]:
+    return [float("nan") if v is None else v for v in values]
+
+
+def _yerr(centre: list, intervals: list) -> list[list[float]]:
+    """Matplotlib's asymmetric error bars from [lo, hi] (none where a value has no interval)."""
+    lower, upper = [], []
+    for c, iv in zip(centre, intervals):
+        ok = c is not None and iv is not None and all(map(math.isfinite, iv))
+        lower.append(c - iv[0] if ok else 0.0)
+        upper.append(iv[1] - c if ok else 0.0)
+    return [lower, upper]
 
 
 def _law_figure(store, report, folder: Path) -> Path | None:
@@ -128,22 +157,22 @@ def _embedding_figure(store, report, folder: Path) -> Path | None:
 
 
 def _hidden_figure(store, report, folder: Path) -> Path | None:
-    from db import queries
-
-    rows = queries.report_hidden(store, report.experiment).dicts()
-    if not rows:
+    """Mean over seeds per layer, with the 95% interval as error bars."""
+    series: dict[str, list] = {}
+    for r in report.summaries:
+        if r.measure == "hidden_similarity":
+            series.setdefault(f"{r.name} {r.language}", []).append(r)
+    if not series:
         return None
-    series: dict[str, dict[int, list[float]]] = {}
-    for r in rows:
-        series.setdefault(f"{r['name']} {r['lang_a']}–{r['lang_b']}", {}).setdefault(r["layer"], []).append(
-            r["similarity"]
-        )
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, layers in series.items():
-        xs = sorted(layers)
-        ax.plot(xs, [sum(layers[x]) / len(layers[x]) for x in xs], marker="o", label=name)
-    ax.set(xlabel="layer (0 = embedding)", ylabel="mean cosine", title="Hidden-state similarity per layer")
+    for name, rows in series.items():
+        rows.sort(key=lambda r: int(r.detail))
+        centre = [r.mean for r in rows]
+        intervals = [None if r.lo is None else [r.lo, r.hi] for r in rows]
+        xs = [int(r.detail) for r in rows]
+        ax.errorbar(xs, _nan(centre), yerr=_yerr(centre, intervals), marker="o", capsize=3, label=name)
+    ax.set(xlabel="layer (0 = embedding)", ylabel="mean cosine", title="Hidden-state similarity per layer (95%)")
     ax.legend(fontsize=7)
     return _save(fig, folder / "hidden_similarity.png")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from engine.launch.state import RunState
-
-STATUS_STYLE = {"done": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "queued": "dim"}
+from engine.runs.status import LIVE, TERMINAL, RunStatus
+from xling_tui.status_style import status_style
 
 
 def _eta(seconds: float | None) -> str:
@@ -40,18 +43,19 @@ class RunProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     def update(self, states: list[RunState]) -> None:
         todo = [s for s in states if not s.skipped]
-        finished = sum(s.status in ("done", "failed", "cancelled") for s in todo)
+        finished = sum(s.status in TERMINAL for s in todo)
         if self.overall is None:
             self.overall = self.progress.add_task("", total=len(todo), label="[bold]all runs[/]", info="")
         self.progress.update(self.overall, completed=finished, info=f"{finished} finished, {len(todo) - finished} left")
         several = len({s.spec.experiment for s in todo}) > 1  # then "table1/50/50", not just "50/50"
         for state in todo:
-            if state.status == "queued" and state.spec.run_id not in self.tasks and not state.on_cluster:
+            shown = state.spec.run_id in self.tasks or state.on_cluster or state.message  # message: why it waits
+            if state.status is RunStatus.QUEUED and not shown:
                 continue
             self._update_run(state, several)
 
@@ -59,14 +63,16 @@ class RunProgress:
         run_id = s.spec.run_id
         if run_id not in self.tasks:
             self.tasks[run_id] = self.progress.add_task("", total=s.spec.total_steps, label="", info="")
-        style = STATUS_STYLE.get(s.status, "")
+        style = status_style(s.status) or "default"
         name = f"{s.spec.experiment}/{s.spec.name}" if with_experiment else s.spec.name
-        label = f"[{style}]{_short(name, 24 if with_experiment else 18)}[/]"
-        if s.status == "running":
+        label = f"[{style}]{escape(_short(name, 24 if with_experiment else 18))}[/]"
+        if s.status is RunStatus.RUNNING:
             parts = [f"{s.tokens_per_s or 0:,.0f} tok/s", f"loss {s.loss:.3f}" if s.loss else "", _eta(s.eta_seconds)]
         else:
             ppl = " ".join(f"{k} {v:.1f}" for k, v in sorted(s.best_ppl.items()))
-            parts = [f"[{style}]{s.status}[/]", f"PPL {ppl}" if ppl and s.status == "done" else "", s.message or ""]
-        if s.on_cluster and s.status in ("queued", "running"):
-            parts.append(f"[dim]{s.where}[/]")
-        self.progress.update(self.tasks[run_id], completed=s.step, label=label, info="  ".join(p for p in parts if p))
+            done = f"PPL {ppl}" if ppl and s.status is RunStatus.DONE else ""
+            parts = [f"[{style}]{s.status}[/]", done, escape(s.message or "")]
+        if s.on_cluster and s.status in LIVE:
+            parts.append(f"[dim]{escape(s.where)}[/]")
+        info = "  ".join(p for p in parts if p)
+        self.progress.update(self.tasks[run_id], completed=s.step or 0, label=label, info=info)

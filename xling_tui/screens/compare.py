@@ -9,8 +9,11 @@ others' paired differences are taken against it. ``i`` shows the point inspector
 cursor that ``←``/``→`` move from point to point; the legend reads every curve there.
 Under the plot the legend names each schedule with its shares, its final PPL per
 language over seeds, the cursor's reading and the difference from the pinned schedule.
-The second tab is ``xling report``'s tables for the runs' experiments, the picked rows
-in bold. Data is read on a thread worker (``db.compare_curves``, ``build_report``).
+The second tab is ``xling report``'s: first, when the picked runs are of two or more
+finished schedules of one experiment, the first against each other paired by seed
+(``build_comparison``, as ``xling report --compare A B``), then the tables of the runs'
+experiments with the picked rows in bold. Data is read on a thread worker
+(``db.compare_curves``, ``build_report``, ``build_comparison``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from xling_tui import overlay
+from xling_tui.context import xling_app
 from xling_tui.overlay import ALL, AXES, View
 from xling_tui.widgets.plots import PALETTE, XPlot
 
@@ -42,6 +46,7 @@ AXIS_ORDER = ("lang_tokens", "tokens", "step")
 class CompareData(Message):
     runs: dict = field(default_factory=dict)  # run_id -> db.compare_curves.RunCurves
     reports: list = field(default_factory=list)  # xling_tui.report.Report per experiment
+    comparisons: list = field(default_factory=list)  # xling_tui.report.Report per paired comparison
     error: str | None = None
     fingerprint: tuple = ()  # what changed since the last read (nothing: no redraw)
 
@@ -56,7 +61,9 @@ def fetch_compare(db_path: Path, run_ids: list[str]) -> CompareData:
     try:
         with store.reading():  # one connection for every read of the view
             runs = compare_curves(store, run_ids)
-            reports = [build_report(store, exp) for exp in experiment_of(store, run_ids)]
+            experiments = experiment_of(store, run_ids)
+            reports = [build_report(store, exp) for exp in experiments]
+            comparisons = _comparisons(store, experiments, [runs[r].name for r in run_ids if r in runs])
     except StoreError as exc:
         return CompareData(error=str(exc))
     missing = [r for r in run_ids if r not in runs]
@@ -69,12 +76,25 @@ def fetch_compare(db_path: Path, run_ids: list[str]) -> CompareData:
         )
         for rid, r in sorted(runs.items())
     )
-    return CompareData(runs, reports, error, fingerprint + (len(reports),))
+    return CompareData(runs, reports, comparisons, error, fingerprint + (len(reports), len(comparisons)))
+
+
+def _comparisons(store, experiments: list[str], picked: list[str]) -> list:
+    """The first picked finished schedule of an experiment against each other picked one."""
+    from db.paired import schedule_names
+    from xling_tui.report import build_comparison
+
+    out = []
+    for exp in experiments:
+        done = set(schedule_names(store, exp))
+        names = [n for n in dict.fromkeys(picked) if n in done]
+        out += [build_comparison(store, exp, names[0], other) for other in names[1:]]
+    return out
 
 
 def report_renderables(data: CompareData, picked: set[str]) -> list:
     out: list = []
-    for report in data.reports:
+    for report in [*data.comparisons, *data.reports]:
         out.append(Text(f"{report.experiment}", style="bold underline"))
         for t in report.tables:
             table = RichTable(
@@ -169,7 +189,7 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _fetch(self) -> None:
         try:
-            data = fetch_compare(Path(self.app.db_path), self.run_ids)
+            data = fetch_compare(Path(xling_app(self).db_path), self.run_ids)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             report = getattr(self.app, "report_error", None)
             if report is not None:
@@ -196,9 +216,9 @@ class CompareScreen(Screen):
         """Plot, legend and header for the current view (the UI thread's whole job)."""
         if self.data is None:
             return
-        self.shown = overlay.build(self.data.runs, self.groups, self.colours, self.view)
-        self.query_one("#compare-plot", XPlot).show(self.shown.figure)
-        self._render_legend()
+        self.shown = shown = overlay.build(self.data.runs, self.groups, self.colours, self.view)
+        self.query_one("#compare-plot", XPlot).show(shown.figure)
+        self._render_legend(self.data, shown)
         self._render_header()
 
     def _render_header(self) -> None:
@@ -218,13 +238,11 @@ class CompareScreen(Screen):
             header.append(f"\n{self.data.error}", style="yellow")
         self.query_one("#compare-header", Static).update(header)
 
-    def _render_legend(self) -> None:
+    def _render_legend(self, data: CompareData, shown: overlay.Overlay) -> None:
         table = self.query_one("#compare-legend", DataTable)
         keep = table.cursor_row
-        rows = overlay.legend(self.data.runs, self.groups, self.colours, self.view, self.shown)
-        langs = (
-            overlay.languages(self.data.runs, self.view.metric) if self.view.language == ALL else [self.view.language]
-        )
+        rows = overlay.legend(data.runs, self.groups, self.colours, self.view, shown)
+        langs = overlay.languages(data.runs, self.view.metric) if self.view.language == ALL else [self.view.language]
         table.clear(columns=True)
         table.add_column("", key="swatch")
         table.add_column("schedule", key="name")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,7 +21,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from xling_tui.data_source import DashboardData, RunRow
+from engine.runs.status import LIVE, RunStatus
+from xling_tui.context import xling_app
+from xling_tui.data_source import DashboardData, DashboardSource, RunRow
 from xling_tui.messages import ActionFinished, DashboardFetched, GpusSampled
 from xling_tui.screens.dialogs import ChoiceScreen, ConfirmScreen, TextPromptScreen
 from xling_tui.widgets.gpu_panel import GpuPanel
@@ -83,7 +86,7 @@ class DashboardScreen(Screen[None]):
         self._fetching = False
         self._again = False
         self._force = False
-        self._source = None
+        self._source: DashboardSource | None = None
         self._source_lock = threading.Lock()
         self._stop = threading.Event()
         self._last_error: str | None = None  # the poller reports a failure once, not every poll
@@ -107,7 +110,7 @@ class DashboardScreen(Screen[None]):
         self.query_one(RunsTable).focus()
         self._set_status("reading the results…")
         self.request_fetch()
-        self.set_interval(self.app.refresh_every, self.request_fetch)
+        self.set_interval(xling_app(self).refresh_every, self.request_fetch)
         self.sample_gpus()
 
     def on_unmount(self) -> None:
@@ -131,13 +134,13 @@ class DashboardScreen(Screen[None]):
         try:
             with self._source_lock:
                 if self._source is None:
-                    from xling_tui.data_source import DashboardSource
-
-                    self._source = DashboardSource(self.app.config_path, self.app.db_path, clock=self.app.clock)
+                    self._source = DashboardSource(
+                        xling_app(self).config_path, xling_app(self).db_path, clock=xling_app(self).clock
+                    )
                 data = self._source.fetch(force=force)
         except Exception as exc:  # noqa: BLE001 - reported once, the next poll tries again
             if repr(exc) != self._last_error:
-                self.app.report_error(exc, "reading the dashboard")
+                xling_app(self).report_error(exc, "reading the dashboard")
             self._last_error = repr(exc)
             data = None
         else:
@@ -167,7 +170,7 @@ class DashboardScreen(Screen[None]):
         if bar.selected is not None and bar.selected not in [e.name for e in data.experiments]:
             bar.selected = None
         self.query_one(GpuPanel).run_names = {
-            r.pid: r.label for r in data.runs if r.pid is not None and r.status == "running"
+            r.pid: r.label for r in data.runs if r.pid is not None and r.status == RunStatus.RUNNING
         }
         self.render_table()
 
@@ -193,13 +196,18 @@ class DashboardScreen(Screen[None]):
             parts.append(f"[yellow]config: {data.config_error}[/]")
         total = len(data.runs)
         if not total and not data.db_error:
-            parts.append(f"no runs in {self.app.db_path.name} yet: L launches an experiment")
+            parts.append(f"no runs in {xling_app(self).db_path.name} yet: L launches an experiment")
         else:
             counts: dict[str, int] = {}
             for r in rows:
                 counts[r.status] = counts.get(r.status, 0) + 1
             shown = f"{len(rows)}/{total} runs" + (f" · filter “{self.filter_text}”" if self.filter_text else "")
             parts.append(shown + " · " + " ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        waiting = [(r, why) for r in rows if (why := r.waiting)]
+        if waiting:  # the reason is too long for a table cell; one line says it for the first
+            more = f" (+{len(waiting) - 1} more)" if len(waiting) > 1 else ""
+            first, why = waiting[0]
+            parts.append(f"[yellow]{escape(first.label)} {escape(why)}{more}[/]")
         if self.sort_key != "default":
             parts.append(f"sort {self.sort_key}{' ↓' if self.sort_reverse else ' ↑'}")
         if self.marked:
@@ -246,15 +254,16 @@ class DashboardScreen(Screen[None]):
         """Loops on its own thread until the screen goes: NVML calls never reach the UI loop."""
         from xling_tui.data_source import GpuSampler
 
-        sampler = GpuSampler(self.app.gpu_source)
+        sampler = GpuSampler(xling_app(self).gpu_source)
         try:
             while not self._stop.is_set():
                 try:
-                    pids = {r.pid for r in (self.data.runs if self.data else ()) if r.pid and r.status == "running"}
+                    runs = self.data.runs if self.data else ()
+                    pids = {r.pid for r in runs if r.pid and r.status == RunStatus.RUNNING}
                     self.post_message(GpusSampled(sampler.sample(pids)))
                 except Exception as exc:  # noqa: BLE001
-                    self.app.report_error(exc, "sampling the GPUs")
-                self._stop.wait(self.app.gpu_every)
+                    xling_app(self).report_error(exc, "sampling the GPUs")
+                self._stop.wait(xling_app(self).gpu_every)
         finally:
             sampler.close()
 
@@ -351,17 +360,17 @@ class DashboardScreen(Screen[None]):
     def action_open_run(self) -> None:
         rows = self._need_selection()
         if rows:
-            self.app.open_run(rows[0].run_id)
+            xling_app(self).open_run(rows[0].run_id)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
-            self.app.open_run(str(event.row_key.value))
+            xling_app(self).open_run(str(event.row_key.value))
 
     def action_compare(self) -> None:
         rows = self._need_selection()
         if rows:
-            self.app.open_compare([r.run_id for r in rows])
+            xling_app(self).open_compare([r.run_id for r in rows])
 
     def action_view_experiment(self) -> None:
         """The experiment chosen in the bar, else the one of the run under the cursor."""
@@ -373,7 +382,7 @@ class DashboardScreen(Screen[None]):
         if name is None:
             self.notify("no experiment: choose one with [ ] or put the cursor on a run", severity="warning")
             return
-        self.app.open_experiment(name)
+        xling_app(self).open_experiment(name)
 
     def action_show_log(self) -> None:
         rows = self._need_selection()
@@ -382,7 +391,7 @@ class DashboardScreen(Screen[None]):
             from xling_tui.screens.log_view import LogScreen
 
             row = rows[0]
-            self.app.push_screen(LogScreen(layout.run_dir(self.app.db_path, row.run_id), row.label))
+            self.app.push_screen(LogScreen(layout.run_dir(xling_app(self).db_path, row.run_id), row.label))
 
     # -- actions: runs -----------------------------------------------------------------------
 
@@ -391,9 +400,9 @@ class DashboardScreen(Screen[None]):
         experiment = bar.selected
         what = f"experiment {experiment}" if experiment else "every experiment"
         body = (
-            f"Train {what} from {self.app.config_path.name} (finished runs are skipped).\n"
+            f"Train {what} from {xling_app(self).config_path.name} (finished runs are skipped).\n"
             "It runs as a headless `xling run` and keeps going after xling-tui quits; "
-            f"its output goes to {Path(self.app.db_path).stem}.runs/launches/."
+            f"its output goes to {Path(xling_app(self).db_path).stem}.runs/launches/."
         )
         choices = [
             ("auto", "launch (GPU if NVML sees one, else CPU)"),
@@ -408,7 +417,7 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(ChoiceScreen(f"Launch {what}", body, choices), chosen)
 
     def action_cancel_runs(self) -> None:
-        rows = [r for r in self._need_selection() if r.status in ("running", "queued")]
+        rows = [r for r in self._need_selection() if r.status in LIVE]
         if not rows:
             if self.selected_rows():
                 self.notify("nothing to cancel: the selected runs are not running or queued", severity="warning")
@@ -425,7 +434,7 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(ConfirmScreen(f"Cancel {len(rows)} run(s)?", body, yes="Cancel runs"), confirmed)
 
     def action_resume_runs(self) -> None:
-        rows = [r for r in self._need_selection() if r.status in ("failed", "cancelled")]
+        rows = [r for r in self._need_selection() if r.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
         if not rows:
             if self.selected_rows():
                 self.notify("only failed or cancelled runs can be resumed", severity="warning")
@@ -493,15 +502,15 @@ class DashboardScreen(Screen[None]):
         """The file and process work of an action, off the UI thread; errors are reported once."""
         from xling_tui import actions
 
-        db = self.app.db_path
+        db = xling_app(self).db_path
         lines: list[str] = []
         try:
             if what == "launch":
                 from engine.config.spec import load_experiments
 
-                load_experiments(self.app.config_path, [kw["experiment"]] if kw["experiment"] else None)
-                proc = actions.launch_experiment(self.app.config_path, db, kw["experiment"], kw["device"])
-                self.app.track_process(proc, f"launch of {kw['experiment'] or 'every experiment'}")
+                load_experiments(xling_app(self).config_path, [kw["experiment"]] if kw["experiment"] else None)
+                proc = actions.launch_experiment(xling_app(self).config_path, db, kw["experiment"], kw["device"])
+                xling_app(self).track_process(proc, f"launch of {kw['experiment'] or 'every experiment'}")
                 lines.append(
                     f"launched {kw['experiment'] or 'every experiment'} (pid {proc.pid}); output in {proc.log_path}"
                 )
@@ -509,20 +518,20 @@ class DashboardScreen(Screen[None]):
                 lines.extend(actions.cancel_runs(db, list(run_ids)))
             elif what == "resume":
                 proc = actions.resume_runs(db, list(run_ids))
-                self.app.track_process(proc, f"resume of {len(run_ids)} run(s)")
+                xling_app(self).track_process(proc, f"resume of {len(run_ids)} run(s)")
                 lines.append(f"resuming {len(run_ids)} run(s) (pid {proc.pid}); output in {proc.log_path}")
             elif what == "delete":
                 for rid in run_ids:
                     try:
                         lines.append(actions.delete_run(db, rid))
                     except actions.ActionError as exc:
-                        self.app.report_error(exc, "delete")
+                        xling_app(self).report_error(exc, "delete")
             elif what in ("tag", "note"):
                 for rid in run_ids:
                     actions.write_annotations(db, rid, tags=kw.get("tags"), note=kw.get("note"))
                 lines.append(f"{what} saved on {len(run_ids)} run(s)")
         except Exception as exc:  # noqa: BLE001 - the one place run actions report failures
-            self.app.report_error(exc, what)
+            xling_app(self).report_error(exc, what)
         self.post_message(ActionFinished(lines))
 
     def on_action_finished(self, message: ActionFinished) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -28,6 +29,10 @@ from engine.config.presets import PRESET_NAMES
 from engine.config.schedule import ScheduleError
 from engine.config.spec import load_experiments
 from xling_tui import toml_edit
+from xling_tui.context import xling_app
+
+if TYPE_CHECKING:
+    from xling_tui.actions import LoggedProcess
 from xling_tui.widgets.schedule_grid import (
     GridModel,
     MixTimeline,
@@ -140,7 +145,7 @@ class DesignerScreen(Screen):
         self.sources: list[int | None] = []
         self.current = 0
         self.launched_runs: list[str] = []
-        self.launched_proc = None  # the headless `xling run` started from here (tests wait on it)
+        self.launched_proc: LoggedProcess | None = None  # the headless `xling run` started from here (tests wait on it)
         self._loading = False
         self._clean: tuple | None = None  # the state as loaded or saved; anything else is unsaved
         self._warned = False
@@ -149,7 +154,7 @@ class DesignerScreen(Screen):
 
     @property
     def config_path(self) -> Path:
-        return Path(self.app.config_path)
+        return Path(xling_app(self).config_path)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="designer-body"):
@@ -210,7 +215,7 @@ class DesignerScreen(Screen):
         draft = (
             toml_edit.read_draft(doc, name)
             if doc is not None
-            else toml_edit.ExperimentDraft(name, ["EN1", "EN2"], "cpu-xs", 1_000_000, [0], 0.0, is_new=True)
+            else toml_edit.ExperimentDraft.new(name, ["EN1", "EN2"], 1_000_000)
         )
         if not draft.schedules:
             draft.languages, ends, percents = preset_grid("50/50", draft.languages)
@@ -267,7 +272,8 @@ class DesignerScreen(Screen):
 
     def _state(self) -> tuple:
         """Everything a save would write, as shown now."""
-        values = tuple(str(self.query_one(f"#{w}").value) for w in ("model", "tokens", "seeds", "anchors"))
+        inputs = (self.query_one(f"#{w}", Input).value for w in ("tokens", "seeds", "anchors"))
+        values = (str(self.query_one("#model", Select).value), *inputs)
         grids = tuple((tuple(m.languages), tuple(m.ends), tuple(tuple(r) for r in m.percents)) for m in self.models)
         return values, tuple(self.names), tuple(self.sources), grids
 
@@ -351,9 +357,9 @@ class DesignerScreen(Screen):
         if self.models:
             self._update_summary()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id and event.button.id.startswith("do-"):
-            self.run_action(event.button.id.removeprefix("do-"))
+            await self.run_action(event.button.id.removeprefix("do-"))
 
     async def _restructure(self, edit, focus: str | None = None) -> None:
         try:
@@ -384,7 +390,7 @@ class DesignerScreen(Screen):
 
     def action_new_schedule(self) -> None:
         languages = self.model.languages
-        percents = [[100.0 / len(languages)] for _ in languages]
+        percents: list[list[float | str]] = [[100.0 / len(languages)] for _ in languages]
         self.models.append(GridModel(languages, [1.0], percents))
         self.names.append(f"schedule {len(self.names) + 1}")
         self.sources.append(None)
@@ -479,7 +485,9 @@ class DesignerScreen(Screen):
 
         try:
             runs = [r.run_id for e in load_experiments(self.config_path, [name]) for r in e.runs]
-            proc = launch_experiment(self.config_path, Path(self.app.db_path), experiment=name, device=self.device)
+            proc = launch_experiment(
+                self.config_path, Path(xling_app(self).db_path), experiment=name, device=self.device
+            )
         except (SpecError, OSError) as exc:
             return LaunchResult(None, error=f"launch failed: {exc}")
         self.launched_proc = proc

@@ -5,8 +5,10 @@ Keyboard-first: ``y``/``enter`` confirm, ``n``/``escape`` cancel; the mouse work
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
@@ -55,8 +57,9 @@ class ChoiceScreen(ModalScreen[str | None]):
                               background: $surface; padding: 0 1; }
     ChoiceScreen Button { width: 100%; margin: 0 0 0 0; }
     """
-    BINDINGS = [Binding("escape,n", "dismiss_none", "cancel")] + [
-        Binding(str(i), f"pick({i - 1})", show=False) for i in range(1, 10)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "dismiss_none", "cancel"),
+        *(Binding(str(i), f"pick({i - 1})", show=False) for i in range(1, 10)),
     ]
 
     def __init__(self, title: str, body: str, choices: list[tuple[str, str]]) -> None:

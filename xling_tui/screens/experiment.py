@@ -27,9 +27,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from xling_tui.context import xling_app
 from xling_tui.overlay import MARKERS
+from xling_tui.status_style import status_style
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
-from xling_tui.widgets.runs_table import STATUS_STYLE
 
 NARROW_KEEP = 60  # from this report-column priority on, a column stays at any width
 
@@ -64,8 +65,9 @@ def fetch_experiment(db_path: Path, experiment: str, known: tuple = ()) -> Exper
             if not runs:
                 return ExperimentData(experiment, mark, error=f"no runs of {experiment!r} in {Path(db_path).name} yet")
             model = next((r.model for r in runs if r.kind == "baseline" and r.model), runs[0].model)
-            languages = next((r.spec.get("languages") for r in runs if r.spec.get("languages")), [None])
-            law = run_panels.teff_panel(store, experiment, model, languages[0]) if model else None
+            languages: list[str] = next((r.spec["languages"] for r in runs if r.spec.get("languages")), [])
+            language = languages[0] if languages else None
+            law = run_panels.teff_panel(store, experiment, model, language) if model else None
             return ExperimentData(
                 experiment,
                 mark,
@@ -127,7 +129,7 @@ def table_rows(report, runs: list) -> tuple[list[str], list[tuple[str, list[Any]
             cells: list[Any] = list(done[name])
         else:
             cells = [_waiting_cell(column, group[0], format_tokens) for column in columns]
-        style = "" if name in done else STATUS_STYLE.get(group[0].status, "dim")
+        style = "" if name in done else status_style(group[0].status) or "dim"
         out.append((name, [*cells, Text(state, style=style)]))
     for name, row in done.items():  # a finished run the definition no longer lists (kept by the report)
         if name not in by_name:
@@ -278,7 +280,7 @@ class ExperimentScreen(Screen):
     @work(thread=True, exclusive=True, group="experiment", exit_on_error=False)
     def _fetch(self, known: tuple) -> None:
         try:
-            data = fetch_experiment(Path(self.app.db_path), self.experiment, known)
+            data = fetch_experiment(Path(xling_app(self).db_path), self.experiment, known)
         except Exception as exc:  # noqa: BLE001 - shown, and the bug goes to the error log
             report = getattr(self.app, "report_error", None)
             if report is not None:
@@ -303,8 +305,14 @@ class ExperimentScreen(Screen):
 
     # -- rendering ------------------------------------------------------------------------
 
+    @property
+    def _data(self) -> ExperimentData:
+        """The data being drawn: the render methods run only once some has arrived."""
+        assert self.data is not None
+        return self.data
+
     def _render_header(self) -> None:
-        data = self.data
+        data = self._data
         text = Text(f"{self.experiment}", style="bold")
         text.append(f" · {len(data.runs)} runs: {where_runs_are(data.runs)}")
         if data.sweeps:
@@ -315,7 +323,7 @@ class ExperimentScreen(Screen):
         from xling_tui.fit_width import fit_columns
         from xling_tui.report import report_columns
 
-        columns, rows = table_rows(self.data.report, self.data.runs)
+        columns, rows = table_rows(self._data.report, self._data.runs)
         specs = report_columns(columns[:-1])
         table = self.query_one("#exp-table", DataTable)
         width = max(self.size.width - 8, 40)  # the swatch and the runs column need their room too
@@ -340,13 +348,13 @@ class ExperimentScreen(Screen):
         return list(self.data.report.languages) if self.data and self.data.report else []
 
     def _render_law(self) -> None:
-        law, langs = self.data.law, self._languages()
+        law, langs = self._data.law, self._languages()
         self.query_one("#exp-law", XPlot).show(law_figure(law, self.colours, langs))
         self.query_one("#exp-law-text", Static).update(law_text(law, langs))
 
     def _render_sweeps(self) -> None:
         """The sweeps panel exists only for an experiment that sweeps: added with its first sweep."""
-        sweeps = self.data.sweeps
+        sweeps = self._data.sweeps
         self.refresh_bindings()  # the sweep keys follow whether there is a sweep
         if not sweeps:
             return

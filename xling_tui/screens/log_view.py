@@ -11,6 +11,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Log
 
+from engine.runs.layout import WORKER_LOG
+from engine.runs.tail import LogTail
+
 TAIL_BYTES = 256 * 1024  # a long run's log can be large: show its end
 
 
@@ -25,11 +28,12 @@ class LogScreen(Screen[None]):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.title_text = title
-        self._log_offset = 0
+        self._tail = LogTail(self.run_dir / WORKER_LOG, last=TAIL_BYTES)  # a long run's log: its end
+        self._said_missing = False
         self.follow = True
 
     def compose(self) -> ComposeResult:
-        where = Path(self.run_dir.parent.parent.name, "runs", self.run_dir.name[:8] + "…", "worker.log")
+        where = Path(self.run_dir.parent.parent.name, "runs", self.run_dir.name[:8] + "…", WORKER_LOG)
         yield Label(Text.assemble(f"log of {self.title_text}  ", (str(where), "dim")), id="log-title")
         yield Log(highlight=False, auto_scroll=True)
         yield Footer()
@@ -45,30 +49,14 @@ class LogScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="log")
     def read_more(self) -> None:
-        from engine.runs.layout import WORKER_LOG
-
-        path = self.run_dir / WORKER_LOG
-        try:
-            size = path.stat().st_size
-        except OSError:
-            if self._log_offset == 0:
-                self._log_offset = -1
-                self.app.call_from_thread(
-                    self._append, "(no worker.log in the run folder yet: its worker has not started here)\n"
-                )
-            return
-        start = max(self._log_offset, 0)
-        if size < start:  # rewritten
-            start = 0
-        if start == 0 and size > TAIL_BYTES:
-            start = size - TAIL_BYTES
-        if size == start:
-            return
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            chunk = fh.read()
-        self._log_offset = start + len(chunk)
-        self.app.call_from_thread(self._append, chunk.decode("utf-8", errors="replace"))
+        chunk = self._tail.read()
+        if chunk is None and self._tail.offset == 0 and not self._said_missing:
+            self._said_missing = True
+            self.app.call_from_thread(
+                self._append, "(no worker.log in the run folder yet: its worker has not started here)\n"
+            )
+        if chunk:
+            self.app.call_from_thread(self._append, chunk.decode("utf-8", errors="replace"))
 
     def _append(self, text: str) -> None:
         self.query_one(Log).write(text)

@@ -82,10 +82,11 @@ class QueryPickerScreen(ModalScreen[str | None]):
 
     def action_forget(self) -> None:
         index = self.query_one("#picker-list", OptionList).highlighted
-        if index is None or index >= len(self.entries) or self.entries[index][0] is None:
+        name = self.entries[index][0] if index is not None and index < len(self.entries) else None
+        if name is None:
             self.notify("only saved queries can be forgotten", severity="warning")
             return
-        self.library.forget(self.entries[index][0])
+        self.library.forget(name)
         self.persist()
         self._fill(self.query_one("#picker-search", Input).value)
 

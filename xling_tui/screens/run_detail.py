@@ -12,6 +12,7 @@ moves even when no other front end is ingesting.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
 
 from db import run_panels
+from engine.runs.status import TERMINAL, RunStatus
+from xling_tui.context import xling_app
+from xling_tui.status_style import status_style
 from xling_tui.widgets.heat_row import HeatRow, heat_header, heat_text
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
-from xling_tui.widgets.runs_table import STATUS_STYLE
 from xling_tui.widgets.spec_panel import SpecPanel
 
-TERMINAL = ("done", "failed", "cancelled")
+MEASURE_LABEL = {"ppl": "PPL", "teff": "TEff"}
 
 
 LOG_TAIL_BYTES = 32 * 1024  # what the log tab reads of worker.log: its end
@@ -57,12 +60,13 @@ class RunData(Message):
 def fetch_run(db_path: Path, run_id: str, ingest: bool, spec: dict[str, Any] | None = None) -> RunData:
     """Runs in a worker thread: the store, never the UI thread, touches DuckDB. ``spec``
     is what an earlier pass read (a run's spec never changes)."""
-    from db.store import Store, StoreError
+    from db.store import Store, StoreError, StoreReadOnly
 
     store = Store(db_path)
     try:
         if ingest:
-            store.try_ingest()
+            with contextlib.suppress(StoreReadOnly):  # read what it holds; the dashboard says why no more
+                store.try_ingest()
         with store.reading():  # one connection for the panels' reads
             info = run_panels.run_info(store, run_id)
             if info is None:
@@ -71,7 +75,13 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool, spec: dict[str, Any] | N
                 )
             teff = None
             if info.experiment and info.model:
-                teff = run_panels.teff_panel(store, info.experiment, info.model, (info.languages or [None])[0])
+                teff = run_panels.teff_panel(
+                    store,
+                    info.experiment,
+                    info.model,
+                    info.languages[0] if info.languages else None,
+                    info.name if info.status == RunStatus.DONE else None,
+                )
             return RunData(
                 info,
                 run_panels.curves(store, run_id),
@@ -129,7 +139,9 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
     others = [p for p in panel.points if p.run_id != run_id and p.mlte]
     if others:
         fig.series.append(
-            Series("other mixes", [p.mlte for p in others], [p.ppl for p in others], "bright_black", marker="+")
+            Series(
+                "other mixes", [p.mlte for p in others if p.mlte], [p.ppl for p in others], "bright_black", marker="+"
+            )
         )
     for i, lang in enumerate(languages):
         mine = [p for p in panel.points if p.run_id == run_id and p.language == lang and p.mlte]
@@ -137,7 +149,7 @@ def teff_figure(panel: run_panels.TeffPanel, run_id: str, languages: list[str]) 
             fig.series.append(
                 Series(
                     f"{lang} @MLTE",
-                    [p.mlte for p in mine],
+                    [p.mlte for p in mine if p.mlte],
                     [p.ppl for p in mine],
                     PALETTE[i % len(PALETTE)],
                     marker="x",
@@ -159,11 +171,16 @@ def teff_text(panel: run_panels.TeffPanel, run_id: str) -> Text:
         mlte = human(p.mlte) if p.mlte else "—"
         out.append(f"{p.language:<6} step {p.step:<6} seen {human(p.tokens_seen):<7} PPL {p.ppl:<8.1f} MLTE {mlte:<7} ")
         out.append(f"TEff {p.mark or 'n/a'}", style="bold")
+        if p.lo is not None and p.hi is not None and p.status == "inside":
+            out.append(f" [{p.lo:.2f}, {p.hi:.2f}] law", style="yellow" if p.wide else "")
         if p.status and p.status != "inside":
             out.append(
                 f" ({p.status} the fitted range)" if p.status != "impossible" else " (below the asymptote)", style="dim"
             )
         out.append("\n")
+    if panel.seeds:
+        out.append(f"{panel.seeds[0].name} over seeds (95%): ", style="dim")
+        out.append(" · ".join(f"{MEASURE_LABEL[r.measure]} {r.language} {r.text}" for r in panel.seeds), style="dim")
     return out
 
 
@@ -321,7 +338,7 @@ class RunScreen(Screen):
     @work(thread=True, exclusive=True, group="run-detail", exit_on_error=False)
     def _fetch(self, ingest: bool) -> None:
         try:
-            data = fetch_run(Path(self.app.db_path), self.run_id, ingest, self.spec)
+            data = fetch_run(Path(xling_app(self).db_path), self.run_id, ingest, self.spec)
         except Exception as exc:  # noqa: BLE001 - a bug in a panel must not take the app down
             report = getattr(self.app, "report_error", None)
             if report is not None:
@@ -342,12 +359,12 @@ class RunScreen(Screen):
             return
         self.info = info = data.info
         progress = f"{info.step or 0}/{info.total_steps or '?'}"
-        speed = f" · {human(info.tokens_per_s)} tok/s" if info.tokens_per_s and info.status == "running" else ""
+        speed = f" · {human(info.tokens_per_s)} tok/s" if info.tokens_per_s and info.status == RunStatus.RUNNING else ""
         text = Text(f"{info.name} · {info.experiment} · ")
-        text.append(info.status, style=STATUS_STYLE.get(info.status, ""))
+        text.append(info.status, style=status_style(info.status))
         text.append(f" · step {progress} · {info.model} · {info.device or '—'}{speed} · {info.run_id}")
-        if info.message and info.status != "done":
-            text.append(f"\n{info.message}", style="red" if info.status == "failed" else "dim")
+        if info.message and info.status != RunStatus.DONE:
+            text.append(f"\n{info.message}", style="red" if info.status == RunStatus.FAILED else "dim")
         if data.error:
             text.append(f"\n{data.error}", style="yellow")
         header.update(text)

@@ -1,6 +1,6 @@
 """``:``: a read-only SQL box over the results that people keep open.
 
-The query runs on a thread worker through ``db.queries.InterruptibleQuery`` (a
+The query runs on a thread worker through ``db.user_sql.UserQuery`` (a
 read-only connection with no access to other files); ``esc`` while it runs calls
 DuckDB's ``interrupt()`` from the UI thread. The table shows the first ``ROW_CAP``
 rows and the status line how many the whole result has. Errors (DuckDB's message, a
@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -31,12 +31,16 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from xling_tui.context import xling_app
 from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlExported, SqlFinished, SqlReady
 from xling_tui.query_library import HistoryCursor, QueryLibrary
 from xling_tui.sql_completion import Catalog
 from xling_tui.widgets.schema_tree import SchemaTree
 from xling_tui.widgets.sql_editor import SqlEditor
+
+if TYPE_CHECKING:
+    from db.user_sql import UserQuery
 
 ROW_CAP = 1000
 CELL_WIDTH = 48
@@ -75,7 +79,7 @@ class SqlScreen(Screen[None]):
     def __init__(self, sql: str = EXAMPLE) -> None:
         super().__init__()
         self.initial_sql = sql
-        self._query = None
+        self._query: UserQuery | None = None
         self._seq = 0
         self.library: QueryLibrary | None = None
         self.history = HistoryCursor([])
@@ -110,8 +114,8 @@ class SqlScreen(Screen[None]):
         from xling_tui.query_library import library_path
         from xling_tui.sql_completion import Relation
 
-        library = QueryLibrary.load(library_path(self.app.db_path))
-        store = Store(self.app.db_path)
+        library = QueryLibrary.load(library_path(xling_app(self).db_path))
+        store = Store(xling_app(self).db_path)
         catalog, error = Catalog(), None
         try:
             if store.db_path.exists():
@@ -119,7 +123,7 @@ class SqlScreen(Screen[None]):
         except StoreError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - the box works without completion
-            self.app.report_error(exc, "reading the schema")
+            xling_app(self).report_error(exc, "reading the schema")
             error = f"{type(exc).__name__}: {exc}"
         self.post_message(SqlReady(catalog, library, error))
 
@@ -147,7 +151,7 @@ class SqlScreen(Screen[None]):
         try:
             self.library.persist()
         except OSError as exc:
-            self.app.report_error(exc, "saving the query history")
+            xling_app(self).report_error(exc, "saving the query history")
 
     # -- running ------------------------------------------------------------------------
 
@@ -159,37 +163,36 @@ class SqlScreen(Screen[None]):
         if self.running:
             self._status("a query is still running: esc cancels it", style="yellow")
             return
-        from db.queries import InterruptibleQuery
         from db.store import Store
+        from db.user_sql import UserQuery
 
         if self.library is not None:
             self.library.add(sql)
             self.history.reset(self.library.history)
             self.persist_library()
         self._seq += 1
-        self._query = InterruptibleQuery(Store(self.app.db_path), sql, ROW_CAP)
+        self._query = UserQuery(Store(xling_app(self).db_path), sql)
         self.running = True
         self._status("running… (esc cancels)", style="bold")
         self.execute(self._query, self._seq)
 
     @work(thread=True, exclusive=True, group="sql", exit_on_error=False)
     def execute(self, query, seq: int) -> None:
-        from db.queries import QueryCancelled
         from db.store import StoreError
+        from db.user_sql import QueryCancelled
 
-        clock = self.app.clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
+        clock = xling_app(self).clock  # the app's clock, so a test's fixed clock makes the time shown fixed too
         start = clock()
         try:
-            result = query.run()
-            outcome = SqlOutcome(
-                query.sql, tuple(result.columns), tuple(result.rows), result.truncated, result.total_rows
-            )
+            result = query.run(ROW_CAP, count_rest=True)  # the rows left out are counted, never held
+            total = len(result.rows) + (result.left_out or 0)
+            outcome = SqlOutcome(query.sql, tuple(result.columns), tuple(result.rows), result.truncated, total)
         except QueryCancelled:
             outcome = SqlOutcome(query.sql, cancelled=True)
         except StoreError as exc:
             outcome = SqlOutcome(query.sql, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - shown under the box like any other failure
-            self.app.report_error(exc, "running the query")
+            xling_app(self).report_error(exc, "running the query")
             outcome = SqlOutcome(query.sql, error=f"{type(exc).__name__}: {exc}")
         self.post_message(SqlFinished(replace(outcome, seconds=clock() - start)))
 
@@ -314,16 +317,16 @@ class SqlScreen(Screen[None]):
     @work(thread=True, group="sql-export", exit_on_error=False)
     def _export(self, sql: str, path: Path) -> None:
         from db.export import export_query
-        from db.queries import InterruptibleQuery
         from db.store import Store, StoreError
+        from db.user_sql import UserQuery
 
         try:
-            rows = export_query(InterruptibleQuery(Store(self.app.db_path), sql, 0), path)
+            rows = export_query(UserQuery(Store(xling_app(self).db_path), sql), path)
             self.post_message(SqlExported(path, rows))
         except (StoreError, OSError) as exc:
             self.post_message(SqlExported(path, error=str(exc)))
         except Exception as exc:  # noqa: BLE001 - said under the box; the bug goes to the error log
-            self.app.report_error(exc, "exporting the result")
+            xling_app(self).report_error(exc, "exporting the result")
             self.post_message(SqlExported(path, error=f"{type(exc).__name__}: {exc}"))
 
     def on_sql_exported(self, message: SqlExported) -> None:

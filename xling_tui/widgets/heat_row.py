@@ -7,7 +7,7 @@ SSH) and every cell also prints its number, so the row reads in monochrome too.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.text import Text
 from textual.widgets import Static
@@ -43,7 +43,7 @@ class HeatRow(Static):
     """
 
     def show(
-        self, rows: dict[str, Sequence[float | None]], header: str = "layer", lo: float = 0.0, hi: float = 1.0
+        self, rows: Mapping[str, Sequence[float | None]], header: str = "layer", lo: float = 0.0, hi: float = 1.0
     ) -> None:
         if not rows:
             self.update(Text("no hidden-state similarity yet (measured at the end of training)", style="italic"))

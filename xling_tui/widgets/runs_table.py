@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
+from engine.runs.status import LIVE, RunStatus
 from xling_tui.data_source import RunRow
+from xling_tui.status_style import attention_rank, status_style
 
-STATUS_STYLE = {"running": "bold cyan", "queued": "blue", "done": "green", "failed": "bold red", "cancelled": "yellow"}
 BAR_WIDTH = 6
 SPARK_WIDTH = 10
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -58,7 +60,7 @@ def progress_bar(progress: float | None, status: str, width: int = BAR_WIDTH) ->
     full, part = divmod(eighths, 8)
     bar = "█" * full + (_BLOCKS[part] if part and full < width else "")
     bar = bar.ljust(width)
-    text = Text(bar, style=STATUS_STYLE.get(status, ""))
+    text = Text(bar, style=status_style(status))
     text.append(f" {100 * progress:3.0f}%")
     return text
 
@@ -107,11 +109,14 @@ def best_ppl_text(best: Iterable[tuple[str, float]]) -> str:
 
 
 def device_text(row: RunRow) -> str:
-    """Where the run is: device@host, then its scheduler job when a cluster runs it
-    ('cuda:0@node7 slurm 1234'), the same facts `xling status` shows."""
+    """Where the run is: device@host, then its scheduler job when a cluster runs it and,
+    while the run is not over, the job's state ('cuda:0@node7 slurm 1234 RUNNING'): the
+    same facts `xling status` shows."""
     where = (row.device or "") if not row.host else f"{row.device or '?'}@{row.host}"
     if row.job_id and row.backend not in (None, "local"):
         where = f"{where} {row.backend} {row.job_id}".strip()
+        if row.job_state and row.status in LIVE:
+            where = f"{where} {row.job_state}"
     return where
 
 
@@ -123,6 +128,7 @@ def row_haystack(row: RunRow) -> str:
         row.experiment,
         row.name,
         row.status,
+        "waiting" if row.waiting else None,
         row.kind,
         row.device,
         row.host,
@@ -157,7 +163,7 @@ def _best(row: RunRow) -> float:
 @dataclass(frozen=True)
 class SortKey:
     name: str
-    key: Callable[[RunRow], object]
+    key: Callable[[RunRow], Any]
 
 
 SORT_KEYS: tuple[SortKey, ...] = (
@@ -165,7 +171,7 @@ SORT_KEYS: tuple[SortKey, ...] = (
     SortKey("name", lambda r: (r.experiment or "", r.name or "")),
     SortKey(
         "status",
-        lambda r: ({"running": 0, "queued": 1, "failed": 2, "cancelled": 3, "done": 4}.get(r.status, 5), r.name or ""),
+        lambda r: (attention_rank(r.status), r.name or ""),
     ),
     SortKey("progress", lambda r: r.progress if r.progress is not None else -1.0),
     SortKey("tokens/s", lambda r: r.tokens_per_s or 0.0),
@@ -201,7 +207,7 @@ COLUMNS = (
 
 def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple[object, ...]:
     """``with_experiment`` prefixes the name when runs of several experiments are listed."""
-    status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
+    status = Text("waiting" if row.waiting else row.status, style=status_style(row.status))
     tags = " ".join("#" + t for t in row.tags) + (" ✎" if row.note else "")
     return (
         Text("●", style="bold magenta") if marked else " ",
@@ -210,7 +216,7 @@ def row_cells(row: RunRow, marked: bool, with_experiment: bool = False) -> tuple
         else (row.name or row.run_id[:8]),
         status,
         progress_bar(row.progress, row.status),
-        human_count(row.tokens_per_s) if row.status == "running" else "",
+        human_count(row.tokens_per_s) if row.status == RunStatus.RUNNING else "",
         human_duration(row.eta_seconds),
         best_ppl_text(row.best_ppl),
         Text(sparkline(row.loss_curve), style="cyan"),

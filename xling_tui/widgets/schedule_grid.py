@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -54,7 +55,8 @@ class GridModel:
 
     def schedule(self) -> Schedule:
         """Unvalidated, so a broken grid still yields a Schedule whose ``validate`` explains it."""
-        return Schedule(tuple(self.languages), tuple(self.ends), tuple(tuple(r) for r in self.percents))
+        percents = cast("tuple[tuple[float, ...], ...]", tuple(tuple(r) for r in self.percents))  # str cells too
+        return Schedule(tuple(self.languages), tuple(self.ends), percents)
 
     def error(self) -> str | None:
         try:
