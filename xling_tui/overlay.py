@@ -12,13 +12,13 @@ beyond its ends). ``xling_tui.screens.compare`` renders what these functions ret
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from db.compare_curves import RunCurves
+from engine.analysis.uncertainty import PairedDifference, paired_difference
 from xling_tui.widgets.plots import MANY_LINES, PALETTE, Figure, Series, human
 
 ALL = "all languages"
@@ -224,7 +224,7 @@ class LegendRow:
     pinned: bool
     final: dict[str, tuple[float, float, float, int] | None]  # lang -> (mean, lo, hi, step)
     at_cursor: dict[str, float | None]
-    delta: dict[str, tuple[float, float, float, int] | None]  # lang -> (mean %, lo %, hi %, seeds paired)
+    delta: dict[str, PairedDifference | None]  # lang -> log(PPL / pinned PPL), seed by seed, with its interval
 
 
 def legend(
@@ -274,16 +274,14 @@ def _final(runs: dict[str, RunCurves], group: Group, lang: str, metric: str) -> 
     return float(np.exp(np.log(ppl).mean())), float(ppl.min()), float(ppl.max()), step
 
 
-def _paired(
-    runs: dict[str, RunCurves], group: Group, pinned: Group, lang: str, metric: str
-) -> tuple[float, float, float, int] | None:
-    """PPL of ``group`` against the pinned group, seed by seed, in % (at the last step both
-    reached): mean change and the smallest and largest of the seeds' changes."""
+def _paired(runs: dict[str, RunCurves], group: Group, pinned: Group, lang: str, metric: str) -> PairedDifference | None:
+    """PPL of ``group`` against the pinned group, seed by seed (at the last step both
+    reached), as ``xling report --compare`` takes it: the mean log ratio with its 95% t
+    interval (``engine.analysis.uncertainty.paired_difference``; none from one pair)."""
     mine = _last_common(runs, group.run_ids, lang, metric)
     theirs = _last_common(runs, pinned.run_ids, lang, metric)
-    seeds = sorted(set(mine) & set(theirs), key=lambda s: (s is None, s))
-    pairs = [(mine[s][1], theirs[s][1]) for s in seeds if mine[s][0] == theirs[s][0]]
-    if not pairs:
+    seeds = [s for s in set(mine) & set(theirs) if mine[s][0] == theirs[s][0]]
+    if not seeds:
         return None
-    change = np.array([100.0 * (math.exp(math.log(a) - math.log(b)) - 1.0) for a, b in pairs])
-    return float(change.mean()), float(change.min()), float(change.max()), len(pairs)
+    key = {s: -1 if s is None else s for s in seeds}  # a run without a seed pairs with its like
+    return paired_difference({key[s]: mine[s][1] for s in seeds}, {key[s]: theirs[s][1] for s in seeds}, scale="log")

@@ -12,6 +12,7 @@ import pytest
 from db.analysis import tokens_seen
 from db.compare_curves import Curve, RunCurves, compare_curves
 from db.store import Store
+from engine.analysis.uncertainty import paired_difference
 from tests.tui.fixture_db import screen_app, settle
 from xling_tui import overlay
 from xling_tui.overlay import View
@@ -149,8 +150,11 @@ def test_legend_finals_over_seeds_and_paired_differences():
     assert a.pinned and a.delta["L1"] is None
     mean, lo, hi, step = a.final["L1"]
     assert (lo, hi, step) == (16, 25, 20) and mean == pytest.approx((20 * 25 * 16) ** (1 / 3))
-    change, low, high, n = b.delta["L1"]  # seeds 0 and 1 paired: 40/20 and 50/25, both +100%
-    assert n == 2 and change == pytest.approx(100.0) and low == pytest.approx(100.0) and high == pytest.approx(100.0)
+    delta = b.delta["L1"]  # seeds 0 and 1 paired: 40/20 and 50/25, both +100%
+    assert delta == paired_difference({0: 40, 1: 50}, {0: 20, 1: 25}, scale="log")  # as xling report --compare
+    assert delta.n == 2 and delta.text(1) == "+100.0% [+100.0%, +100.0%]" and delta.direction() == 1
+    pin_b = overlay.legend(runs, groups, overlay.colours(groups), View(language="L1", pinned=("exp", "B")), shown)[0]
+    assert pin_b.delta["L1"].n == 2 and pin_b.delta["L1"].text(1) == "-50.0% [-50.0%, -50.0%]"  # A's seed 2: no pair
     assert b.at_cursor["L1"] == pytest.approx(np.exp(np.log([80, 90]).mean()))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group
@@ -38,6 +39,9 @@ from xling_tui import overlay
 from xling_tui.context import xling_app
 from xling_tui.overlay import ALL, AXES, View
 from xling_tui.widgets.plots import PALETTE, XPlot
+
+if TYPE_CHECKING:
+    from engine.analysis.uncertainty import PairedDifference
 
 AXIS_ORDER = ("lang_tokens", "tokens", "step")
 
@@ -123,13 +127,13 @@ def _range(values: tuple[float, float, float, int] | None, digits: int = 1) -> s
     return f"{mean:.{digits}f}" if hi - lo < 10**-digits else f"{mean:.{digits}f} [{lo:.{digits}f}–{hi:.{digits}f}]"
 
 
-def _delta(values: tuple[float, float, float, int] | None) -> Text:
-    if values is None:
+def _delta(difference: PairedDifference | None) -> Text:
+    """``-12.3% [-20.1%, -3.5%] n=3``: green when the interval says lower PPL, red higher,
+    no colour when it cannot tell (or, from one seed, has no interval)."""
+    if difference is None:
         return Text("—", style="dim")
-    mean, lo, hi, n = values
-    text = f"{mean:+.1f}%" + ("" if n == 1 else f" [{lo:+.1f}, {hi:+.1f}]")
-    style = "green" if hi < 0 else "red" if lo > 0 else ""  # lower PPL is better; mixed signs: no colour
-    return Text(text + (f" n={n}" if n > 1 else ""), style=style)
+    style = {-1: "green", 1: "red"}.get(difference.direction(), "")  # lower PPL is better
+    return Text(f"{difference.text(1)} n={difference.n}", style=style)
 
 
 class CompareScreen(Screen):
@@ -254,7 +258,7 @@ class CompareScreen(Screen):
                 table.add_column(f"@cursor {lang}", key=f"cursor-{lang}")
         if self.view.pinned is not None:
             for lang in langs:
-                table.add_column(f"vs pinned {lang}", key=f"delta-{lang}")
+                table.add_column(f"vs pinned {lang} (95%)", key=f"delta-{lang}")
         table.add_column("shares over training", key="shares")
         for row in rows:
             swatch = Text("━━ ◆" if row.pinned else "━━", style=f"bold {row.colour}")
