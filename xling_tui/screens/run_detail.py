@@ -98,21 +98,18 @@ def fetch_run(db_path: Path, run_id: str, ingest: bool, spec: dict[str, Any] | N
 
 def log_tail(db_path: Path, run_id: str) -> str | None:
     """The last lines of the run's worker.log (None before it exists). The run id must be
-    a plain folder name: nothing read from the database becomes a path unchecked."""
+    a plain file name (``layout.name_problem``): nothing read from the database becomes
+    a path unchecked."""
     from engine.runs import layout
+    from engine.runs.tail import read_new
 
-    if not run_id or Path(run_id).name != run_id or run_id in (".", ".."):
+    if layout.name_problem(run_id):
         return None
-    path = layout.run_dir(Path(db_path), run_id) / layout.WORKER_LOG
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            fh.seek(max(0, size - LOG_TAIL_BYTES))
-            data = fh.read()
-    except OSError:
+    chunk = read_new(layout.run_dir(Path(db_path), run_id) / layout.WORKER_LOG, last=LOG_TAIL_BYTES)
+    if chunk is None:
         return None
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > LOG_TAIL_BYTES:
+    lines = chunk.data.decode("utf-8", errors="replace").splitlines()
+    if chunk.start > 0:
         lines = lines[1:]  # the first line read is cut
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
