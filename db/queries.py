@@ -6,8 +6,11 @@ They read what the database holds; call ``store.try_ingest()`` first for fresh d
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 
@@ -317,3 +320,62 @@ FROM runs WHERE status = 'done' AND started IS NOT NULL AND finished >= started
 def run_durations(store: Store) -> dict[str, float]:
     """Wall seconds from first start to finish of every finished run (what `xling plan` counts as measured)."""
     return {run_id: float(seconds) for run_id, seconds in store.query(_RUN_DURATIONS).rows}
+
+
+# -- the SQL screen's schema browser and completion -------------------------------------
+
+# Tables and views of the results (xling's own bookkeeping tables included: they are
+# documented too), with their columns in order and the COMMENT ON text schema.sql gives them.
+_CATALOG = """
+WITH rel AS (
+    SELECT table_name AS name, 'table' AS kind, comment FROM duckdb_tables()
+    WHERE schema_name = 'main' AND database_name = current_database() AND NOT internal
+    UNION ALL
+    SELECT view_name, 'view', comment FROM duckdb_views()
+    WHERE schema_name = 'main' AND database_name = current_database() AND NOT internal
+)
+SELECT rel.name, rel.kind, rel.comment,
+       list((c.column_name, c.data_type, c.comment) ORDER BY c.column_index) AS columns
+FROM rel JOIN duckdb_columns() c
+  ON c.table_name = rel.name AND c.schema_name = 'main' AND c.database_name = current_database()
+GROUP BY ALL
+ORDER BY rel.kind, rel.name
+"""
+
+
+def schema_catalog(store: Store) -> list[tuple[str, str, str | None, list[tuple[str, str, str | None]]]]:
+    """(name, 'table' | 'view', comment, [(column, type, doc)]) of every table and view; a
+    column's doc is its COMMENT, or else its ``--`` comment in schema.sql."""
+    docs = column_docs()
+    out = []
+    for name, kind, comment, cols in store.query(_CATALOG).rows:
+        columns = []
+        for col in cols:
+            column, dtype, doc = col.values() if isinstance(col, dict) else col
+            columns.append((column, dtype, doc or docs.get((name, column))))
+        out.append((name, kind, comment, columns))
+    return out
+
+
+_COLUMN_LINE = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s+[A-Z][^-]*?(?:--\s*(.*))?$")
+_TABLE_LINE = re.compile(r"^CREATE TABLE ([a-z_][a-z0-9_]*)")
+
+
+@functools.cache
+def column_docs() -> dict[tuple[str, str], str]:
+    """(table, column) -> the ``--`` comment schema.sql writes beside the column, with the
+    lines that continue it: the one place the columns are documented."""
+    docs: dict[tuple[str, str], str] = {}
+    table, last = None, None
+    for line in Path(__file__).with_name("schema.sql").read_text(encoding="utf-8").splitlines():
+        if m := _TABLE_LINE.match(line):
+            table, last = m.group(1), None
+        elif line.startswith(")"):
+            table, last = None, None
+        elif table and (m := _COLUMN_LINE.match(line)) and not line.strip().upper().startswith("PRIMARY KEY"):
+            last = (table, m.group(1))
+            if m.group(2):
+                docs[last] = m.group(2).strip()
+        elif table and last and line.strip().startswith("--") and last in docs:
+            docs[last] += " " + line.strip().lstrip("-").strip()
+    return docs

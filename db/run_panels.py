@@ -289,3 +289,69 @@ def run_names(store: Store, run_ids: list[str]) -> dict[str, tuple[str, int | No
         {"ids": list(run_ids)},
     ).rows
     return {rid: (str(name), seed) for rid, name, seed in rows}
+
+
+# -- the run screen's spec, probe and alignment-over-training panels ---------------------
+
+_SPEC = "SELECT spec FROM runs WHERE run_id = $run_id"
+
+_PROBES = """
+SELECT step, tokens, task, train_language, language, accuracy, chance, n_examples, train_accuracy
+FROM probes WHERE run_id = $run_id
+ORDER BY step, task, train_language, language = train_language DESC, language
+"""
+
+_ALIGN_STEPS = """
+SELECT 'hidden' AS kind, step, tokens, lang_a, lang_b, CAST(layer AS VARCHAR) AS part, similarity
+FROM align_hidden WHERE run_id = $run_id
+UNION ALL
+SELECT 'embedding', step, tokens, lang_a, lang_b, matrix, similarity FROM align_embeddings WHERE run_id = $run_id
+UNION ALL
+SELECT 'gradient', step, any_value(tokens), lang_a, lang_b, 'mean', avg(similarity)
+FROM align_gradients WHERE run_id = $run_id GROUP BY step, lang_a, lang_b
+ORDER BY kind, lang_b, step, part
+"""
+
+
+@dataclass
+class AlignmentStep:
+    """One measurement point: its step and tokens, and each pair's similarities there."""
+
+    step: int
+    tokens: int | None
+    hidden: dict[str, list[float | None]] = field(default_factory=dict)  # pair -> per layer
+    embedding: dict[str, dict[str, float]] = field(default_factory=dict)  # pair -> input/output -> sim
+    gradient: dict[str, float] = field(default_factory=dict)  # pair -> mean over tensors
+
+
+def run_spec(store: Store, run_id: str) -> dict[str, Any] | None:
+    """The run's spec as logged (spec.json), parsed; None for a run not ingested yet."""
+    rows = store.query(_SPEC, {"run_id": run_id}).rows
+    if not rows or rows[0][0] is None:
+        return None
+    spec = rows[0][0]
+    return json.loads(spec) if isinstance(spec, str) else spec
+
+
+def probe_results(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Every probe result of the run (the fine-tuning language first at each step)."""
+    return store.query(_PROBES, {"run_id": run_id}).dicts()
+
+
+def alignment_steps(store: Store, run_id: str) -> list[AlignmentStep]:
+    """The alignment measurements at each step they were taken (several when the run has
+    ``eval.alignment_at_evals``), oldest first."""
+    by_step: dict[int, AlignmentStep] = {}
+    for kind, step, tokens, lang_a, lang_b, part, sim in store.query(_ALIGN_STEPS, {"run_id": run_id}).rows:
+        point = by_step.setdefault(step, AlignmentStep(step, tokens))
+        pair = f"{lang_a}–{lang_b}"
+        if kind == "hidden":
+            row = point.hidden.setdefault(pair, [])
+            layer = int(part)
+            row.extend([None] * (layer + 1 - len(row)))
+            row[layer] = sim
+        elif kind == "embedding":
+            point.embedding.setdefault(pair, {})[part] = sim
+        else:
+            point.gradient[pair] = sim
+    return [by_step[s] for s in sorted(by_step)]

@@ -169,6 +169,7 @@ class Store:
     def __init__(self, db_path: Path | str) -> None:
         self.db_path = Path(db_path).expanduser().absolute()
         self.root = layout.artefacts_root(self.db_path)
+        self._reading = threading.local()  # the connection ``reading`` holds for this thread
 
     def __repr__(self) -> str:
         return f"Store({str(self.db_path)!r})"
@@ -353,19 +354,43 @@ class Store:
             self.ingest(wait=_remaining(deadline))
             return self._query(sql, params, _remaining(deadline), max_rows)
 
-    def _query(self, sql: str, params: Params, wait: float, max_rows: int | None) -> QueryResult:
+    @contextmanager
+    def reading(self, wait: float = 30.0) -> Iterator[Store]:
+        """One read-only connection for the queries this thread makes inside the block:
+        a screen's many small reads pay for opening the file once, not once each. Ingest
+        before the block, not inside it (the process holds the file for the block)."""
+        if getattr(self._reading, "con", None) is not None:
+            yield self
+            return
+        if not self.db_path.exists():
+            self.ingest(wait=wait)
         with self.connect(read_only=True, wait=wait) as con:
+            self._reading.con = con
             try:
-                cur = con.execute(sql, params)
-                if cur.description is None:
-                    return QueryResult([], [])
-                columns = [d[0] for d in cur.description]
-                if max_rows is None:
-                    return QueryResult(columns, cur.fetchall())
-                rows = cur.fetchmany(max_rows + 1)
-            except duckdb.Error as e:
-                raise QueryError(str(e)) from None
-        return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
+                yield self
+            finally:
+                self._reading.con = None
+
+    def _query(self, sql: str, params: Params, wait: float, max_rows: int | None) -> QueryResult:
+        held = getattr(self._reading, "con", None)
+        if held is not None:
+            return _fetch(held, sql, params, max_rows)
+        with self.connect(read_only=True, wait=wait) as con:
+            return _fetch(con, sql, params, max_rows)
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Params, max_rows: int | None) -> QueryResult:
+    try:
+        cur = con.execute(sql, params)
+        if cur.description is None:
+            return QueryResult([], [])
+        columns = [d[0] for d in cur.description]
+        if max_rows is None:
+            return QueryResult(columns, cur.fetchall())
+        rows = cur.fetchmany(max_rows + 1)
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from None
+    return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
 
 
 def _ingest_and_refresh(con: duckdb.DuckDBPyConnection, root: Path) -> IngestStats:

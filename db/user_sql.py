@@ -107,9 +107,10 @@ def lock_down(con: duckdb.DuckDBPyConnection, allow_files: Sequence[Path | str] 
 
 @dataclass
 class Rows:
-    """An open result: its column names and its rows in batches (read once)."""
+    """An open result: its column names and DuckDB types, and its rows in batches (read once)."""
 
     columns: list[str]
+    types: list[str]  # DuckDB's type of each column, e.g. 'BIGINT', 'TIMESTAMP WITH TIME ZONE'
     _cursor: duckdb.DuckDBPyConnection | None
     _query: UserQuery
 
@@ -150,8 +151,9 @@ class UserQuery:
                     cur = con.execute(self.sql)
                 except duckdb.Error as e:
                     raise self._error(e) from None
-                columns = [d[0] for d in cur.description] if cur.description else []
-                yield Rows(columns, cur if cur.description else None, self)
+                description = cur.description or []
+                columns, types = [d[0] for d in description], [str(d[1]) for d in description]
+                yield Rows(columns, types, cur if cur.description else None, self)
             finally:
                 with self._lock:
                     self._con = None

@@ -591,3 +591,23 @@ def test_launcher_survives_a_broken_database():
     launcher._sync()
     launcher._sync()
     assert "disk full" in launcher.sync_error and "run logs" in launcher.sync_error
+
+
+def test_reading_holds_one_connection_for_many_queries(tmp_path, monkeypatch):
+    store = Store(tmp_path / "r.duckdb")
+    store.ingest()
+    opened = []
+    real = store._open
+    monkeypatch.setattr(store, "_open", lambda *a: opened.append(1) or real(*a))
+    with store.reading():
+        assert store.query("SELECT 1").rows == [(1,)]
+        assert store.query("SELECT count(*) FROM runs").rows == [(0,)]
+        with store.reading():  # nested: the same connection
+            store.query("SELECT 2")
+    assert len(opened) == 1
+    store.query("SELECT 3")  # outside: a connection of its own again
+    assert len(opened) == 2
+    with pytest.raises(QueryError):
+        with store.reading():
+            store.query("SELECT nope")
+    store.ingest()  # the file is free again after the block, even after an error

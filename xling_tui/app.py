@@ -166,6 +166,11 @@ class XlingApp(App[None]):
 
         self.push_screen(RunScreen(run_id))
 
+    def open_experiment(self, experiment: str) -> None:
+        from xling_tui.screens.experiment import ExperimentScreen
+
+        self.push_screen(ExperimentScreen(experiment))
+
     def open_compare(self, run_ids: list[str]) -> None:
         from xling_tui.screens.compare import CompareScreen
 

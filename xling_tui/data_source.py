@@ -372,6 +372,7 @@ class SqlOutcome:
     columns: tuple[str, ...] = ()
     rows: tuple[tuple[Any, ...], ...] = ()
     truncated: bool = False
+    total_rows: int = 0  # rows of the whole result (more than ``rows`` when truncated)
     error: str | None = None
     cancelled: bool = False
     seconds: float = 0.0

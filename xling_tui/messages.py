@@ -8,10 +8,13 @@ a message that arrives late is still consistent in itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.message import Message
 
 from xling_tui.data_source import DashboardData, GpuSample, SqlOutcome
+from xling_tui.query_library import QueryLibrary
+from xling_tui.sql_completion import Catalog
 
 
 @dataclass
@@ -36,6 +39,25 @@ class SqlFinished(Message):
     """A query of the SQL screen ended: rows, an error, or a cancellation."""
 
     outcome: SqlOutcome
+
+
+@dataclass
+class SqlReady(Message):
+    """The SQL screen's catalog (for completion and the schema browser) and its library
+    of saved and past queries, read off the UI thread."""
+
+    catalog: Catalog
+    library: QueryLibrary
+    error: str | None = None
+
+
+@dataclass
+class SqlExported(Message):
+    """An export of the SQL screen's result ended: rows written to ``path``, or why not."""
+
+    path: Path
+    rows: int = 0
+    error: str | None = None
 
 
 @dataclass

@@ -104,9 +104,7 @@ def _interval(row: SummaryRow | None) -> list[float] | None:
 def _run_row(name: str, g: dict, cells: Cells) -> ReportRow:
     spec = g["spec"]
     schedule = Schedule.from_dict(spec["schedule"])
-    share = {
-        lang: (schedule.label(lang) if any(schedule.percents[i]) else "—") for i, lang in enumerate(spec["languages"])
-    }
+    share = {lang: schedule.share_label(lang) for lang in spec["languages"]}
     row = ReportRow(name=name, kind=g["kind"], seeds=len(g["seeds"]), tokens=g["tokens"], share=share)
     for lang in spec["languages"]:
         ppl = cells.get((name, "ppl", lang, ""))
@@ -303,31 +301,42 @@ def to_markdown(report: Report) -> str:
 
 def to_csv(report: Report) -> str:
     """The main table only: one line per run, ready for a spreadsheet."""
-    import csv
-    import io
+    from db.export import csv_text
 
-    buf = io.StringIO()
-    writer = csv.writer(buf)
     main = report.tables[0]
-    writer.writerow(main.columns)
-    writer.writerows(main.rows)
-    return buf.getvalue()
+    return csv_text(main.columns, main.rows)
+
+
+# How long a report column survives a narrow terminal (lower goes first); by header.
+# PPL goes before TEff: TEff is what the tables answer (a cell with its interval is
+# about 22 columns wide, so an 80-column terminal holds a run and two or three).
+_PRIORITY = (
+    ("type", 10), ("tokens", 20), ("seeds", 30), ("chance", 35), ("fine-tuned in", 30), ("p(", 40), ("PPL", 60)
+)  # fmt: skip
+_ESSENTIAL = ("run", "component", "task")
+
+
+def report_columns(headers: list[str]) -> list:
+    """``fit_width`` columns for a report table: the run (or component) stays, the kind
+    of run and its token count go first, then seeds and shares; results stay longest."""
+    from xling_tui.fit_width import Column
+
+    def priority(header: str) -> int:
+        return next((p for prefix, p in _PRIORITY if header.startswith(prefix)), 70)
+
+    return [Column(h, priority=priority(h), essential=h in _ESSENTIAL) for h in headers]
 
 
 def print_tables(report: Report, console) -> None:
-    from rich.table import Table as RichTable
+    """Each table with one line per row at the console's width (see ``xling_tui.fit_width``)."""
+    from xling_tui.fit_width import print_fitted
 
     console.print(f"[bold]{report.experiment}[/]")
     for t in report.tables:
-        table = RichTable(
-            *t.columns,
-            title=t.title,
-            title_justify="left",
-            header_style="bold",
-            min_width=min(len(t.title), console.width),  # a narrow table does not fold its title
-        )
-        for row in t.rows:
-            table.add_row(*(c.replace("[", r"\[") for c in row))
-        console.print(table)
+        console.print(f"[bold]{t.title.replace('[', chr(92) + '[')}[/]", highlight=False)
+        if not t.rows:
+            console.print("[dim](no finished runs yet)[/]")
+            continue
+        print_fitted(console, report_columns(t.columns), [[c.replace("[", r"\[") for c in row] for row in t.rows])
     for n in report.notes:
         console.print(f"[dim]{n.replace('[', chr(92) + '[')}[/]")

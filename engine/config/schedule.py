@@ -381,3 +381,8 @@ class Schedule:
 
     def labels(self) -> dict[str, str]:
         return {name: self.label(name) for name in self.languages}
+
+    def share_label(self, lang: str) -> str:
+        """``label`` for a language the run trains on, ``—`` for one it never sees (a
+        monolingual baseline's other languages): how tables write a run's shares."""
+        return self.label(lang) if any(self.percents[self.index(lang)]) else "—"

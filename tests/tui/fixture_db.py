@@ -334,8 +334,12 @@ def screen_app(config_path: Path, db_path: Path, make_screen, refresh_every: flo
 
 
 async def settle(pilot) -> None:
-    """Workers done, messages handled, plots drawn, cursors steady: ready for a snapshot."""
+    """Workers done, messages handled, plots drawn, cursors steady: ready for a snapshot.
+    A figure waiting for its plot's redraw tick is drawn now, so what a snapshot shows
+    never depends on where that tick fell."""
     from textual.widgets import Input
+
+    from xling_tui.widgets.plots import XPlot
 
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
@@ -343,4 +347,6 @@ async def settle(pilot) -> None:
     await pilot.pause()
     for widget in pilot.app.screen.query(Input):
         widget.cursor_blink = False
+    for plot in pilot.app.screen.query(XPlot):
+        plot._flush()
     await pilot.pause()

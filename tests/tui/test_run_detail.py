@@ -200,3 +200,166 @@ def test_run_screen_snapshot(snap_compare, fixture_db, size, tab):
 
 def test_running_run_snapshot(snap_compare, fixture_db):
     assert snap_compare(_app(fixture_db, "90→10 / 10→90"), terminal_size=(80, 24), run_before=settle)
+
+
+# -- alignment over training, the probe, the spec, the log ----------------------------------
+
+
+def _measure_at_evals(db: Path, name: str) -> str:
+    """Gives the fixture run ``name`` what a run with ``eval.alignment_at_evals`` and a probe
+    logs: alignment at every evaluation, and probe results at its end. Returns its id."""
+    from engine.runs.events import AlignEmbedding, AlignGradient, AlignHidden, EventLog, ProbeResult
+    from engine.runs.layout import WORKER_LOG, run_dir
+
+    rid = _ids(db)[name]
+    folder = run_dir(db, rid)
+    with EventLog(folder) as log:
+        for k, step in enumerate((150, 300, 450)):
+            common = {"run_id": rid, "step": step, "tokens": step * 4096, "lang_a": "EN1", "lang_b": "EN2", "time": 0.0}
+            for layer in range(3):
+                log.emit(AlignHidden(**common, layer=layer, similarity=0.1 * (k + 1) + 0.01 * layer, n_sequences=32))
+            for matrix in ("input", "output"):
+                log.emit(
+                    AlignEmbedding(
+                        **common, matrix=matrix, similarity=0.05 * k, control=0.01, n_ids=2048, n_anchors=0, bins=[]
+                    )
+                )
+            log.emit(AlignGradient(**common, tensor="blocks.0.attn.qkv.weight", similarity=0.2 * k))
+        for lang, acc in (("EN1", 0.91), ("EN2", 0.64)):
+            log.emit(
+                ProbeResult(
+                    rid, step=600, tokens=2_457_600, task="builtin:synthetic", train_language="EN1", language=lang,
+                    accuracy=acc, chance=0.5, n_examples=200, train_accuracy=0.97, time=0.0,
+                )
+            )  # fmt: skip
+    (folder / WORKER_LOG).write_text("".join(f"step {i} loss {9 - i / 100:.2f}\n" for i in range(300)) + "done\n")
+    Store(db).ingest()
+    return rid
+
+
+def test_alignment_steps_probe_and_spec_panels(fixture_db):
+    rid = _measure_at_evals(fixture_db, "50/50")
+    store = Store(fixture_db)
+    steps = run_panels.alignment_steps(store, rid)
+    assert [s.step for s in steps] == [150, 300, 450, 600]
+    assert steps[0].hidden["EN1–EN2"] == pytest.approx([0.1, 0.11, 0.12])
+    assert steps[-1].hidden["EN1–EN2"] == HIDDEN_SIM["50/50"] and steps[1].gradient["EN1–EN2"] == pytest.approx(0.2)
+    probes = run_panels.probe_results(store, rid)
+    assert [(p["language"], p["accuracy"]) for p in probes] == [("EN1", 0.91), ("EN2", 0.64)]
+    spec = run_panels.run_spec(store, rid)
+    assert spec["name"] == "50/50" and spec["run_id"] == rid
+
+
+def test_spec_panel_shows_exact_tokens_per_language(fixture_db):
+    from rich.console import Console
+
+    from engine.config.schedule import Schedule
+    from xling_tui.widgets.spec_panel import schedule_table, settings_text
+
+    spec = run_panels.run_spec(Store(fixture_db), _ids(fixture_db)["90→10 / 10→90"])
+    console = Console(width=120, record=True)
+    console.print(schedule_table(spec))
+    console.print(settings_text(spec))
+    text = console.export_text()
+    exact = Schedule.from_dict(spec["schedule"]).marginal_tokens(600, 32, 128)
+    assert exact == {"EN1": 1_228_800, "EN2": 1_228_800}
+    assert "0%–50%" in text and "50%–100%" in text and "1.23M" in text and "50.0%" in text
+    assert "cpu-xs: 2 layers, d_model 64" in text and "seed 0" in text and "600 steps" in text
+
+
+def test_log_tail_reads_the_end_and_refuses_odd_run_ids(fixture_db):
+    from xling_tui.screens.run_detail import LOG_TAIL_LINES, log_tail
+
+    rid = _measure_at_evals(fixture_db, "50/50")
+    tail = log_tail(fixture_db, rid).splitlines()
+    assert len(tail) == LOG_TAIL_LINES and tail[-1] == "done" and tail[-2].startswith("step 299 ")
+    assert log_tail(fixture_db, "../" + rid) is None and log_tail(fixture_db, "..") is None
+    assert log_tail(fixture_db, _ids(fixture_db)["90/10"]) is None  # no worker.log: said so on screen
+
+
+@pytest.mark.asyncio
+async def test_run_screen_new_tabs(fixture_db):
+    rid = _measure_at_evals(fixture_db, "50/50")
+    app = screen_app(fixture_db.with_name("experiments.toml"), fixture_db, lambda: RunScreen(rid))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        steps = screen.query_one("#align-steps")
+        assert steps.display and "alignment over training, EN1–EN2" in str(steps.render())
+        tabs = screen.query_one("#run-tabs")
+        assert not tabs.get_tab("tab-probe").disabled and tabs.get_tab("tab-probe").display
+        await pilot.press("4")
+        table = screen.query_one("#probe-body").content
+        cells = {c.header: [str(x) for x in c._cells] for c in table.columns}
+        assert cells["scored in"] == ["EN1", "EN2 (zero-shot)"] and cells["accuracy"] == ["0.910", "0.640"]
+        assert screen.query_one("#log-tail").lines[-1] == "done"
+    other = _ids(fixture_db)["90/10"]
+    app = screen_app(fixture_db.with_name("experiments.toml"), fixture_db, lambda: RunScreen(other))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert not app.screen.query_one("#align-steps").display  # measured once: no over-training panel
+        assert not app.screen.query_one("#run-tabs").get_tab("tab-probe").display  # no probe: no tab
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("tab", ["3", "4", "5", "6"])
+def test_run_screen_new_tabs_snapshot(snap_compare, fixture_db, size, tab):
+    rid = _measure_at_evals(fixture_db, "50/50")
+
+    async def show(pilot):
+        await settle(pilot)
+        await pilot.press(tab)
+        await settle(pilot)
+
+    app = screen_app(fixture_db.with_name("experiments.toml"), fixture_db, lambda: RunScreen(rid))
+    assert snap_compare(app, terminal_size=size, run_before=show)
+
+
+def test_decimate_is_the_per_bucket_min_and_max():
+    rng = np.random.default_rng(7)
+    for n, width in ((1000, 100), (401, 200), (9999, 37)):
+        x, y = np.arange(n, dtype=float), rng.normal(size=n)
+        edges = np.linspace(0, n, width + 1).astype(int)
+        keep = {0, n - 1}
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            keep |= {lo + int(np.argmin(y[lo:hi])), lo + int(np.argmax(y[lo:hi]))}
+        dx, dy = decimate(x, y, width)
+        assert list(dx) == sorted(keep) and list(dy) == [y[i] for i in sorted(keep)]
+
+
+@pytest.mark.asyncio
+async def test_a_finished_run_is_not_redrawn_when_nothing_changed(fixture_db):
+    app = _app(fixture_db, "90/10")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert (screen.loads, screen.renders) == (1, 1)
+        for _ in range(2):
+            screen.action_reload()
+            await settle(pilot)
+        assert (screen.loads, screen.renders) == (3, 1)
+
+
+@pytest.mark.asyncio
+async def test_plot_draws_at_once_after_a_quiet_spell(monkeypatch):
+    from textual.app import App
+
+    import xling_tui.widgets.plots as plots
+
+    class One(App):
+        def compose(self):
+            yield XPlot(id="p", max_hz=2.0)
+
+    clock = [100.0]
+    monkeypatch.setattr(plots, "monotonic", lambda: clock[0])  # the plot's clock only: the event loop keeps its own
+    app = One()
+    async with app.run_test(size=(60, 20)) as pilot:
+        plot = app.query_one(XPlot)
+        plot.show(Figure([Series("a", [0, 1], [1, 2])]))
+        clock[0] += 0.1
+        plot.show(Figure([Series("a", [0, 1], [1, 3])]))  # too soon: waits for the tick
+        assert plot.draws == 1 and plot._pending is not None
+        clock[0] += 1.0
+        plot.show(Figure([Series("a", [0, 1], [1, 4])]))  # a key press after a pause: drawn now
+        await pilot.pause()
+        assert plot.draws == 2 and plot._pending is None and plot._shown.series[0].y == [1, 4]

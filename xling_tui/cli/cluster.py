@@ -78,8 +78,8 @@ def _ray(settings: ClusterSettings, device: str, flags: dict[str, Any]) -> tuple
 
 
 def where(row: dict) -> str:
-    """Host and job of a status row: 'node7\\nslurm 1234 RUNNING', 'box\\npid 4242'; the
-    job's state only while the run is not over."""
+    """Host and job of a status row, on one line: 'node7 slurm 1234 RUNNING', 'box pid 4242';
+    the job's state only while the run is not over."""
     backend, job_id = row.get("backend"), row.get("job_id")
     if job_id and backend not in (None, "local"):
         job = f"{backend} {job_id if len(job_id) <= 12 else job_id[:10] + '…'}"
@@ -87,4 +87,4 @@ def where(row: dict) -> str:
             job = f"{job} {row['job_state']}"
     else:
         job = f"pid {row['pid']}" if row.get("pid") else ""
-    return "\n".join(p for p in (row.get("host") or "", job) if p)
+    return " ".join(p for p in (row.get("host") or "", job) if p)

@@ -405,32 +405,47 @@ def _human(n: int | None) -> str:
 
 
 def _print_status_table(rows: list[dict]) -> None:
-    """A terminal-sized view; --format csv/json gives every column."""
+    """One line per run at any width (columns left out first: where, tokens, device; the
+    experiment when all runs share one; where last of those when runs are on a cluster,
+    since the job id is how to find them); why a run failed, was cancelled or waits is a
+    line of its own under the table; --format csv/json gives every column."""
     from engine.runs.status import RunStatus
     from xling_tui.cli.cluster import where
+    from xling_tui.fit_width import Column, print_fitted
     from xling_tui.status_style import status_style
 
-    table = Table(
-        "run", "experiment", "name", "status", "progress", "tokens", "device", "where", "best PPL", header_style="bold"
-    )
-    for r in rows:
-        progress = f"{100 * (r['progress'] or 0):.0f}%"
-        status = Text(r["status"], style=status_style(r["status"]))
-        explained = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED)  # why it ended; queued: why it waits
-        if r["message"] and r["status"] in explained:
-            status.append("\n" + r["message"], style="dim")
-        table.add_row(
+    one_experiment = len({r["experiment"] for r in rows}) <= 1
+    on_cluster = any(r["backend"] not in (None, "local") for r in rows)
+    columns = [
+        Column("run", essential=True),
+        Column("experiment", priority=5 if one_experiment else 40),
+        Column("name", essential=True),
+        Column("status", essential=True),
+        Column("progress", priority=60, justify="right"),
+        Column("tokens", priority=20, justify="right"),
+        Column("device", priority=30),
+        Column("where", priority=45 if on_cluster else 10),
+        Column("best PPL", priority=50),
+    ]
+    table_rows = [
+        [
             r["run_id"][:8],
-            Text(r["experiment"]),
-            Text(r["name"]),
-            status,
-            progress,
+            Text(r["experiment"] or ""),
+            Text(r["name"] or ""),
+            Text(r["status"], style=status_style(r["status"])),
+            f"{100 * (r['progress'] or 0):.0f}%",
             _human(r["tokens"]),
-            r["device"] or "",
-            where(r),
-            (r["best_ppl"] or "").replace(" · ", "\n"),
-        )
-    console.print(table)
+            Text(r["device"] or ""),
+            Text(where(r)),
+            Text(r["best_ppl"] or ""),
+        ]
+        for r in rows
+    ]
+    print_fitted(console, columns, table_rows)
+    explained = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.QUEUED)  # why it ended; queued: why it waits
+    for r in rows:  # its own line, never wrapped into the table
+        if r["message"] and r["status"] in explained:
+            console.print(Text(f"{r['run_id'][:8]} {r['name']}: {r['message']}", style="dim"), highlight=False)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -10,7 +10,6 @@ left out.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -62,7 +61,10 @@ def print_table(columns: Sequence[str], rows: Iterable[Row], left_out: int | Non
 
 
 def write_csv(columns: Sequence[str], batches: Iterable[Sequence[Row]], out: TextIO) -> None:
-    writer = csv.writer(out)
+    """Lines end in ``\\n`` (``db.export.csv_writer``), as DuckDB's own CLI writes them."""
+    from db.export import csv_writer
+
+    writer = csv_writer(out)
     writer.writerow(columns)
     for batch in batches:
         writer.writerows(batch)

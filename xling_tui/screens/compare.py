@@ -1,17 +1,26 @@
-"""Several runs side by side: their PPL curves overlaid, the paired comparison, the paper-style table.
+"""Runs side by side, made to explain: overlaid curves, a legend with the numbers, the report.
 
-The tables are ``xling report``'s own: first, when the picked runs are of two or more
-finished schedules of one experiment, the first schedule against each other one paired
-by seed (``xling_tui.report.build_comparison``, as ``--compare A B``); then, for each
-experiment the picked runs belong to, its report (``build_report``) with the picked
-runs' rows in bold. The curves are the held-out PPL of each run, one language at a time
-(``l`` cycles) or all.
+The curves (``xling_tui.overlay``): one stable colour per schedule, its seeds as their
+mean with a min–max band; ``x`` switches the x axis between tokens seen in the curve's
+language (what TEff is about), all training tokens and the step; ``y`` log or linear;
+``l`` the language; ``m`` held-out or training PPL; ``s`` the mean of the seeds or each
+seed. ``p`` pins the schedule under the legend's cursor: it is drawn on top and the
+others' paired differences are taken against it. ``i`` shows the point inspector, a
+cursor that ``←``/``→`` move from point to point; the legend reads every curve there.
+Under the plot the legend names each schedule with its shares, its final PPL per
+language over seeds, the cursor's reading and the difference from the pinned schedule.
+The second tab is ``xling report``'s: first, when the picked runs are of two or more
+finished schedules of one experiment, the first against each other paired by seed
+(``build_comparison``, as ``xling report --compare A B``), then the tables of the runs'
+experiments with the picked rows in bold. Data is read on a thread worker
+(``db.compare_curves``, ``build_report``, ``build_comparison``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group
@@ -24,40 +33,54 @@ from textual.binding import Binding
 from textual.containers import ScrollableContainer
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from db import run_panels
+from xling_tui import overlay
 from xling_tui.context import xling_app
-from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
+from xling_tui.overlay import ALL, AXES, View
+from xling_tui.widgets.plots import PALETTE, XPlot
 
-ALL = "all languages"
+if TYPE_CHECKING:
+    from engine.analysis.uncertainty import PairedDifference
+
+AXIS_ORDER = ("lang_tokens", "tokens", "step")
 
 
 @dataclass
 class CompareData(Message):
-    names: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # run_id -> (name, seed)
-    curves: dict[str, dict[str, run_panels.Curve]] = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)  # run_id -> db.compare_curves.RunCurves
     reports: list = field(default_factory=list)  # xling_tui.report.Report per experiment
     comparisons: list = field(default_factory=list)  # xling_tui.report.Report per paired comparison
     error: str | None = None
+    fingerprint: tuple = ()  # what changed since the last read (nothing: no redraw)
 
 
 def fetch_compare(db_path: Path, run_ids: list[str]) -> CompareData:
+    from db.compare_curves import compare_curves
+    from db.run_panels import experiment_of
     from db.store import Store, StoreError
     from xling_tui.report import build_report
 
     store = Store(db_path)
     try:
-        names = run_panels.run_names(store, run_ids)
-        curves = run_panels.eval_curves(store, run_ids)
-        experiments = run_panels.experiment_of(store, run_ids)
-        reports = [build_report(store, exp) for exp in experiments]
-        comparisons = _comparisons(store, experiments, [names[r][0] for r in run_ids if r in names])
+        with store.reading():  # one connection for every read of the view
+            runs = compare_curves(store, run_ids)
+            experiments = experiment_of(store, run_ids)
+            reports = [build_report(store, exp) for exp in experiments]
+            comparisons = _comparisons(store, experiments, [runs[r].name for r in run_ids if r in runs])
     except StoreError as exc:
         return CompareData(error=str(exc))
-    missing = [r for r in run_ids if r not in names]
+    missing = [r for r in run_ids if r not in runs]
     error = f"not in the database: {', '.join(missing)}" if missing else None
-    return CompareData(names, curves, reports, comparisons, error)
+    fingerprint = tuple(
+        (
+            rid,
+            r.status,
+            tuple((k, len(c.step), int(c.step[-1]) if len(c.step) else -1) for k, c in sorted(r.curves.items())),
+        )
+        for rid, r in sorted(runs.items())
+    )
+    return CompareData(runs, reports, comparisons, error, fingerprint + (len(reports), len(comparisons)))
 
 
 def _comparisons(store, experiments: list[str], picked: list[str]) -> list:
@@ -71,25 +94,6 @@ def _comparisons(store, experiments: list[str], picked: list[str]) -> list:
         names = [n for n in dict.fromkeys(picked) if n in done]
         out += [build_comparison(store, exp, names[0], other) for other in names[1:]]
     return out
-
-
-def compare_figure(data: CompareData, run_ids: list[str], language: str) -> Figure:
-    fig = Figure(log_y=True, x_label="tokens", y_label="PPL")
-    k = 0
-    for rid in (r for r in run_ids if r in data.curves):
-        for lang, curve in sorted(data.curves[rid].items()):
-            if language not in (ALL, lang):
-                continue
-            style = PALETTE[k % len(PALETTE)]  # one colour per line drawn
-            k += 1
-            name, seed = data.names.get(rid, (rid, None))
-            label = f"{name} s{seed}" + ("" if language != ALL else f" {lang}")
-            fig.series.append(Series(label, curve.x, curve.y, style))
-    return fig
-
-
-def languages_of(data: CompareData) -> list[str]:
-    return sorted({lang for per_run in data.curves.values() for lang in per_run})
 
 
 def report_renderables(data: CompareData, picked: set[str]) -> list:
@@ -116,41 +120,68 @@ def natural_width(renderables: list) -> int:
     return max((Measurement.get(console, console.options, t).maximum for t in tables), default=40)
 
 
+def _range(values: tuple[float, float, float, int] | None, digits: int = 1) -> str:
+    if values is None:
+        return "—"
+    mean, lo, hi, _ = values
+    return f"{mean:.{digits}f}" if hi - lo < 10**-digits else f"{mean:.{digits}f} [{lo:.{digits}f}–{hi:.{digits}f}]"
+
+
+def _delta(difference: PairedDifference | None) -> Text:
+    """``-12.3% [-20.1%, -3.5%] n=3``: green when the interval says lower PPL, red higher,
+    no colour when it cannot tell (or, from one seed, has no interval)."""
+    if difference is None:
+        return Text("—", style="dim")
+    style = {-1: "green", 1: "red"}.get(difference.direction(), "")  # lower PPL is better
+    return Text(f"{difference.text(1)} n={difference.n}", style=style)
+
+
 class CompareScreen(Screen):
-    """Overlay and table for ``run_ids``; ``l`` cycles the language shown in the overlay."""
+    """Overlay, legend and report for ``run_ids``."""
 
-    DEFAULT_CSS = """
-    CompareScreen #compare-header { height: auto; text-style: bold; padding: 0 1; }
-    CompareScreen TabbedContent { height: 1fr; }
-    CompareScreen #compare-table { padding: 0 1; }
-    """
-
+    CSS_PATH = "compare.tcss"
     BINDINGS = [
-        Binding("escape", "close", "Back"),
-        Binding("1", "tab('tab-curves')", "Curves"),
-        Binding("2", "tab('tab-table')", "Table"),
-        Binding("l", "next_language", "Language"),
-        Binding("ctrl+r", "reload", "Refresh"),
+        Binding("escape", "close", "back"),
+        Binding("1", "tab('tab-curves')", "curves"),
+        Binding("2", "tab('tab-table')", "report"),
+        Binding("x", "next_axis", "x axis", tooltip="x: tokens seen in the language → all tokens → step"),
+        Binding("y", "toggle_log", "log y", tooltip="y axis logarithmic or linear"),
+        Binding("l", "next_language", "language", tooltip="one language at a time, or all"),
+        Binding("m", "toggle_metric", "metric", tooltip="held-out PPL or training PPL"),
+        Binding("s", "toggle_seeds", "seeds", tooltip="seeds of a schedule as their mean with a band, or each"),
+        Binding("p", "pin", "pin", tooltip="pin the schedule under the legend's cursor: on top, the reference"),
+        Binding("i", "inspect", "inspect", tooltip="a cursor that reads every curve at one x"),
+        Binding("left,comma", "move_cursor(-1)", "◀", show=False, priority=True, tooltip="inspector: previous point"),
+        Binding("right,full_stop", "move_cursor(1)", "▶", show=False, priority=True, tooltip="inspector: next point"),
+        Binding("ctrl+r", "reload", "refresh", show=False),
     ]
 
     def __init__(self, run_ids: list[str]) -> None:
         super().__init__()
         self.run_ids = list(dict.fromkeys(run_ids))
-        self.language = ALL
+        self.view = View()
         self.data: CompareData | None = None
+        self.groups: list[overlay.Group] = []
+        self.colours: dict = {}
+        self.shown: overlay.Overlay | None = None
+        self._legend_shown: tuple | None = None
         self._fetching = False  # one read at a time
 
     def compose(self) -> ComposeResult:
         yield Static(f"comparing {len(self.run_ids)} runs: loading…", id="compare-header")
         with TabbedContent(id="compare-tabs"):
             with TabPane("Curves", id="tab-curves"):
-                yield XPlot(id="compare-plot")
-            with TabPane("Table", id="tab-table"):
+                plot = XPlot(id="compare-plot")
+                plot.can_focus = False  # the keys are the screen's; the mouse still pans and zooms
+                yield plot
+                yield DataTable(id="compare-legend", cursor_type="row", zebra_stripes=False)
+            with TabPane("Report", id="tab-table"):
                 with ScrollableContainer():  # wide tables scroll sideways rather than wrap
                     yield Static("", id="compare-table")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#compare-legend", DataTable).focus()
         self.action_reload()
         self.set_interval(float(getattr(self.app, "refresh_every", 2.0)), self.action_reload)
 
@@ -172,27 +203,139 @@ class CompareScreen(Screen):
 
     def on_compare_data(self, data: CompareData) -> None:
         self._fetching = False
+        if self.data is not None and data.fingerprint == self.data.fingerprint and data.error == self.data.error:
+            return  # nothing new: nothing redrawn
         self.data = data
-        self._render_data(data)
+        fresh = {g.key: g for g in overlay.groups_of(data.runs, self.run_ids)}
+        order = [g.key for g in self.groups]  # schedules keep their place and colour; new ones come last
+        self.groups = [fresh[k] for k in order if k in fresh] + [g for k, g in fresh.items() if k not in order]
+        for group in self.groups:
+            self.colours.setdefault(group.key, PALETTE[len(self.colours) % len(PALETTE)])
+        self.render_view()
+        self._render_report(data)
 
-    def _render_data(self, data: CompareData) -> None:
-        header = Text(f"comparing {len(self.run_ids)} runs · PPL of {self.language} (l: next language)")
-        if data.error:
-            header.append(f"\n{data.error}", style="yellow")
+    # -- rendering ------------------------------------------------------------------------
+
+    def render_view(self) -> None:
+        """Plot, legend and header for the current view (the UI thread's whole job)."""
+        if self.data is None:
+            return
+        self.shown = shown = overlay.build(self.data.runs, self.groups, self.colours, self.view)
+        self.query_one("#compare-plot", XPlot).show(shown.figure)
+        self._render_legend(self.data, shown)
+        self._render_header()
+
+    def _render_header(self) -> None:
+        view = self.view
+        runs = len(self.data.runs) if self.data else 0
+        what = f"{overlay.METRIC_LABEL[view.metric]} of {view.language if view.language != ALL else 'every language'}"
+        axis = self.shown.figure.x_label if self.shown else AXES[view.axis]
+        header = Text(f"{runs} runs, {len(self.groups)} schedules · {what} · x: {axis} · y: ")
+        header.append("log" if view.log_y else "linear")
+        seeds = "mean, band min–max" if view.mean_seeds else "each"
+        if view.mean_seeds and self.shown is not None and overlay.crowded(self.shown):
+            seeds += " (the pinned one's only: many curves)"
+        header.append(f" · seeds: {seeds}", style="dim")
+        if view.cursor is not None:
+            header.append(f"\ncursor at {overlay.axis_value(view, view.cursor)} (←/→ move, i hides)", style="bold")
+        if self.data and self.data.error:
+            header.append(f"\n{self.data.error}", style="yellow")
         self.query_one("#compare-header", Static).update(header)
-        self.query_one("#compare-plot", XPlot).show(compare_figure(data, self.run_ids, self.language))
-        picked = {data.names[r][0] for r in self.run_ids if r in data.names}
+
+    def _render_legend(self, data: CompareData, shown: overlay.Overlay) -> None:
+        table = self.query_one("#compare-legend", DataTable)
+        keep = table.cursor_row
+        rows = overlay.legend(data.runs, self.groups, self.colours, self.view, shown)
+        langs = overlay.languages(data.runs, self.view.metric) if self.view.language == ALL else [self.view.language]
+        table.clear(columns=True)
+        table.add_column("", key="swatch")
+        table.add_column("schedule", key="name")
+        table.add_column("seeds", key="seeds")
+        for lang in langs:
+            table.add_column(f"final {lang}", key=f"final-{lang}")
+        if self.view.cursor is not None:
+            for lang in langs:
+                table.add_column(f"@cursor {lang}", key=f"cursor-{lang}")
+        if self.view.pinned is not None:
+            for lang in langs:
+                table.add_column(f"vs pinned {lang} (95%)", key=f"delta-{lang}")
+        table.add_column("shares over training", key="shares")
+        for row in rows:
+            swatch = Text("━━ ◆" if row.pinned else "━━", style=f"bold {row.colour}")
+            seeds = row.group.seeds
+            cells: list = [
+                swatch,
+                Text(row.group.label, style="bold" if row.pinned else ""),
+                str(len(seeds)) if len(seeds) > 1 else f"s{seeds[0]}",
+            ]
+            cells += [_range(row.final.get(lang)) for lang in langs]
+            if self.view.cursor is not None:
+                cells += ["—" if (v := row.at_cursor.get(lang)) is None else f"{v:.1f}" for lang in langs]
+            if self.view.pinned is not None:
+                cells += [
+                    Text("reference", style="dim") if row.pinned else _delta(row.delta.get(lang)) for lang in langs
+                ]
+            cells.append(row.group.schedule())  # last: the numbers come first at 80 columns
+            table.add_row(*cells, key=str(row.group.key))
+        if rows:
+            table.move_cursor(row=min(max(keep, 0), len(rows) - 1), animate=False)
+
+    def _render_report(self, data: CompareData) -> None:
+        picked = {r.name for r in data.runs.values()}
         parts = report_renderables(data, picked)
         table = self.query_one("#compare-table", Static)
         table.styles.width = natural_width(parts) + 2  # its own width: the container scrolls sideways
         table.update(Group(*parts))
 
+    # -- the view's toggles ---------------------------------------------------------------
+
+    def _set(self, **changes) -> None:
+        self.view = self.view.with_(**changes)
+        self.render_view()
+
+    def action_next_axis(self) -> None:
+        i = AXIS_ORDER.index(self.view.axis)
+        self._set(axis=AXIS_ORDER[(i + 1) % len(AXIS_ORDER)], cursor=None)  # the cursor's x meant the old axis
+
+    def action_toggle_log(self) -> None:
+        self._set(log_y=not self.view.log_y)
+
     def action_next_language(self) -> None:
         if self.data is None:
             return
-        options = [ALL, *languages_of(self.data)]
-        self.language = options[(options.index(self.language) + 1) % len(options)] if self.language in options else ALL
-        self._render_data(self.data)
+        options = [ALL, *overlay.languages(self.data.runs, self.view.metric)]
+        current = options.index(self.view.language) if self.view.language in options else 0
+        self._set(language=options[(current + 1) % len(options)])
+
+    def action_toggle_metric(self) -> None:
+        self._set(metric="train" if self.view.metric == "eval" else "eval", cursor=None)
+
+    def action_toggle_seeds(self) -> None:
+        self._set(mean_seeds=not self.view.mean_seeds)
+
+    def action_pin(self) -> None:
+        table = self.query_one("#compare-legend", DataTable)
+        if not self.groups or table.row_count == 0:
+            return
+        key = self.groups[min(table.cursor_row, len(self.groups) - 1)].key
+        self._set(pinned=None if self.view.pinned == key else key)
+
+    def action_inspect(self) -> None:
+        if self.view.cursor is not None:
+            self._set(cursor=None)
+        elif self.shown is not None:
+            self._set(cursor=overlay.step_cursor(overlay.cursor_stops(self.shown), None, 1))
+
+    def action_move_cursor(self, direction: int) -> None:
+        if self.shown is not None and self.view.cursor is not None:
+            stops = overlay.cursor_stops(self.shown)
+            self._set(cursor=overlay.step_cursor(stops, self.view.cursor, direction))
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """←/→ are the inspector's only while it is shown (else the legend scrolls)."""
+        if action == "move_cursor":
+            return self.view.cursor is not None
+        return True
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#compare-tabs", TabbedContent).active = tab

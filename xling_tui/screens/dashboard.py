@@ -61,6 +61,12 @@ class DashboardScreen(Screen[None]):
         Binding("n", "note", "note", show=False, tooltip="set a note (kept in the run folder)"),
         Binding("l", "show_log", "log", tooltip="the run's worker log, followed"),
         Binding("c", "compare", "compare", show=False, tooltip="compare the marked runs"),
+        Binding(
+            "v",
+            "view_experiment",
+            "experiment",
+            tooltip="the experiment's paper table, law and sweeps (the shown experiment, or the run's)",
+        ),
         Binding("g", "toggle_gpus", "GPUs", show=False, tooltip="show / hide the GPU panel"),
         Binding("a", "mark_all", "mark all", show=False, tooltip="mark all shown runs (again: none)"),
         Binding("escape", "clear", "clear", show=False, tooltip="close the filter, clear it, then the marks"),
@@ -365,6 +371,18 @@ class DashboardScreen(Screen[None]):
         rows = self._need_selection()
         if rows:
             xling_app(self).open_compare([r.run_id for r in rows])
+
+    def action_view_experiment(self) -> None:
+        """The experiment chosen in the bar, else the one of the run under the cursor."""
+        name = self.query_one(ExperimentBar).selected
+        if name is None:
+            current = self.query_one(RunsTable).current_run_id
+            by_id = {r.run_id: r for r in (self.data.runs if self.data else ())}
+            name = by_id[current].experiment if current in by_id else None
+        if name is None:
+            self.notify("no experiment: choose one with [ ] or put the cursor on a run", severity="warning")
+            return
+        xling_app(self).open_experiment(name)
 
     def action_show_log(self) -> None:
         rows = self._need_selection()

@@ -18,9 +18,11 @@ SCREENS = [
     ("Everywhere", "xling_tui.app", "XlingApp"),
     ("Dashboard", "xling_tui.screens.dashboard", "DashboardScreen"),
     ("Run panels", "xling_tui.screens.run_detail", "RunScreen"),
+    ("Experiment", "xling_tui.screens.experiment", "ExperimentScreen"),
     ("Compare", "xling_tui.screens.compare", "CompareScreen"),
     ("Schedule designer", "xling_tui.screens.designer", "DesignerScreen"),
     ("SQL", "xling_tui.screens.sql", "SqlScreen"),
+    ("SQL box", "xling_tui.widgets.sql_editor", "SqlEditor"),
     ("Worker log", "xling_tui.screens.log_view", "LogScreen"),
 ]
 EXTRA = {
@@ -28,7 +30,11 @@ EXTRA = {
         ("ctrl+p", "command palette: every action, and every run by name"),
         ("ctrl+q", "quit (launched runs keep going)"),
         ("esc", "back / close / clear"),
-    ]
+    ],
+    "SQL box": [
+        ("↑ ↓", "at the first / last line: the previous / next query of the history"),
+        ("→", "take the completion shown after the cursor, like tab"),
+    ],
 }
 _NAMES = {
     "question_mark": "?",

@@ -2,9 +2,10 @@
 
 Three things are added to the library widget: log axes (the data is plotted as
 log10 and a formatter writes ticks back as 100, 1k, 1M), decimation to the plot's
-width (min and max per column, so spikes survive), and a redraw throttle: new data
-replaces whatever is waiting, and at most ``max_hz`` redraws a second happen, so a
-fast stream of updates costs one redraw per tick and stale frames are never drawn.
+width (min and max per column, so spikes survive), and a redraw throttle: a figure
+after a quiet spell is drawn at once (a key press answers without waiting for a tick),
+one that comes sooner waits for the next tick and replaces whatever is waiting, so at
+most ``max_hz`` redraws a second happen and stale frames are never drawn.
 Colours are the 16 ANSI names, which every terminal has.
 """
 
@@ -12,10 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from time import monotonic
 
 import numpy as np
+from textual_hires_canvas import Canvas
 from textual_plot import AxisFormatter, HiResMode, LegendLocation, NumericAxisFormatter, PlotWidget
+
+MANY_LINES = 12  # more curves than this are drawn at one point per column
 
 PALETTE = (
     "cyan",
@@ -70,19 +76,23 @@ class HumanFormatter(NumericAxisFormatter):
 
 
 def decimate(x: Sequence[float], y: Sequence[float], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ~2 points per column: each bucket's min and max, in x order (endpoints kept)."""
+    """At most ~2 points per column: each bucket's min and max, in x order (endpoints kept).
+    Vectorised (one sort), since a view of many curves decimates every one of them per draw."""
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     width = max(int(width), 2)
-    if len(xa) <= 2 * width:
+    n = len(xa)
+    if n <= 2 * width:
         return xa, ya
-    edges = np.linspace(0, len(xa), width + 1).astype(int)
-    keep = {0, len(xa) - 1}
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi > lo:
-            seg = ya[lo:hi]
-            keep.add(lo + int(np.nanargmin(seg)) if np.isfinite(seg).any() else lo)
-            keep.add(lo + int(np.nanargmax(seg)) if np.isfinite(seg).any() else lo)
-    index = np.array(sorted(keep))
+    bucket = ((np.arange(n) + 1) * width - 1) // n  # runs of consecutive points: bucket b starts at floor(b*n/width)
+    finite = np.isfinite(ya)
+    key = np.where(finite, ya, np.inf)  # a NaN is never a bucket's min or max unless all are
+    order = np.lexsort((key, bucket))
+    starts = np.flatnonzero(np.r_[True, bucket[order][1:] != bucket[order][:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    lows = order[starts]
+    finite_count = np.add.reduceat(finite[order].astype(np.int64), starts)
+    highs = order[np.maximum(starts + finite_count - 1, starts)]  # the largest finite value
+    index = np.unique(np.concatenate(([0, n - 1], lows, highs, order[ends][finite_count == 0])))
     return xa[index], ya[index]
 
 
@@ -104,6 +114,8 @@ class Figure:
     log_y: bool = False
     x_label: str = ""
     y_label: str = ""
+    legend: bool = True  # False when the screen shows its own legend
+    vlines: list[float] = field(default_factory=list)  # vertical markers (a cursor), in data units
 
 
 class XPlot(PlotWidget):
@@ -118,6 +130,7 @@ class XPlot(PlotWidget):
         self.max_hz = max_hz
         self._pending: Figure | None = None
         self._shown: Figure | None = None
+        self._drawn_at = -math.inf  # monotonic() of the last draw
         self.draws = 0  # how many figures were actually drawn (tests and benches read it)
 
     def on_mount(self) -> None:
@@ -128,17 +141,18 @@ class XPlot(PlotWidget):
         self.set_interval(1.0 / self.max_hz, self._flush)
 
     def show(self, figure: Figure) -> None:
-        """Queue ``figure``; an older one still waiting is dropped (coalesced)."""
-        first = self._shown is None and self._pending is None
+        """Draws ``figure`` now after a quiet spell, else queues it for the next tick (an
+        older one still waiting is dropped: coalesced)."""
         self._pending = figure
-        if first:
-            self._flush()  # the first frame need not wait for the tick
+        if monotonic() - self._drawn_at >= 1.0 / self.max_hz:
+            self._flush()
 
     def _flush(self) -> None:
         figure, self._pending = self._pending, None
         if figure is None or figure == self._shown:
             return
         self._shown = figure
+        self._drawn_at = monotonic()
         self.draws += 1
         self._draw(figure)
 
@@ -146,6 +160,28 @@ class XPlot(PlotWidget):
         """Decimation depends on the width: a resized plot redraws what it shows."""
         if self._shown is not None:
             self._draw(self._shown)
+
+    def _render_plot(self) -> None:
+        """textual-plot's render, with the canvas refreshed once at the end rather than once
+        per cell set (which made drawing many curves cost a widget refresh per cell)."""
+        canvases = list(self.query(Canvas))
+        with ExitStack() as stack:
+            for canvas in canvases:
+                stack.enter_context(canvas.batch_refresh())
+            super()._render_plot()
+
+    def _pad_limits(self, drawn: list) -> None:
+        """Limits a little wider than the data: textual-plot maps the largest x and y onto
+        the frame itself, where a marker would be drawn over (and lost)."""
+        if not drawn:
+            self.set_xlimits(None, None)
+            self.set_ylimits(None, None)
+            return
+        for values, setter, share in ((1, self.set_xlimits, 0.02), (2, self.set_ylimits, 0.05)):
+            lo = min(float(np.min(d[values])) for d in drawn)
+            hi = max(float(np.max(d[values])) for d in drawn)
+            pad = (hi - lo) * share or max(abs(hi) * share, 1e-6)
+            setter(lo - pad, hi + pad)
 
     def _draw(self, figure: Figure) -> None:
         self.clear()
@@ -155,19 +191,30 @@ class XPlot(PlotWidget):
         self.set_xlabel(figure.x_label)
         self.set_ylabel(figure.y_label)
         labelled = False
+        drawn = []
         for s in figure.series:
             x, y = _transform(s.x, figure.log_x), _transform(s.y, figure.log_y)
             ok = np.isfinite(x) & np.isfinite(y)
-            x, y = x[ok], y[ok]
-            if not len(x):
-                continue
+            if ok.any():
+                drawn.append((s, x[ok], y[ok]))
+        self._pad_limits(drawn)
+        # Many curves at once are read for their shape, not their last wiggle: half the
+        # points (one per column) halves the cost of drawing them.
+        n_lines = sum(1 for s, _, _ in drawn if s.marker is None)
+        buckets = width if n_lines <= MANY_LINES else width // 2
+        for s, x, y in drawn:
             labelled |= s.label is not None
             if s.marker is None:
-                x, y = decimate(x, y, width)
+                x, y = decimate(x, y, buckets)
                 self.plot(x, y, line_style=s.style, hires_mode=HiResMode.BRAILLE, label=s.label)
             else:
+                x, y = decimate(x, y, width // 2)  # markers: at most about one per column
                 self.scatter(x, y, marker=s.marker, marker_style=s.style, label=s.label)
-        self.show_legend(LegendLocation.TOPRIGHT, is_visible=labelled)
+        for v in figure.vlines:
+            (at,) = _transform([v], figure.log_x)
+            if np.isfinite(at):
+                self.add_v_line(float(at), "bright_white")
+        self.show_legend(LegendLocation.TOPRIGHT, is_visible=labelled and figure.legend)
 
 
 def _transform(values: Sequence[float], log: bool) -> np.ndarray:
