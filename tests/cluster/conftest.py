@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.helpers import end_leftovers
+
 SCRIPTS = Path(__file__).resolve().parent
 CLUSTER_DIR = Path(os.environ.get("XLING_CLUSTER_DIR", "/tmp/xling-cluster"))
 IN_CI = os.environ.get("XLING_CI_CLUSTERS") == "1"
@@ -113,15 +115,27 @@ class RayCluster:
     env: dict[str, str]  # what a driver needs: the address and the cluster's token
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_xling() -> Iterator[None]:
+    yield
+    end_leftovers()
+
+
+def _ray_alive() -> bool:
+    """Both nodes' processes recorded by ray.sh still run (its env file outlives them)."""
+    done = subprocess.run([str(SCRIPTS / "ray.sh"), "status"], capture_output=True, timeout=60)
+    return done.returncode == 0
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'xling[ray]')")
     started = False
-    env_file = CLUSTER_DIR / "ray" / "env"
-    if IN_CI and read_env_file(env_file) is None:
+    alive = _ray_alive()
+    if IN_CI and not alive:
         script("ray.sh", "up", env={"PYTHON": sys.executable})
-        started = True
-    env = read_env_file(env_file)
+        started = alive = True
+    env = read_env_file(CLUSTER_DIR / "ray" / "env") if alive else None  # a dead cluster's env file is stale
     if not env or "XLING_TEST_RAY_ADDRESS" not in env:
         unavailable(
             "raycluster", f"no live Ray cluster: run `{SCRIPTS / 'ray.sh'} up` (with xling's Python as $PYTHON)"

@@ -98,9 +98,12 @@ def trained_to(run_dir: Path, step: int) -> bool:
     return any(e["kind"] == "train" and e["step"] >= step for e in events(run_dir))
 
 
+STARTED: list[subprocess.Popen] = []  # every xling started here; conftest ends what a failed test left
+
+
 def xling(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`xling ARGS` in a process of its own (a launcher that must outlive a test step)."""
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "xling_tui.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -108,6 +111,22 @@ def xling(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         env={**os.environ, **(env or {})},
         cwd=ROOT,
     )
+    STARTED.append(proc)
+    return proc
+
+
+def end_leftovers() -> None:
+    """Stops the xling processes a test started and did not see end (an assertion failed
+    first): SIGTERM, as a user's kill, so they stop their workers; then SIGKILL."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
 
 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
