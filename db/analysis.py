@@ -1,7 +1,8 @@
 """Derived results, recomputed whenever a run finishes: scaling laws, token efficiency, seed summaries.
 
-The paper's TEff needs two things no single run has: the monolingual scaling law of
-its experiment (fitted on the finished baseline runs) and the exact number of tokens
+The paper's TEff needs two things no single run has: the monolingual scaling law (fitted
+on every finished baseline run with the same law key, whichever experiment asked for it,
+in absolute tokens: ``engine.config.spec.law_key``) and the exact number of tokens
 a run saw in each language by each evaluation (from its schedule). Each law comes with
 its bootstrap (its error), so every TEff, MLTE and MLPE carries an interval; then the
 experiment's final results are summarised over seeds (``db.summary``, the ``summary``
@@ -26,13 +27,16 @@ from db import summary
 from db.bulk import ndjson_source, stamp, write_ndjson
 from engine.analysis.scaling import LawBootstrap, ScalingError, ScalingLaw, bootstrap_law, fit_scaling_law
 from engine.analysis.uncertainty import WIDE, law_interval
+from engine.config.locate import SpecError
 from engine.config.schedule import Schedule
+from engine.config.spec import RunSpec, law_key
 
 __all__ = ["refresh", "refresh_finished", "tokens_seen"]
 
 
 _FIT_COLUMNS = {
     "experiment": "VARCHAR",
+    "law_key": "VARCHAR",
     "model": "VARCHAR",
     "language": "VARCHAR",
     "form": "VARCHAR",
@@ -54,6 +58,7 @@ _TEFF_COLUMNS = {
     "language": "VARCHAR",
     "step": "BIGINT",
     "experiment": "VARCHAR",
+    "law_key": "VARCHAR",
     "law_language": "VARCHAR",
     "tokens_seen": "BIGINT",
     "ppl": "DOUBLE",
@@ -102,18 +107,39 @@ def refresh(con: duckdb.DuckDBPyConnection, experiments: list[str] | None = None
     return sum(f["error"] is None for f in fits)
 
 
-def _final_baseline_points(con: duckdb.DuckDBPyConnection, exp: str) -> dict[tuple[str, str], list[tuple]]:
-    """(model, language) -> [(run_id, tokens, ppl)] of finished monolingual runs, final evals."""
+def _law_keys(con: duckdb.DuckDBPyConnection, where: str = "TRUE", params: list | None = None) -> dict[str, str]:
+    """run_id -> its law key (``engine.config.spec.law_key``), for the runs ``where`` selects."""
+    out = {}
+    for run_id, spec_json in con.execute(f"SELECT run_id, spec FROM runs r WHERE {where}", params or []).fetchall():
+        key = _law_key(spec_json)
+        if key is not None:
+            out[run_id] = key
+    return out
+
+
+def _law_key(spec_json: str | None) -> str | None:
+    if spec_json is None:
+        return None
+    try:
+        return law_key(RunSpec.from_json(spec_json))
+    except (SpecError, TypeError, ValueError):  # a spec this xling cannot read has no law
+        return None
+
+
+def _final_baseline_points(con: duckdb.DuckDBPyConnection, keys: set[str]) -> dict[tuple[str, str], list[tuple]]:
+    """(law key, language) -> [(run_id, tokens, ppl, model)] of every finished monolingual run
+    with one of ``keys``, whichever experiment asked for it: final evals, in absolute tokens."""
     rows = con.execute(
-        """SELECT r.model, e.language, r.run_id, r.total_tokens, e.ppl, r.spec->>'$.budget_tokens'
-           FROM member_runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
-           WHERE r.experiment = ? AND r.kind = 'baseline' AND r.status = 'done'
-           ORDER BY r.total_tokens, r.run_id""",
-        [exp],
+        """SELECT r.run_id, r.spec, r.model, e.language, r.total_tokens, e.ppl
+           FROM runs r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
+           WHERE r.kind = 'baseline' AND r.status = 'done' AND e.ppl IS NOT NULL
+           ORDER BY r.total_tokens, r.run_id"""
     ).fetchall()
     points: dict[tuple[str, str], list[tuple]] = {}
-    for model, lang, run_id, tokens, ppl, budget in rows:
-        points.setdefault((model, lang), []).append((run_id, tokens, ppl, float(budget)))
+    for run_id, spec_json, model, lang, tokens, ppl in rows:
+        key = _law_key(spec_json)
+        if key in keys:
+            points.setdefault((key, lang), []).append((run_id, tokens, ppl, model))
     return points
 
 
@@ -122,21 +148,25 @@ def _scaling_form(con: duckdb.DuckDBPyConnection, exp: str) -> str:
     return row[0] if row and row[0] else "paper"
 
 
-Laws = dict[tuple[str, str], tuple[ScalingLaw, LawBootstrap]]
+Laws = dict[tuple[str, str], tuple[ScalingLaw, LawBootstrap]]  # (law key, language) -> law
 
 
 def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[Laws, list[dict]]:
+    """The laws of every law key among the experiment's runs, each on all its baselines."""
     form = _scaling_form(con, exp)
+    keys = set(_law_keys(con, "r.run_id IN (SELECT run_id FROM member_runs WHERE experiment = ?)", [exp]).values())
     laws, rows = {}, []
     now = stamp(time.time())
-    for (model, lang), pts in _final_baseline_points(con, exp).items():
+    for (key, lang), pts in _final_baseline_points(con, keys).items():
         run_ids = [p[0] for p in pts]
+        budget = float(max(p[1] for p in pts))  # only the scale of x: the law is in absolute tokens
         row: dict[str, Any] = {
             "experiment": exp,
-            "model": model,
+            "law_key": key,
+            "model": pts[0][3],
             "language": lang,
             "form": form,
-            "budget": pts[0][3],
+            "budget": budget,
             "n_points": len(pts),
             "run_ids": run_ids,
             "updated": now,
@@ -150,12 +180,12 @@ def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[Laws, lis
             "bootstrap": None,
         }
         try:
-            law = fit_scaling_law([p[1] for p in pts], [p[2] for p in pts], budget=pts[0][3], form=form)
+            law = fit_scaling_law([p[1] for p in pts], [p[2] for p in pts], budget=budget, form=form)
         except (ScalingError, RuntimeError, ValueError) as exc:
             row["error"] = str(exc)
         else:
             boot = bootstrap_law(law)
-            laws[(model, lang)] = (law, boot)
+            laws[(key, lang)] = (law, boot)
             row.update(
                 params=law.params,
                 residuals=list(law.residuals),
@@ -167,13 +197,13 @@ def _fit_experiment(con: duckdb.DuckDBPyConnection, exp: str) -> tuple[Laws, lis
     return laws, rows
 
 
-def _law_for(laws: Laws, model: str, lang: str, spec: dict) -> tuple[str, tuple[ScalingLaw, LawBootstrap]] | None:
+def _law_for(laws: Laws, key: str, lang: str, spec: dict) -> tuple[str, tuple[ScalingLaw, LawBootstrap]] | None:
     """A language's own law, else (cloned languages are the same text) the baselines' language's."""
-    if (model, lang) in laws:
-        return lang, laws[(model, lang)]
+    if (key, lang) in laws:
+        return lang, laws[(key, lang)]
     if spec.get("data", {}).get("kind", "cloned") == "cloned":
-        for (m, other), law in sorted(laws.items(), key=lambda item: item[0]):
-            if m == model:
+        for (k, other), law in sorted(laws.items(), key=lambda item: item[0]):
+            if k == key:
                 return other, law
     return None
 
@@ -198,22 +228,20 @@ def _teff_rows(con: duckdb.DuckDBPyConnection, exp: str, laws: Laws) -> list[dic
         [exp],
     ).fetchall()
     rows, per_run = [], {}
-    for run_id, model, spec_json, lang, step, ppl in evals:
+    for run_id, _model, spec_json, lang, step, ppl in evals:
         if run_id not in per_run:  # one spec parse and one schedule expansion per run
             spec = json.loads(spec_json)
-            per_run[run_id] = (spec, tokens_seen(spec))
-        spec, seen = per_run[run_id]
-        chosen = _law_for(laws, model, lang, spec)
+            per_run[run_id] = (spec, tokens_seen(spec), _law_key(spec_json))
+        spec, seen, key = per_run[run_id]
+        chosen = _law_for(laws, key, lang, spec) if key else None
         if chosen is None or lang not in spec["languages"] or ppl is None:
             continue
         t_a = int(seen[spec["languages"].index(lang)][min(step, spec["total_steps"])])
         if t_a <= 0:
             continue
         law_lang, (law, boot) = chosen
-        rows.append(
-            {"run_id": run_id, "language": lang, "step": step, "experiment": exp, "law_language": law_lang}
-            | _estimates(law, boot, ppl, t_a)
-        )
+        row = {"run_id": run_id, "language": lang, "step": step, "experiment": exp, "law_key": key}
+        rows.append(row | {"law_language": law_lang} | _estimates(law, boot, ppl, t_a))
     return rows
 
 
@@ -244,6 +272,21 @@ def _estimates(law: ScalingLaw, boot: LawBootstrap, ppl: float, tokens: int) -> 
     }
 
 
+def _experiments_using(con: duckdb.DuckDBPyConnection, finished: list[str]) -> list[str]:
+    """Experiments a finished run can change: those it belongs to, and those with a run of its law
+    key (a baseline sharpens every experiment's law with that key)."""
+    if not finished:
+        return []
+    done = _law_keys(con, "list_contains(?::VARCHAR[], r.run_id)", [finished])
+    keys = set(done.values())
+    sharing = [rid for rid, key in _law_keys(con).items() if key in keys] if keys else []
+    rows = con.execute(
+        "SELECT DISTINCT experiment FROM member_runs WHERE list_contains(?::VARCHAR[], run_id)",
+        [list(finished) + sharing],
+    ).fetchall()
+    return [r[0] for r in rows if r[0] is not None]
+
+
 def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str], changed: Sequence[str] = ()) -> None:
     """A finished run can change the scaling law and every TEff of each experiment it belongs to;
     so can an experiment's new definition (``changed``: finished runs it now shares).
@@ -253,10 +296,7 @@ def refresh_finished(con: duckdb.DuckDBPyConnection, finished: list[str], change
     """
     if not finished and not changed:
         return
-    rows = con.execute(
-        "SELECT DISTINCT experiment FROM member_runs WHERE list_contains(?::VARCHAR[], run_id)", [finished]
-    )
-    experiments = sorted({r[0] for r in rows.fetchall() if r[0] is not None} | set(changed))
+    experiments = sorted(set(_experiments_using(con, finished)) | set(changed))
     if not experiments:
         return
     con.begin()

@@ -19,7 +19,7 @@ _OUTSIDE = """
 SELECT t.run_id, t.law_language, t.mlte, t.mlte_status, f.token_min, f.token_max
 FROM teff t
 JOIN member_runs r ON r.run_id = t.run_id AND r.experiment = $experiment
-LEFT JOIN scaling_fits f ON f.experiment = r.experiment AND f.model = r.model AND f.language = t.law_language
+LEFT JOIN scaling_fits f ON f.experiment = r.experiment AND f.law_key = t.law_key AND f.language = t.law_language
 WHERE r.kind = 'mix' AND r.status = 'done' AND t.step = r.total_steps AND t.mlte_status <> 'inside'
 ORDER BY t.run_id, t.language
 """

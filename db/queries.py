@@ -184,11 +184,18 @@ def report_tokenizers(store: Store, experiment: str) -> QueryResult:
 # -- the TUI dashboard --------------------------------------------------------------
 
 # Cheap enough to run every poll: tells the dashboard which runs changed since its last look.
-_RUN_FINGERPRINTS = """
-SELECT run_id, status, step, last_seen, tags, note, total_steps FROM runs ORDER BY run_id
+# A run belongs to every experiment that asks for it (member_runs): the dashboard lists it
+# under each, and a new experiment sharing it changes its row.
+_MEMBERSHIP = """
+SELECT run_id, list_sort(list_distinct(list(experiment))) AS experiments FROM member_runs GROUP BY run_id
 """
 
-_DASHBOARD_RUNS = """
+_RUN_FINGERPRINTS = f"""
+SELECT r.run_id, r.status, r.step, r.last_seen, r.tags, r.note, r.total_steps, m.experiments
+FROM runs r LEFT JOIN ({_MEMBERSHIP}) m USING (run_id) ORDER BY r.run_id
+"""
+
+_DASHBOARD_RUNS = f"""
 WITH best AS (
     SELECT run_id, language, min(ppl) AS ppl
     FROM evals
@@ -202,9 +209,11 @@ SELECT r.run_id, r.experiment, r.name, r.kind, coalesce(r.status, 'queued') AS s
        r.step, r.total_steps, r.tokens, r.total_tokens,
        r.device, r.host, r.pid, r.backend, r.job_id, r.job_state, b.languages AS best_languages,
        b.ppls AS best_ppls,
-       r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen
+       r.tags, r.note, r.message, epoch(r.started) AS started, epoch(r.last_seen) AS last_seen,
+       m.experiments
 FROM runs r
 LEFT JOIN best_lists b USING (run_id)
+LEFT JOIN ({_MEMBERSHIP}) m USING (run_id)
 WHERE list_contains(CAST($run_ids AS VARCHAR[]), r.run_id)
 ORDER BY r.run_id
 """
@@ -243,7 +252,7 @@ class TrainBin:
 class DashboardDelta:
     """What changed since the caller's last look (see ``dashboard_delta``)."""
 
-    fingerprints: dict[str, tuple]  # every run: (status, step, last_seen, tags, note, total_steps)
+    fingerprints: dict[str, tuple]  # every run: (status, step, last_seen, tags, note, total_steps, experiments)
     runs: list[dict]  # the changed runs' rows
     bins: dict[str, dict[int, TrainBin]]  # changed run -> bin -> its points from from_steps on
     from_steps: dict[str, int]  # where each changed run's window began (0: read whole)

@@ -1,5 +1,5 @@
 -- xling results database.
--- @version 7
+-- @version 8
 --
 -- The database is a cache. The source of truth is the folder beside it
 -- (<name>.runs/: runs/<run_id>/spec.json + events.jsonl, experiments/<name>.json);
@@ -168,12 +168,15 @@ COMMENT ON TABLE align_gradients IS 'Gradient similarity per parameter tensor; t
 -- TEff against them, and the seed summaries (db.summary).
 
 CREATE TABLE scaling_fits (
-    experiment  VARCHAR NOT NULL,
+    experiment  VARCHAR NOT NULL,   -- an experiment that uses this law (the same law is listed for each)
+    law_key     VARCHAR NOT NULL,   -- engine.config.spec.law_key: model, data, tokenizer, training settings
+                                    -- other than length, evaluation; every finished baseline with this key
+                                    -- and language is a point, whichever experiment asked for it
     model       VARCHAR NOT NULL,
     language    VARCHAR NOT NULL,   -- the language of the monolingual runs fitted
     form        VARCHAR,            -- 'paper' (1/PPL = c - a x^-b) or 'power' (PPL = k x^-b)
     params      JSON,               -- {a, b, c} or {k, b}
-    budget      DOUBLE,             -- T: x = tokens / T
+    budget      DOUBLE,             -- the scale of x = tokens / budget (the largest point: laws are in absolute tokens)
     n_points    BIGINT,
     token_min   DOUBLE,
     token_max   DOUBLE,
@@ -185,15 +188,16 @@ CREATE TABLE scaling_fits (
     bootstrap   JSON,               -- the law's error: replicate fits to its resampled baselines
                                     -- (engine.analysis.scaling.LawBootstrap: params, df = runs - parameters)
     updated     TIMESTAMP,
-    PRIMARY KEY (experiment, model, language)
+    PRIMARY KEY (experiment, law_key, language)
 );
-COMMENT ON TABLE scaling_fits IS 'Monolingual scaling law per experiment, model and language.';
+COMMENT ON TABLE scaling_fits IS 'Monolingual scaling laws, pooled by law key and language, per experiment that uses them.';
 
 CREATE TABLE teff (
     run_id       VARCHAR NOT NULL,
     language     VARCHAR NOT NULL,
     step         BIGINT NOT NULL,
     experiment   VARCHAR,
+    law_key      VARCHAR,          -- which law (scaling_fits.law_key)
     law_language VARCHAR,          -- whose law was used (clones share the first language's)
     tokens_seen  BIGINT,           -- t_A: exact tokens the run saw in this language by this step
     ppl          DOUBLE,

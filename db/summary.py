@@ -71,11 +71,11 @@ WITH r AS (
     SELECT * FROM member_runs r WHERE r.experiment = $experiment AND r.status = 'done'
 ), obs AS (
     SELECT r.name, r.kind, r.seed, 'ppl' AS measure, e.language, '' AS detail, e.ppl AS value,
-           NULL AS status, NULL AS mark, NULL AS model, NULL AS law_language, NULL AS tokens_seen, NULL AS ppl
+           NULL AS status, NULL AS mark, NULL AS law_key, NULL AS law_language, NULL AS tokens_seen, NULL AS ppl
     FROM r JOIN evals e ON e.run_id = r.run_id AND e.step = r.total_steps
     UNION ALL
     SELECT r.name, r.kind, r.seed, 'teff', t.language, '', t.teff,
-           t.teff_status, t.teff_mark, r.model, t.law_language, t.tokens_seen, t.ppl
+           t.teff_status, t.teff_mark, t.law_key, t.law_language, t.tokens_seen, t.ppl
     FROM r JOIN teff t ON t.run_id = r.run_id AND t.step = r.total_steps
     UNION ALL
     SELECT r.name, r.kind, r.seed, 'embedding_similarity', a.lang_a || '–' || a.lang_b, a.matrix, a.similarity,
@@ -113,7 +113,7 @@ SELECT * FROM obs ORDER BY kind DESC, name, measure, language, detail, seed
 """
 
 _BOOTSTRAPS = """
-SELECT model, language, bootstrap FROM scaling_fits WHERE experiment = $experiment AND bootstrap IS NOT NULL
+SELECT law_key, language, bootstrap FROM scaling_fits WHERE experiment = $experiment AND bootstrap IS NOT NULL
 """
 
 
@@ -130,7 +130,7 @@ class Observation:
     value: float | None
     status: str | None = None  # TEff: inside | above | below | impossible
     mark: str | None = None  # TEff: as a single run prints it ('>2.10')
-    model: str | None = None
+    law_key: str | None = None  # the law it was read on (scaling_fits.law_key)
     law_language: str | None = None
     tokens_seen: float | None = None
     ppl: float | None = None
@@ -171,12 +171,12 @@ def read_observations(fetch: Fetch, experiment: str) -> list[Observation]:
 
 
 def read_bootstraps(fetch: Fetch, experiment: str) -> dict[tuple[str, str], LawBootstrap]:
-    """(model, law language) -> the law's bootstrap, for re-reading TEff under each replicate."""
+    """(law key, law language) -> the law's bootstrap, for re-reading TEff under each replicate."""
     out = {}
     for row in fetch(_BOOTSTRAPS, {"experiment": experiment}):
         raw = row["bootstrap"]
         try:
-            out[(row["model"], row["language"])] = LawBootstrap.from_dict(
+            out[(row["law_key"], row["language"])] = LawBootstrap.from_dict(
                 json.loads(raw) if isinstance(raw, str) else raw
             )
         except ScalingError:
@@ -214,7 +214,7 @@ def groups(observations: Iterable[Observation]) -> dict[tuple[str, str, str, str
 def law_replicates(obs: list[Observation], bootstraps: Mapping[tuple[str, str], LawBootstrap]):
     """(replicates x seeds) TEff of these observations under each replicate law, and its df;
     None when a seed's law has no bootstrap."""
-    boots = [bootstraps.get((o.model or "", o.law_language or "")) for o in obs]
+    boots = [bootstraps.get((o.law_key or "", o.law_language or "")) for o in obs]
     if not obs or any(b is None or o.ppl is None or not o.tokens_seen for b, o in zip(boots, obs)):
         return None
     columns = [b.teff(o.ppl, o.tokens_seen) for b, o in zip(boots, obs)]  # type: ignore[union-attr,arg-type]

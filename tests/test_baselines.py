@@ -100,13 +100,13 @@ def results_with(tmp_path, exp, mlte: float | None, status: str):
             [mix.run_id, mix.name, mix.total_steps, json.dumps(mix.to_dict())],
         )
         con.execute(
-            "INSERT INTO teff (run_id, language, step, experiment, law_language, mlte, mlte_status) "
-            "VALUES (?, 'EN2', ?, 'e', 'EN1', ?, ?)",
+            "INSERT INTO teff (run_id, language, step, experiment, law_key, law_language, mlte, mlte_status) "
+            "VALUES (?, 'EN2', ?, 'e', 'law-1', 'EN1', ?, ?)",
             [mix.run_id, mix.total_steps, mlte, status],
         )
         con.execute(
-            "INSERT INTO scaling_fits (experiment, model, language, token_min, token_max) "
-            "VALUES ('e', 'cpu-xxs', 'EN1', 50000, 1000000)"
+            "INSERT INTO scaling_fits (experiment, law_key, model, language, token_min, token_max) "
+            "VALUES ('e', 'law-1', 'cpu-xxs', 'EN1', 50000, 1000000)"
         )
     return store
 

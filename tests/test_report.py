@@ -185,6 +185,10 @@ def test_a_run_is_what_it_computes_another_or_renamed_experiment_trains_nothing(
     for name in ("renamed", "again"):
         report = _report(db, name)
         assert {"50/50", "90/10", "mono EN1 25%"} <= {r["name"] for r in report["runs"]}
+    from db.queries import dashboard_delta
+
+    delta = dashboard_delta(store, {}, {}, 8)
+    assert {tuple(r["experiments"]) for r in delta.runs} == {("again", "renamed", "sci")}  # listed under each
     (mix,) = [r for r in _report(db, "again")["runs"] if r["name"] == "90/10"]
     assert mix["teff_value"]["EN2"] is not None  # the law and TEff of an experiment that trained nothing
 

@@ -48,6 +48,10 @@ class RunRow(RunSummary):
     backend: str | None = None  # local, slurm, ray: where the launcher sent it
     job_id: str | None = None  # the scheduler's job or task id
     job_state: str | None = None  # the scheduler's word on that job when last asked (RUNNING, PENDING (Priority))
+    experiments: tuple[str, ...] = ()  # every experiment that asks for this run (it trains once for all)
+
+    def belongs_to(self, experiment: str) -> bool:
+        return experiment in self.experiments or (not self.experiments and self.experiment == experiment)
 
     @property
     def waiting(self) -> str | None:
@@ -241,10 +245,11 @@ class DashboardSource:
         """Config order first (that is how the user wrote them), then those only in the database."""
         counts: dict[str, dict[str, int]] = {}
         for r in runs:
-            c = counts.setdefault(r.experiment or "?", {"runs": 0, "done": 0, "running": 0, "failed": 0})
-            c["runs"] += 1
-            if r.status in (RunStatus.DONE, RunStatus.RUNNING, RunStatus.FAILED):
-                c[str(r.status)] += 1
+            for name in r.experiments or (r.experiment or "?",):  # a shared run counts in each
+                c = counts.setdefault(name, {"runs": 0, "done": 0, "running": 0, "failed": 0})
+                c["runs"] += 1
+                if r.status in (RunStatus.DONE, RunStatus.RUNNING, RunStatus.FAILED):
+                    c[str(r.status)] += 1
         out = []
         for name, description, n in self._config[0]:
             out.append(ExperimentRow(name, description, True, n, **counts.pop(name, {})))
@@ -296,6 +301,7 @@ def _run_row(rec: dict[str, Any], curve: list[float | None], tokens_per_s: float
         message=rec["message"],
         started=rec["started"],
         last_seen=rec["last_seen"],
+        experiments=tuple(rec.get("experiments") or ()),
     )
 
 

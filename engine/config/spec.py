@@ -976,6 +976,28 @@ def run_id(spec: RunSpec) -> str:
     return _digest(payload)
 
 
+# A monolingual law is the same law for runs that differ only in length: what sets the
+# length (steps, the budget and fraction it came from, warmup capped at 10% of the steps)
+# and what picks one run (seed, schedule, name) stay out of its key.
+_LAW_TRAIN_FIELDS_OUT = _TRAIN_NOT_HASHED | {"warmup"}
+
+
+def law_key(spec: RunSpec) -> str:
+    """The key of the monolingual law a run belongs to: model, data, tokenizer, training
+    settings other than length, evaluation (a law per language of it beside the key).
+
+    Baselines of every experiment with this key are fitted together, in absolute tokens,
+    so a sweep over budgets gets one law per model and a second experiment's baselines
+    sharpen the first's.
+    """
+    d = spec.to_dict()
+    payload = {k: d[k] for k in ("languages", "model", "data", "eval")}
+    payload["train"] = {k: v for k, v in d["train"].items() if k not in _LAW_TRAIN_FIELDS_OUT}
+    recipe = spec.data_recipe()
+    payload["text_chars"] = [budget_sized_chars(src, recipe.budget_tokens) for src in recipe.sources]
+    return "law-" + _digest(payload)
+
+
 # Fields the first run ids (SPEC_VERSION 1) left out: they hashed everything else.
 _LEGACY_NOT_HASHED = {"name", "run_id", "point", "data_tokens"}
 

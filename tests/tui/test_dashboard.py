@@ -49,6 +49,12 @@ def test_filter_matches_every_term_in_name_status_tags_and_note():
     assert filter_rows(rows, "", experiment="other") == []
 
 
+def test_a_shared_run_is_listed_under_every_experiment_that_asks_for_it():
+    rows = [_row("a", "50/50", experiments=("fig1", "table1")), _row("b", "90/10", experiments=("table1",))]
+    assert [r.run_id for r in filter_rows(rows, "", experiment="fig1")] == ["a"]
+    assert [r.run_id for r in filter_rows(rows, "", experiment="table1")] == ["a", "b"]
+
+
 def test_where_a_run_is_names_its_cluster_job_and_filters_on_it():
     local = _row("a", "50/50", device="cuda:0", host="box", pid=4242, backend="local", job_id="4242")
     slurm = _row("b", "90/10", device="cuda:0", host="node7", backend="slurm", job_id="81234")

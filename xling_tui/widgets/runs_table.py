@@ -144,11 +144,12 @@ def row_haystack(row: RunRow) -> str:
 
 def filter_rows(rows: Iterable[RunRow], text: str, experiment: str | None = None) -> list[RunRow]:
     """Every whitespace-separated term must occur somewhere in the row (name, status, tags
-    as ``#tag``, note, device, id, evaluated languages); ``experiment`` keeps that experiment only."""
+    as ``#tag``, note, device, id, evaluated languages); ``experiment`` keeps that experiment's
+    runs only (a run shared by several experiments is in each)."""
     terms = text.lower().split()
     out = []
     for row in rows:
-        if experiment is not None and row.experiment != experiment:
+        if experiment is not None and not row.belongs_to(experiment):
             continue
         hay = row_haystack(row)
         if all(t in hay for t in terms):
