@@ -122,7 +122,15 @@ def sweep_axes(runs: Iterable[ExperimentRun]) -> list[str]:
 
 
 def sweeps(store: Store, experiment: str, runs: list[ExperimentRun]) -> list[Sweep]:
-    """For each axis, each schedule's final PPL and TEff per language at each value."""
+    """For each axis, each schedule's final PPL and TEff per language at each value.
+
+    An experiment that declares its sweep (``sweep.ratio`` ...) is drawn along its own axes,
+    the points its runs record (``db.sweeps``): the ratio and the budget are axes there,
+    not settings that merely differ. Any other experiment along the settings its mixes differ in.
+    """
+    declared = declared_sweeps(store, experiment)
+    if declared:
+        return declared
     axes = sweep_axes(runs)
     if not axes:
         return []
@@ -145,6 +153,24 @@ def sweeps(store: Store, experiment: str, runs: list[ExperimentRun]) -> list[Swe
                     point.teff.setdefault(lang, []).append(float(teff))
         sweep = Sweep(axis, sorted(points.values(), key=lambda p: (p.schedule, _sort_key(p.value))))
         out.append(sweep)
+    return out
+
+
+def declared_sweeps(store: Store, experiment: str) -> list[Sweep]:
+    """The experiment's own sweep axes with each point's seeds, as ``xling report --figures`` draws them."""
+    from db.sweeps import axis_curves
+
+    out = []
+    for axis, curves in axis_curves(store, experiment).items():
+        points: dict[tuple[str, str], SweepPoint] = {}
+        for curve in curves:
+            for cp in curve.points:
+                key = (json.dumps(cp.x, sort_keys=True), curve.series)
+                point = points.setdefault(key, SweepPoint(cp.x, curve.series))
+                point.ppl.setdefault(curve.language, []).extend(v for v in cp.ppl.values if math.isfinite(v))
+                point.teff.setdefault(curve.language, []).extend(v for v in cp.teff.values if math.isfinite(v))
+        if len({p.value for p in points.values()}) > 1:  # one value is no curve
+            out.append(Sweep(axis, sorted(points.values(), key=lambda p: (p.schedule, _sort_key(p.value)))))
     return out
 
 

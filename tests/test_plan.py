@@ -95,3 +95,12 @@ def _json_objects(text: str) -> list[str]:
         out.append(json.dumps(obj))
         i = end
     return out
+
+
+def test_the_paper_examples_name_files_that_exist():
+    from engine.config.spec import check_inputs
+
+    if not (ROOT.parent / "shared" / "corpora").is_dir():
+        pytest.skip("../shared/corpora (the English novels paper.toml reads) is not beside this checkout")
+    for name in ("examples/paper_cpu.toml", "examples/paper.toml"):
+        check_inputs(load_experiments(ROOT / name))  # a SpecError names the missing file

@@ -110,3 +110,28 @@ sweep.ratio = [50, 90]
         "ratio=50": ("mix", {"ratio": 50.0}),
         "ratio=90": ("mix", {"ratio": 90.0}),
     }
+
+
+def test_the_experiment_view_draws_the_declared_axes(tmp_path):
+    from db.experiment_view import experiment_runs, sweeps
+
+    store = sweep_db(tmp_path)
+    found = sweeps(store, "fig", experiment_runs(store, "fig"))
+    assert [s.axis for s in found] == ["ratio", "model"]  # the ratio is an axis, not a schedule that differs
+    ratio = found[0]
+    assert ratio.numeric and {p.value for p in ratio.points} == {50.0, 90.0}
+    at = next(p for p in ratio.points if p.value == 90.0 and p.schedule == "model=cpu-xxs")
+    assert sorted(at.ppl["EN2"]) == pytest.approx([190.0, 209.0])  # both seeds
+
+
+def test_the_experiment_screen_draws_a_line_per_series_and_language_along_the_ratio(tmp_path):
+    from db.experiment_view import experiment_runs, sweeps
+    from xling_tui.screens.experiment import sweep_figure
+
+    store = sweep_db(tmp_path)
+    ratio = sweeps(store, "fig", experiment_runs(store, "fig"))[0]
+    fig = sweep_figure(ratio, "ppl", ["red", "blue"])
+    labelled = {s.label: (s.x, s.y) for s in fig.series if s.label}
+    assert set(labelled) == {f"model={m} {lang}" for m in ("cpu-xxs", "cpu-xs") for lang in ("EN1", "EN2")}
+    xs, ys = labelled["model=cpu-xxs EN2"]
+    assert xs == [50.0, 90.0] and ys[1] == pytest.approx(math.sqrt(190 * 209))  # what report --figures draws
