@@ -216,3 +216,29 @@ def test_a_failing_summary_keeps_the_laws_and_teff(tmp_path, monkeypatch):
     assert store.query("SELECT count(*) FROM teff").rows[0][0] > 0
     assert store.query("SELECT count(*) FROM scaling_fits WHERE error IS NULL").rows[0][0] == 1
     assert store.query("SELECT count(*) FROM summary").rows[0][0] == 0
+
+
+def _teff(seed: int, value: float | None, status: str, mark: str | None = None):
+    from db.summary import Observation
+
+    return Observation("90/10", "mix", seed, "teff", "EN2", "", value, status=status, mark=mark)
+
+
+def test_extrapolated_and_impossible_teff_keep_their_marks_over_seeds():
+    from db.summary import summarise_group
+
+    above = summarise_group(
+        "x", [_teff(0, 2.0, "inside"), _teff(1, 2.4, "above", ">2.40"), _teff(2, 2.2, "inside")], {}
+    )
+    assert above.text.startswith(">") and above.n == 3 and ">" in above.flags
+    below = summarise_group("x", [_teff(0, 0.5, "below", "<0.50"), _teff(1, 0.6, "inside")], {})
+    assert below.text.startswith("<") and below.flags == "<"
+    # a seed below the law's asymptote has no TEff: left out of the mean, and the cell says so
+    impossible = summarise_group(
+        "x", [_teff(0, 1.5, "inside"), _teff(1, None, "impossible"), _teff(2, 1.7, "inside")], {}
+    )
+    assert impossible.n == 2 and impossible.text.endswith("*") and "*" in impossible.flags
+    one = summarise_group("x", [_teff(0, 2.4, "above", ">2.40")], {})
+    assert one.text == ">2.40 n=1"  # a single extrapolated run keeps the paper's mark
+    plain = summarise_group("x", [_teff(0, 2.0, "inside"), _teff(1, 2.1, "inside")], {})
+    assert plain.flags == "" and plain.text[0].isdigit()

@@ -20,12 +20,14 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import XlingError
+
 HISTORY_LIMIT = 500  # entries kept, newest last
 NAME_LIMIT = 80
 FORMAT = 1
 
 
-class LibraryError(ValueError):
+class LibraryError(XlingError, ValueError):
     """A name or query the library refuses; the message says why."""
 
 
