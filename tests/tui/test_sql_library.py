@@ -174,7 +174,8 @@ def test_export_runs_read_only_without_file_access(fixture_db, tmp_path):
 # -- Pilot: the screen ---------------------------------------------------------------------
 
 
-async def _sql_screen(pilot):
+async def open_sql_screen(pilot):
+    """The SQL screen from the dashboard, once its query library has loaded."""
     await wait_loaded(pilot)
     await pilot.press("colon")
     screen = pilot.app.screen
@@ -182,10 +183,12 @@ async def _sql_screen(pilot):
         if screen.library is not None:
             break
         await pilot.pause(0.05)
+    await pilot.pause()
     return screen
 
 
-async def _run(pilot, screen, sql: str) -> None:
+async def run_sql(pilot, screen, sql: str) -> None:
+    """Types ``sql`` into the box, runs it and waits for its answer."""
     screen.query_one("#sql-editor").replace_text(sql)
     await pilot.press("ctrl+r")
     for _ in range(400):
@@ -206,15 +209,15 @@ async def _idle(pilot, group: str) -> None:
 async def test_history_survives_a_restart(make_app):
     first = make_app()
     async with first.run_test(size=(100, 30)) as pilot:
-        screen = await _sql_screen(pilot)
-        await _run(pilot, screen, "SELECT count(*) AS n FROM evals")
-        await _run(pilot, screen, "SELECT name FROM runs ORDER BY name")
+        screen = await open_sql_screen(pilot)
+        await run_sql(pilot, screen, "SELECT count(*) AS n FROM evals")
+        await run_sql(pilot, screen, "SELECT name FROM runs ORDER BY name")
         await pilot.press("ctrl+s", *"names", "enter")
         await pilot.pause()
         await _idle(pilot, "sql-library")
     second = make_app()
     async with second.run_test(size=(100, 30)) as pilot:
-        screen = await _sql_screen(pilot)
+        screen = await open_sql_screen(pilot)
         editor = screen.query_one("#sql-editor")
         editor.replace_text("draft")
         editor.move_cursor((0, 0))
@@ -238,7 +241,7 @@ async def test_history_survives_a_restart(make_app):
 async def test_tab_completes_a_column_name(make_app):
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await _sql_screen(pilot)
+        screen = await open_sql_screen(pilot)
         editor = screen.query_one("#sql-editor")
         editor.replace_text("")
         await pilot.press(*"SELECT tokens_se")
@@ -259,8 +262,8 @@ async def test_export_writes_the_file_it_said_and_asks_before_replacing(make_app
     app = make_app()
     target = tmp_path / "runs.json"
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await _sql_screen(pilot)
-        await _run(pilot, screen, "SELECT * FROM range(2500) t(i)")
+        screen = await open_sql_screen(pilot)
+        await run_sql(pilot, screen, "SELECT * FROM range(2500) t(i)")
         assert "the first 1,000 of 2,500 rows" in str(screen.query_one("#sql-status").render())
         await pilot.press("ctrl+e")
         await pilot.pause()
@@ -272,7 +275,7 @@ async def test_export_writes_the_file_it_said_and_asks_before_replacing(make_app
         assert said == f"wrote 2,500 rows to {target}"
         assert len(json.loads(target.read_text())) == 2500
         before = target.read_bytes()
-        await _run(pilot, screen, "SELECT 1 AS one")
+        await run_sql(pilot, screen, "SELECT 1 AS one")
         await pilot.press("ctrl+e")
         await pilot.pause()
         app.screen.query_one("#export-path").value = str(target)
@@ -299,7 +302,7 @@ async def test_export_writes_the_file_it_said_and_asks_before_replacing(make_app
 async def test_schema_browser_inserts_a_name(make_app):
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await _sql_screen(pilot)
+        screen = await open_sql_screen(pilot)
         tree = screen.query_one("#sql-schema")
         assert not tree.display  # narrower than 120 columns: hidden until asked for
         editor = screen.query_one("#sql-editor")

@@ -6,37 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.test_dashboard_snapshots import SIZES, wait_loaded
+from tests.tui.test_dashboard_snapshots import SIZES
+from tests.tui.test_sql_library import open_sql_screen, run_sql
 
 NEW_SIZES = [(80, 24), (200, 60)]
 
 
-async def _open(pilot):
-    await wait_loaded(pilot)
-    await pilot.press("colon")
-    screen = pilot.app.screen
-    for _ in range(200):
-        if screen.library is not None:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause()
-    return screen
-
-
-async def _run_sql(pilot, screen, sql: str) -> None:
-    screen.query_one("#sql-editor").replace_text(sql)
-    await pilot.press("ctrl+r")
-    for _ in range(400):
-        if not screen.running:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause()
-
-
 def _run(sql: str):
     async def run_before(pilot):
-        screen = await _open(pilot)
-        await _run_sql(pilot, screen, sql)
+        screen = await open_sql_screen(pilot)
+        await run_sql(pilot, screen, sql)
 
     return run_before
 
@@ -58,8 +37,8 @@ def test_sql_error(snap_compare, make_app, size):
 @pytest.mark.parametrize("size", NEW_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sql_schema_browser_and_capped_count(snap_compare, make_app, size):
     async def run_before(pilot):
-        screen = await _open(pilot)
-        await _run_sql(pilot, screen, "SELECT step, loss, lang_loss FROM train_metrics, range(5) ORDER BY ALL")
+        screen = await open_sql_screen(pilot)
+        await run_sql(pilot, screen, "SELECT step, loss, lang_loss FROM train_metrics, range(5) ORDER BY ALL")
         tree = screen.query_one("#sql-schema")
         if not tree.display:
             await pilot.press("ctrl+b")
@@ -75,9 +54,9 @@ def test_sql_schema_browser_and_capped_count(snap_compare, make_app, size):
 @pytest.mark.parametrize("size", NEW_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sql_history_list(snap_compare, make_app, size):
     async def run_before(pilot):
-        screen = await _open(pilot)
-        await _run_sql(pilot, screen, "SELECT count(*) FROM evals")
-        await _run_sql(pilot, screen, "SELECT name, status FROM runs ORDER BY name")
+        screen = await open_sql_screen(pilot)
+        await run_sql(pilot, screen, "SELECT count(*) FROM evals")
+        await run_sql(pilot, screen, "SELECT name, status FROM runs ORDER BY name")
         await pilot.press("ctrl+s", *"run states", "enter")
         await pilot.pause()
         await pilot.press("f8")
@@ -89,8 +68,8 @@ def test_sql_history_list(snap_compare, make_app, size):
 @pytest.mark.parametrize("size", NEW_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sql_export_prompt(snap_compare, make_app, size):
     async def run_before(pilot):
-        screen = await _open(pilot)
-        await _run_sql(pilot, screen, "SELECT * FROM teff")
+        screen = await open_sql_screen(pilot)
+        await run_sql(pilot, screen, "SELECT * FROM teff")
         await pilot.press("ctrl+e")
         await pilot.pause()
         pilot.app.screen.query_one("#export-path").value = "no-such-folder/teff.parquet"
@@ -102,7 +81,7 @@ def test_sql_export_prompt(snap_compare, make_app, size):
 
 def test_sql_completion(snap_compare, make_app):
     async def run_before(pilot):
-        screen = await _open(pilot)
+        screen = await open_sql_screen(pilot)
         screen.query_one("#sql-editor").replace_text("")
         await pilot.press(*"SELECT tokens_")
         await pilot.pause()
