@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from engine.backends import slurm_jobs
+from engine.backends.slurm_jobs import SETTLE_S
 from engine.config.cluster import ClusterSettings, load_cluster, parse_sbatch_options, parse_slurm_time, with_flags
 from engine.config.locate import SpecError
 from engine.config.spec import load_experiments
@@ -21,8 +24,8 @@ from xling_tui.cli.main import app
 runner = CliRunner()
 
 # Each fake records its argv in $FAKE_SLURM/calls. squeue answers from $FAKE_SLURM/states
-# ("JOBID|STATE|NODE|REASON" lines: the jobs the controller still holds), sacct from
-# $FAKE_SLURM/accounting (the same form), as `squeue --format=%i|%T|%N|%r` and
+# ("JOBID|STATE|NODE|REASON|SUBMITTED" lines: the jobs the controller still holds), sacct
+# from $FAKE_SLURM/accounting (the first three), as `squeue --format=%i|%T|%N|%r|%V` and
 # `sacct --format=JobID,State,NodeList --parsable2` print; a file <command>.down makes
 # that command fail as it does with its daemon away. `scancel --signal=TERM` replaces the
 # states with $FAKE_SLURM/states.after-signal when there is one (the worker stopped).
@@ -48,7 +51,7 @@ echo "scancel $*" >> "$FAKE_SLURM/calls"
 case "$1" in --signal=TERM) [ -f "$FAKE_SLURM/states.after-signal" ] && cp "$FAKE_SLURM/states.after-signal" "$FAKE_SLURM/states";; esac
 exit 0
 """,
-    "squeue": '#!/bin/sh\necho "squeue $*" >> "$FAKE_SLURM/calls"\nNAME=squeue FILE=states FIELDS=1-4' + ANSWER,
+    "squeue": '#!/bin/sh\necho "squeue $*" >> "$FAKE_SLURM/calls"\nNAME=squeue FILE=states FIELDS=1-5' + ANSWER,
     "sacct": '#!/bin/sh\necho "sacct $*" >> "$FAKE_SLURM/calls"\nNAME=sacct FILE=accounting FIELDS=1-3' + ANSWER,
 }
 
@@ -72,9 +75,16 @@ def calls(fake: Path, command: str) -> list[str]:
     return [line for line in lines if line.startswith(command + " ")]
 
 
+LONG_AGO = "2026-01-01T00:00:00"
+
+
 def set_states(fake: Path, states: dict[str, tuple[str, ...]], file: str = "states") -> None:
-    """job id -> (state, node[, reason]) in the controller ("states") or in accounting."""
-    lines = (f"{j}|{v[0]}|{v[1]}|{v[2] if len(v) > 2 else 'None'}\n" for j, v in states.items())
+    """job id -> (state, node[, reason[, submit time]]) in the controller ("states") or in
+    accounting; jobs were submitted long ago unless told."""
+    lines = (
+        f"{j}|{v[0]}|{v[1]}|{v[2] if len(v) > 2 else 'None'}|{v[3] if len(v) > 3 else LONG_AGO}\n"
+        for j, v in states.items()
+    )
     (fake / file).write_text("".join(lines))
 
 
@@ -283,7 +293,7 @@ def test_states_come_from_squeue_then_sacct_and_a_job_neither_knows_is_gone(fake
     set_states(fake_slurm, {"7": ("RUNNING", "n1"), "8": ("PENDING", "", "Priority")})
     set_states(fake_slurm, {"9": ("COMPLETED", "n2"), "8": ("PENDING", "None assigned")}, file="accounting")
     infos = query_jobs(["7", "8", "9", "10"])
-    assert calls(fake_slurm, "squeue") == ["squeue --noheader --states=all --jobs=10,7,8,9 --format=%i|%T|%N|%r"]
+    assert calls(fake_slurm, "squeue") == ["squeue --noheader --states=all --jobs=10,7,8,9 --format=%i|%T|%N|%r|%V"]
     assert len(calls(fake_slurm, "sacct")) == 1 and "--jobs=10,9 " in calls(fake_slurm, "sacct")[0]
     assert (infos["7"].state, infos["7"].alive, infos["7"].host) == ("RUNNING", True, "n1")
     assert (infos["8"].label, infos["8"].alive) == ("PENDING (Priority)", True)  # the controller's word wins
@@ -336,6 +346,29 @@ def test_a_job_slurm_will_never_start_is_removed_and_its_run_failed(tmp_path, ti
         in (rows["1000"]["message"])
     )
     assert rows["1001"]["status"] == rows["1002"]["status"] == "queued"
+
+
+def test_partition_config_right_after_submission_waits_for_slurm_to_name_the_limit(tmp_path, tiny_toml, fake_slurm):
+    """Slurm 22.05 says PartitionConfig for any broken partition limit at submission and
+    names the limit at its next pass: only a job older than one pass is taken out."""
+    db = tmp_path / "settling.duckdb"
+    out = runner.invoke(app, ["run", str(tiny_toml), "--db", str(db), "--backend", "slurm", "--detach"])
+    assert out.exit_code == 0, out.output
+    just_now = datetime.now().isoformat(timespec="seconds")
+    set_states(fake_slurm, {"1000": ("PENDING", "", "PartitionConfig", just_now), "1001": ("RUNNING", "n")})
+    rows = {r["job_id"]: r for r in status_rows(db).values()}
+    assert calls(fake_slurm, "scancel") == [] and rows["1000"]["status"] == "queued"
+    set_states(fake_slurm, {"1000": ("PENDING", "", "PartitionTimeLimit", just_now), "1001": ("RUNNING", "n")})
+    rows = {r["job_id"]: r for r in status_rows(db).values()}
+    assert calls(fake_slurm, "scancel") == ["scancel 1000"] and "PartitionTimeLimit" in rows["1000"]["message"]
+
+
+def test_partition_config_that_outlasts_a_scheduling_pass_never_starts():
+    old = (datetime.now() - timedelta(seconds=SETTLE_S + 5)).isoformat(timespec="seconds")
+    info = slurm_jobs._info("7", "PENDING", "", "PartitionConfig", old)
+    assert info.never_starts and not info.alive and "more than the partition's nodes have" in info.explained
+    fresh = slurm_jobs._info("7", "PENDING", "", "PartitionConfig", datetime.now().isoformat(timespec="seconds"))
+    assert fresh.alive and not fresh.never_starts and fresh.explained == "PENDING (PartitionConfig)"
 
 
 def test_cancel_signals_the_worker_and_waits_before_it_cancels(tmp_path, fake_slurm):

@@ -9,7 +9,10 @@ answer, and the caller counts the job as alive: a scheduler outage must not fail
 
 A job pending for a reason that no waiting clears (its time limit over the
 partition's, an invalid account) is reported as never starting, and whoever sees it
-removes it: nothing stays queued forever.
+removes it: nothing stays queued forever. ``PartitionConfig`` is also what Slurm
+(22.05) gives any job at submission that breaks one of its partition's limits; its next
+scheduling pass names the limit. So that reason counts only once the job is older than
+one full pass (``SETTLE_S``), and the message names the limit whenever Slurm has.
 
 Stopping: ``scancel --signal=TERM`` first. It reaches the processes of the job's
 steps (submitit's, which ignores it, and the worker's), so the worker checkpoints
@@ -23,12 +26,16 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 from engine.backends.base import BackendError, JobInfo
 
 COMMAND_TIMEOUT_S = 30.0  # a hung controller must not hang xling
 CANCEL_GRACE_S = 120.0  # how long `xling cancel` lets a signalled worker checkpoint before scancel
+# Slurm's default sched_interval: by then a full scheduling pass has replaced the
+# submit-time PartitionConfig with the limit the job breaks.
+SETTLE_S = 60.0
 
 # Slurm job states in which the job may still run or rerun the worker.
 ALIVE_STATES = frozenset(
@@ -76,23 +83,32 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
         raise _NoAnswer(f"{args[0]}: {exc}") from None
 
 
-def _info(job_id: str, state: str, node: str | None, reason: str | None) -> JobInfo:
+def _age_s(submitted: str | None) -> float:
+    """Seconds since squeue's submit time (%V, local time); unknown counts as long ago."""
+    try:
+        return (datetime.now() - datetime.fromisoformat(submitted or "")).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
+def _info(job_id: str, state: str, node: str | None, reason: str | None, submitted: str | None = None) -> JobInfo:
     state = (state or "UNKNOWN").split()[0]  # sacct says "CANCELLED by 0"
     reason = None if reason in (None, "", "None") else reason
-    never = state == "PENDING" and reason in NEVER_STARTS
+    settled = reason != "PartitionConfig" or _age_s(submitted) >= SETTLE_S
+    never = state == "PENDING" and reason in NEVER_STARTS and settled
     return JobInfo(
         state,
         alive=state in ALIVE_STATES and not never,
         host=None if node in (None, "", "None assigned", "(null)") else node,
         reason=reason,
         never_starts=never,
-        meaning=NEVER_STARTS.get(reason or "") if state == "PENDING" else None,
+        meaning=NEVER_STARTS.get(reason or "") if state == "PENDING" and settled else None,
     )
 
 
 def squeue(job_ids: list[str]) -> dict[str, JobInfo]:
     """Every given job the controller still holds; a job it does not know is left out."""
-    done = _run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r"])
+    done = _run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r|%V"])
     if done.returncode != 0:
         if "Invalid job id" in done.stderr:  # none of them is known any more
             return {}
@@ -100,7 +116,7 @@ def squeue(job_ids: list[str]) -> dict[str, JobInfo]:
     out = {}
     for line in done.stdout.splitlines():
         parts = line.strip().split("|")
-        if len(parts) == 4 and parts[0] in job_ids:
+        if len(parts) == 5 and parts[0] in job_ids:
             out[parts[0]] = _info(*parts)
     return out
 

@@ -250,8 +250,9 @@ def test_a_submission_slurm_refuses_names_what_and_leaves_nothing_queued(tmp_pat
     db = tmp_path / "too-long-detached.duckdb"
     out = run(db, "--time", "2:00:00", "--detach")
     assert out.exit_code == 0, out.output
-    wait_until(
-        "Slurm to hold the jobs", lambda: {r for _, r in slurm_cluster.squeue().values()} >= {"PartitionTimeLimit"}
+    wait_until(  # at submission Slurm says PartitionConfig; each job's next pass names the limit
+        "Slurm to name the limit for every job",
+        lambda: {r for s, r in slurm_cluster.squeue().values() if s == "PENDING"} == {"PartitionTimeLimit"},
     )
     rows = status_rows(db)
     assert {r["status"] for r in rows.values()} == {"failed"}
