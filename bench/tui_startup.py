@@ -218,9 +218,11 @@ def build_experiment_db(folder: Path, runs: int, points: int) -> Path:
     for spec in exp.runs:
         rows.append((spec.run_id, spec.name, spec.kind, spec.seed, spec.to_json(), spec.total_steps, spec.total_tokens))
     con = duckdb.connect(str(db))
+    record = exp.to_record()
+    members = [{**m, "point": json.dumps(m["point"]) if m["point"] else None} for m in record["runs"]]
     con.execute(
-        "INSERT INTO experiments VALUES (?, ?, ?, ?, TIMESTAMP '2026-01-01', ?)",
-        ["bench", "", "bench.toml", json.dumps(exp.to_record()["config"]), [r[0] for r in rows]],
+        "INSERT INTO experiments VALUES (?, ?, ?, ?, TIMESTAMP '2026-01-01', ?, ?)",
+        ["bench", "", "bench.toml", json.dumps(record["config"]), [r[0] for r in rows], members],
     )
     con.executemany(
         """INSERT INTO runs (run_id, experiment, name, kind, status, spec, model, seed, languages, step, total_steps,

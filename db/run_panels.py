@@ -143,7 +143,7 @@ WHERE run_id = $run_id AND step = $step ORDER BY lang_b, layer
 """
 
 _ALIGN_GRAD = """
-SELECT lang_a, lang_b, regexp_replace(tensor, '^blocks\\.[0-9]+\\.', '') AS component, avg(similarity),
+SELECT lang_a, lang_b, regexp_replace(tensor, '^blocks\\.[0-9]+\\.', '') AS component, favg(similarity),
        count(*)
 FROM align_gradients WHERE run_id = $run_id AND step = $step
 GROUP BY ALL ORDER BY lang_b, component
@@ -307,7 +307,7 @@ FROM align_hidden WHERE run_id = $run_id
 UNION ALL
 SELECT 'embedding', step, tokens, lang_a, lang_b, matrix, similarity FROM align_embeddings WHERE run_id = $run_id
 UNION ALL
-SELECT 'gradient', step, any_value(tokens), lang_a, lang_b, 'mean', avg(similarity)
+SELECT 'gradient', step, any_value(tokens), lang_a, lang_b, 'mean', favg(similarity)
 FROM align_gradients WHERE run_id = $run_id GROUP BY step, lang_a, lang_b
 ORDER BY kind, lang_b, step, part
 """

@@ -65,7 +65,9 @@ def split_probe_detail(detail: str) -> tuple[str, str]:
     return task, train.removesuffix(")")
 
 
-# One row per (run, measure, language, detail) at the run's final step.
+# One row per (run, measure, language, detail) at the run's final step. Means of many
+# tensors use favg (a compensated sum): a parallel join hands avg its rows in any order,
+# and a plain sum's last bit then flips a printed digit from one read to the next.
 _OBSERVATIONS = f"""
 WITH r AS (
     SELECT * FROM member_runs r WHERE r.experiment = $experiment AND r.status = 'done'
@@ -91,12 +93,12 @@ WITH r AS (
     FROM r JOIN align_hidden h ON h.run_id = r.run_id AND h.step = r.total_steps
     UNION ALL
     SELECT r.name, r.kind, r.seed, 'gradient_similarity', g.lang_a || '–' || g.lang_b, '{GRADIENT_MEAN}',
-           avg(g.similarity), NULL, NULL, NULL, NULL, NULL, NULL
+           favg(g.similarity), NULL, NULL, NULL, NULL, NULL, NULL
     FROM r JOIN align_gradients g ON g.run_id = r.run_id AND g.step = r.total_steps
     GROUP BY ALL
     UNION ALL
     SELECT r.name, r.kind, r.seed, 'gradient_similarity', g.lang_a || '–' || g.lang_b,
-           regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', ''), avg(g.similarity),
+           regexp_replace(g.tensor, '^blocks\\.[0-9]+\\.', ''), favg(g.similarity),
            NULL, NULL, NULL, NULL, NULL, NULL
     FROM r JOIN align_gradients g ON g.run_id = r.run_id AND g.step = r.total_steps
     GROUP BY ALL

@@ -131,9 +131,7 @@ def _group_lines(runs: dict[str, RunCurves], group: Group, lang: str, view: View
         return []
     if len(curves) == 1 or not view.mean_seeds:
         return [Line(group, lang, seed, 1, c.x(view.axis).astype(float), c.ppl, colour=colour) for seed, c in curves]
-    common = curves[0][1].step
-    for _, c in curves[1:]:
-        common = np.intersect1d(common, c.step)
+    common = common_steps([c.step for _, c in curves])
     if not len(common):
         return [Line(group, lang, seed, 1, c.x(view.axis).astype(float), c.ppl, colour=colour) for seed, c in curves]
     xs, ys = [], []
@@ -145,6 +143,18 @@ def _group_lines(runs: dict[str, RunCurves], group: Group, lang: str, view: View
     mean = np.exp(np.log(y).mean(axis=0))  # PPL is compared as a ratio: the geometric mean
     x = np.vstack(xs).mean(axis=0)  # tokens in a language differ a little between seeds
     return [Line(group, lang, None, len(curves), x, mean, y.min(axis=0), y.max(axis=0), colour)]
+
+
+def common_steps(steps: Sequence[np.ndarray]) -> np.ndarray:
+    """The steps every curve has. Seeds log at the same steps unless one stopped early,
+    so the equal case is checked first: it redraws a hundred runs' curves without sorting."""
+    first = steps[0]
+    if all(np.array_equal(first, other) for other in steps[1:]):
+        return first
+    common = first
+    for other in steps[1:]:
+        common = np.intersect1d(common, other, assume_unique=True)  # a curve's steps are unique
+    return common
 
 
 def _figure(lines: list[Line], shown: list[str], view: View) -> Figure:
@@ -256,10 +266,8 @@ def _last_common(
     curves = {s: c for s, c in found.items() if c is not None and len(c.step)}
     if not curves:
         return {}
-    common = None
-    for c in curves.values():
-        common = c.step if common is None else np.intersect1d(common, c.step)
-    if common is None or not len(common):
+    common = common_steps([c.step for c in curves.values()])
+    if not len(common):
         return {}
     last = int(common[-1])
     return {s: (last, float(c.ppl[int(np.searchsorted(c.step, last))])) for s, c in curves.items()}
