@@ -262,13 +262,18 @@ def test_a_submission_slurm_refuses_names_what_and_leaves_nothing_queued(tmp_pat
 
 
 @pytest.mark.asyncio
-async def test_the_tui_shows_the_jobs_and_their_states_while_they_go(tmp_path, tiny_corpus, slurm_cluster):
+async def test_the_tui_shows_the_jobs_and_their_states_while_they_go(tmp_path, tiny_corpus, slurm_cluster, monkeypatch):
     """Two jobs that each take every CPU of the node: one runs while the other waits, and
-    the dashboard says so beside each run (`slurm <job> RUNNING`, `PENDING (Resources)`)."""
+    the dashboard says so beside each run (`slurm <job> RUNNING`, `PENDING (Resources)`).
+    The dashboard asks Slurm every second here (every 15 s by default), and the runs are
+    long enough that a fast node cannot train one between two questions; both are
+    cancelled once seen."""
+    from xling_tui import data_source
     from xling_tui.app import XlingApp
     from xling_tui.widgets.runs_table import device_text
 
-    toml = long_toml(tmp_path / "experiments.toml", tiny_corpus, tokens=300_000, runs=2)
+    monkeypatch.setattr(data_source, "RECONCILE_SECONDS", 1.0)
+    toml = long_toml(tmp_path / "experiments.toml", tiny_corpus, tokens=2_000_000, runs=2)
     with open(toml, "a") as fh:
         fh.write(slurm_section(time="10", cpus_per_run=slurm_cluster.node_cpus()))
     db = tmp_path / "tui.duckdb"
