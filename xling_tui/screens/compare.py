@@ -33,11 +33,12 @@ from textual.binding import Binding
 from textual.containers import ScrollableContainer
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from xling_tui import overlay
 from xling_tui.context import xling_app
 from xling_tui.overlay import ALL, AXES, View
+from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, XPlot
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ class CompareScreen(Screen):
             with TabPane("Report", id="tab-table"):
                 with ScrollableContainer():  # wide tables scroll sideways rather than wrap
                     yield Static("", id="compare-table")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#compare-legend", DataTable).focus()

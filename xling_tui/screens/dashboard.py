@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from engine.runs.status import LIVE, RunStatus
 from xling_tui.context import xling_app
@@ -27,6 +27,7 @@ from xling_tui.data_source import DashboardData, DashboardSource, RunRow
 from xling_tui.messages import ActionFinished, DashboardFetched, GpusSampled
 from xling_tui.screens.dialogs import ChoiceScreen, ConfirmScreen, TextPromptScreen
 from xling_tui.widgets.gpu_panel import GpuPanel
+from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.runs_table import SORT_KEYS, RunsTable, filter_rows, sort_rows
 from xling_tui.widgets.runs_table_experiments import ExperimentBar
 
@@ -103,7 +104,7 @@ class DashboardScreen(Screen[None]):
         yield RunsTable(id="runs")
         yield Static("", id="status-line")
         yield GpuPanel(id="gpus")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from engine.analysis.scaling import format_tokens
 from engine.config.locate import SpecError
@@ -38,6 +38,7 @@ from xling_tui.context import xling_app
 
 if TYPE_CHECKING:
     from xling_tui.actions import LoggedProcess
+from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.schedule_grid import (
     GridModel,
     MixTimeline,
@@ -221,7 +222,7 @@ class DesignerScreen(Screen):
                     ("Launch", "launch"),
                 ):
                     yield Button(label, id=f"do-{action}", compact=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._load(self.experiment, focus="cell-0-0")

@@ -25,11 +25,12 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from xling_tui.context import xling_app
 from xling_tui.overlay import MARKERS
 from xling_tui.status_style import status_style
+from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
 
 NARROW_KEEP = 60  # from this report-column priority on, a column stays at any width
@@ -266,7 +267,7 @@ class ExperimentScreen(Screen):
         with Vertical(id="exp-law-pane", classes="exp-pane"):
             yield XPlot(id="exp-law")
             yield Static("", id="exp-law-text")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#exp-table", DataTable).focus()
@@ -367,7 +368,7 @@ class ExperimentScreen(Screen):
                 pane = Vertical(XPlot(id="exp-sweep"), Static("", id="exp-sweep-text"), id="exp-sweep-pane")
                 pane.add_class("exp-pane")
                 pane.display = False
-                self.mount(pane, before=self.query_one(Footer))
+                self.mount(pane, before=self.query_one(KeyFooter))
             self.call_after_refresh(self._render_sweeps)  # drawn once the panel is mounted
             return
         sweep = sweeps[self.axis % len(sweeps)]

@@ -9,10 +9,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Log
+from textual.widgets import Label, Log
 
 from engine.runs.layout import WORKER_LOG
 from engine.runs.tail import LogTail
+from xling_tui.widgets.key_footer import KeyFooter
 
 TAIL_BYTES = 256 * 1024  # a long run's log can be large: show its end
 
@@ -36,7 +37,7 @@ class LogScreen(Screen[None]):
         where = Path(self.run_dir.parent.parent.name, "runs", self.run_dir.name[:8] + "…", WORKER_LOG)
         yield Label(Text.assemble(f"log of {self.title_text}  ", (str(where), "dim")), id="log-title")
         yield Log(highlight=False, auto_scroll=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.read_more()

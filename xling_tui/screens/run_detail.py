@@ -25,13 +25,14 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static, TabbedContent, TabPane
+from textual.widgets import Log, Static, TabbedContent, TabPane
 
 from db import run_panels
 from engine.runs.status import TERMINAL, RunStatus
 from xling_tui.context import xling_app
 from xling_tui.status_style import status_style
 from xling_tui.widgets.heat_row import HeatRow, heat_header, heat_text
+from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot, human
 from xling_tui.widgets.spec_panel import SpecPanel
 
@@ -319,7 +320,7 @@ class RunScreen(Screen):
                 yield SpecPanel(id="spec-panel")
             with TabPane("Log", id="tab-log"):
                 yield Log(id="log-tail", highlight=False, auto_scroll=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.action_reload()

@@ -29,13 +29,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from xling_tui.context import xling_app
 from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlExported, SqlFinished, SqlReady
 from xling_tui.query_library import HistoryCursor, QueryLibrary
 from xling_tui.sql_completion import Catalog
+from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.schema_tree import SchemaTree
 from xling_tui.widgets.sql_editor import SqlEditor
 
@@ -93,7 +94,7 @@ class SqlScreen(Screen[None]):
                 yield SqlEditor(self.initial_sql, id="sql-editor")
                 yield Static("", id="sql-status")
                 yield DataTable(id="sql-result", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sql-schema").display = self.app.size.width >= WIDE
