@@ -177,3 +177,30 @@ def test_a_signal_after_the_worker_finished_requeues_nothing(tmp_path):
         assert (again is not None) == requeued
         logged = [e["status"] for e in iter_events(run_dir / "events.jsonl") if e["kind"] == "status"]
         assert logged == (["queued"] if requeued else [])
+
+
+def test_a_worker_killed_by_the_signal_after_it_logged_done_is_not_requeued(tmp_path):
+    """Slurm signals every process of the step. A worker that logged done and is shutting
+    down (Python's handlers already gone) dies of the signal; its exit code says killed,
+    its log says done, and the log is what counts: requeueing would train it again from
+    the start (seen on CI's machine)."""
+    import signal
+    import subprocess
+    import sys
+
+    from engine.backends.slurm import WorkerTask
+    from engine.runs.events import EventLog, Status
+    from engine.runs.status import RunStatus
+
+    for logged_status, requeued in ((RunStatus.DONE, False), (RunStatus.FAILED, False), (RunStatus.CANCELLED, True)):
+        run_dir = tmp_path / logged_status
+        run_dir.mkdir()
+        with EventLog(run_dir) as log:
+            log.emit(Status(run_dir.name, logged_status, None))
+        task = WorkerTask()
+        task._proc = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGUSR2)"])
+        assert task._proc.wait() == -signal.SIGUSR2
+        again = task.checkpoint(str(run_dir), "cpu", 1)
+        assert (again is not None) == requeued, logged_status
+        statuses = [e["status"] for e in iter_events(run_dir / "events.jsonl") if e["kind"] == "status"]
+        assert statuses == [logged_status, *(["queued"] if requeued else [])]

@@ -43,7 +43,9 @@ from submitit.helpers import DelayedSubmission
 from engine.backends.base import BackendError, JobInfo, Placement, spawn_worker
 from engine.backends.slurm_jobs import JobWatcher, cancel_job, never_starts_message, signal_job
 from engine.config.cluster import SlurmSettings
-from engine.runs.events import EventLog, Status
+from engine.runs.events import EventLog, Status, read_events
+from engine.runs.fold import RunFold
+from engine.runs.layout import EVENTS_FILE
 from engine.runs.status import RunStatus
 
 JOB_FOLDER = "slurm"
@@ -81,7 +83,7 @@ class WorkerTask:
             if not _reaped(proc, float(os.environ.get("XLING_CHECKPOINT_WAIT_S", "60"))):
                 proc.kill()  # the periodic checkpoint is what the requeued job resumes from
                 _reaped(proc, 10.0)
-        if proc is not None and proc.returncode in FINISHED_ON_ITS_OWN:
+        if (proc is not None and proc.returncode in FINISHED_ON_ITS_OWN) or _ended_on_its_own(Path(run_dir)):
             return None
         with EventLog(Path(run_dir)) as log:
             log.emit(
@@ -92,6 +94,18 @@ class WorkerTask:
                 )
             )
         return DelayedSubmission(WorkerTask(), run_dir, device, threads)
+
+
+def _ended_on_its_own(run_dir: Path) -> bool:
+    """The run's own log says done or failed. The exit code alone is not enough: Slurm
+    sends its signal to every process of the step, and one that reaches a worker after it
+    logged done, while the interpreter shuts down (Python's handlers are gone by then),
+    kills it, so a finished run would be requeued and train again from the start."""
+    fold = RunFold()
+    events, _ = read_events(run_dir / EVENTS_FILE)
+    for event in events:
+        fold.apply(event)
+    return fold.status in (RunStatus.DONE, RunStatus.FAILED)
 
 
 def _reaped(proc: subprocess.Popen, timeout: float) -> bool:
