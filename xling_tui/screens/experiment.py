@@ -256,7 +256,6 @@ class ExperimentScreen(Screen):
         self.axis = 0
         self.measure = "ppl"
         self._sweeps_added = False
-        self._sweep_keys = False  # whether the footer offers the sweep keys
         self._fetching = False
 
     def compose(self) -> ComposeResult:
@@ -357,9 +356,7 @@ class ExperimentScreen(Screen):
     def _render_sweeps(self) -> None:
         """The sweeps panel exists only for an experiment that sweeps: added with its first sweep."""
         sweeps = self._data.sweeps
-        if bool(sweeps) != self._sweep_keys:  # the sweep keys follow whether there is a sweep
-            self._sweep_keys = bool(sweeps)
-            self.refresh_bindings()  # the footer rebuilds itself: only when they change
+        self.refresh_bindings()  # the sweep keys follow whether there is a sweep (KeyFooter: rebuilt on a change)
         if not sweeps:
             return
         if not self.query("#exp-sweep"):
