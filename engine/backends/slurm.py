@@ -99,8 +99,10 @@ class WorkerTask:
 def _ended_on_its_own(run_dir: Path) -> bool:
     """The run's own log says done or failed. The exit code alone is not enough: Slurm
     sends its signal to every process of the step, and one that reaches a worker after it
-    logged done, while the interpreter shuts down (Python's handlers are gone by then),
-    kills it, so a finished run would be requeued and train again from the start."""
+    logged done, while the interpreter shuts down (Python restores the default handlers
+    then), can kill it; and a child the interrupted poll() had already reaped leaves no
+    exit code here. Either way a finished run would be requeued and train again from the
+    start (seen once on CI, without its exit code recorded)."""
     fold = RunFold()
     events, _ = read_events(run_dir / EVENTS_FILE)
     for event in events:
