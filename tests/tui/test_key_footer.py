@@ -1,5 +1,5 @@
-"""The key line rebuilds its widgets only when the keys it shows change: focus moving,
-a screen opened on top and closed, or a refresh that changes nothing leave it alone."""
+"""The key line: one widget that draws what Textual's Footer draws, redraws only when the
+keys it shows change, and runs a key when it is clicked."""
 
 from __future__ import annotations
 
@@ -7,55 +7,106 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input
-from textual.widgets._footer import FooterKey
+from textual.widgets import Footer, Input
+from textual_plot import PlotWidget
 
 from xling_tui.widgets.key_footer import KeyFooter
 
+# Not printable keys: a focused Input takes those, and the footer leaves them out.
+PLAIN = [Binding("escape,q", "close", "back"), Binding("f5", "follow", "follow on/off")]
+WITH_DISABLED = [
+    Binding("f1", "one", "alpha", tooltip="the first"),
+    Binding("f2", "two", "beta"),
+    Binding("f3", "three", "gamma"),
+]
+
 
 class Keys(Screen):
-    BINDINGS = [Binding("f1", "one", "one"), Binding("f2", "two", "two")]
+    """A screen with ``bindings``; 'two' is disabled while ``two_enabled`` is False."""
 
-    def __init__(self) -> None:
+    def __init__(self, footer: type, plot: bool = False) -> None:
         super().__init__()
-        self.two_enabled = True
+        self.footer = footer
+        self.plot = plot
+        self.two_enabled = False
+        self.ran: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Input(id="first")
         yield Input(id="second")
-        yield KeyFooter()
+        if self.plot:
+            yield PlotWidget(id="plot")  # focused: its zoom and pan keys show as two groups
+        yield self.footer()
+
+    def on_mount(self) -> None:
+        if self.plot:
+            self.query_one("#plot").focus()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         return True if action != "two" or self.two_enabled else None
 
     def action_one(self) -> None:
-        pass
+        self.ran.append("one")
 
     def action_two(self) -> None:
-        pass
+        self.ran.append("two")
+
+
+def keys(footer: type, bindings: list[Binding], plot: bool = False) -> Keys:
+    return type("Keys", (Keys,), {"BINDINGS": bindings})(footer, plot)
+
+
+class Host(App):
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.first = screen
+
+    def get_default_screen(self) -> Screen:
+        return self.first
+
+
+async def bottom_line(footer: type, bindings: list[Binding], size: tuple[int, int], plot: bool) -> list:
+    app = Host(keys(footer, bindings, plot))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await pilot.pause(0.05)
+        strip = app.screen._compositor.render_strips()[-1]
+        return [(char, seg.style.clear_meta_and_links() if seg.style else None) for seg in strip for char in seg.text]
 
 
 @pytest.mark.asyncio
-async def test_the_footer_is_rebuilt_only_when_its_keys_change():
-    app = App()
+@pytest.mark.parametrize("size", [(80, 24), (200, 60), (30, 10)])
+@pytest.mark.parametrize(
+    "bindings, plot", [(PLAIN, False), (WITH_DISABLED, False), ([], True)], ids=["plain", "disabled", "groups"]
+)
+async def test_the_line_is_textuals_footer_cell_for_cell(bindings, plot, size):
+    """Every cell (character, colour, weight, dimming) as Footer draws it, the command
+    palette's key at the right and groups of keys included, at any width."""
+    ours = await bottom_line(KeyFooter, bindings, size, plot)
+    theirs = await bottom_line(Footer, bindings, size, plot)
+    text = "".join(c for c, _ in theirs)
+    assert ("Zoom" in text) if plot else ("back" in text or "alpha" in text)
+    assert "".join(c for c, _ in ours) == text
+    assert ours == theirs
+
+
+@pytest.mark.asyncio
+async def test_the_line_redraws_only_when_its_keys_change():
+    screen = keys(KeyFooter, WITH_DISABLED)
+    app = Host(screen)
     async with app.run_test() as pilot:
-        screen = Keys()
-        await app.push_screen(screen)
-        await pilot.pause()
+        await pilot.pause(0.05)
         footer = screen.query_one(KeyFooter)
+        line = "".join(seg.text for seg in footer.render_line(0))
+        assert " f1 alpha " in line and " f2 beta " in line
+        redrawn = []
+        refresh = footer.refresh
 
-        def keys() -> list[tuple[str, str, bool]]:
-            return [(k.key, k.description, k.has_class("-disabled")) for k in footer.query(FooterKey)]
+        def counted(*args, **kwargs):
+            redrawn.append(1)
+            return refresh(*args, **kwargs)
 
-        assert keys()[:2] == [("f1", "one", False), ("f2", "two", False)]
-        rebuilt = []
-        rebuild = footer.recompose
-
-        async def counted() -> None:
-            rebuilt.append(1)
-            await rebuild()
-
-        footer.recompose = counted  # type: ignore[method-assign]
+        footer.refresh = counted  # type: ignore[method-assign]
         screen.query_one("#second", Input).focus()
         await pilot.pause()
         await app.push_screen(Screen())
@@ -64,8 +115,33 @@ async def test_the_footer_is_rebuilt_only_when_its_keys_change():
         await pilot.pause()
         screen.refresh_bindings()
         await pilot.pause()
-        assert rebuilt == []  # the same keys: nothing rebuilt
-        screen.two_enabled = False
+        assert redrawn == []  # the same keys: nothing redrawn
+        screen.two_enabled = True
         screen.refresh_bindings()
         await pilot.pause()
-        assert rebuilt == [1] and keys()[:2] == [("f1", "one", False), ("f2", "two", True)]
+        assert redrawn == [1]
+        beta = [seg for seg in footer.render_line(0) if "beta" in seg.text]
+        assert beta and not beta[0].style.dim  # enabled now: no longer dimmed
+
+
+@pytest.mark.asyncio
+async def test_a_click_runs_the_key_and_a_disabled_key_runs_nothing():
+    screen = keys(KeyFooter, WITH_DISABLED)
+    app = Host(screen)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.05)
+        footer = screen.query_one(KeyFooter)
+        line = "".join(seg.text for seg in footer.render_line(0))
+        await pilot.click(KeyFooter, offset=(line.index("alpha"), 0))
+        await pilot.click(KeyFooter, offset=(line.index("beta"), 0))  # 'two' is disabled
+        await pilot.pause()
+        assert screen.ran == ["one"]
+        await pilot.hover(KeyFooter, offset=(line.index("alpha"), 0))
+        await pilot.pause()
+        assert footer.tooltip == "the first"
+        await pilot.hover(KeyFooter, offset=(line.index("gamma"), 0))
+        await pilot.pause()
+        assert footer.tooltip is None  # gamma has no tooltip
+        await pilot.hover(KeyFooter, offset=(len(line) - 3, 0))  # the command palette's key
+        await pilot.pause()
+        assert footer.tooltip
