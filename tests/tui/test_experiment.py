@@ -14,6 +14,7 @@ from db.store import Store
 from engine.runs.events import EvalResult, EventLog, Status
 from engine.runs.layout import run_dir
 from tests.tui.fixture_db import LAW_B, LAW_K, RUNNING, TEFF, screen_app, settle
+from xling_tui.screens import experiment as experiment_module
 from xling_tui.screens.experiment import ExperimentScreen, fetch_experiment, law_figure, sweep_figure, table_rows
 
 
@@ -117,6 +118,30 @@ async def test_the_table_fills_in_as_a_run_finishes(fixture_db):
         await pilot.press("enter")  # opens the run under the cursor
         await settle(pilot)
         assert type(app.screen).__name__ == "RunScreen"
+
+
+@pytest.mark.asyncio
+async def test_the_table_and_the_law_come_into_view_with_the_first_data(fixture_db):
+    """Until the worker's first read the view says it is loading; the table and the law
+    are drawn once, with their data (no empty table or axes first)."""
+
+    class Waiting(ExperimentScreen):
+        CSS_PATH = str(Path(experiment_module.__file__).with_name(ExperimentScreen.CSS_PATH))  # relative to its module
+
+        def action_reload(self) -> None:  # the test hands it the worker's result
+            pass
+
+    app = screen_app(fixture_db.with_name("experiments.toml"), fixture_db, lambda: Waiting("table1"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert "loading" in str(screen.query_one("#exp-header").render())
+        assert not screen.query_one("#exp-table").display and not screen.query_one("#exp-law-pane").display
+        screen.on_experiment_data(fetch_experiment(fixture_db, "table1"))
+        await settle(pilot)
+        assert screen.query_one("#exp-table").display and screen.query_one("#exp-law-pane").display
+        assert screen.query_one("#exp-table").row_count == len(screen.row_names) > 0
+        assert screen.query_one("#exp-law").draws == 1
 
 
 @pytest.mark.asyncio

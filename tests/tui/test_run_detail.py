@@ -363,3 +363,31 @@ async def test_plot_draws_at_once_after_a_quiet_spell(monkeypatch):
         plot.show(Figure([Series("a", [0, 1], [1, 4])]))  # a key press after a pause: drawn now
         await pilot.pause()
         assert plot.draws == 2 and plot._pending is None and plot._shown.series[0].y == [1, 4]
+
+
+@pytest.mark.asyncio
+async def test_a_plot_not_laid_out_yet_draws_its_figure_once_it_has_its_width():
+    """A figure shown to a hidden plot waits: drawn at a fallback width it would be cut
+    to a few points, then drawn again at the real one."""
+    from textual.app import App
+    from textual.containers import Vertical
+
+    class One(App):
+        def compose(self):
+            with Vertical(id="pane") as pane:
+                pane.display = False
+                yield XPlot(id="p")
+
+    app = One()
+    async with app.run_test(size=(100, 20)) as pilot:
+        plot = app.query_one(XPlot)
+        x = list(range(10_000))
+        plot.show(Figure([Series("a", x, [math.sin(v / 300) for v in x])]))
+        await pilot.pause()
+        assert plot.draws == 0 and plot._pending is not None
+        app.query_one("#pane").display = True
+        await pilot.pause()
+        await pilot.pause()
+        assert plot.draws == 1 and plot._pending is None
+        drawn = len(plot._datasets[0].x)
+        assert 2 * 60 < drawn <= 2 * plot.size.width + 2  # min and max per column of the real width

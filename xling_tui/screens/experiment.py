@@ -261,9 +261,15 @@ class ExperimentScreen(Screen):
     def compose(self) -> ComposeResult:
         # No TabbedContent: it costs more to mount than everything else here, and the
         # view has one panel below the table (two for a sweep, switched with 1 and 2).
+        # The table and the plot stay hidden until the first data: an empty table and
+        # empty axes, drawn first and again with their data, cost about 40 ms of UI-thread
+        # time (bench/tui_startup.py) and showed nothing.
         yield Static(f"experiment {self.experiment}: loading…", id="exp-header")
-        yield DataTable(id="exp-table", cursor_type="row")
-        with Vertical(id="exp-law-pane", classes="exp-pane"):
+        table: DataTable[Any] = DataTable(id="exp-table", cursor_type="row")
+        table.display = False
+        yield table
+        with Vertical(id="exp-law-pane", classes="exp-pane") as pane:
+            pane.display = False
             yield XPlot(id="exp-law")
             yield Static("", id="exp-law-text")
         yield KeyFooter()
@@ -299,6 +305,10 @@ class ExperimentScreen(Screen):
             return
         for name, colour in schedule_colours(data.runs).items():
             self.colours.setdefault(name, colour)
+        table = self.query_one("#exp-table", DataTable)
+        if not table.display:  # the first data: the table and the law come into view
+            table.display = True
+            self.query_one("#exp-law-pane").display = not self.query("#exp-sweep-pane")
         self._render_header()
         self._render_table()
         self._render_law()
@@ -340,7 +350,7 @@ class ExperimentScreen(Screen):
         for name, cells in rows:
             colour = self.colours.get(name)
             swatch = Text("━━", style=f"bold {colour}") if colour else Text("○", style="white")
-            table.add_row(swatch, *(cells[i] for i in keep))
+            table.add_row(swatch, *(_literal(cells[i]) for i in keep))
             self.row_names.append(name)
         if rows:
             table.move_cursor(row=min(max(cursor, 0), len(rows) - 1), animate=False)
@@ -421,6 +431,12 @@ class ExperimentScreen(Screen):
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+
+def _literal(cell: Any) -> Any:
+    """A text cell as itself: DataTable reads a str as markup, parsing it at every measure
+    and draw (and a '[' in a name would be taken for a tag)."""
+    return Text(cell, no_wrap=True, end="") if isinstance(cell, str) else cell
 
 
 def _run_screen(run_id: str):

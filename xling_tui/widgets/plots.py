@@ -142,12 +142,15 @@ class XPlot(PlotWidget):
 
     def show(self, figure: Figure) -> None:
         """Draws ``figure`` now after a quiet spell, else queues it for the next tick (an
-        older one still waiting is dropped: coalesced)."""
+        older one still waiting is dropped: coalesced). A plot not laid out yet draws it
+        once it has its size (decimation needs the width)."""
         self._pending = figure
         if monotonic() - self._drawn_at >= 1.0 / self.max_hz:
             self._flush()
 
     def _flush(self) -> None:
+        if not self.size.width:
+            return  # not laid out yet: on_resize draws what waits
         figure, self._pending = self._pending, None
         if figure is None or figure == self._shown:
             return
@@ -157,8 +160,11 @@ class XPlot(PlotWidget):
         self._draw(figure)
 
     def on_resize(self) -> None:
-        """Decimation depends on the width: a resized plot redraws what it shows."""
-        if self._shown is not None:
+        """Decimation depends on the width: a resized plot redraws what it shows, or draws
+        the figure that waited for its size."""
+        if self._pending is not None:
+            self._flush()
+        elif self._shown is not None:
             self._draw(self._shown)
 
     def _render_plot(self) -> None:
@@ -215,6 +221,9 @@ class XPlot(PlotWidget):
             if np.isfinite(at):
                 self.add_v_line(float(at), "bright_white")
         self.show_legend(LegendLocation.TOPRIGHT, is_visible=labelled and figure.legend)
+        # Into the canvases now: textual-plot draws them when the plot itself is painted,
+        # which leaves the canvases to be painted in one more frame.
+        self.render()
 
 
 def _transform(values: Sequence[float], log: bool) -> np.ndarray:
