@@ -30,6 +30,7 @@ from textual.widgets import DataTable, Static
 from xling_tui.context import xling_app
 from xling_tui.overlay import MARKERS
 from xling_tui.status_style import status_style
+from xling_tui.widgets.cell import cell
 from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
 
@@ -350,7 +351,7 @@ class ExperimentScreen(Screen):
         for name, cells in rows:
             colour = self.colours.get(name)
             swatch = Text("━━", style=f"bold {colour}") if colour else Text("○", style="white")
-            table.add_row(swatch, *(_literal(cells[i]) for i in keep))
+            table.add_row(cell(swatch), *(cell(cells[i]) for i in keep))
             self.row_names.append(name)
         if rows:
             table.move_cursor(row=min(max(cursor, 0), len(rows) - 1), animate=False)
@@ -431,12 +432,6 @@ class ExperimentScreen(Screen):
     def action_close(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
-
-
-def _literal(cell: Any) -> Any:
-    """A text cell as itself: DataTable reads a str as markup, parsing it at every measure
-    and draw (and a '[' in a name would be taken for a tag)."""
-    return Text(cell, no_wrap=True, end="") if isinstance(cell, str) else cell
 
 
 def _run_screen(run_id: str):
