@@ -21,6 +21,8 @@ import numpy as np
 from textual_hires_canvas import Canvas
 from textual_plot import AxisFormatter, HiResMode, LegendLocation, NumericAxisFormatter, PlotWidget
 
+from xling_tui.widgets.raster import hires_points, line_cells
+
 MANY_LINES = 12  # more curves than this are drawn at one point per column
 
 PALETTE = (
@@ -175,6 +177,18 @@ class XPlot(PlotWidget):
             for canvas in canvases:
                 stack.enter_context(canvas.batch_refresh())
             super()._render_plot()
+
+    def _render_line_plot(self, dataset) -> None:
+        """textual-plot's braille line, its cells computed for the whole curve at once
+        (``raster``: the same cells, without a Python loop per pixel)."""
+        if not dataset.hires_mode:
+            super()._render_line_plot(dataset)
+            return
+        canvas = self.query_one("#plot", Canvas)
+        limits = (self._x_min, self._x_max, self._y_min, self._y_max)
+        px, py = hires_points(np.asarray(dataset.x, float), np.asarray(dataset.y, float), limits, self._scale_rectangle)
+        for x, y, char in line_cells(canvas, px, py, dataset.hires_mode):
+            canvas.set_pixel(x, y, char, dataset.line_style)
 
     def _pad_limits(self, drawn: list) -> None:
         """Limits a little wider than the data: textual-plot maps the largest x and y onto
