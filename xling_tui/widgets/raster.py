@@ -12,6 +12,7 @@ the canvas's own code.
 
 from __future__ import annotations
 
+from functools import cache
 from math import floor
 
 import numpy as np
@@ -19,6 +20,7 @@ from textual_hires_canvas import Canvas
 from textual_hires_canvas.hires import HiResMode, hires_sizes, pixels
 
 
+@cache
 def braille_table(mode: HiResMode) -> tuple[list[str | None], int, int]:
     """The canvas's character for each set of sub-pixels of a cell, indexed by the bits of
     the cell's sub-pixels in row-major order (bit k: row k // width, column k % width)."""
