@@ -250,3 +250,29 @@ async def test_nothing_new_is_not_redrawn(fixture_db):
             await settle(pilot)
         plot._flush()
         assert plot.draws == draws and app.screen.shown is shown
+
+
+@pytest.mark.asyncio
+async def test_the_legend_is_rebuilt_only_when_its_cells_change(fixture_db):
+    """An x-axis switch or the log toggle moves the curves, not their final values: the
+    legend table is left as it is; the inspector adds columns and rebuilds it."""
+    app = _app(fixture_db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        legend = app.screen.query_one("#compare-legend")
+        rebuilt = []
+        clear = legend.clear
+
+        def counted(*args, **kwargs):
+            rebuilt.append(1)
+            return clear(*args, **kwargs)
+
+        legend.clear = counted
+        before = [[str(c) for c in legend.get_row_at(i)] for i in range(legend.row_count)]
+        await pilot.press("x", "x", "y")
+        await settle(pilot)
+        assert rebuilt == []
+        assert [[str(c) for c in legend.get_row_at(i)] for i in range(legend.row_count)] == before
+        await pilot.press("i")
+        await settle(pilot)
+        assert rebuilt == [1] and any(str(c.label).startswith("@cursor") for c in legend.columns.values())

@@ -38,6 +38,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from xling_tui import overlay
 from xling_tui.context import xling_app
 from xling_tui.overlay import ALL, AXES, View
+from xling_tui.widgets.cell import cell
 from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, XPlot
 
@@ -165,7 +166,7 @@ class CompareScreen(Screen):
         self.groups: list[overlay.Group] = []
         self.colours: dict = {}
         self.shown: overlay.Overlay | None = None
-        self._legend_shown: tuple | None = None
+        self._legend_drawn: tuple | None = None  # (columns, rows) the legend table shows
         self._fetching = False  # one read at a time
 
     def compose(self) -> ComposeResult:
@@ -244,28 +245,22 @@ class CompareScreen(Screen):
         self.query_one("#compare-header", Static).update(header)
 
     def _render_legend(self, data: CompareData, shown: overlay.Overlay) -> None:
-        table = self.query_one("#compare-legend", DataTable)
-        keep = table.cursor_row
+        """The legend table; left alone when it would show the same cells (an x-axis
+        switch or a log toggle changes the curves, not their final values)."""
         rows = overlay.legend(data.runs, self.groups, self.colours, self.view, shown)
         langs = overlay.languages(data.runs, self.view.metric) if self.view.language == ALL else [self.view.language]
-        table.clear(columns=True)
-        table.add_column("", key="swatch")
-        table.add_column("schedule", key="name")
-        table.add_column("seeds", key="seeds")
-        for lang in langs:
-            table.add_column(f"final {lang}", key=f"final-{lang}")
+        columns = [("", "swatch"), ("schedule", "name"), ("seeds", "seeds")]
+        columns += [(f"final {lang}", f"final-{lang}") for lang in langs]
         if self.view.cursor is not None:
-            for lang in langs:
-                table.add_column(f"@cursor {lang}", key=f"cursor-{lang}")
+            columns += [(f"@cursor {lang}", f"cursor-{lang}") for lang in langs]
         if self.view.pinned is not None:
-            for lang in langs:
-                table.add_column(f"vs pinned {lang} (95%)", key=f"delta-{lang}")
-        table.add_column("shares over training", key="shares")
+            columns += [(f"vs pinned {lang} (95%)", f"delta-{lang}") for lang in langs]
+        columns.append(("shares over training", "shares"))
+        body = []
         for row in rows:
-            swatch = Text("━━ ◆" if row.pinned else "━━", style=f"bold {row.colour}")
             seeds = row.group.seeds
             cells: list = [
-                swatch,
+                Text("━━ ◆" if row.pinned else "━━", style=f"bold {row.colour}"),
                 Text(row.group.label, style="bold" if row.pinned else ""),
                 str(len(seeds)) if len(seeds) > 1 else f"s{seeds[0]}",
             ]
@@ -277,9 +272,19 @@ class CompareScreen(Screen):
                     Text("reference", style="dim") if row.pinned else _delta(row.delta.get(lang)) for lang in langs
                 ]
             cells.append(row.group.schedule())  # last: the numbers come first at 80 columns
-            table.add_row(*cells, key=str(row.group.key))
-        if rows:
-            table.move_cursor(row=min(max(keep, 0), len(rows) - 1), animate=False)
+            body.append((str(row.group.key), cells))
+        if (columns, body) == self._legend_drawn:
+            return
+        self._legend_drawn = (columns, body)
+        table = self.query_one("#compare-legend", DataTable)
+        keep = table.cursor_row
+        table.clear(columns=True)
+        for label, key in columns:
+            table.add_column(label, key=key)
+        for key, cells in body:
+            table.add_row(*(cell(value) for value in cells), key=key)
+        if body:
+            table.move_cursor(row=min(max(keep, 0), len(body) - 1), animate=False)
 
     def _render_report(self, data: CompareData) -> None:
         picked = {r.name for r in data.runs.values()}
