@@ -335,7 +335,9 @@ class ExperimentScreen(Screen):
         from xling_tui.fit_width import fit_columns
         from xling_tui.report import report_columns
 
-        columns, rows = table_rows(self._data.report, self._data.runs)
+        columns, report_rows = table_rows(self._data.report, self._data.runs)
+        # Text from here on: the table shows strings literally, so they are measured so too.
+        rows = [(name, [Text(c, end="") if isinstance(c, str) else c for c in cells]) for name, cells in report_rows]
         specs = report_columns(columns[:-1])
         table = self.query_one("#exp-table", DataTable)
         width = max(self.size.width - 8, 40)  # the swatch and the runs column need their room too
