@@ -95,6 +95,24 @@ async def test_sql_error_is_shown_not_raised(make_app):
 
 
 @asyncio
+async def test_values_and_names_that_look_like_markup_are_shown_as_they_are(make_app):
+    """A result is data: '[/bold]' in a cell or a column name is text to show, never a
+    style to apply (nor a markup error that would end the app)."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _open_sql(pilot)
+        await _replace_query(pilot, screen, """SELECT '[/bold]' AS "[red]x", '[bold]b[/bold]' AS y""")
+        await _until(pilot, lambda: not screen.running and "row" in _status(screen))
+        await pilot.pause(0.1)
+        table = screen.query_one("#sql-result")
+        assert [str(c.label) for c in table.columns.values()] == ["[red]x", "y"]
+        assert [str(c) for c in table.get_row_at(0)] == ["[/bold]", "[bold]b[/bold]"]
+        shown = "".join(seg.text for y in range(3) for seg in table.render_line(y))
+        assert "[/bold]" in shown and "[bold]b[/bold]" in shown and "[red]x" in shown
+        assert app.is_running
+
+
+@asyncio
 async def test_escape_cancels_a_long_query_then_leaves(make_app):
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

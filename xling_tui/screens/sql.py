@@ -36,6 +36,7 @@ from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlExported, SqlFinished, SqlReady
 from xling_tui.query_library import HistoryCursor, QueryLibrary
 from xling_tui.sql_completion import Catalog
+from xling_tui.widgets.cell import Cell
 from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.schema_tree import SchemaTree
 from xling_tui.widgets.sql_editor import SqlEditor
@@ -53,14 +54,15 @@ EXAMPLE = (
 )
 
 
-def cell(value: Any, width: int = CELL_WIDTH) -> Text | str:
-    """A value as the table shows it: NULL dimmed, floats to 6 digits, long text cut at ``width``."""
+def result_cell(value: Any, width: int = CELL_WIDTH) -> Cell:
+    """A value as the table shows it: NULL dimmed, floats to 6 digits, long text cut at
+    ``width``; text as it is (a result is data: '[/bold]' is never markup)."""
     if value is None:
-        return Text("NULL", style="dim")
+        return Cell(Text("NULL", style="dim", end=""))
     if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
+        return Cell(Text(f"{value:.6g}" if math.isfinite(value) else str(value), end=""))
     text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return Cell(Text(text if len(text) <= width else text[: width - 1] + "…", end=""))
 
 
 class SqlScreen(Screen[None]):
@@ -211,14 +213,12 @@ class SqlScreen(Screen[None]):
         table = self.query_one("#sql-result", DataTable)
         table.clear(columns=True)
         width = max(CELL_WIDTH, table.size.width // 3)  # a wide terminal shows more of a long value
-        rows = [tuple(cell(v, width) for v in row) for row in out.rows]
+        rows = [tuple(result_cell(v, width) for v in row) for row in out.rows]
         # Widths from the cells now, not measured by DataTable when idle (a frame painted
         # before that would keep header-wide columns in its cache).
         for i, name in enumerate(out.columns):
-            width = max(
-                [cell_len(name), *(c.cell_len if isinstance(c, Text) else cell_len(c) for c in (r[i] for r in rows))]
-            )
-            table.add_column(name, width=width)
+            width = max([cell_len(name), *(r[i].width for r in rows)])
+            table.add_column(Text(name), width=width)
         table.add_rows(rows)
         self._status(result_line(out), style="green")
 
