@@ -20,6 +20,7 @@ from textual.widgets import DataTable
 from engine.runs.status import LIVE, RunStatus
 from xling_tui.data_source import RunRow
 from xling_tui.status_style import attention_rank, status_style
+from xling_tui.widgets.cell import cell as as_cell
 
 BAR_WIDTH = 6
 SPARK_WIDTH = 10
@@ -305,14 +306,14 @@ class RunsTable(DataTable):
                 old = self._cells.get(rid) or (None,) * len(new)
                 for (col, _), before, after in zip(COLUMNS, old, new):
                     if before != after:
-                        self.update_cell(rid, col, after)
+                        self.update_cell(rid, col, as_cell(after))
             self._cells = cells
             return
         self._formatted = {rid: v for rid, v in self._formatted.items() if rid in cells}
         current = self.current_run_id
         self._set_columns(column_widths(cells.values()))
         for rid in ids:
-            self.add_row(*cells[rid], key=rid)
+            self.add_row(*(as_cell(c) for c in cells[rid]), key=rid)  # text as it is (a tag is never markup)
         self._shown, self._cells = ids, cells
         if current in ids:
             self.move_cursor(row=ids.index(current), animate=False)
