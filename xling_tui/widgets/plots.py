@@ -133,6 +133,7 @@ class XPlot(PlotWidget):
         self._pending: Figure | None = None
         self._shown: Figure | None = None
         self._drawn_at = -math.inf  # monotonic() of the last draw
+        self._drawn_width = 0  # the width it was drawn (decimated) for
         self.draws = 0  # how many figures were actually drawn (tests and benches read it)
 
     def on_mount(self) -> None:
@@ -162,16 +163,20 @@ class XPlot(PlotWidget):
         self._draw(figure)
 
     def on_resize(self) -> None:
-        """Decimation depends on the width: a resized plot redraws what it shows, or draws
-        the figure that waited for its size."""
+        """Draws the figure that waited for a size; a plot that changed width redraws what
+        it shows (decimation depends on the width; a new height textual-plot redraws
+        itself, and layouts settling resize a plot several times as a screen opens)."""
         if self._pending is not None:
             self._flush()
-        elif self._shown is not None:
+        elif self._shown is not None and self.size.width != self._drawn_width:
             self._draw(self._shown)
 
     def _render_plot(self) -> None:
         """textual-plot's render, with the canvas refreshed once at the end rather than once
-        per cell set (which made drawing many curves cost a widget refresh per cell)."""
+        per cell set (which made drawing many curves cost a widget refresh per cell). Empty
+        axes are not drawn for a figure that waits for the plot's size: it follows at once."""
+        if self._shown is None and self._pending is not None:
+            return
         canvases = list(self.query(Canvas))
         with ExitStack() as stack:
             for canvas in canvases:
@@ -204,6 +209,7 @@ class XPlot(PlotWidget):
             setter(lo - pad, hi + pad)
 
     def _draw(self, figure: Figure) -> None:
+        self._drawn_width = self.size.width
         self.clear()
         width = max(self.size.width - self.margin_left - 2, 10)
         self.set_x_formatter(Log10Formatter() if figure.log_x else HumanFormatter())
