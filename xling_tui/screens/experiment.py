@@ -309,7 +309,7 @@ class ExperimentScreen(Screen):
         table = self.query_one("#exp-table", DataTable)
         if not table.display:  # the first data: the table and the law come into view
             table.display = True
-            self.query_one("#exp-law-pane").display = not self.query("#exp-sweep-pane")
+            self.query_one("#exp-law-pane").display = True  # the sweeps' pane comes later, hidden
         self._render_header()
         self._render_table()
         self._render_law()

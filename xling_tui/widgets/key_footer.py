@@ -3,7 +3,7 @@
 It looks and behaves like Textual's Footer (the same theme colours, the same order and
 grouping of keys, dimmed keys for disabled actions, the command palette's key at the
 right, a click runs the key, hovering shows its tooltip) but is a single widget that
-renders one line of text. Footer mounts a widget per key and styles each of them as
+draws its one line itself. Footer mounts a widget per key and styles each of them as
 it mounts, and rebuilds them all on every bindings signal of its screen: about 30 ms of
 UI-thread time each time a screen opens here (``bench/tui_startup.py``), a third of the
 experiment view's budget. This one re-renders its line, and only when the keys it
@@ -13,6 +13,7 @@ shows change.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -49,7 +50,7 @@ class Span:
     key: Key
 
 
-def shown_keys(screen: Screen, key_display) -> tuple[list[Key], Key | None]:
+def shown_keys(screen: Screen, key_display: Callable[[Binding], str]) -> tuple[list[Key], Key | None]:
     """The screen's bindings as the footer lists them: one key per action (its first
     binding), consecutive actions of one binding group drawn as the group's keys and its
     label; and the command palette's key, drawn apart at the right."""
