@@ -24,6 +24,8 @@ WITH_DISABLED = [
 class Keys(Screen):
     """A screen with ``bindings``; 'two' is disabled while ``two_enabled`` is False."""
 
+    DEFAULT_CSS = "Keys { overflow: hidden; }"  # no scrollbar over the last line at 30x10
+
     def __init__(self, footer: type, plot: bool = False) -> None:
         super().__init__()
         self.footer = footer
@@ -68,10 +70,18 @@ class Host(App):
 async def bottom_line(footer: type, bindings: list[Binding], size: tuple[int, int], plot: bool) -> list:
     app = Host(keys(footer, bindings, plot))
     async with app.run_test(size=size) as pilot:
-        await pilot.pause()
+
+        def line() -> list:
+            strip = app.screen._compositor.render_strips()[-1]
+            return [(c, seg.style.clear_meta_and_links() if seg.style else None) for seg in strip for c in seg.text]
+
+        expected = "Zoom" if plot else bindings[0].description
+        for _ in range(100):  # until the keys are drawn (Footer builds them a frame after its screen)
+            await pilot.pause(0.02)
+            if expected in "".join(c for c, _ in line()):
+                break
         await pilot.pause(0.05)
-        strip = app.screen._compositor.render_strips()[-1]
-        return [(char, seg.style.clear_meta_and_links() if seg.style else None) for seg in strip for char in seg.text]
+        return line()
 
 
 @pytest.mark.asyncio
@@ -85,7 +95,7 @@ async def test_the_line_is_textuals_footer_cell_for_cell(bindings, plot, size):
     ours = await bottom_line(KeyFooter, bindings, size, plot)
     theirs = await bottom_line(Footer, bindings, size, plot)
     text = "".join(c for c, _ in theirs)
-    assert ("Zoom" in text) if plot else ("back" in text or "alpha" in text)
+    assert ("Zoom" in text) if plot else (bindings[0].description in text)
     assert "".join(c for c, _ in ours) == text
     assert ours == theirs
 
