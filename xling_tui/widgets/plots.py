@@ -1,11 +1,12 @@
 """Line and scatter plots for the run panels, on textual-plot's PlotWidget.
 
-Three things are added to the library widget: log axes (the data is plotted as
-log10 and a formatter writes ticks back as 100, 1k, 1M), decimation to the plot's
-width (min and max per column, so spikes survive), and a redraw throttle: a figure
-after a quiet spell is drawn at once (a key press answers without waiting for a tick),
-one that comes sooner waits for the next tick and replaces whatever is waiting, so at
-most ``max_hz`` redraws a second happen and stale frames are never drawn.
+Added to the library widget: log axes (the data is plotted as log10 and a formatter
+writes ticks back as 100, 1k, 1M), decimation to the plot's width (min and max per
+column, so spikes survive), and a redraw throttle: a figure after a quiet spell is drawn
+at once (a key press answers without waiting for a tick), one that comes sooner waits
+for the next tick and replaces whatever is waiting, so at most ``max_hz`` redraws a
+second happen and stale frames are never drawn. A figure shown before the plot has its
+size waits for it; lines are drawn whole curves at a time (``raster``).
 Colours are the 16 ANSI names, which every terminal has.
 """
 
