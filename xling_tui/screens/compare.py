@@ -39,6 +39,7 @@ from xling_tui import overlay
 from xling_tui.context import xling_app
 from xling_tui.overlay import ALL, AXES, View
 from xling_tui.widgets.cell import cell
+from xling_tui.widgets.cell_table import CellTable
 from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, XPlot
 
@@ -176,7 +177,7 @@ class CompareScreen(Screen):
                 plot = XPlot(id="compare-plot")
                 plot.can_focus = False  # the keys are the screen's; the mouse still pans and zooms
                 yield plot
-                yield DataTable(id="compare-legend", cursor_type="row", zebra_stripes=False)
+                yield CellTable(id="compare-legend", cursor_type="row", zebra_stripes=False)
             with TabPane("Report", id="tab-table"):
                 with ScrollableContainer():  # wide tables scroll sideways rather than wrap
                     yield Static("", id="compare-table")

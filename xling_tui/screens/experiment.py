@@ -31,6 +31,7 @@ from xling_tui.context import xling_app
 from xling_tui.overlay import MARKERS
 from xling_tui.status_style import status_style
 from xling_tui.widgets.cell import cell
+from xling_tui.widgets.cell_table import CellTable
 from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.plots import PALETTE, Figure, Series, XPlot
 
@@ -266,7 +267,7 @@ class ExperimentScreen(Screen):
         # empty axes, drawn first and again with their data, cost about 40 ms of UI-thread
         # time (bench/tui_startup.py) and showed nothing.
         yield Static(f"experiment {self.experiment}: loading…", id="exp-header")
-        table: DataTable[Any] = DataTable(id="exp-table", cursor_type="row")
+        table = CellTable(id="exp-table", cursor_type="row")
         table.display = False
         yield table
         with Vertical(id="exp-law-pane", classes="exp-pane") as pane:

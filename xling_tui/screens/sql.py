@@ -37,6 +37,7 @@ from xling_tui.messages import SqlExported, SqlFinished, SqlReady
 from xling_tui.query_library import HistoryCursor, QueryLibrary
 from xling_tui.sql_completion import Catalog
 from xling_tui.widgets.cell import Cell
+from xling_tui.widgets.cell_table import CellTable
 from xling_tui.widgets.key_footer import KeyFooter
 from xling_tui.widgets.schema_tree import SchemaTree
 from xling_tui.widgets.sql_editor import SqlEditor
@@ -95,7 +96,7 @@ class SqlScreen(Screen[None]):
                 yield Static(TITLE, id="sql-title")
                 yield SqlEditor(self.initial_sql, id="sql-editor")
                 yield Static("", id="sql-status")
-                yield DataTable(id="sql-result", zebra_stripes=True)
+                yield CellTable(id="sql-result", zebra_stripes=True)
         yield KeyFooter()
 
     def on_mount(self) -> None:

@@ -9,6 +9,7 @@ column. That was about 40% of the experiment view's first paint
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -20,11 +21,12 @@ from rich.text import Text
 class Cell:
     """One line of styled text, left-aligned; anything else is drawn as the Text it is."""
 
-    __slots__ = ("text", "width")
+    __slots__ = ("text", "width", "_one_line")
 
     def __init__(self, text: Text) -> None:
         self.text = text
         self.width = text.cell_len
+        self._one_line = text.justify in (None, "default", "left") and "\n" not in text.plain
 
     def __str__(self) -> str:
         return self.text.plain
@@ -32,15 +34,23 @@ class Cell:
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(self.width, self.width)
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+    def fits(self, width: int) -> bool:
+        """Whether the cell is drawn as its own segments in ``width`` cells (else Rich's way)."""
+        return self._one_line and self.width <= width
+
+    def segments(self, console: Console) -> Iterable[Segment]:
+        """The line as segments, for a cell that ``fits``."""
         text = self.text
-        if self.width > options.max_width or text.justify not in (None, "default", "left") or "\n" in text.plain:
-            yield text  # cut, aligned or several lines: Rich's own way
-            return
         if text.spans:
-            yield from text.render(console, end="")
-        else:  # Text.render leaves the base style out when there are no spans
-            yield Segment(text.plain, console.get_style(text.style) if text.style else None)
+            return text.render(console, end="")
+        # Text.render leaves the base style out when there are no spans
+        return [Segment(text.plain, console.get_style(text.style) if text.style else None)]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.fits(options.max_width):
+            yield from self.segments(console)
+        else:
+            yield self.text  # cut, aligned or several lines: Rich's own way
 
 
 def cell(value: Any) -> Any:

@@ -15,12 +15,12 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets import DataTable
 
 from engine.runs.status import LIVE, RunStatus
 from xling_tui.data_source import RunRow
 from xling_tui.status_style import attention_rank, status_style
 from xling_tui.widgets.cell import cell as as_cell
+from xling_tui.widgets.cell_table import CellTable
 
 BAR_WIDTH = 6
 SPARK_WIDTH = 10
@@ -240,7 +240,7 @@ def column_widths(cells: Iterable[tuple[object, ...]]) -> list[int]:
     return widths
 
 
-class RunsTable(DataTable):
+class RunsTable(CellTable):
     """Rows keyed by run id; ``show`` diffs against what is on screen.
 
     Column widths are computed here, from the cells, when the table is rebuilt: left to
