@@ -32,12 +32,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from xling_tui import overlay
 from xling_tui.context import xling_app
 from xling_tui.overlay import ALL, AXES, View
+from xling_tui.screens.base import XlingScreen
 from xling_tui.widgets.cell import cell
 from xling_tui.widgets.cell_table import CellTable
 from xling_tui.widgets.key_footer import KeyFooter
@@ -139,7 +139,7 @@ def _delta(difference: PairedDifference | None) -> Text:
     return Text(f"{difference.text(1)} n={difference.n}", style=style)
 
 
-class CompareScreen(Screen):
+class CompareScreen(XlingScreen):
     """Overlay, legend and report for ``run_ids``."""
 
     CSS_PATH = "compare.tcss"

@@ -18,13 +18,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from engine.runs.status import LIVE, RunStatus
 from xling_tui.context import xling_app
 from xling_tui.data_source import DashboardData, DashboardSource, RunRow
 from xling_tui.messages import ActionFinished, DashboardFetched, GpusSampled
+from xling_tui.screens.base import XlingScreen
 from xling_tui.screens.dialogs import ChoiceScreen, ConfirmScreen, TextPromptScreen
 from xling_tui.widgets.gpu_panel import GpuPanel
 from xling_tui.widgets.key_footer import KeyFooter
@@ -32,7 +32,7 @@ from xling_tui.widgets.runs_table import SORT_KEYS, RunsTable, filter_rows, sort
 from xling_tui.widgets.runs_table_experiments import ExperimentBar
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(XlingScreen[None]):
     CSS_PATH = "dashboard.tcss"
     BINDINGS = [  # description: the footer's word; tooltip: the help screen's line
         Binding("enter,o", "open_run", "open", tooltip="run panels of the run: PPL curves, TEff, alignment"),

@@ -35,6 +35,7 @@ from engine.config.spec import load_experiments
 from engine.config.sweep import ratio_mix
 from xling_tui import toml_edit
 from xling_tui.context import xling_app
+from xling_tui.screens.base import XlingScreen
 
 if TYPE_CHECKING:
     from xling_tui.actions import LoggedProcess
@@ -115,7 +116,7 @@ class LaunchResult(Message):
     error: str | None = None
 
 
-class DesignerScreen(Screen):
+class DesignerScreen(XlingScreen):
     """Schedule grid editor for one experiment of ``app.config_path``."""
 
     DEFAULT_CSS = """

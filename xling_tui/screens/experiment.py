@@ -24,11 +24,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from xling_tui.context import xling_app
 from xling_tui.overlay import MARKERS
+from xling_tui.screens.base import XlingScreen
 from xling_tui.status_style import status_style
 from xling_tui.widgets.cell import cell
 from xling_tui.widgets.cell_table import CellTable
@@ -235,7 +235,7 @@ def sweep_legend(sweep, measure: str, colours: list[str]) -> Text:
     return out
 
 
-class ExperimentScreen(Screen):
+class ExperimentScreen(XlingScreen):
     """The experiment ``experiment``: its paper table, its law, its sweeps; live."""
 
     CSS_PATH = "experiment.tcss"

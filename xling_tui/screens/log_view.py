@@ -8,17 +8,17 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Label, Log
 
 from engine.runs.layout import WORKER_LOG
 from engine.runs.tail import LogTail
+from xling_tui.screens.base import XlingScreen
 from xling_tui.widgets.key_footer import KeyFooter
 
 TAIL_BYTES = 256 * 1024  # a long run's log can be large: show its end
 
 
-class LogScreen(Screen[None]):
+class LogScreen(XlingScreen[None]):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "back"), Binding("f", "toggle_follow", "follow on/off")]
     DEFAULT_CSS = """
     LogScreen Label { padding: 0 1; background: $boost; width: 100%; }

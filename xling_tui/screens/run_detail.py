@@ -24,12 +24,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Log, Static, TabbedContent, TabPane
 
 from db import run_panels
 from engine.runs.status import TERMINAL, RunStatus
 from xling_tui.context import xling_app
+from xling_tui.screens.base import XlingScreen
 from xling_tui.status_style import status_style
 from xling_tui.widgets.heat_row import HeatRow, heat_header, heat_text
 from xling_tui.widgets.key_footer import KeyFooter
@@ -272,7 +272,7 @@ def alignment_text(panel: run_panels.AlignmentPanel, width: int = 80) -> tuple[T
     return emb, grad
 
 
-class RunScreen(Screen):
+class RunScreen(XlingScreen):
     """Curves, TEff and alignment of ``run_id``; refreshes every ``app.refresh_every`` seconds."""
 
     CSS_PATH = "run_detail.tcss"

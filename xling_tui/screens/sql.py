@@ -28,13 +28,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from xling_tui.context import xling_app
 from xling_tui.data_source import SqlOutcome
 from xling_tui.messages import SqlExported, SqlFinished, SqlReady
 from xling_tui.query_library import HistoryCursor, QueryLibrary
+from xling_tui.screens.base import XlingScreen
 from xling_tui.sql_completion import Catalog
 from xling_tui.widgets.cell import Cell
 from xling_tui.widgets.cell_table import CellTable
@@ -66,7 +66,7 @@ def result_cell(value: Any, width: int = CELL_WIDTH) -> Cell:
     return Cell(Text(text if len(text) <= width else text[: width - 1] + "…", end=""))
 
 
-class SqlScreen(Screen[None]):
+class SqlScreen(XlingScreen[None]):
     CSS_PATH = "sql.tcss"
     BINDINGS = [
         Binding("ctrl+r,f5", "run_query", "run", tooltip="run the query"),
