@@ -24,7 +24,8 @@ from typer.core import TyperGroup
 
 from engine.errors import XlingError
 from xling_tui.cli.launching import CLUSTER_PANEL, BackendName, LaunchFlags, LaunchPlan, launch_options, plan_launch
-from xling_tui.cli.output import cell, console, err_console, fail, warn
+from xling_tui.cli.output import console, err_console, fail, warn
+from xling_tui.sql_value import value_text
 
 
 class XlingGroup(TyperGroup):
@@ -389,7 +390,7 @@ def _print_seed_summaries(store, experiments: list[str]) -> None:
                 m: "\n".join(f"{r.language} {r.text}" for r in summaries if r.name == name and r.measure == m)
                 for m in ("ppl", "teff")
             }
-            table.add_row(exp, cell(name), cell(cells["ppl"]), cell(cells["teff"]))
+            table.add_row(exp, value_text(name), value_text(cells["ppl"]), value_text(cells["teff"]))
     if table.row_count:
         console.print("over seeds (mean [95% interval] n=seeds; `xling report EXP` for everything):")
         console.print(table)

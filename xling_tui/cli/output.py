@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from xling_tui.sql_value import value_text
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -38,22 +40,13 @@ def warn(message: str) -> None:
     err_console.print(Text(message, style="yellow"), highlight=False, soft_wrap=True)
 
 
-def cell(value: object) -> Text:
-    """A table cell: NULL dimmed, floats to 6 significant digits, any text verbatim."""
-    if value is None:
-        return Text("NULL", style="dim")
-    if isinstance(value, float):
-        return Text(f"{value:.6g}")
-    return Text(str(value))
-
-
 def print_table(columns: Sequence[str], rows: Iterable[Row], left_out: int | None = None) -> None:
     table = Table(header_style="bold", show_lines=False)
     for c in columns:
         table.add_column(Text(c))
     n = 0
     for r in rows:
-        table.add_row(*(cell(v) for v in r))
+        table.add_row(*(value_text(v) for v in r))
         n += 1
     console.print(table)
     more = f"; {left_out} more not shown (add a LIMIT, or --format csv|json for every row)" if left_out else ""

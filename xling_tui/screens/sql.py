@@ -16,7 +16,6 @@ browser (``ctrl+b``); export of the whole result to CSV, Parquet or JSON (``ctrl
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from xling_tui.messages import SqlExported, SqlFinished, SqlReady
 from xling_tui.query_library import HistoryCursor, QueryLibrary
 from xling_tui.screens.base import XlingScreen
 from xling_tui.sql_completion import Catalog
+from xling_tui.sql_value import value_text
 from xling_tui.widgets.cell import Cell
 from xling_tui.widgets.cell_table import CellTable
 from xling_tui.widgets.key_footer import KeyFooter
@@ -56,14 +56,11 @@ EXAMPLE = (
 
 
 def result_cell(value: Any, width: int = CELL_WIDTH) -> Cell:
-    """A value as the table shows it: NULL dimmed, floats to 6 digits, long text cut at
-    ``width``; text as it is (a result is data: '[/bold]' is never markup)."""
-    if value is None:
-        return Cell(Text("NULL", style="dim", end=""))
-    if isinstance(value, float):
-        return Cell(Text(f"{value:.6g}" if math.isfinite(value) else str(value), end=""))
-    text = str(value)
-    return Cell(Text(text if len(text) <= width else text[: width - 1] + "…", end=""))
+    """A value as the table shows it (``sql_value.value_text``), long text cut at ``width``."""
+    text = value_text(value)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return Cell(text)
 
 
 class SqlScreen(XlingScreen[None]):
