@@ -391,3 +391,28 @@ async def test_a_plot_not_laid_out_yet_draws_its_figure_once_it_has_its_width():
         assert plot.draws == 1 and plot._pending is None
         drawn = len(plot._datasets[0].x)
         assert 2 * 60 < drawn <= 2 * plot.size.width + 2  # min and max per column of the real width
+
+
+@pytest.mark.asyncio
+async def test_a_plot_lays_its_margins_out_once_as_it_mounts(monkeypatch):
+    """textual-plot's own on_mount lays the grid out (Textual calls it after XPlot's): the
+    narrower margins are set before it, not by three watchers and a second call."""
+    from textual.app import App
+    from textual.containers import Grid
+    from textual_plot import PlotWidget
+
+    laid_out = []
+    original = PlotWidget._update_margin_sizes
+    monkeypatch.setattr(PlotWidget, "_update_margin_sizes", lambda self: laid_out.append(original(self)))
+
+    class One(App):
+        def compose(self):
+            yield XPlot(id="p")
+
+    app = One()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        grid = app.query_one(Grid)
+        assert len(laid_out) == 1
+        assert [int(c.value) for c in grid.styles.grid_columns[:1]] == [7]
+        assert [int(r.value) for r in (grid.styles.grid_rows[0], grid.styles.grid_rows[2])] == [1, 2]

@@ -136,12 +136,13 @@ class XPlot(PlotWidget):
         self._drawn_at = -math.inf  # monotonic() of the last draw
         self._drawn_width = 0  # the width it was drawn (decimated) for
         self.draws = 0  # how many figures were actually drawn (tests and benches read it)
+        # Narrower margins than textual-plot's, set before mount (no watcher): its own
+        # on_mount, which Textual calls after this class's, lays the grid out once with them.
+        self.set_reactive(XPlot.margin_left, 7)
+        self.set_reactive(XPlot.margin_bottom, 2)
+        self.set_reactive(XPlot.margin_top, 1)
 
     def on_mount(self) -> None:
-        super().on_mount()
-        self.margin_left = 7
-        self.margin_bottom = 2
-        self.margin_top = 1
         self.set_interval(1.0 / self.max_hz, self._flush)
 
     def show(self, figure: Figure) -> None:
