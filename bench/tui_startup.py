@@ -24,7 +24,9 @@ compare x-axis switch, at 100 runs x 10k points.
    ``db.analysis``): UI-thread time from pushing the screen to its table and law drawn
    (CPU time of that thread: the mount, then the data message and its paint); the read
    runs on a worker and is printed beside it, and so is the floor under any screen
-   (pushing one with a single line). Target < 100 ms.
+   (pushing one with a single line). Target < 100 ms. The garbage collector is held off
+   while a screen opens (``xling_tui/collector.py``); what it then does half a second
+   later is printed too, with the collections that fell inside the openings (none).
 4. The compare view of all those runs: switching the x axis (step, tokens, tokens seen
    in the language) with the held-out PPL and with the training PPL (each run's
    training curve cut to 400 points in SQL), UI-thread CPU time of the switch and its
@@ -35,11 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -272,8 +276,10 @@ async def experiment_view(config: Path, db: Path, repeat: int) -> dict[str, list
         def action_reload(self) -> None:  # the bench hands it the worker's result
             pass
 
-    keys = ("empty screen", "open cpu", "open mount", "open data", "open read", "axis eval", "axis train")
-    times: dict[str, list[float]] = {k: [] for k in keys}
+    keys = ("empty screen", "open cpu", "open mount", "open data", "open read", "open gc", "open gc after")
+    times: dict[str, list[float]] = {k: [] for k in (*keys, "axis eval", "axis train")}
+    collections = _Collections()
+    gc.callbacks.append(collections)
     app = XlingApp(config, db, gpu_source=FakeSource([]), refresh_every=3600, gpu_every=3600)
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(repeat):  # the floor under any screen: pushing one with a single line
@@ -287,6 +293,7 @@ async def experiment_view(config: Path, db: Path, repeat: int) -> dict[str, list
             wall = time.perf_counter()
             data = fetch_experiment(db, "bench")  # what the worker thread reads
             times["open read"].append(time.perf_counter() - wall)
+            collected = collections.seconds
             cpu = time.thread_time()
             app.push_screen(Fed("bench"))
             screen = app.screen
@@ -299,6 +306,14 @@ async def experiment_view(config: Path, db: Path, repeat: int) -> dict[str, list
             times["open mount"].append(mounted)
             times["open data"].append(shown)
             times["open cpu"].append(mounted + shown)
+            times["open gc"].append(collections.seconds - collected)
+            collected = collections.seconds
+            for _ in range(100):  # until the collector is back on, and a moment for what it does then
+                if gc.isenabled():
+                    break
+                await pilot.pause(0.02)
+            await pilot.pause(0.05)
+            times["open gc after"].append(collections.seconds - collected)
             app.pop_screen()
             await pilot.pause()
         app.push_screen(CompareScreen([r[0] for r in _all_runs(db)]))
@@ -318,7 +333,25 @@ async def experiment_view(config: Path, db: Path, repeat: int) -> dict[str, list
                 plot._flush()  # drawn now even within the throttle's interval
                 await pilot.pause()
                 times[f"axis {metric}"].append(time.thread_time() - cpu)
+    gc.callbacks.remove(collections)
     return times
+
+
+class _Collections:
+    """UI-thread CPU time spent in the garbage collector (gc's callbacks, that thread only)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._thread = threading.get_ident()
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        if phase == "start":
+            self._start = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._start
 
 
 def _Empty():
@@ -383,6 +416,12 @@ def main() -> None:
         print(
             f"{name:<52}{med(values) * 1000:>8.0f}ms{min(values) * 1000:>8.0f}ms"
             f"{(f'{target * 1000:.0f}ms' if target else ''):>10}{ratio:>8}"
+        )
+    for what, key in (("inside the openings", "open gc"), ("left for later", "open gc after")):
+        spent = views[key]
+        print(
+            f"experiment view, garbage collections {what}: {sum(spent) * 1000:.0f} ms of UI-thread CPU "
+            f"over {len(spent)} openings ({sum(1 for x in spent if x > 0)} with one)"
         )
     print(
         f"\nratio = median / target (below 1 meets the target); load average {os.getloadavg()[0]:.1f} "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import sys
 import threading
 import time
@@ -25,18 +24,9 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
+from xling_tui.collector import collect_less_often
+
 ERROR_LOG = "xling-tui.errors.log"  # beside the database: tracebacks of unexpected errors
-YOUNG_GENERATION = 50_000  # allocations between Python's young collections (its default: 700)
-
-
-def collect_less_often() -> None:
-    """Textual allocates segments, strips and styles by the thousand per frame; with
-    Python's default a young collection runs every 700 allocations, objects that live
-    a frame are promoted, and the old generations' collections pause the UI thread for
-    up to 100 ms (``bench/tui_startup.py``: opening the experiment view, 90th percentile
-    319 -> 133 ms). Process-wide, as the collector is."""
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_GENERATION, middle, old)
 
 
 class XlingCommands(Provider):

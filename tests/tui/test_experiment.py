@@ -3,6 +3,7 @@ finish), the law with the mixes at their MLTE, sweeps along each axis; live; 80x
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ from db.store import Store
 from engine.runs.events import EvalResult, EventLog, Status
 from engine.runs.layout import run_dir
 from tests.tui.fixture_db import LAW_B, LAW_K, RUNNING, TEFF, screen_app, settle
+from xling_tui.screens import base as screen_base
 from xling_tui.screens import experiment as experiment_module
 from xling_tui.screens.experiment import ExperimentScreen, fetch_experiment, law_figure, sweep_figure, table_rows
 
@@ -121,9 +123,12 @@ async def test_the_table_fills_in_as_a_run_finishes(fixture_db):
 
 
 @pytest.mark.asyncio
-async def test_the_table_and_the_law_come_into_view_with_the_first_data(fixture_db):
+async def test_the_table_and_the_law_come_into_view_with_the_first_data(fixture_db, monkeypatch):
     """Until the worker's first read the view says it is loading; the table and the law
-    are drawn once, with their data (no empty table or axes first)."""
+    are drawn once, with their data (no empty table or axes first). The collector is held
+    off until they are painted."""
+    monkeypatch.setattr(screen_base, "COLLECT_AFTER", 0.01)
+    monkeypatch.setattr(screen_base, "HOLD_LIMIT", 60.0)
 
     class Waiting(ExperimentScreen):
         CSS_PATH = str(Path(experiment_module.__file__).with_name(ExperimentScreen.CSS_PATH))  # relative to its module
@@ -137,8 +142,11 @@ async def test_the_table_and_the_law_come_into_view_with_the_first_data(fixture_
         screen = app.screen
         assert "loading" in str(screen.query_one("#exp-header").render())
         assert not screen.query_one("#exp-table").display and not screen.query_one("#exp-law-pane").display
+        assert not gc.isenabled()  # opening: no collection until the data is on view
         screen.on_experiment_data(fetch_experiment(fixture_db, "table1"))
         await settle(pilot)
+        await pilot.pause(0.1)
+        assert gc.isenabled()
         assert screen.query_one("#exp-table").display and screen.query_one("#exp-law-pane").display
         assert screen.query_one("#exp-table").row_count == len(screen.row_names) > 0
         assert screen.query_one("#exp-law").draws == 1

@@ -143,6 +143,7 @@ class CompareScreen(XlingScreen):
     """Overlay, legend and report for ``run_ids``."""
 
     CSS_PATH = "compare.tcss"
+    OPENS_WITH_DATA = True  # open once the worker's first read is on view
     BINDINGS = [
         Binding("escape", "close", "back"),
         Binding("1", "tab('tab-curves')", "curves"),
@@ -209,6 +210,7 @@ class CompareScreen(XlingScreen):
         if self.data is not None and data.fingerprint == self.data.fingerprint and data.error == self.data.error:
             return  # nothing new: nothing redrawn
         self.data = data
+        self.opened()  # the collector runs again once this is painted
         fresh = {g.key: g for g in overlay.groups_of(data.runs, self.run_ids)}
         order = [g.key for g in self.groups]  # schedules keep their place and colour; new ones come last
         self.groups = [fresh[k] for k in order if k in fresh] + [g for k, g in fresh.items() if k not in order]

@@ -34,6 +34,7 @@ from xling_tui.widgets.runs_table_experiments import ExperimentBar
 
 class DashboardScreen(XlingScreen[None]):
     CSS_PATH = "dashboard.tcss"
+    OPENS_WITH_DATA = True  # open once the worker's first read is on view
     BINDINGS = [  # description: the footer's word; tooltip: the help screen's line
         Binding("enter,o", "open_run", "open", tooltip="run panels of the run: PPL curves, TEff, alignment"),
         Binding("space", "mark", "mark", tooltip="mark / unmark the run (actions apply to the marked runs)"),
@@ -151,6 +152,7 @@ class DashboardScreen(XlingScreen[None]):
 
     def on_dashboard_fetched(self, message: DashboardFetched) -> None:
         self._fetch_done()
+        self.opened()  # the collector runs again once what this brings is painted
         if message.data is None or message.seq <= self._applied_seq:
             return  # an older fetch finishing late: never replace newer data
         self._applied_seq = message.seq

@@ -239,6 +239,7 @@ class ExperimentScreen(XlingScreen):
     """The experiment ``experiment``: its paper table, its law, its sweeps; live."""
 
     CSS_PATH = "experiment.tcss"
+    OPENS_WITH_DATA = True  # open once the worker's first read is on view
     BINDINGS = [
         Binding("escape", "close", "back"),
         Binding("enter", "open_run", "open run", tooltip="the run panels of the row's run"),
@@ -302,6 +303,7 @@ class ExperimentScreen(XlingScreen):
         if data.report is None and data.error is None:
             return  # nothing new since the last read
         self.data = data
+        self.opened()  # the collector runs again once this is painted
         if data.error:
             self.query_one("#exp-header", Static).update(Text(data.error, style="yellow"))
             return

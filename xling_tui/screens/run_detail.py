@@ -276,6 +276,7 @@ class RunScreen(XlingScreen):
     """Curves, TEff and alignment of ``run_id``; refreshes every ``app.refresh_every`` seconds."""
 
     CSS_PATH = "run_detail.tcss"
+    OPENS_WITH_DATA = True  # open once the worker's first read is on view
     BINDINGS = [
         Binding("escape", "close", "Back"),
         Binding("1", "tab('tab-ppl')", "PPL"),
@@ -351,6 +352,7 @@ class RunScreen(XlingScreen):
             return  # a finished run reads the same every time: nothing is redrawn
         self._last = data
         self.renders += 1
+        self.opened()  # the collector runs again once this is painted
         header = self.query_one("#run-header", Static)
         if data.info is None:
             header.update(Text(data.error or "", style="yellow"))
