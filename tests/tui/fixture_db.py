@@ -333,6 +333,16 @@ def screen_app(config_path: Path, db_path: Path, make_screen, refresh_every: flo
     return ScreenApp()
 
 
+async def until(pilot, condition, seconds: float = 20.0) -> bool:
+    """Let the app run until ``condition()`` holds (True) or ``seconds`` pass (False):
+    for what lands a few frames or a timer later, such as a worker's answer."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return True
+        await pilot.pause(0.02)
+    return condition()
+
+
 async def settle(pilot) -> None:
     """Workers done, messages handled, plots drawn, cursors steady: ready for a snapshot.
     A figure waiting for its plot's redraw tick is drawn now, so what a snapshot shows

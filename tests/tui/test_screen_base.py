@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tests.tui.fixture_db import until
 from xling_tui.collector import PAUSE, YOUNG_GENERATION, Pause, collect_less_often
 from xling_tui.screens import base
 from xling_tui.screens.base import XlingScreen
@@ -74,14 +75,6 @@ def quick(monkeypatch):
     assert gc.isenabled() and PAUSE.holders == 0
 
 
-async def _until(pilot, condition, seconds: float = 5.0) -> bool:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return True
-        await pilot.pause(0.02)
-    return condition()
-
-
 @pytest.mark.asyncio
 async def test_a_screen_with_data_holds_the_collector_until_its_data_is_painted(quick):
     app = Two()
@@ -91,7 +84,7 @@ async def test_a_screen_with_data_holds_the_collector_until_its_data_is_painted(
         await pilot.pause(0.1)
         assert fed.collector_on_at_compose is False and not gc.isenabled()  # held from before its compose
         fed.show("data")
-        assert await _until(pilot, gc.isenabled)
+        assert await until(pilot, gc.isenabled)
         assert PAUSE.holders == 0
 
 
@@ -100,7 +93,7 @@ async def test_a_screen_without_data_is_open_at_its_first_paint(quick):
     app = Two()
     async with app.run_test(size=(40, 10)) as pilot:
         app.push_screen(Shown())
-        assert await _until(pilot, gc.isenabled)
+        assert await until(pilot, gc.isenabled)
 
 
 @pytest.mark.asyncio
@@ -111,7 +104,7 @@ async def test_a_screen_that_goes_before_its_data_lets_the_collector_go(quick):
         await pilot.pause()
         assert not gc.isenabled()
         app.pop_screen()
-        assert await _until(pilot, gc.isenabled)
+        assert await until(pilot, gc.isenabled)
 
 
 @pytest.mark.asyncio
@@ -122,7 +115,7 @@ async def test_a_screen_whose_data_never_comes_holds_the_collector_no_longer_tha
         app.push_screen(Fed())
         await pilot.pause()
         assert not gc.isenabled()
-        assert await _until(pilot, gc.isenabled)
+        assert await until(pilot, gc.isenabled)
 
 
 @pytest.mark.asyncio
@@ -136,11 +129,11 @@ async def test_screens_opened_over_each_other_hold_it_until_the_last_is_open(qui
         await pilot.pause()
         assert PAUSE.holders == 2
         first.opened()  # its paint happens under the second: it lets go all the same
-        await _until(pilot, lambda: PAUSE.holders == 1)
+        await until(pilot, lambda: PAUSE.holders == 1)
         await pilot.pause(0.1)
         assert PAUSE.holders == 1 and not gc.isenabled()
         second.show("data")
-        assert await _until(pilot, gc.isenabled)
+        assert await until(pilot, gc.isenabled)
 
 
 def test_the_pause_is_counted_and_leaves_a_collector_someone_else_turned_off_off():

@@ -9,6 +9,7 @@ import pytest
 
 from db.store import QueryError, Store
 from db.user_sql import QueryCancelled, UserQuery
+from tests.tui.fixture_db import until
 
 asyncio = pytest.mark.asyncio
 LONG = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3"
@@ -57,13 +58,6 @@ async def _replace_query(pilot, screen, sql: str) -> None:
     await pilot.press("ctrl+r")
 
 
-async def _until(pilot, predicate, tries: int = 400) -> None:
-    for _ in range(tries):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-
-
 def _status(screen) -> str:
     return str(screen.query_one("#sql-status").render())
 
@@ -74,7 +68,7 @@ async def test_query_answer_lands_in_the_table(make_app):
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
         await _replace_query(pilot, screen, "SELECT name, status FROM runs ORDER BY name")
-        await _until(pilot, lambda: not screen.running and "row" in _status(screen))
+        await until(pilot, lambda: not screen.running and "row" in _status(screen))
         table = screen.query_one("#sql-result")
         assert table.row_count == 8 and len(table.columns) == 2
         assert "8 row(s)" in _status(screen)
@@ -86,10 +80,10 @@ async def test_sql_error_is_shown_not_raised(make_app):
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
         await _replace_query(pilot, screen, "SELECT no_such_column FROM runs")
-        await _until(pilot, lambda: not screen.running and "no_such_column" in _status(screen))
+        await until(pilot, lambda: not screen.running and "no_such_column" in _status(screen))
         assert "no_such_column" in _status(screen)
         await _replace_query(pilot, screen, "DROP TABLE runs")
-        await _until(pilot, lambda: not screen.running and "read-only" in _status(screen))
+        await until(pilot, lambda: not screen.running and "read-only" in _status(screen))
         assert "read-only" in _status(screen)
         assert app.is_running
 
@@ -102,7 +96,7 @@ async def test_values_and_names_that_look_like_markup_are_shown_as_they_are(make
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
         await _replace_query(pilot, screen, """SELECT '[/bold]' AS "[red]x", '[bold]b[/bold]' AS y""")
-        await _until(pilot, lambda: not screen.running and "row" in _status(screen))
+        await until(pilot, lambda: not screen.running and "row" in _status(screen))
         await pilot.pause(0.1)
         table = screen.query_one("#sql-result")
         assert [str(c.label) for c in table.columns.values()] == ["[red]x", "y"]
@@ -118,10 +112,10 @@ async def test_escape_cancels_a_long_query_then_leaves(make_app):
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
         await _replace_query(pilot, screen, LONG)
-        await _until(pilot, lambda: screen.running)
+        await until(pilot, lambda: screen.running)
         await pilot.pause(0.3)
         await pilot.press("escape")
-        await _until(pilot, lambda: not screen.running)
+        await until(pilot, lambda: not screen.running)
         assert "cancelled" in _status(screen)
         assert type(app.screen).__name__ == "SqlScreen"  # the first esc only cancelled
         await pilot.press("escape")
